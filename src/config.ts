@@ -1,0 +1,78 @@
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+const cores = os.availableParallelism();
+
+const int = (min: number, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+/**
+ * Every knob of the gateway, read from the environment. The README's
+ * configuration table lists the same names and defaults.
+ */
+const EnvSchema = z.object({
+  PORT: int(0, 8080, 65535),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  DATA_DIR: z.string().min(1).default("./data"),
+  GATEWAY_TOKEN: z.string().min(16, "GATEWAY_TOKEN must be at least 16 characters").optional(),
+
+  /** Invocations that run at once; each holds one sandbox slot (uid, jail, cgroup). */
+  MAX_CONCURRENCY: int(1, 2 * cores, 256),
+  /** Invocations that may wait for a slot; past it the gateway answers 429. */
+  QUEUE_LIMIT: int(0, 8 * cores),
+  /** How long a queued invocation waits for a slot before it is rejected. */
+  QUEUE_TIMEOUT_MS: int(0, 10_000),
+
+  MAX_BODY_BYTES: int(0, 6 * MiB),
+  MAX_CODE_BYTES: int(1, 1 * MiB),
+  MAX_RESPONSE_BYTES: int(0, 6 * MiB),
+  OUTPUT_CAP_BYTES: int(0, 1 * MiB),
+
+  DEFAULT_TIMEOUT_MS: int(100, 10_000),
+  MAX_TIMEOUT_MS: int(100, 300_000),
+  DEFAULT_MEMORY_MB: int(32, 256),
+  MAX_MEMORY_MB: int(32, 2048),
+  /** Size of each invocation's private /tmp. */
+  TMP_SIZE_MB: int(1, 64),
+  /** Threads one sandboxed process may have (cgroup pids.max and RLIMIT_NPROC). */
+  MAX_THREADS: int(8, 64, 4096),
+
+  /** First of MAX_CONCURRENCY consecutive unprivileged uids (and gids) used by sandboxes. */
+  SANDBOX_UID_BASE: int(1000, 200_000, 2 ** 31 - 1 - 4096),
+  /** Where the jail (a tmpfs) is mounted; defaults to DATA_DIR/jail. */
+  JAIL_DIR: z.string().min(1).optional(),
+  /** Interpreters; resolved to their real binaries at start-up. */
+  PYTHON_BIN: z.string().min(1).default("python3"),
+  NODE_BIN: z.string().min(1).default(process.execPath),
+
+  LOG_RETENTION_DAYS: int(0, 30),
+  LOG_RETENTION_ROWS: int(0, 1_000_000),
+  SHUTDOWN_GRACE_MS: int(0, 30_000),
+});
+
+export type Config = Readonly<
+  Omit<z.infer<typeof EnvSchema>, "JAIL_DIR"> & { JAIL_DIR: string; DB_PATH: string }
+>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment (or any record) into a Config; throws ConfigError listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const dataDir = path.resolve(parsed.data.DATA_DIR);
+  return Object.freeze({
+    ...parsed.data,
+    DATA_DIR: dataDir,
+    DB_PATH: path.join(dataDir, "gateway.db"),
+    JAIL_DIR: path.resolve(parsed.data.JAIL_DIR ?? path.join(dataDir, "jail")),
+  });
+}
