@@ -1,0 +1,178 @@
+/**
+ * Cost of the invocation log on the hot path, and of its queries at a million rows.
+ *   npx tsx bench/log-write.ts [rows=1000000]
+ * Prints the per-invocation cost of a log write (insert `running` + update at the end),
+ * the time of each query the API makes, and SQLite's plan for it.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { v7 as uuidv7 } from "uuid";
+import { openDatabase } from "../src/db/index.js";
+import { InvocationLog, type InvocationEnd } from "../src/db/invocations.js";
+
+const totalRows = Number(process.argv[2] ?? 1_000_000);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));
+const opened = openDatabase(path.join(dir, "gateway.db"));
+const log = new InvocationLog(opened.db);
+
+function end(stdout: string): InvocationEnd {
+  return {
+    status: "ok",
+    durationMs: 12.5,
+    exitCode: 0,
+    signal: null,
+    httpStatus: 200,
+    responseBytes: 17,
+    stdout,
+    stderr: "",
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    error: null,
+    blockedSyscall: null,
+  };
+}
+
+function writeCost(label: string, stdout: string, n: number): void {
+  const started = performance.now();
+  for (let i = 0; i < n; i++) {
+    const { seq } = log.start({
+      id: uuidv7(),
+      functionName: `fn${i % 50}`,
+      version: 1,
+      requestBytes: 0,
+      method: "GET",
+      path: "/",
+    });
+    log.finish(seq, end(stdout));
+  }
+  const perWrite = ((performance.now() - started) * 1000) / n;
+  console.log(`log write (insert running + update), ${label}: ${perWrite.toFixed(1)} µs per invocation (${n} invocations)`);
+}
+
+writeCost("empty stdout, small table", "", 5_000);
+writeCost("100 B stdout", "x".repeat(100), 5_000);
+writeCost("64 KiB stdout", "x".repeat(64 * 1024), 1_000);
+writeCost("1 MiB stdout (the cap)", "x".repeat(1024 * 1024), 100);
+
+// Fill with `totalRows` over the past 30 days: 50 functions, one of them hot (a fifth of the rows).
+// The rows above started now; they go, so that started_at keeps growing with seq as in real use.
+opened.sqlite.exec("delete from invocations");
+const fill = opened.sqlite.prepare(
+  `insert into invocations (id, function_name, version, started_at, duration_ms, exit_code, status, http_status,
+     request_bytes, response_bytes, stdout, stderr, method, path)
+   values (?, ?, 1, ?, ?, 0, ?, 200, 0, 17, '', '', 'GET', '/')`,
+);
+const statuses = ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "error", "timeout"];
+const now = Date.now();
+const span = 30 * 24 * 3600 * 1000;
+const toFill = totalRows;
+const fillStarted = performance.now();
+opened.sqlite.transaction(() => {
+  for (let i = 0; i < toFill; i++) {
+    const fn = i % 5 === 0 ? "hot" : `fn${i % 50}`;
+    fill.run(uuidv7(), fn, now - span + Math.floor((i / toFill) * span), 5 + (i % 100), statuses[i % 10]);
+  }
+})();
+console.log(`filled ${toFill} rows in ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`);
+opened.sqlite.pragma("optimize");
+writeCost(`100 B stdout, ${totalRows} rows`, "x".repeat(100), 5_000);
+
+function timed<T>(label: string, run: () => T, planSql?: string, planParams: unknown[] = []): T {
+  const started = performance.now();
+  const result = run();
+  const ms = performance.now() - started;
+  console.log(`\n${label}: ${ms.toFixed(2)} ms`);
+  if (planSql) {
+    const plan = opened.sqlite.prepare(`explain query plan ${planSql}`).all(...planParams) as { detail: string }[];
+    for (const step of plan) console.log(`  plan: ${step.detail}`);
+  }
+  return result;
+}
+
+const listCols = "seq, id, function_name, status";
+const firstAtOrAfter = "select seq from invocations where started_at >= ? order by started_at, seq limit 1";
+timed("list, no filter, limit 50", () => log.list({ limit: 50 }), `select ${listCols} from invocations order by seq desc limit 51`);
+const page = log.list({ limit: 50 });
+timed(
+  "list, next page by cursor",
+  () => log.list({ limit: 50, beforeSeq: page.nextBeforeSeq ?? undefined }),
+  `select ${listCols} from invocations where seq < ? order by seq desc limit 51`,
+  [page.nextBeforeSeq],
+);
+timed(
+  "list, function=fn7",
+  () => log.list({ limit: 50, functionName: "fn7" }),
+  `select ${listCols} from invocations where function_name = ? order by seq desc limit 51`,
+  ["fn7"],
+);
+timed(
+  "list, status=timeout",
+  () => log.list({ limit: 50, status: "timeout" }),
+  `select ${listCols} from invocations where status = ? order by seq desc limit 51`,
+  ["timeout"],
+);
+timed(
+  "list, function=fn7 and status=error",
+  () => log.list({ limit: 50, functionName: "fn7", status: "error" }),
+  `select ${listCols} from invocations where function_name = ? and status = ? order by seq desc limit 51`,
+  ["fn7", "error"],
+);
+timed("first key at or after a time (since/until become key ranges)", () => log.list({ limit: 1, since: now }), firstAtOrAfter, [now]);
+timed(
+  "list, since 1h ago",
+  () => log.list({ limit: 50, since: now - 3600_000 }),
+  `select ${listCols} from invocations where seq >= ? order by seq desc limit 51`,
+  [1],
+);
+const oldUntil = now - 29 * 24 * 3600_000;
+timed(
+  "list, until 29 days ago (deep in the past)",
+  () => log.list({ limit: 50, until: oldUntil }),
+  `select ${listCols} from invocations where seq < ? order by seq desc limit 51`,
+  [1],
+);
+timed(
+  "list, a one-hour window 15 days ago",
+  () => log.list({ limit: 50, since: now - 15 * 24 * 3600_000, until: now - 15 * 24 * 3600_000 + 3600_000 }),
+  `select ${listCols} from invocations where seq >= ? and seq < ? order by seq desc limit 51`,
+  [1, 2],
+);
+timed("get by id", () => log.get(page.items[0]!.id), "select * from invocations where id = ?", [page.items[0]!.id]);
+for (const [label, hours] of [
+  ["1h", 1],
+  ["24h", 24],
+  ["7d", 24 * 7],
+  ["30d", 24 * 30],
+] as const) {
+  const since = now - hours * 3600_000;
+  timed(
+    `stats of 'hot' (1/5 of the rows) over ${label}`,
+    () => log.stats("hot", since, now + 1),
+    hours === 24
+      ? `select status, count(*) from invocations where function_name = ? and started_at >= ? and started_at < ? group by status`
+      : undefined,
+    ["hot", since, now + 1],
+  );
+}
+console.log(
+  "  percentile plan:",
+  (
+    opened.sqlite
+      .prepare(
+        `explain query plan select d from (select duration_ms as d, row_number() over (order by duration_ms) as rn from invocations
+         where function_name = ? and started_at >= ? and started_at < ? and status in ('ok','error','timeout','oom','forbidden')
+         and duration_ms is not null) where rn in (?, ?, ?, ?)`,
+      )
+      .all("hot", 0, 1, 1, 2, 3, 4) as { detail: string }[]
+  )
+    .map((s) => s.detail)
+    .join(" | "),
+);
+timed("mark interrupted (no running rows)", () => log.markInterrupted(), "update invocations set status = 'interrupted' where status = 'running'");
+timed("prune one batch of 1000 by age (29 days)", () => log.pruneBatch({ olderThan: oldUntil, keepRows: null, batchSize: 1000 }));
+timed("prune one batch of 1000 by count", () => log.pruneBatch({ olderThan: null, keepRows: totalRows - 5000, batchSize: 1000 }));
+
+opened.close();
+fs.rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,153 @@
+import { and, asc, desc, eq } from "drizzle-orm";
+import type { Runtime } from "../sandbox/types.js";
+import type { Db } from "./index.js";
+import { functions, functionVersions } from "./schema.js";
+
+/** What a version fixes about a function; every field is immutable once stored. */
+export interface FunctionSettings {
+  runtime: Runtime;
+  code: string;
+  timeoutMs: number;
+  memoryMb: number;
+  network: boolean;
+  env: Record<string, string>;
+  public: boolean;
+}
+
+export interface FunctionVersion extends FunctionSettings {
+  name: string;
+  version: number;
+  /** When this version was stored (epoch ms). */
+  createdAt: number;
+}
+
+/** The current version of a function, plus when the function was first registered. */
+export interface CurrentFunction extends FunctionVersion {
+  functionCreatedAt: number;
+}
+
+export interface FunctionSummary {
+  name: string;
+  runtime: Runtime;
+  version: number;
+  public: boolean;
+  updatedAt: number;
+}
+
+/**
+ * The function registry. It keeps the current version of every function it has looked up in
+ * memory, so an invocation does no SQL read in the common case; this process is the only
+ * writer, so updating the cache in `addVersion` and `delete` keeps it exact.
+ */
+export class FunctionStore {
+  private readonly current = new Map<string, CurrentFunction>();
+
+  constructor(private readonly db: Db) {}
+
+  /** Registers version 1; returns null when the name is taken. */
+  create(name: string, settings: FunctionSettings): CurrentFunction | null {
+    const now = Date.now();
+    const created = this.db.transaction((tx) => {
+      const inserted = tx
+        .insert(functions)
+        .values({ name, currentVersion: 1, createdAt: now, updatedAt: now })
+        .onConflictDoNothing()
+        .returning({ name: functions.name })
+        .all();
+      if (inserted.length === 0) return null;
+      tx.insert(functionVersions).values({ functionName: name, version: 1, ...settings, createdAt: now }).run();
+      return { name, version: 1, ...settings, createdAt: now, functionCreatedAt: now };
+    });
+    if (created) this.current.set(name, created);
+    return created;
+  }
+
+  /** Stores a new version (current + 1) and makes it current; null when the function is unknown. */
+  addVersion(name: string, settings: FunctionSettings): CurrentFunction | null {
+    const now = Date.now();
+    const updated = this.db.transaction((tx) => {
+      const row = tx.select().from(functions).where(eq(functions.name, name)).get();
+      if (!row) return null;
+      const version = row.currentVersion + 1;
+      tx.insert(functionVersions).values({ functionName: name, version, ...settings, createdAt: now }).run();
+      tx.update(functions).set({ currentVersion: version, updatedAt: now }).where(eq(functions.name, name)).run();
+      return { name, version, ...settings, createdAt: now, functionCreatedAt: row.createdAt };
+    });
+    if (updated) this.current.set(name, updated);
+    else this.current.delete(name);
+    return updated;
+  }
+
+  /** The current version, from memory when it has been seen before. */
+  get(name: string): CurrentFunction | undefined {
+    const cached = this.current.get(name);
+    if (cached) return cached;
+    const row = this.db
+      .select({ version: functionVersions, functionCreatedAt: functions.createdAt })
+      .from(functions)
+      .innerJoin(
+        functionVersions,
+        and(eq(functionVersions.functionName, functions.name), eq(functionVersions.version, functions.currentVersion)),
+      )
+      .where(eq(functions.name, name))
+      .get();
+    if (!row) return undefined;
+    const found = { ...toVersion(row.version), functionCreatedAt: row.functionCreatedAt };
+    this.current.set(name, found);
+    return found;
+  }
+
+  /** One version of a function (current or older); versions are immutable, so no cache is needed for correctness. */
+  getVersion(name: string, version: number): FunctionVersion | undefined {
+    const cached = this.current.get(name);
+    if (cached?.version === version) return cached;
+    const row = this.db
+      .select()
+      .from(functionVersions)
+      .where(and(eq(functionVersions.functionName, name), eq(functionVersions.version, version)))
+      .get();
+    return row ? toVersion(row) : undefined;
+  }
+
+  /** Every function with its current version, by name. */
+  list(): FunctionSummary[] {
+    return this.db
+      .select({
+        name: functions.name,
+        runtime: functionVersions.runtime,
+        version: functions.currentVersion,
+        public: functionVersions.public,
+        updatedAt: functions.updatedAt,
+      })
+      .from(functions)
+      .innerJoin(
+        functionVersions,
+        and(eq(functionVersions.functionName, functions.name), eq(functionVersions.version, functions.currentVersion)),
+      )
+      .orderBy(asc(functions.name))
+      .all();
+  }
+
+  /** Every version, newest first; undefined when the function is unknown. */
+  versions(name: string): FunctionVersion[] | undefined {
+    const rows = this.db
+      .select()
+      .from(functionVersions)
+      .where(eq(functionVersions.functionName, name))
+      .orderBy(desc(functionVersions.version))
+      .all();
+    return rows.length > 0 ? rows.map(toVersion) : undefined;
+  }
+
+  /** Removes the function and its versions (the invocation log keeps its rows); false when unknown. */
+  delete(name: string): boolean {
+    this.current.delete(name);
+    const result = this.db.delete(functions).where(eq(functions.name, name)).run();
+    return result.changes > 0;
+  }
+}
+
+function toVersion(row: typeof functionVersions.$inferSelect): FunctionVersion {
+  const { functionName, ...rest } = row;
+  return { name: functionName, ...rest };
+}

@@ -1,0 +1,318 @@
+import { and, desc, eq, getTableColumns, gte, inArray, isNotNull, lt, sql, type SQL } from "drizzle-orm";
+import type { Db } from "./index.js";
+import { INVOCATION_STATUSES, invocations, type InvocationStatus } from "./schema.js";
+
+export type InvocationRow = typeof invocations.$inferSelect;
+/** A row as listed: everything but the stdout/stderr bodies. */
+export type InvocationSummary = Omit<InvocationRow, "stdout" | "stderr">;
+
+/** What is known when an invocation starts; the row is written with status `running`. */
+export interface InvocationStart {
+  id: string;
+  functionName: string;
+  version: number;
+  requestBytes: number;
+  method: string;
+  path: string;
+}
+
+export interface InvocationLogOptions {
+  /** The wall clock in epoch ms; tests pass their own. */
+  now?: () => number;
+}
+
+/** How an invocation ended. */
+export interface InvocationEnd {
+  status: Exclude<InvocationStatus, "running">;
+  durationMs: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  httpStatus: number | null;
+  responseBytes: number | null;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  error: string | null;
+  blockedSyscall: string | null;
+}
+
+export interface InvocationFilter {
+  functionName?: string;
+  status?: InvocationStatus;
+  /** Inclusive lower bound on started_at (epoch ms). */
+  since?: number;
+  /** Exclusive upper bound on started_at (epoch ms). */
+  until?: number;
+  /** Only rows older than this key (the cursor). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export interface InvocationPage {
+  items: InvocationSummary[];
+  /** Key of the last item when more rows follow, else null. */
+  nextBeforeSeq: number | null;
+}
+
+/** Statuses the runner decides; only these have a meaningful duration for percentiles. */
+const RAN: InvocationStatus[] = ["ok", "error", "timeout", "oom", "forbidden"];
+
+export interface InvocationStats {
+  count: number;
+  byStatus: Record<InvocationStatus, number>;
+  durationMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null; mean: number | null };
+}
+
+const { stdout: _stdout, stderr: _stderr, ...summaryColumns } = getTableColumns(invocations);
+
+/** Message stored on rows that were still running when the gateway stopped. */
+export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ran";
+
+/**
+ * The invocation log. `start` and `finish` are on every invocation's path, so they use
+ * prepared statements; everything else is built per call.
+ */
+export class InvocationLog {
+  private readonly insertRunning;
+  private readonly updateEnd;
+  private readonly now: () => number;
+  /** The newest started_at handed out; started_at never goes below it (see `nextStartedAt`). */
+  private lastStartedAt: number;
+
+  constructor(
+    private readonly db: Db,
+    options: InvocationLogOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.lastStartedAt =
+      db.select({ max: sql<number | null>`max(${invocations.startedAt})` }).from(invocations).get()?.max ?? 0;
+    const p = sql.placeholder;
+    this.insertRunning = db
+      .insert(invocations)
+      .values({
+        id: p("id"),
+        functionName: p("functionName"),
+        version: p("version"),
+        startedAt: p("startedAt"),
+        status: "running",
+        requestBytes: p("requestBytes"),
+        method: p("method"),
+        path: p("path"),
+      })
+      .returning({ seq: invocations.seq })
+      .prepare();
+    this.updateEnd = db
+      .update(invocations)
+      .set({
+        status: sql`${p("status")}`,
+        durationMs: sql`${p("durationMs")}`,
+        exitCode: sql`${p("exitCode")}`,
+        signal: sql`${p("signal")}`,
+        httpStatus: sql`${p("httpStatus")}`,
+        responseBytes: sql`${p("responseBytes")}`,
+        stdout: sql`${p("stdout")}`,
+        stderr: sql`${p("stderr")}`,
+        stdoutTruncated: sql`${p("stdoutTruncated")}`,
+        stderrTruncated: sql`${p("stderrTruncated")}`,
+        error: sql`${p("error")}`,
+        blockedSyscall: sql`${p("blockedSyscall")}`,
+      })
+      .where(eq(invocations.seq, p("seq")))
+      .prepare();
+  }
+
+  /**
+   * The wall clock, held at its last value if it steps backwards: started_at then never
+   * decreases as seq grows, which is what lets `list` turn since/until into a key range.
+   */
+  private nextStartedAt(): number {
+    this.lastStartedAt = Math.max(this.now(), this.lastStartedAt);
+    return this.lastStartedAt;
+  }
+
+  /** Writes the row with status `running`, before the runner starts; returns its key and start time. */
+  start(row: InvocationStart): { seq: number; startedAt: number } {
+    const startedAt = this.nextStartedAt();
+    const inserted = this.insertRunning.get({ ...row, startedAt });
+    if (!inserted) throw new Error("invocation insert returned no row");
+    return { seq: inserted.seq, startedAt };
+  }
+
+  /** Records how the invocation ended. */
+  finish(seq: number, end: InvocationEnd): void {
+    this.updateEnd.run({
+      seq,
+      ...end,
+      // SQLite has no boolean; the prepared SET bypasses the column's mapping.
+      stdoutTruncated: end.stdoutTruncated ? 1 : 0,
+      stderrTruncated: end.stderrTruncated ? 1 : 0,
+    });
+  }
+
+  /** Turns rows left `running` by a previous process into `interrupted`; returns how many. */
+  markInterrupted(): number {
+    return this.db
+      .update(invocations)
+      .set({ status: "interrupted", error: INTERRUPTED_MESSAGE })
+      .where(eq(invocations.status, "running"))
+      .run().changes;
+  }
+
+  get(id: string): InvocationRow | undefined {
+    return this.db.select().from(invocations).where(eq(invocations.id, id)).get();
+  }
+
+  /** The key of the first row that started at or after `time`, or null if none did. */
+  private firstSeqAtOrAfter(time: number): number | null {
+    return (
+      this.db
+        .select({ seq: invocations.seq })
+        .from(invocations)
+        .where(gte(invocations.startedAt, time))
+        .orderBy(invocations.startedAt, invocations.seq)
+        .limit(1)
+        .get()?.seq ?? null
+    );
+  }
+
+  /**
+   * Newest first, keyset-paginated on `seq`, so pages stay stable while new rows arrive.
+   * since/until become a key range (started_at grows with seq), so a window deep in the past
+   * is a range scan of the primary key instead of a scan of everything newer.
+   */
+  list(filter: InvocationFilter): InvocationPage {
+    const conditions: SQL[] = [];
+    if (filter.functionName !== undefined) conditions.push(eq(invocations.functionName, filter.functionName));
+    if (filter.status !== undefined) conditions.push(eq(invocations.status, filter.status));
+    if (filter.since !== undefined) {
+      const first = this.firstSeqAtOrAfter(filter.since);
+      if (first === null) return { items: [], nextBeforeSeq: null };
+      conditions.push(gte(invocations.seq, first));
+    }
+    if (filter.until !== undefined) {
+      const end = this.firstSeqAtOrAfter(filter.until);
+      if (end !== null) conditions.push(lt(invocations.seq, end));
+    }
+    if (filter.beforeSeq !== undefined) conditions.push(lt(invocations.seq, filter.beforeSeq));
+    const rows = this.db
+      .select(summaryColumns)
+      .from(invocations)
+      .where(and(...conditions))
+      .orderBy(desc(invocations.seq))
+      .limit(filter.limit + 1)
+      .all();
+    const items = rows.slice(0, filter.limit);
+    const more = rows.length > filter.limit;
+    return { items, nextBeforeSeq: more ? (items.at(-1)?.seq ?? null) : null };
+  }
+
+  /** Whether the log has ever seen this function (stats of a deleted function stay available). */
+  hasFunction(functionName: string): boolean {
+    return (
+      this.db
+        .select({ one: sql<number>`1` })
+        .from(invocations)
+        .where(eq(invocations.functionName, functionName))
+        .limit(1)
+        .get() !== undefined
+    );
+  }
+
+  /**
+   * Counts by status and nearest-rank percentiles of duration over [since, until), computed in
+   * SQL: the rows never come into JS. The percentile query sorts the window's durations once
+   * (about 1.2 µs a row, see bench/log-write.ts).
+   */
+  stats(functionName: string, since: number, until: number): InvocationStats {
+    const inWindow = and(
+      eq(invocations.functionName, functionName),
+      gte(invocations.startedAt, since),
+      lt(invocations.startedAt, until),
+    );
+    const counts = this.db
+      .select({
+        status: invocations.status,
+        count: sql<number>`count(*)`,
+        timed: sql<number>`count(${invocations.durationMs})`,
+        totalMs: sql<number>`coalesce(sum(${invocations.durationMs}), 0)`,
+      })
+      .from(invocations)
+      .where(inWindow)
+      .groupBy(invocations.status)
+      .all();
+    const byStatus = Object.fromEntries(INVOCATION_STATUSES.map((s) => [s, 0])) as Record<InvocationStatus, number>;
+    let count = 0;
+    let timed = 0;
+    let totalMs = 0;
+    for (const row of counts) {
+      byStatus[row.status] = row.count;
+      count += row.count;
+      if (RAN.includes(row.status)) {
+        timed += row.timed;
+        totalMs += row.totalMs;
+      }
+    }
+    const durationMs: InvocationStats["durationMs"] = { p50: null, p95: null, p99: null, max: null, mean: null };
+    if (timed === 0) return { count, byStatus, durationMs };
+
+    // Nearest rank: the value at rank ceil(p * n) in ascending order.
+    const rankOf = (p: number) => Math.max(1, Math.ceil((p / 100) * timed));
+    const ranks = { p50: rankOf(50), p95: rankOf(95), p99: rankOf(99), max: timed };
+    const ranked = this.db.$with("ranked").as(
+      this.db
+        .select({
+          d: sql<number>`${invocations.durationMs}`.as("d"),
+          rn: sql<number>`row_number() over (order by ${invocations.durationMs})`.as("rn"),
+        })
+        .from(invocations)
+        .where(and(inWindow, inArray(invocations.status, RAN), isNotNull(invocations.durationMs))),
+    );
+    const picked = this.db
+      .with(ranked)
+      .select({ rn: ranked.rn, d: ranked.d })
+      .from(ranked)
+      .where(inArray(ranked.rn, Object.values(ranks)))
+      .all();
+    const valueAt = new Map(picked.map((row) => [row.rn, row.d]));
+    durationMs.p50 = valueAt.get(ranks.p50) ?? null;
+    durationMs.p95 = valueAt.get(ranks.p95) ?? null;
+    durationMs.p99 = valueAt.get(ranks.p99) ?? null;
+    durationMs.max = valueAt.get(ranks.max) ?? null;
+    durationMs.mean = totalMs / timed;
+    return { count, byStatus, durationMs };
+  }
+
+  /**
+   * Deletes one bounded batch of rows that are older than `olderThan` (epoch ms) or beyond the
+   * newest `keepRows`; returns how many went. Call until it returns 0.
+   * `keepRows` counts keys, not rows: keys are AUTOINCREMENT and only the oldest rows are ever
+   * deleted, so max(seq) - keepRows is exact unless gaps exist, and then it keeps fewer, never more.
+   */
+  pruneBatch(options: { olderThan: number | null; keepRows: number | null; batchSize: number }): number {
+    const { olderThan, keepRows, batchSize } = options;
+    let deleted = 0;
+    if (olderThan !== null) {
+      const old = this.db
+        .select({ seq: invocations.seq })
+        .from(invocations)
+        .where(lt(invocations.startedAt, olderThan))
+        .orderBy(invocations.startedAt)
+        .limit(batchSize);
+      deleted += this.db.delete(invocations).where(inArray(invocations.seq, old)).run().changes;
+    }
+    if (keepRows !== null && deleted < batchSize) {
+      const max = this.db.select({ max: sql<number | null>`max(${invocations.seq})` }).from(invocations).get()?.max;
+      if (max != null) {
+        const excess = this.db
+          .select({ seq: invocations.seq })
+          .from(invocations)
+          .where(lt(invocations.seq, max - keepRows + 1))
+          .orderBy(invocations.seq)
+          .limit(batchSize - deleted);
+        deleted += this.db.delete(invocations).where(inArray(invocations.seq, excess)).run().changes;
+      }
+    }
+    return deleted;
+  }
+}

@@ -1,0 +1,97 @@
+import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import type { Runtime } from "../sandbox/types.js";
+
+/**
+ * Every status an invocation row can have. `running` is written before the runner starts so a
+ * crash leaves evidence; start-up turns leftovers into `interrupted`.
+ */
+export const INVOCATION_STATUSES = [
+  "running",
+  "ok",
+  "error",
+  "timeout",
+  "oom",
+  "forbidden",
+  "rejected",
+  "interrupted",
+] as const;
+export type InvocationStatus = (typeof INVOCATION_STATUSES)[number];
+
+/** A registered function: its name and which of its versions is current. Timestamps are epoch ms. */
+export const functions = sqliteTable("functions", {
+  name: text("name").primaryKey(),
+  currentVersion: integer("current_version").notNull(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** Immutable versions; a PUT adds one. They go with their function on delete. */
+export const functionVersions = sqliteTable(
+  "function_versions",
+  {
+    functionName: text("function_name")
+      .notNull()
+      .references(() => functions.name, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    runtime: text("runtime", { enum: ["python", "node"] }).$type<Runtime>().notNull(),
+    code: text("code").notNull(),
+    timeoutMs: integer("timeout_ms").notNull(),
+    memoryMb: integer("memory_mb").notNull(),
+    network: integer("network", { mode: "boolean" }).notNull(),
+    env: text("env", { mode: "json" }).$type<Record<string, string>>().notNull(),
+    public: integer("public", { mode: "boolean" }).notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.functionName, t.version] })],
+);
+
+/**
+ * The invocation log. `seq` is the cursor key (AUTOINCREMENT: never reused, even after pruning);
+ * `id` is the public, time-ordered UUIDv7. `function_name` is plain text, not a foreign key,
+ * so the log outlives a deleted function. `started_at` never decreases as `seq` grows (the log
+ * assigns it), which lets time filters become key ranges.
+ */
+export const invocations = sqliteTable(
+  "invocations",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    id: text("id").notNull().unique(),
+    functionName: text("function_name").notNull(),
+    version: integer("version").notNull(),
+    startedAt: integer("started_at").notNull(),
+    durationMs: real("duration_ms"),
+    exitCode: integer("exit_code"),
+    signal: text("signal"),
+    status: text("status", { enum: INVOCATION_STATUSES }).notNull(),
+    httpStatus: integer("http_status"),
+    requestBytes: integer("request_bytes").notNull(),
+    responseBytes: integer("response_bytes"),
+    stdout: text("stdout").notNull().default(""),
+    stderr: text("stderr").notNull().default(""),
+    stdoutTruncated: integer("stdout_truncated", { mode: "boolean" }).notNull().default(false),
+    stderrTruncated: integer("stderr_truncated", { mode: "boolean" }).notNull().default(false),
+    error: text("error"),
+    blockedSyscall: text("blocked_syscall"),
+    method: text("method").notNull(),
+    path: text("path").notNull(),
+  },
+  (t) => [
+    // Listing one function's log, newest first, by cursor.
+    index("invocations_function_seq").on(t.functionName, t.seq),
+    // One function's log filtered by status ("the errors of f").
+    index("invocations_function_status_seq").on(t.functionName, t.status, t.seq),
+    // Listing by status (and finding `running` rows at start-up).
+    index("invocations_status_seq").on(t.status, t.seq),
+    // Turning since/until into a key range, and retention by age.
+    index("invocations_started_at").on(t.startedAt),
+    // Stats: one function over a time window; duration and status make it covering.
+    index("invocations_function_started").on(t.functionName, t.startedAt, t.status, t.durationMs),
+  ],
+);
+
+/** Key/value settings of the gateway (the token's SHA-256 hash lives here). */
+export const settings = sqliteTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+

@@ -1,0 +1,16 @@
+import { eq } from "drizzle-orm";
+import type { Db } from "./index.js";
+import { settings } from "./schema.js";
+
+/** Small key/value settings that must survive restarts (e.g. the API token's hash). */
+export class SettingsStore {
+  constructor(private readonly db: Db) {}
+
+  get(key: string): string | undefined {
+    return this.db.select({ value: settings.value }).from(settings).where(eq(settings.key, key)).get()?.value;
+  }
+
+  set(key: string, value: string): void {
+    this.db.insert(settings).values({ key, value }).onConflictDoUpdate({ target: settings.key, set: { value } }).run();
+  }
+}
