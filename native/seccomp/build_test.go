@@ -1,0 +1,230 @@
+package seccomp
+
+import (
+	"slices"
+	"testing"
+)
+
+const (
+	testPID    = 4242
+	otherPID   = 1
+	highGarbag = 0xdead_0000_0000 // set in the high word of an argument; the kernel ignores it
+	auditI386  = 0x40000003       // AUDIT_ARCH_I386: int 0x80 on x86_64
+)
+
+var allOptions = []Options{{Network: false, PID: testPID}, {Network: true, PID: testPID}}
+
+func build(t *testing.T, arch Arch, opts Options) Program {
+	t.Helper()
+	prog, err := BuildPolicy(arch, opts)
+	if err != nil {
+		t.Fatalf("%s %+v: %v", arch.Name, opts, err)
+	}
+	return prog
+}
+
+// call runs the filter of arch for one system call by name.
+func call(t *testing.T, prog Program, name string, args ...uint64) Action {
+	t.Helper()
+	nr, ok := prog.Arch.Syscalls[name]
+	if !ok {
+		t.Fatalf("%s has no %s", prog.Arch.Name, name)
+	}
+	d := seccompData{nr: nr, arch: prog.Arch.AuditArch}
+	copy(d.args[:], args)
+	action, _, err := run(prog.Instructions, d)
+	if err != nil {
+		t.Fatalf("%s(%v): %v", name, args, err)
+	}
+	return action
+}
+
+func TestArchCheckComesFirstAndKills(t *testing.T) {
+	for _, arch := range Arches {
+		prog := build(t, arch, allOptions[0])
+		first := prog.Instructions[0]
+		if first.Op != opLoadAbsWord || first.K != offsetArch {
+			t.Errorf("%s: first instruction %+v does not load the arch", arch.Name, first)
+		}
+		for _, foreign := range []uint32{auditArchX86_64, auditArchAarch64, auditI386, 0} {
+			if foreign == arch.AuditArch {
+				continue
+			}
+			d := seccompData{nr: arch.Syscalls["read"], arch: foreign}
+			action, steps, err := run(prog.Instructions, d)
+			if err != nil || action != KillProcess || steps != 3 {
+				t.Errorf("%s: arch %#x gave %v after %d steps (%v), want KILL_PROCESS after 3",
+					arch.Name, foreign, action, steps, err)
+			}
+		}
+	}
+}
+
+func TestX32NumbersKill(t *testing.T) {
+	prog := build(t, X86_64, allOptions[1])
+	for _, name := range []string{"read", "write", "futex", "syslog"} {
+		d := seccompData{nr: x32SyscallBit | X86_64.Syscalls[name], arch: auditArchX86_64}
+		if action, _, err := run(prog.Instructions, d); err != nil || action != KillProcess {
+			t.Errorf("x32 %s: %v (%v), want KILL_PROCESS", name, action, err)
+		}
+	}
+	// aarch64 has no such ABI: the same number is just unknown.
+	arm := build(t, Aarch64, allOptions[1])
+	d := seccompData{nr: x32SyscallBit, arch: auditArchAarch64}
+	if action, _, err := run(arm.Instructions, d); err != nil || action != Trap {
+		t.Errorf("aarch64 %#x: %v (%v), want TRAP", x32SyscallBit, action, err)
+	}
+}
+
+func TestJumpsStayInsideTheProgram(t *testing.T) {
+	for _, arch := range Arches {
+		for _, opts := range allOptions {
+			prog := build(t, arch, opts)
+			n := len(prog.Instructions)
+			if n > maxInstructions {
+				t.Errorf("%s: %d instructions", arch.Name, n)
+			}
+			for pc, ins := range prog.Instructions {
+				if ins.Op != opJumpEqConst && ins.Op != opJumpSet {
+					continue
+				}
+				if pc+1+int(ins.Jt) >= n || pc+1+int(ins.Jf) >= n {
+					t.Errorf("%s pc %d: %+v jumps outside %d instructions", arch.Name, pc, ins, n)
+				}
+			}
+			if err := Validate(prog.Instructions); err != nil {
+				t.Errorf("%s: %v", arch.Name, err)
+			}
+			if last := prog.Instructions[n-1]; last.Op != opRetConst || Action(last.K) != Trap {
+				t.Errorf("%s: the program does not end in ret TRAP: %+v", arch.Name, last)
+			}
+		}
+	}
+}
+
+// argVectors returns arguments that satisfy each check of rule in turn, and ones that
+// satisfy none, each also with garbage in the high words.
+func argVectors(rule Rule) [][maxArgs]uint64 {
+	var none [maxArgs]uint64
+	for i := range none {
+		none[i] = 0x7777_7777
+	}
+	vectors := [][maxArgs]uint64{none}
+	for _, check := range rule.Checks {
+		args := none
+		for _, cond := range check.When {
+			args[cond.Arg] = uint64(uint32(args[cond.Arg])&^cond.Mask | cond.Value)
+		}
+		vectors = append(vectors, args)
+	}
+	for _, v := range slices.Clone(vectors) {
+		for i := range v {
+			v[i] |= highGarbag
+		}
+		vectors = append(vectors, v)
+	}
+	return vectors
+}
+
+func TestEveryTableEntryGetsItsIntendedAction(t *testing.T) {
+	for _, arch := range Arches {
+		for _, opts := range allOptions {
+			prog := build(t, arch, opts)
+			rules := Policy(opts)
+			byName := map[string]Rule{}
+			for _, rule := range rules {
+				byName[rule.Name] = rule
+			}
+			for name := range arch.Syscalls {
+				rule, named := byName[name]
+				if !named {
+					if got := call(t, prog, name); got != Trap {
+						t.Errorf("%s %s: %v, want TRAP (not in the policy)", arch.Name, name, got)
+					}
+					continue
+				}
+				for _, args := range argVectors(rule) {
+					if got, want := call(t, prog, name, args[:]...), expect(rule, args); got != want {
+						t.Errorf("%s net=%v %s%x: %v, want %v", arch.Name, opts.Network, name, args, got, want)
+					}
+				}
+			}
+			for _, name := range prog.Skipped {
+				if _, ok := arch.Syscalls[name]; ok {
+					t.Errorf("%s: %s skipped but present", arch.Name, name)
+				}
+			}
+		}
+	}
+}
+
+func TestUnallocatedNumbersTrap(t *testing.T) {
+	for _, arch := range Arches {
+		prog := build(t, arch, allOptions[1])
+		names := arch.Names()
+		for nr := uint32(0); nr < 0x4000; nr++ {
+			if _, ok := names[nr]; ok {
+				continue
+			}
+			action, _, err := run(prog.Instructions, seccompData{nr: nr, arch: arch.AuditArch})
+			if err != nil || action != Trap {
+				t.Fatalf("%s nr %d: %v (%v), want TRAP", arch.Name, nr, action, err)
+			}
+		}
+	}
+}
+
+func TestPlainActions(t *testing.T) {
+	cases := map[string]Action{
+		"read": Allow, "write": Allow, "futex": Allow, "mmap": Allow, "openat": Allow,
+		"exit_group": Allow, "rt_sigreturn": Allow, "sigaltstack": Allow, "rt_sigprocmask": Allow,
+		"epoll_pwait": Allow, "nanosleep": Allow, "madvise": Allow, "getpid": Allow,
+		"fork": EPERM, "vfork": EPERM, "execve": EPERM, "execveat": EPERM, "ptrace": EPERM,
+		"mount": EPERM, "umount2": EPERM, "chroot": EPERM, "pivot_root": EPERM,
+		"unshare": EPERM, "setns": EPERM, "setuid": EPERM, "setresuid": EPERM,
+		"setgroups": EPERM, "capset": EPERM, "seccomp": EPERM, "bpf": EPERM,
+		"io_uring_setup": EPERM, "keyctl": EPERM, "acct": EPERM, "reboot": EPERM,
+		"mknodat": EPERM, "tkill": EPERM, "socketpair": EPERM, "listen": EPERM,
+		"accept4": EPERM, "pidfd_open": EPERM, "process_vm_readv": EPERM,
+		"open_by_handle_at": EPERM, "setsid": EPERM, "personality": EPERM,
+		"clone3": ENOSYS,
+		"syslog": Trap, "kcmp": EPERM, "vmsplice": Trap, "inotify_init1": Trap,
+	}
+	for _, arch := range Arches {
+		for _, opts := range allOptions {
+			prog := build(t, arch, opts)
+			for name, want := range cases {
+				if _, ok := arch.Syscalls[name]; !ok {
+					continue // fork, vfork: x86_64 only
+				}
+				if got := call(t, prog, name); got != want {
+					t.Errorf("%s net=%v %s: %v, want %v", arch.Name, opts.Network, name, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestSkippedNamesAreExplicit(t *testing.T) {
+	prog := build(t, Aarch64, allOptions[0])
+	for _, name := range []string{"fork", "vfork", "open", "stat", "epoll_wait", "pipe"} {
+		if !slices.Contains(prog.Skipped, name) {
+			t.Errorf("aarch64: %s not reported as skipped (%v)", name, prog.Skipped)
+		}
+	}
+	if x := build(t, X86_64, allOptions[0]); len(x.Skipped) != 0 {
+		t.Errorf("x86_64 skipped %v", x.Skipped)
+	}
+}
+
+func TestFrequentCallsAreDecidedEarly(t *testing.T) {
+	for _, arch := range Arches {
+		prog := build(t, arch, allOptions[0])
+		for _, name := range []string{"read", "write", "futex", "mmap"} {
+			d := seccompData{nr: arch.Syscalls[name], arch: arch.AuditArch}
+			if _, steps, _ := run(prog.Instructions, d); steps > 16 {
+				t.Errorf("%s %s: decided after %d instructions", arch.Name, name, steps)
+			}
+		}
+	}
+}
