@@ -1,0 +1,175 @@
+// The Node.js prescript. src/sandbox/prescript.ts renders it once per invocation,
+// replacing each placeholder in double braces with a literal, and node reads it from stdin (`node -`).
+// It locks the process down first, then runs the function.
+//
+// Channels: fd 3 carries the request in (one JSON line, then the body bytes);
+// fd 4 carries the result out (one JSON line, then the body bytes); stdout and
+// stderr are the invocation's log.
+"use strict";
+
+// One closure holds everything: top-level bindings of a script are visible to later
+// scripts in the same realm, and the stdin script's CommonJS globals (require,
+// module, ...) would hand user code the prescript's require.
+(function prescript(nodeRequire) {
+  for (const name of ["require", "module", "exports", "__filename", "__dirname"]) delete globalThis[name];
+  lockDown(nodeRequire);
+  runFunction(nodeRequire);
+
+  function lockDown(require) {
+    const koffi = require({{KOFFI_PATH}});
+    const library = koffi.load({{LIB_PATH}});
+    const lockdown = library.func(
+      "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)",
+    );
+    if (lockdown({{JAIL}}, {{UID}}, {{GID}}, {{FLAGS}}, 4, {{MAX_THREADS}}) !== 0) {
+      process.reallyExit(125); // unreachable: the library ends the process itself on any failure
+    }
+    // Drop every handle user code could use to reach the library or the prescript.
+    for (const key of Object.keys(require.cache)) delete require.cache[key];
+  }
+
+  // Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.
+  function runFunction(nodeRequire) {
+    const fs = nodeRequire("node:fs");
+    const vm = nodeRequire("node:vm");
+    const { createRequire } = nodeRequire("node:module");
+
+    const FILENAME = "function.js";
+    const CODE = {{CODE}};
+
+    function readAll(fd) {
+      const chunks = [];
+      const chunk = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+        if (n === 0) return Buffer.concat(chunks);
+        chunks.push(Buffer.from(chunk.subarray(0, n)));
+      }
+    }
+
+    function writeAll(fd, data) {
+      for (let offset = 0; offset < data.length; ) offset += fs.writeSync(fd, data, offset);
+    }
+
+    function send(frame, body = Buffer.alloc(0)) {
+      writeAll(4, Buffer.concat([Buffer.from(JSON.stringify(frame) + "\n"), body]));
+    }
+
+    function exitNow(code) {
+      process.reallyExit(code); // skips user 'exit' listeners; stdout/stderr are synchronous here
+    }
+
+    function cleanStack(error) {
+      const text = error instanceof Error && typeof error.stack === "string" ? error.stack : String(error);
+      return text
+        .split("\n")
+        .filter((line) => !/^\s+at .*(\[stdin\]|node:internal)/.test(line))
+        .join("\n");
+    }
+
+    function fail(error) {
+      process.stderr.write(cleanStack(error) + "\n");
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : `uncaught ${String(error)}`;
+      send({ kind: "error", message });
+      exitNow(1);
+    }
+
+    function isModuleSyntaxError(error) {
+      // The same signals Node's own --experimental-detect-module relies on.
+      return (
+        error instanceof SyntaxError &&
+        /Cannot use import statement outside a module|Unexpected token 'export'|Cannot use 'import\.meta' outside a module|await is only valid in async functions and the top level bodies of modules/.test(
+          error.message,
+        )
+      );
+    }
+
+    /** Loads the user's code; returns its exports (CommonJS `module.exports` or the ES module namespace). */
+    async function load(source) {
+      let wrapper;
+      try {
+        wrapper = vm.compileFunction(source, ["exports", "require", "module", "__filename", "__dirname"], {
+          filename: FILENAME,
+        });
+      } catch (error) {
+        if (!isModuleSyntaxError(error)) throw error;
+        const url = "data:text/javascript;base64," + Buffer.from(`${source}\n//# sourceURL=function.mjs\n`).toString("base64");
+        return import(url);
+      }
+      const module = { exports: {} };
+      wrapper.call(module.exports, module.exports, createRequire("/" + FILENAME), module, "/" + FILENAME, "/");
+      return module.exports;
+    }
+
+    function findHandler(exported) {
+      if (typeof exported === "function") return exported;
+      if (exported === null || typeof exported !== "object") return null;
+      for (const name of ["default", "handler"]) {
+        if (typeof exported[name] === "function") return exported[name];
+      }
+      return null;
+    }
+
+    function buildRequest(envelope, body) {
+      const headers = new Headers();
+      for (const [name, value] of envelope.headers) {
+        try {
+          headers.append(name, value);
+        } catch {
+          // A header value a Web Headers object refuses is left out of the Request.
+        }
+      }
+      const hasBody = !["GET", "HEAD"].includes(envelope.method);
+      const request = new Request(envelope.url, {
+        method: envelope.method,
+        headers,
+        body: hasBody ? body : undefined,
+        duplex: "half",
+      });
+      Object.defineProperty(request, "path", { value: envelope.path, enumerable: true });
+      return request;
+    }
+
+    async function encode(result) {
+      if (result instanceof Response) {
+        const body = Buffer.from(await result.arrayBuffer());
+        return { status: result.status, headers: [...result.headers], body };
+      }
+      if (result === undefined || result === null) return { status: 204, headers: [], body: Buffer.alloc(0) };
+      if (typeof result === "string") {
+        return { status: 200, headers: [["content-type", "text/plain; charset=utf-8"]], body: Buffer.from(result) };
+      }
+      if (result instanceof ArrayBuffer || ArrayBuffer.isView(result)) {
+        const bytes = result instanceof ArrayBuffer ? Buffer.from(result) : Buffer.from(result.buffer, result.byteOffset, result.byteLength);
+        return { status: 200, headers: [["content-type", "application/octet-stream"]], body: bytes };
+      }
+      if (typeof result === "object" || typeof result === "number" || typeof result === "boolean") {
+        const json = JSON.stringify(result);
+        if (json === undefined) throw new TypeError("the handler's result cannot be serialised as JSON");
+        return { status: 200, headers: [["content-type", "application/json"]], body: Buffer.from(json) };
+      }
+      throw new TypeError(`handler returned an unsupported type: ${typeof result}`);
+    }
+
+    async function main() {
+      const raw = readAll(3);
+      const newline = raw.indexOf(10);
+      const envelope = JSON.parse(raw.subarray(0, newline).toString("utf8"));
+      const body = raw.subarray(newline + 1);
+      for (const key of Object.keys(process.env)) delete process.env[key];
+      Object.assign(process.env, envelope.env);
+
+      const source = Buffer.from(CODE, "base64").toString("utf8");
+      const handler = findHandler(await load(source));
+      if (handler === null) return; // script mode: stdout is the response, the process ends when its work does
+      const result = await handler(buildRequest(envelope, body));
+      const { status, headers, body: out } = await encode(result);
+      send({ kind: "response", status, headers, body_length: out.length }, out);
+      exitNow(0);
+    }
+
+    process.on("uncaughtException", fail);
+    process.on("unhandledRejection", fail);
+    main().catch(fail);
+  }
+})(require);

@@ -1,0 +1,169 @@
+# The Python prescript. src/sandbox/prescript.ts renders it once per invocation,
+# replacing each placeholder in double braces with a literal, and the interpreter reads it from stdin
+# (`python -I -S -u -`). It locks the process down first, then runs the function.
+#
+# Channels: fd 3 carries the request in (one JSON line, then the body bytes);
+# fd 4 carries the result out (one JSON line, then the body bytes); stdout and
+# stderr are the invocation's log. Everything lives inside _prescript() so that
+# user code, run in a module of its own, finds no prescript globals to reach.
+
+
+def _prescript():
+    import ctypes
+    import os
+
+    library = ctypes.CDLL({{LIB_PATH}})
+    lockdown = library.SandboxSeccomp
+    lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int)
+    lockdown.restype = ctypes.c_int
+    if lockdown({{JAIL}}.encode(), {{UID}}, {{GID}}, {{FLAGS}}, 4, {{MAX_THREADS}}) != 0:
+        os._exit(125)  # unreachable: the library ends the process itself on any failure
+    del library, lockdown
+
+    # Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.
+    # Everything below, the standard library imports included, runs inside the jail.
+    import base64
+    import json
+    import sys
+    import traceback
+    import types
+
+    def read_all(fd):
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def write_all(fd, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+
+    def send(frame, body=b""):
+        write_all(4, json.dumps(frame).encode() + b"\n" + body)
+
+    def exit_now(code):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+    def exit_code_of(exc):
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code & 0xFF
+        print(exc.code, file=sys.stderr)
+        return 1
+
+    def fail(exc):
+        """Report an exception from user code: traceback to stderr, summary on the result channel."""
+        tb = traceback.TracebackException.from_exception(exc)
+        tb.stack = traceback.StackSummary.from_list([f for f in tb.stack if f.filename == FILENAME])
+        sys.stderr.write("".join(tb.format()))
+        summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        send({"kind": "error", "message": summary})
+        exit_now(1)
+
+    class Headers(dict):
+        """Header names are lower-cased; lookups ignore case."""
+
+        def __getitem__(self, name):
+            return super().__getitem__(name.lower())
+
+        def __contains__(self, name):
+            return isinstance(name, str) and super().__contains__(name.lower())
+
+        def get(self, name, default=None):
+            return super().get(name.lower(), default)
+
+    class Request:
+        __slots__ = ("method", "path", "url", "query", "query_items", "headers", "body")
+
+        def __init__(self, envelope, body):
+            self.method = envelope["method"]
+            self.path = envelope["path"]
+            self.url = envelope["url"]
+            self.query_items = [tuple(pair) for pair in envelope["query"]]
+            self.query = {}
+            for key, value in self.query_items:
+                self.query.setdefault(key, value)
+            self.headers = Headers()
+            for key, value in envelope["headers"]:
+                self.headers[key] = value if key not in self.headers else self.headers[key] + ", " + value
+            self.body = body
+
+        def text(self, encoding="utf-8"):
+            return self.body.decode(encoding)
+
+        def json(self):
+            return json.loads(self.body)
+
+        def __repr__(self):
+            return f"<Request {self.method} {self.path}>"
+
+    def encode_body(value):
+        if value is None:
+            return b"", None
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value), "application/octet-stream"
+        if isinstance(value, str):
+            return value.encode(), "text/plain; charset=utf-8"
+        if isinstance(value, (dict, list, int, float, bool)):
+            return json.dumps(value).encode(), "application/json"
+        raise TypeError(f"handler returned an unsupported type: {type(value).__name__}")
+
+    def respond(result):
+        headers = {}
+        status = None
+        if isinstance(result, tuple):
+            if len(result) not in (2, 3) or isinstance(result[1], bool) or not isinstance(result[1], int):
+                raise TypeError("a tuple result must be (body, status) or (body, status, headers)")
+            if len(result) == 3:
+                if not isinstance(result[2], dict):
+                    raise TypeError("the headers of a tuple result must be a dict")
+                headers = {str(k): str(v) for k, v in result[2].items()}
+            result, status = result[0], result[1]
+        body, content_type = encode_body(result)
+        if status is None:
+            status = 204 if result is None else 200
+        if content_type and not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = content_type
+        send({"kind": "response", "status": status, "headers": list(headers.items()), "body_length": len(body)}, body)
+
+    FILENAME = "function.py"
+    raw = read_all(3)
+    newline = raw.index(b"\n")
+    envelope = json.loads(raw[:newline])
+    request = Request(envelope, raw[newline + 1 :])
+    del raw
+    os.environ.clear()
+    os.environ.update(envelope["env"])
+
+    module = types.ModuleType("__main__")
+    module.__file__ = FILENAME
+    sys.modules["__main__"] = module
+    try:
+        code = compile(base64.b64decode({{CODE}}), FILENAME, "exec")
+        exec(code, module.__dict__)
+        handler = module.__dict__.get("handler")
+        if not callable(handler):
+            exit_now(0)  # script mode: stdout is the response
+        result = handler(request)
+        if isinstance(result, types.CoroutineType):
+            import asyncio
+
+            result = asyncio.run(result)
+        respond(result)
+    except SystemExit as exc:
+        exit_now(exit_code_of(exc))
+    except BaseException as exc:  # noqa: BLE001 - every failure of user code is reported, KeyboardInterrupt included
+        fail(exc)
+    exit_now(0)
+
+
+_prescript()

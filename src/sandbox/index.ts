@@ -1,0 +1,129 @@
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Config } from "../config.js";
+import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups.js";
+import { resolveInterpreters, type Interpreters } from "./interpreters.js";
+import { Jail } from "./jail.js";
+import { Prescripts } from "./prescript.js";
+import { runInSlot, type RunnerSettings } from "./runner.js";
+import { SlotPool } from "./slots.js";
+import type { InvocationResult, InvocationSpec, Runner } from "./types.js";
+
+export type { Runner } from "./types.js";
+export { SaturatedError } from "./types.js";
+
+export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
+
+export interface SandboxHealth {
+  ready: boolean;
+  cgroups: CgroupMode;
+  slots: number;
+  busy: number;
+  queued: number;
+  python: string;
+  node: string;
+}
+
+export type SandboxConfig = Pick<
+  Config,
+  | "MAX_CONCURRENCY"
+  | "QUEUE_LIMIT"
+  | "QUEUE_TIMEOUT_MS"
+  | "SANDBOX_UID_BASE"
+  | "JAIL_DIR"
+  | "PYTHON_BIN"
+  | "NODE_BIN"
+  | "TMP_SIZE_MB"
+  | "MAX_THREADS"
+  | "OUTPUT_CAP_BYTES"
+  | "MAX_RESPONSE_BYTES"
+>;
+
+/**
+ * The sandbox as the gateway sees it: built once at start-up (interpreters
+ * resolved, jail mounted, cgroups created), then `run` executes invocations,
+ * each in a slot of its own.
+ */
+export class Sandbox implements Runner {
+  private closed = false;
+  private readonly running = new Set<Promise<InvocationResult>>();
+
+  private constructor(
+    private readonly settings: RunnerSettings,
+    private readonly pool: SlotPool,
+    private readonly cgroups: Cgroups,
+    private readonly interpreters: Interpreters,
+  ) {}
+
+  /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
+  static async start(config: SandboxConfig, log: (line: string) => void = console.warn): Promise<Sandbox> {
+    if (process.getuid?.() !== 0) throw new Error("the sandbox needs root: it mounts the jail and changes uids");
+    if (!fs.existsSync(LIBRARY_PATH)) throw new Error(`the sandbox library is missing: ${LIBRARY_PATH} (run scripts/build-native.sh)`);
+    const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
+    const pool = new SlotPool({
+      size: config.MAX_CONCURRENCY,
+      uidBase: config.SANDBOX_UID_BASE,
+      queueLimit: config.QUEUE_LIMIT,
+      queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
+    });
+    const jail = Jail.build({ dir: config.JAIL_DIR, slots: [...pool.slots], python: interpreters.python, tmpSizeMb: config.TMP_SIZE_MB });
+    let cgroups: Cgroups;
+    try {
+      cgroups = setupCgroups({ slots: pool.slots.length, maxThreads: config.MAX_THREADS });
+    } catch (error) {
+      jail.close();
+      throw error;
+    }
+    if (cgroups.mode === "none") {
+      log(
+        "WARNING: no usable cgroups (v2 or v1 memory+pids); functions run WITHOUT memory limits and with RLIMIT_NPROC as the only thread limit.\n  " +
+          cgroups.notes.join("\n  "),
+      );
+    }
+    const settings: RunnerSettings = {
+      libraryPath: LIBRARY_PATH,
+      interpreters,
+      prescripts: new Prescripts(),
+      jail,
+      outputCapBytes: config.OUTPUT_CAP_BYTES,
+      maxResponseBytes: config.MAX_RESPONSE_BYTES,
+      maxThreads: config.MAX_THREADS,
+    };
+    return new Sandbox(settings, pool, cgroups, interpreters);
+  }
+
+  async run(spec: InvocationSpec): Promise<InvocationResult> {
+    if (this.closed) throw new Error("the sandbox is closed");
+    const slot = await this.pool.acquire();
+    const run = runInSlot(this.settings, { slot, cgroup: this.cgroups.slot(slot.index) }, spec);
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
+      this.pool.release(slot);
+    }
+  }
+
+  health(): SandboxHealth {
+    return {
+      ready: !this.closed,
+      cgroups: this.cgroups.mode,
+      slots: this.pool.slots.length,
+      busy: this.pool.busy,
+      queued: this.pool.queued,
+      python: this.interpreters.python.version,
+      node: this.interpreters.node.version,
+    };
+  }
+
+  /** Refuses new work, waits for running invocations (they end by their own deadline), then unmounts and removes everything. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.rejectWaiters(new Error("the sandbox is shutting down"));
+    await Promise.allSettled(this.running);
+    this.cgroups.close();
+    this.settings.jail.close();
+  }
+}

@@ -1,0 +1,96 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+/** What the jail must provide for Python to import its standard library lazily after the lock. */
+export interface PythonInstall {
+  /** The real interpreter binary (never a shim such as pyenv's). */
+  binary: string;
+  version: string;
+  /** Directories of the standard library (lib-dynload included) to bind read-only at the same path. */
+  libraryDirs: string[];
+  /** Shared libraries that lib-dynload modules open, as ldd resolves them. */
+  sharedLibraries: string[];
+}
+
+export interface NodeInstall {
+  binary: string;
+  version: string;
+  /** koffi's entry file; loaded by the prescript before the lock, from the host. */
+  koffiPath: string;
+}
+
+export interface Interpreters {
+  python: PythonInstall;
+  node: NodeInstall;
+}
+
+// Extension modules that need a display or a terminal; their libraries stay out of the jail.
+const SKIPPED_MODULES = /^(_tkinter|_curses|_curses_panel|readline)\./;
+
+const PYTHON_PROBE = `
+import json, sys, sysconfig
+paths = [p for p in sys.path if p]
+print(json.dumps({"binary": sys.executable, "version": sys.version.split()[0],
+                  "stdlib": sysconfig.get_path("stdlib"), "paths": paths}))
+`;
+
+/** Resolves the real interpreters once at start-up; spawning them later costs no lookup. */
+export function resolveInterpreters(pythonBin: string, nodeBin: string): Interpreters {
+  return { python: resolvePython(pythonBin), node: resolveNode(nodeBin) };
+}
+
+function resolvePython(pythonBin: string): PythonInstall {
+  const probe = JSON.parse(
+    execFileSync(pythonBin, ["-I", "-S", "-c", PYTHON_PROBE], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } }),
+  ) as { binary: string; version: string; stdlib: string; paths: string[] };
+  const binary = fs.realpathSync(probe.binary);
+  const stdlib = fs.realpathSync(probe.stdlib);
+  // sys.path under -I -S: the zip (usually absent), the stdlib and lib-dynload.
+  const existing = probe.paths.filter((p) => fs.existsSync(p)).map((p) => fs.realpathSync(p));
+  const libraryDirs = [stdlib, ...existing.filter((p) => !isInside(p, stdlib))];
+  const dynload = existing.find((p) => path.basename(p) === "lib-dynload");
+  return { binary, version: probe.version, libraryDirs: dedupe(libraryDirs), sharedLibraries: dynload ? sharedLibrariesOf(dynload) : [] };
+}
+
+function resolveNode(nodeBin: string): NodeInstall {
+  const binary = fs.realpathSync(nodeBin.includes("/") ? nodeBin : which(nodeBin));
+  const version = execFileSync(binary, ["--version"], { encoding: "utf8", env: {} }).trim();
+  const koffiPath = createRequire(import.meta.url).resolve("koffi");
+  return { binary, version, koffiPath };
+}
+
+function sharedLibrariesOf(dynloadDir: string): string[] {
+  const modules = fs
+    .readdirSync(dynloadDir)
+    .filter((name) => name.endsWith(".so") && !SKIPPED_MODULES.test(name))
+    .map((name) => path.join(dynloadDir, name));
+  if (modules.length === 0) return [];
+  const output = execFileSync("ldd", modules, { encoding: "utf8" });
+  const libraries = new Set<string>();
+  for (const match of output.matchAll(/=>\s+(\/\S+)\s+\(0x/g)) libraries.add(match[1]!);
+  return [...libraries].sort();
+}
+
+function which(command: string): string {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    const candidate = path.join(dir, command);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error(`${command} not found on PATH`);
+}
+
+function isInside(child: string, parent: string): boolean {
+  const relative = path.relative(parent, child);
+  return relative === "" || (!relative.startsWith("..") && !path.isAbsolute(relative));
+}
+
+function dedupe(paths: string[]): string[] {
+  return [...new Set(paths)];
+}

@@ -1,0 +1,45 @@
+import os from "node:os";
+import koffi from "koffi";
+
+// mount(2) and umount2(2) called directly through koffi: the jail is built with
+// them at start-up and each invocation's /tmp is mounted and detached with them,
+// so the hot path never shells out.
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MNT_DETACH = 0x2;
+
+const libc = koffi.load("libc.so.6");
+const mountFn = libc.func(
+  "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)",
+);
+const umount2Fn = libc.func("int umount2(const char *target, int flags)");
+
+const errnoNames = new Map(Object.entries(os.constants.errno).map(([name, value]) => [value, name]));
+
+export class SyscallError extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    detail: string,
+  ) {
+    super(`${syscall}(${detail}) failed: ${errnoNames.get(errno) ?? `errno ${errno}`}`);
+    this.name = "SyscallError";
+  }
+}
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  if (mountFn(source, target, fstype, flags, data) !== 0) {
+    throw new SyscallError("mount", koffi.errno(), `${source ?? "none"}, ${target}`);
+  }
+}
+
+export function umount2(target: string, flags: number): void {
+  if (umount2Fn(target, flags) !== 0) throw new SyscallError("umount2", koffi.errno(), target);
+}

@@ -1,0 +1,90 @@
+import { SaturatedError } from "./types.js";
+
+/**
+ * The uid pool, which is also the gateway's admission control. A slot is one
+ * unprivileged uid/gid, one jail root and one cgroup; an invocation holds a
+ * slot from spawn to exit, so two sandboxes never share a uid, a /tmp or a
+ * cgroup. Past the free slots, callers wait in a bounded FIFO queue; when the
+ * queue is full, or a wait outlasts its bound, they get a SaturatedError (429).
+ */
+export interface Slot {
+  index: number;
+  uid: number;
+  gid: number;
+}
+
+interface Waiter {
+  resolve(slot: Slot): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export interface SlotPoolOptions {
+  size: number;
+  uidBase: number;
+  queueLimit: number;
+  queueTimeoutMs: number;
+}
+
+export class SlotPool {
+  readonly slots: readonly Slot[];
+  private readonly free: Slot[];
+  private readonly waiters: Waiter[] = [];
+
+  constructor(private readonly options: SlotPoolOptions) {
+    this.slots = Array.from({ length: options.size }, (_, index) => ({
+      index,
+      uid: options.uidBase + index,
+      gid: options.uidBase + index,
+    }));
+    this.free = [...this.slots].reverse();
+  }
+
+  get busy(): number {
+    return this.slots.length - this.free.length;
+  }
+
+  get queued(): number {
+    return this.waiters.length;
+  }
+
+  acquire(): Promise<Slot> {
+    const slot = this.free.pop();
+    if (slot) return Promise.resolve(slot);
+    if (this.waiters.length >= this.options.queueLimit) return Promise.reject(this.saturated());
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          reject(this.saturated());
+        }, this.options.queueTimeoutMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  release(slot: Slot): void {
+    const next = this.waiters.shift();
+    if (next) {
+      clearTimeout(next.timer);
+      next.resolve(slot);
+    } else {
+      this.free.push(slot);
+    }
+  }
+
+  /** Refuses every waiter (at shutdown). */
+  rejectWaiters(error: Error): void {
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+  }
+
+  private saturated(): SaturatedError {
+    // A rough hint: one queue's worth of invocations at about a second each, spread over the slots.
+    return new SaturatedError(Math.max(1, Math.ceil((this.waiters.length + 1) / this.slots.length)));
+  }
+}
