@@ -55,8 +55,14 @@
       writeAll(4, Buffer.concat([Buffer.from(JSON.stringify(frame) + "\n"), body]));
     }
 
+    /** Exits once stdout and stderr have flushed what user code wrote (large writes to a socket are queued). */
     function exitNow(code) {
-      process.reallyExit(code); // skips user 'exit' listeners; stdout/stderr are synchronous here
+      let pending = 2;
+      const flushed = () => {
+        if (--pending === 0) process.reallyExit(code); // skips user 'exit' listeners
+      };
+      process.stdout.write("", flushed);
+      process.stderr.write("", flushed);
     }
 
     function cleanStack(error) {

@@ -1,0 +1,70 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig } from "../../src/config.js";
+import { Sandbox } from "../../src/sandbox/index.js";
+import type { InvocationResult, InvocationSpec, Runtime, SandboxRequest } from "../../src/sandbox/types.js";
+
+/**
+ * A real sandbox (real library, real interpreters, real jail and cgroups) for a
+ * test file. Test files run in parallel workers, so each worker gets uids and a
+ * jail of its own.
+ */
+export async function startSandbox(env: Record<string, string> = {}): Promise<{ sandbox: Sandbox; dataDir: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-sandbox-"));
+  const worker = Number(process.env.VITEST_POOL_ID ?? "1");
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    SANDBOX_UID_BASE: String(300_000 + worker * 1000),
+    MAX_CONCURRENCY: "4",
+    ...env,
+  });
+  const sandbox = await Sandbox.start(config, () => {});
+  return { sandbox, dataDir };
+}
+
+export async function stopSandbox(handle: { sandbox: Sandbox; dataDir: string }): Promise<void> {
+  await handle.sandbox.close();
+  fs.rmSync(handle.dataDir, { recursive: true, force: true });
+}
+
+export function request(overrides: Partial<SandboxRequest> = {}): SandboxRequest {
+  return {
+    method: "GET",
+    path: "/",
+    query: [],
+    headers: [],
+    body: new Uint8Array(),
+    url: "http://gateway.test/fn/test",
+    ...overrides,
+  };
+}
+
+export function spec(runtime: Runtime, code: string, overrides: Partial<InvocationSpec> = {}): InvocationSpec {
+  return {
+    runtime,
+    code,
+    env: {},
+    timeoutMs: 10_000,
+    memoryMb: 256,
+    network: false,
+    request: request(),
+    ...overrides,
+  };
+}
+
+/** The response body as text, or the result's diagnostics when there is none. */
+export function bodyText(result: InvocationResult): string {
+  if (result.response) return result.response.body.toString("utf8");
+  return `<${result.status}: ${result.errorMessage}>\n${result.stderr.data.toString("utf8")}`;
+}
+
+/** Parses a JSON response body, failing with the run's diagnostics when it is not one. */
+export function bodyJson<T = unknown>(result: InvocationResult): T {
+  const text = bodyText(result);
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`expected a JSON body, got: ${text}`);
+  }
+}
