@@ -27,6 +27,9 @@ const EnvSchema = z.object({
 
   MAX_BODY_BYTES: int(0, 6 * MiB),
   MAX_CODE_BYTES: int(1, 1 * MiB),
+  /** Environment variables one function may have, and their total size (names + values). */
+  MAX_ENV_VARS: int(0, 64, 1024),
+  MAX_ENV_BYTES: int(0, 32 * 1024, 1 * MiB),
   MAX_RESPONSE_BYTES: int(0, 6 * MiB),
   OUTPUT_CAP_BYTES: int(0, 1 * MiB),
 
@@ -49,6 +52,8 @@ const EnvSchema = z.object({
 
   LOG_RETENTION_DAYS: int(0, 30),
   LOG_RETENTION_ROWS: int(0, 1_000_000),
+  /** How often old log rows are pruned (in batches, in the background). */
+  LOG_PRUNE_INTERVAL_MS: int(1000, 60_000),
   SHUTDOWN_GRACE_MS: int(0, 30_000),
 });
 

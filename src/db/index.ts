@@ -4,7 +4,10 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import { FunctionStore } from "./functions.js";
+import { InvocationLog, type InvocationLogOptions } from "./invocations.js";
 import * as schema from "./schema.js";
+import { SettingsStore } from "./settings.js";
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
@@ -43,5 +46,20 @@ export function openDatabase(file: string): OpenedDatabase {
       sqlite.pragma("optimize");
       sqlite.close();
     },
+  };
+}
+
+export interface Stores {
+  functions: FunctionStore;
+  invocations: InvocationLog;
+  settings: SettingsStore;
+}
+
+/** The three stores over one database. */
+export function createStores(db: Db, options: InvocationLogOptions = {}): Stores {
+  return {
+    functions: new FunctionStore(db),
+    invocations: new InvocationLog(db, options),
+    settings: new SettingsStore(db),
   };
 }

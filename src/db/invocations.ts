@@ -118,7 +118,8 @@ export class InvocationLog {
         error: sql`${p("error")}`,
         blockedSyscall: sql`${p("blockedSyscall")}`,
       })
-      .where(eq(invocations.seq, p("seq")))
+      // A row ends once: after shutdown marked it `interrupted`, a late end changes nothing.
+      .where(and(eq(invocations.seq, p("seq")), eq(invocations.status, "running")))
       .prepare();
   }
 
@@ -139,7 +140,7 @@ export class InvocationLog {
     return { seq: inserted.seq, startedAt };
   }
 
-  /** Records how the invocation ended. */
+  /** Records how the invocation ended (only if the row is still `running`). */
   finish(seq: number, end: InvocationEnd): void {
     this.updateEnd.run({
       seq,

@@ -1,0 +1,62 @@
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import type { InvocationLog } from "./invocations.js";
+
+export interface RetentionOptions {
+  /** Rows older than this many days go; 0 keeps them regardless of age. */
+  retentionDays: number;
+  /** At most this many rows stay; 0 means no limit. */
+  retentionRows: number;
+  intervalMs: number;
+  /** Rows deleted per statement; each batch holds the event loop for a few ms at most. */
+  batchSize?: number;
+  now?: () => number;
+}
+
+export interface Retention {
+  /** Prunes until nothing is left to prune; returns how many rows went. */
+  runOnce(): Promise<number>;
+  stop(): void;
+}
+
+/** Prunes the invocation log on an unref'd interval, in bounded batches with the event loop free between them. */
+export function startRetention(log: InvocationLog, options: RetentionOptions): Retention {
+  const batchSize = options.batchSize ?? 1000;
+  const now = options.now ?? Date.now;
+  let running: Promise<number> | null = null;
+  let stopped = false;
+
+  async function prune(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      if (stopped) return total;
+      const deleted = log.pruneBatch({
+        olderThan: options.retentionDays > 0 ? now() - options.retentionDays * 24 * 3600_000 : null,
+        keepRows: options.retentionRows > 0 ? options.retentionRows : null,
+        batchSize,
+      });
+      total += deleted;
+      if (deleted < batchSize) return total;
+      await yieldToEventLoop();
+    }
+  }
+
+  const runOnce = () => {
+    running ??= prune().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+
+  const timer = setInterval(() => {
+    runOnce().catch((err: unknown) => console.error("log retention failed:", err));
+  }, options.intervalMs);
+  timer.unref();
+
+  return {
+    runOnce,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}

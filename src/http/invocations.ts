@@ -1,0 +1,262 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { FunctionStore } from "../db/functions.js";
+import type { InvocationLog, InvocationSummary } from "../db/invocations.js";
+import { INVOCATION_STATUSES } from "../db/schema.js";
+import { ApiError, ErrorSchema, notFoundError, validationHook } from "./errors.js";
+import { FunctionNameSchema, isoTime, NameParamSchema, protectedRoute } from "./schemas.js";
+
+export const MAX_PAGE = 500;
+export const DEFAULT_PAGE = 50;
+const MAX_WINDOW_MS = 90 * 24 * 3600_000;
+
+/** A date (`2025-01-31`, UTC midnight) or a date-time with `Z` or an offset; local times are ambiguous, so refused. */
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i;
+const isoInstant = (description: string) =>
+  z
+    .string()
+    .refine((text) => ISO_INSTANT.test(text) && !Number.isNaN(Date.parse(text)), {
+      message: "must be an ISO 8601 date or date-time with a zone, e.g. 2025-01-31T12:00:00Z",
+    })
+    .transform((text) => Date.parse(text))
+    .openapi({ type: "string", description, example: "2025-01-31T12:00:00Z" });
+
+/** Cursors are opaque to clients: base64url of the row key they continue after. */
+export const encodeCursor = (seq: number) => Buffer.from(String(seq)).toString("base64url");
+export function decodeCursor(cursor: string): number | null {
+  const text = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!/^[1-9]\d{0,15}$/.test(text) || encodeCursor(Number(text)) !== cursor) return null;
+  return Number(text);
+}
+
+const ListQuery = z
+  .object({
+    function: FunctionNameSchema.optional(),
+    status: z.enum(INVOCATION_STATUSES).optional(),
+    since: isoInstant("Only invocations that started at or after this instant").optional(),
+    until: isoInstant("Only invocations that started before this instant").optional(),
+    limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE),
+    cursor: z
+      .string()
+      .transform((text, ctx) => {
+        const seq = decodeCursor(text);
+        if (seq === null) {
+          ctx.addIssue({ code: "custom", message: "not a cursor this API returned" });
+          return z.NEVER;
+        }
+        return seq;
+      })
+      .optional()
+      .openapi({ type: "string", description: "next_cursor of the previous page" }),
+  })
+  .refine((q) => q.since === undefined || q.until === undefined || q.since < q.until, {
+    message: "since must be before until",
+    path: ["since"],
+  });
+
+const InvocationSchema = z
+  .object({
+    id: z.string().openapi({ example: "0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f" }),
+    function: FunctionNameSchema,
+    version: z.number().int(),
+    status: z.enum(INVOCATION_STATUSES),
+    http_status: z.number().int().nullable(),
+    started_at: z.string(),
+    duration_ms: z.number().nullable(),
+    exit_code: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    request_bytes: z.number().int(),
+    response_bytes: z.number().int().nullable(),
+    stdout_truncated: z.boolean(),
+    stderr_truncated: z.boolean(),
+    error: z.string().nullable(),
+    blocked_syscall: z.string().nullable(),
+    method: z.string(),
+    path: z.string(),
+  })
+  .openapi("Invocation");
+
+const InvocationDetailSchema = InvocationSchema.extend({
+  stdout: z.string().openapi({ description: "UTF-8 (invalid bytes replaced), capped at OUTPUT_CAP_BYTES" }),
+  stderr: z.string(),
+}).openapi("InvocationDetail");
+
+const StatsSchema = z
+  .object({
+    function: FunctionNameSchema,
+    window: z.string().openapi({ example: "24h" }),
+    since: z.string(),
+    until: z.string(),
+    count: z.number().int(),
+    errors: z.number().int().openapi({ description: "Invocations that answered 500: status error, oom or forbidden" }),
+    timeouts: z.number().int(),
+    by_status: z.record(z.enum(INVOCATION_STATUSES), z.number().int()),
+    duration_ms: z
+      .object({
+        p50: z.number().nullable(),
+        p95: z.number().nullable(),
+        p99: z.number().nullable(),
+        max: z.number().nullable(),
+        mean: z.number().nullable(),
+      })
+      .openapi({ description: "Nearest-rank percentiles over invocations that ran (not rejected or interrupted)" }),
+  })
+  .openapi("FunctionStats");
+
+function invocationJson(row: InvocationSummary): z.infer<typeof InvocationSchema> {
+  return {
+    id: row.id,
+    function: row.functionName,
+    version: row.version,
+    status: row.status,
+    http_status: row.httpStatus,
+    started_at: isoTime(row.startedAt),
+    duration_ms: row.durationMs,
+    exit_code: row.exitCode,
+    signal: row.signal,
+    request_bytes: row.requestBytes,
+    response_bytes: row.responseBytes,
+    stdout_truncated: row.stdoutTruncated,
+    stderr_truncated: row.stderrTruncated,
+    error: row.error,
+    blocked_syscall: row.blockedSyscall,
+    method: row.method,
+    path: row.path,
+  };
+}
+
+/** `<n>m`, `<n>h` or `<n>d`, from one minute to 90 days. */
+export function parseWindow(text: string): number | null {
+  const match = /^([1-9]\d{0,5})([mhd])$/.exec(text);
+  if (!match) return null;
+  const unit = { m: 60_000, h: 3600_000, d: 24 * 3600_000 }[match[2] as "m" | "h" | "d"];
+  const ms = Number(match[1]) * unit;
+  return ms <= MAX_WINDOW_MS ? ms : null;
+}
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+/** The log's query API: list, one invocation, and per-function stats. */
+export function invocationRoutes(deps: { functions: FunctionStore; invocations: InvocationLog; now?: () => number }) {
+  const { functions, invocations } = deps;
+  const now = deps.now ?? Date.now;
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/invocations",
+      summary: "The invocation log, newest first (items without stdout/stderr)",
+      ...protectedRoute,
+      request: { query: ListQuery },
+      responses: {
+        200: json(
+          z.object({
+            items: z.array(InvocationSchema),
+            next_cursor: z.string().nullable().openapi({ description: "Pass as cursor for the next page; null on the last" }),
+          }),
+          "A page of the log",
+        ),
+        400: json(ErrorSchema, "Invalid filter"),
+        401: json(ErrorSchema, "Missing or wrong token"),
+      },
+    }),
+    (c) => {
+      const query = c.req.valid("query");
+      const page = invocations.list({
+        functionName: query.function,
+        status: query.status,
+        since: query.since,
+        until: query.until,
+        beforeSeq: query.cursor,
+        limit: query.limit,
+      });
+      return c.json(
+        {
+          items: page.items.map(invocationJson),
+          next_cursor: page.nextBeforeSeq === null ? null : encodeCursor(page.nextBeforeSeq),
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/invocations/{id}",
+      summary: "One invocation, stdout and stderr included",
+      ...protectedRoute,
+      request: {
+        params: z.object({ id: z.string().max(64).openapi({ param: { name: "id", in: "path" } }) }),
+      },
+      responses: {
+        200: json(InvocationDetailSchema, "The invocation"),
+        401: json(ErrorSchema, "Missing or wrong token"),
+        404: json(ErrorSchema, "No such invocation"),
+      },
+    }),
+    (c) => {
+      const { id } = c.req.valid("param");
+      const row = invocations.get(id);
+      if (!row) throw notFoundError(`no invocation with id '${id}'`);
+      return c.json({ ...invocationJson(row), stdout: row.stdout, stderr: row.stderr }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/functions/{name}/stats",
+      summary: "Counts by status and duration percentiles over a window",
+      ...protectedRoute,
+      request: {
+        params: NameParamSchema,
+        query: z.object({
+          window: z
+            .string()
+            .default("24h")
+            .refine((text) => parseWindow(text) !== null, { message: "must be <n>m, <n>h or <n>d, at most 90d (e.g. 1h, 24h, 7d)" })
+            .openapi({ example: "24h" }),
+        }),
+      },
+      responses: {
+        200: json(StatsSchema, "Stats over [now - window, now)"),
+        400: json(ErrorSchema, "Invalid window"),
+        401: json(ErrorSchema, "Missing or wrong token"),
+        404: json(ErrorSchema, "Neither a function nor anything in the log by that name"),
+      },
+    }),
+    (c) => {
+      const { name } = c.req.valid("param");
+      const { window } = c.req.valid("query");
+      const windowMs = parseWindow(window);
+      if (windowMs === null) throw new ApiError(400, "invalid_request", "window: invalid");
+      // A deleted function's log stays queryable, so its stats do too.
+      if (!functions.get(name) && !invocations.hasFunction(name)) throw notFoundError(`no function named '${name}'`);
+      // `until` is exclusive; +1 includes an invocation that started in this very millisecond.
+      const until = now() + 1;
+      const since = until - windowMs;
+      const stats = invocations.stats(name, since, until);
+      const s = stats.byStatus;
+      return c.json(
+        {
+          function: name,
+          window,
+          since: isoTime(since),
+          until: isoTime(until),
+          count: stats.count,
+          errors: s.error + s.oom + s.forbidden,
+          timeouts: s.timeout,
+          by_status: stats.byStatus,
+          duration_ms: stats.durationMs,
+        },
+        200,
+      );
+    },
+  );
+
+  return app;
+}

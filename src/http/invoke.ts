@@ -1,0 +1,279 @@
+import { performance } from "node:perf_hooks";
+import { Hono } from "hono";
+import { v7 as uuidv7 } from "uuid";
+import type { Config } from "../config.js";
+import type { FunctionStore, FunctionVersion } from "../db/functions.js";
+import type { InvocationEnd, InvocationLog } from "../db/invocations.js";
+import {
+  SaturatedError,
+  type InvocationResult,
+  type InvocationSpec,
+  type Runner,
+  type RunStatus,
+  type SandboxRequest,
+  type SandboxResponse,
+} from "../sandbox/types.js";
+import { checkBearer, unauthorized } from "./auth.js";
+import { ApiError, errorBody, notFoundError } from "./errors.js";
+import type { Inflight } from "./inflight.js";
+import { NAME_PATTERN } from "./schemas.js";
+
+export const INVOCATION_ID_HEADER = "x-invocation-id";
+
+type InvokeEnv = { Variables: { invocationId: string } };
+
+export interface InvokeDeps {
+  config: Config;
+  functions: FunctionStore;
+  invocations: InvocationLog;
+  runner: Runner;
+  tokenHash: Buffer;
+  inflight: Inflight;
+  /** Makes invocation ids; UUIDv7 (time-ordered) unless a test passes its own. */
+  newId?: () => string;
+}
+
+/** HTTP status of each way a run can fail. */
+const FAILURE_STATUS: Record<Exclude<RunStatus, "ok">, 500 | 504> = {
+  error: 500,
+  timeout: 504,
+  oom: 500,
+  forbidden: 500,
+};
+
+/** Headers a function may not set: hop-by-hop ones, the length (recomputed) and the gateway's own id. */
+const DROPPED_RESPONSE_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  INVOCATION_ID_HEADER,
+]);
+
+/** Statuses whose responses have no body (the Response constructor refuses one). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+export interface InvocationTarget {
+  name: string;
+  /** The version asked for with `@N`, or null for the current one. */
+  version: number | null;
+  /** Path below the function, starting with `/`, percent-encoding kept. */
+  path: string;
+}
+
+/** Splits `/fn/<name>[@N][/rest]`; null when the name part cannot name a function. */
+export function parseTarget(pathname: string): InvocationTarget | null {
+  const rest = pathname.slice("/fn/".length);
+  const slash = rest.indexOf("/");
+  let target: string;
+  try {
+    target = decodeURIComponent(slash === -1 ? rest : rest.slice(0, slash));
+  } catch {
+    return null;
+  }
+  const at = target.lastIndexOf("@");
+  const name = at === -1 ? target : target.slice(0, at);
+  const versionText = at === -1 ? null : target.slice(at + 1);
+  if (!NAME_PATTERN.test(name)) return null;
+  if (versionText !== null && !/^[1-9]\d{0,8}$/.test(versionText)) return null;
+  return {
+    name,
+    version: versionText === null ? null : Number(versionText),
+    path: slash === -1 ? "/" : rest.slice(slash),
+  };
+}
+
+/**
+ * Reads the body up to `max` bytes; null when it is larger. Content-Length is checked first so
+ * an honest oversize request is refused before a byte is read; the count covers chunked bodies
+ * and lying clients.
+ */
+export async function readCappedBody(request: Request, max: number): Promise<Uint8Array | null> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > max) return null;
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function toSandboxRequest(request: Request, path: string, body: Uint8Array, invocationId: string): SandboxRequest {
+  const url = new URL(request.url);
+  const headers: [string, string][] = [];
+  // The gateway token is never handed to a function; the id lets the function's own logs refer to this invocation.
+  for (const [name, value] of request.headers) {
+    if (name !== "authorization" && name !== INVOCATION_ID_HEADER) headers.push([name, value]);
+  }
+  headers.push([INVOCATION_ID_HEADER, invocationId]);
+  return { method: request.method, path, query: [...url.searchParams], headers, body, url: request.url };
+}
+
+function outputOf(result: InvocationResult) {
+  return {
+    durationMs: result.durationMs,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    // Stored as text: invalid UTF-8 becomes U+FFFD.
+    stdout: result.stdout.data.toString("utf8"),
+    stderr: result.stderr.data.toString("utf8"),
+    stdoutTruncated: result.stdout.truncated,
+    stderrTruncated: result.stderr.truncated,
+    blockedSyscall: result.blockedSyscall,
+  };
+}
+
+/** The function's answer as an HTTP response, or the reason it cannot be sent. */
+function functionResponse(answer: SandboxResponse, maxBytes: number): { response: Response; bytes: number } | { invalid: string } {
+  const { status } = answer;
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    return { invalid: `the function answered with an invalid HTTP status (${String(status)})` };
+  }
+  if (answer.body.byteLength > maxBytes) {
+    return { invalid: `the function's response exceeds ${maxBytes} bytes (MAX_RESPONSE_BYTES)` };
+  }
+  const headers = new Headers();
+  for (const [name, value] of answer.headers) {
+    if (DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) continue;
+    try {
+      headers.append(name, value);
+    } catch {
+      // An invalid header name or value is dropped rather than failing the whole answer.
+    }
+  }
+  // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
+  const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
+  return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0 };
+}
+
+/** ANY /fn/:name[@N][/*]: look up, authorize, read the body, run, log, answer. */
+export function invokeRoutes(deps: InvokeDeps) {
+  const { config, functions, invocations, runner, tokenHash, inflight } = deps;
+  const newId = deps.newId ?? uuidv7;
+  const app = new Hono<InvokeEnv>();
+
+  // Every answer under /fn carries the id, including 401/404/413 that never reach the log.
+  app.use("/fn/*", async (c, next) => {
+    const id = newId();
+    c.set("invocationId", id);
+    await next();
+    c.res.headers.set(INVOCATION_ID_HEADER, id);
+  });
+
+  app.all("/fn/*", async (c) => {
+    const id = c.get("invocationId");
+    const target = parseTarget(new URL(c.req.url).pathname);
+    if (!target) throw notFoundError("no such function");
+    const fn = lookUp(target);
+    const body = await readCappedBody(c.req.raw, config.MAX_BODY_BYTES);
+    if (body === null) {
+      throw new ApiError(413, "payload_too_large", `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`);
+    }
+
+    const spec: InvocationSpec = {
+      runtime: fn.runtime,
+      code: fn.code,
+      env: fn.env,
+      timeoutMs: fn.timeoutMs,
+      memoryMb: fn.memoryMb,
+      network: fn.network,
+      request: toSandboxRequest(c.req.raw, target.path, body, id),
+    };
+
+    inflight.enter();
+    try {
+      // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
+      const { seq } = invocations.start({
+        id,
+        functionName: fn.name,
+        version: fn.version,
+        requestBytes: body.byteLength,
+        method: c.req.method,
+        path: target.path,
+      });
+      const started = performance.now();
+      const finish = (end: InvocationEnd) => {
+        try {
+          invocations.finish(seq, end);
+        } catch (err) {
+          // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
+          console.error(`invocation ${id}: could not record its end:`, err);
+        }
+      };
+      const fail = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+        const text = JSON.stringify(errorBody(code, message, { invocation_id: id }));
+        return { text, response: new Response(text, { status, headers: { ...headers, "content-type": "application/json" } }) };
+      };
+
+      let result: InvocationResult;
+      try {
+        result = await runner.run(spec);
+      } catch (err) {
+        const waited = performance.now() - started;
+        const base = { durationMs: waited, exitCode: null, signal: null, stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, blockedSyscall: null };
+        if (err instanceof SaturatedError) {
+          const retryAfter = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
+          const { text, response } = fail(429, "rejected", err.message, { "Retry-After": retryAfter });
+          finish({ ...base, status: "rejected", httpStatus: 429, responseBytes: Buffer.byteLength(text), error: err.message });
+          return response;
+        }
+        console.error(`invocation ${id}: the runner failed:`, err);
+        const { text, response } = fail(500, "internal", "the gateway failed to run the function");
+        finish({ ...base, status: "error", httpStatus: 500, responseBytes: Buffer.byteLength(text), error: `runner failed: ${String(err)}` });
+        return response;
+      }
+
+      const output = outputOf(result);
+      if (result.status === "ok") {
+        const answer = result.response
+          ? functionResponse(result.response, config.MAX_RESPONSE_BYTES)
+          : { invalid: "the function produced no response" };
+        if ("response" in answer) {
+          finish({ ...output, status: "ok", httpStatus: answer.response.status, responseBytes: answer.bytes, error: null });
+          return answer.response;
+        }
+        const { text, response } = fail(500, "error", answer.invalid);
+        finish({ ...output, status: "error", httpStatus: 500, responseBytes: Buffer.byteLength(text), error: answer.invalid });
+        return response;
+      }
+      const httpStatus = FAILURE_STATUS[result.status];
+      const message = result.errorMessage ?? `the function ended with status ${result.status}`;
+      const { text, response } = fail(httpStatus, result.status, message);
+      finish({ ...output, status: result.status, httpStatus, responseBytes: Buffer.byteLength(text), error: message });
+      return response;
+    } finally {
+      inflight.leave();
+    }
+
+    function lookUp(t: InvocationTarget): FunctionVersion {
+      const current = functions.get(t.name);
+      if (!current) throw notFoundError(`no function named '${t.name}'`);
+      const fn = t.version === null ? current : functions.getVersion(t.name, t.version);
+      if (!fn) throw notFoundError(`function '${t.name}' has no version ${t.version}`);
+      // An old version is public only while the current one is too: making a function private covers every version.
+      if (!(fn.public && current.public)) {
+        const check = checkBearer(c.req.header("authorization"), tokenHash);
+        if (check !== "ok") throw unauthorized(check);
+      }
+      return fn;
+    }
+  });
+
+  return app;
+}

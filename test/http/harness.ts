@@ -1,0 +1,134 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig, type Config } from "../../src/config.js";
+import { createStores, openDatabase, type OpenedDatabase, type Stores } from "../../src/db/index.js";
+import { createApp, type App } from "../../src/http/app.js";
+import { sha256 } from "../../src/http/auth.js";
+import type { SandboxHealth } from "../../src/http/health.js";
+import { Inflight } from "../../src/http/inflight.js";
+import type {
+  InvocationResult,
+  InvocationSpec,
+  Runner,
+  SandboxResponse,
+} from "../../src/sandbox/types.js";
+
+export const TOKEN = "test-token-0123456789abcdef";
+export const auth = { authorization: `Bearer ${TOKEN}` };
+
+/**
+ * TEST STAND-IN, NOT A SANDBOX: a deterministic Runner that answers from a script, used only to
+ * test the HTTP mapping and the invocation log. Real sandboxed invocations are tested end to end
+ * against src/sandbox.
+ */
+export class ScriptedRunner implements Runner {
+  readonly calls: InvocationSpec[] = [];
+  /** What the next run does; by default it echoes the request as JSON. */
+  script: (spec: InvocationSpec) => InvocationResult | Promise<InvocationResult> = (spec) =>
+    okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
+
+  async run(spec: InvocationSpec): Promise<InvocationResult> {
+    this.calls.push(spec);
+    return this.script(spec);
+  }
+
+  get last(): InvocationSpec {
+    const spec = this.calls.at(-1);
+    if (!spec) throw new Error("the runner was never called");
+    return spec;
+  }
+}
+
+export function result(overrides: Partial<InvocationResult>): InvocationResult {
+  return {
+    status: "ok",
+    exitCode: 0,
+    signal: null,
+    durationMs: 12,
+    stdout: { data: Buffer.alloc(0), truncated: false },
+    stderr: { data: Buffer.alloc(0), truncated: false },
+    blockedSyscall: null,
+    errorMessage: null,
+    response: null,
+    ...overrides,
+  };
+}
+
+export function okResult(response: Partial<SandboxResponse>, overrides: Partial<InvocationResult> = {}): InvocationResult {
+  return result({
+    response: { status: 200, headers: [["content-type", "application/json"]], body: Buffer.alloc(0), ...response },
+    ...overrides,
+  });
+}
+
+export interface Gateway {
+  app: App;
+  config: Config;
+  database: OpenedDatabase;
+  stores: Stores;
+  runner: ScriptedRunner;
+  inflight: Inflight;
+  dataDir: string;
+  /** The clock the log and the stats use; tests move it. */
+  clock: { now: number };
+  health: { value: SandboxHealth };
+  /** app.request with the token (unless `token: null`) and a JSON body when `json` is given. */
+  call(pathname: string, init?: RequestInit & { json?: unknown; token?: string | null }): Promise<Response>;
+  close(): void;
+}
+
+/** A fresh gateway over a real SQLite database in a temporary directory. */
+export function makeGateway(env: Record<string, string> = {}): Gateway {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
+  const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
+  const database = openDatabase(config.DB_PATH);
+  const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
+  const stores = createStores(database.db, { now: () => clock.now });
+  const runner = new ScriptedRunner();
+  const inflight = new Inflight();
+  const health = { value: { ready: true, slots: 4 } as SandboxHealth };
+  const app = createApp({
+    config,
+    stores,
+    runner,
+    tokenHash: sha256(TOKEN),
+    health: () => health.value,
+    inflight,
+    now: () => clock.now,
+  });
+  return {
+    app,
+    config,
+    database,
+    stores,
+    runner,
+    inflight,
+    dataDir,
+    clock,
+    health,
+    call(pathname, init = {}) {
+      const { json, token, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      const presented = token === undefined ? TOKEN : token;
+      if (presented !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${presented}`);
+      if (json !== undefined) headers.set("content-type", "application/json");
+      return Promise.resolve(
+        app.request(pathname, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
+      );
+    },
+    close() {
+      database.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const PY_HELLO = 'def handler(request):\n    return {"hello": "world"}\n';
+
+/** Registers a function with sensible defaults; fails the test if that does not give 201. */
+export async function register(gw: Gateway, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const res = await gw.call("/api/functions", { method: "POST", json: { runtime: "python", code: PY_HELLO, ...body } });
+  if (res.status !== 201) throw new Error(`register ${String(body.name)}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Record<string, unknown>;
+}
