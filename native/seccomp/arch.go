@@ -66,3 +66,7 @@ func (a Arch) Names() map[uint32]string {
 // MaxSyscall bounds the system call numbers of every table (the highest is below 500):
 // the SIGSYS reporter's name table has this many slots.
 const MaxSyscall = 1024
+
+// DieSyscall is an unallocated system call number on every supported arch (and without the
+// x32 bit): the filter traps it, which the SIGSYS reporter uses to die by SIGSYS.
+const DieSyscall = 0x3fff

@@ -1,7 +1,9 @@
 package seccomp
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"golang.org/x/net/bpf"
 )
@@ -31,28 +33,44 @@ func BuildPolicy(arch Arch, opts Options) (Program, error) {
 	return Build(arch, Policy(opts))
 }
 
-// Build assembles a filter for arch from rules, in their order:
+// leafRules is the most rules a leaf of the search tree tests one after another.
+const leafRules = 8
+
+// numbered is a rule with the arch's number for its system call.
+type numbered struct {
+	nr   uint32
+	rule Rule
+}
+
+// Build assembles a filter for arch from rules:
 //
 //	ld [arch]; jeq #AUDIT_ARCH, 1, 0; ret KILL_PROCESS       a foreign arch dies first
 //	ld [nr];   jset #FOREIGN_ABI_BIT, 0, 1; ret KILL_PROCESS  x32 numbers on x86_64
-//	per rule:  jeq #nr, 0, 1; ret ACTION                     or jeq #nr, 0, len; block
-//	ret TRAP                                                 anything not named
+//	per Frequent rule, in policy order:                      the hot path
+//	    jeq #nr, 0, 1; ret ACTION                            or jeq #nr, 0, len; block
+//	a binary search on nr over the other rules:
+//	    jge #mid, 0, 1; ja right; <left half>; <right half>
+//	    leaves: up to leafRules "jeq" rules, then ret TRAP    anything not named
 //
 // An argument block ends every path with a ret, so when its jeq skips it the accumulator
-// still holds nr for the next rule; every jump stays within a block (at most 255 ahead).
+// still holds nr for the next rule; conditional jumps stay within a block or a tree node
+// (at most 255 ahead), and only ja (32-bit offset) crosses half of the tree. The search
+// keeps the kernel's work small: at load time it runs the filter once per syscall number
+// to find the always-allowed ones, and a linear chain of ~300 rules made that ~0.35 ms.
 func Build(arch Arch, rules []Rule) (Program, error) {
-	prog := []bpf.Instruction{
+	prog := make([]bpf.Instruction, 0, 3*len(rules))
+	prog = append(prog,
 		bpf.LoadAbsolute{Off: offsetArch, Size: wordSize},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: arch.AuditArch, SkipTrue: 1},
 		bpf.RetConstant{Val: uint32(KillProcess)},
-		bpf.LoadAbsolute{Off: offsetNr, Size: wordSize},
-	}
+		bpf.LoadAbsolute{Off: offsetNr, Size: wordSize})
 	if arch.ForeignABIBit != 0 {
 		prog = append(prog,
 			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: arch.ForeignABIBit, SkipFalse: 1},
 			bpf.RetConstant{Val: uint32(KillProcess)})
 	}
 	seen := make(map[string]bool, len(rules))
+	others := make([]numbered, 0, len(rules))
 	var skipped []string
 	for _, rule := range rules {
 		if seen[rule.Name] {
@@ -67,13 +85,22 @@ func Build(arch Arch, rules []Rule) (Program, error) {
 			skipped = append(skipped, rule.Name)
 			continue
 		}
+		if !rule.Frequent {
+			others = append(others, numbered{nr: nr, rule: rule})
+			continue
+		}
 		block, err := ruleBlock(nr, rule)
 		if err != nil {
 			return Program{}, fmt.Errorf("%s: %w", rule.Name, err)
 		}
 		prog = append(prog, block...)
 	}
-	prog = append(prog, bpf.RetConstant{Val: uint32(Trap)})
+	slices.SortFunc(others, func(a, b numbered) int { return cmp.Compare(a.nr, b.nr) })
+	tree, err := searchTree(others)
+	if err != nil {
+		return Program{}, err
+	}
+	prog = append(prog, tree...)
 
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
@@ -83,6 +110,71 @@ func Build(arch Arch, rules []Rule) (Program, error) {
 		return Program{}, err
 	}
 	return Program{Arch: arch, Instructions: raw, Skipped: skipped}, nil
+}
+
+// searchTree decides rules (sorted by number) with a binary search; every path ends in a
+// ret, TRAP when no rule has the number.
+func searchTree(rules []numbered) ([]bpf.Instruction, error) {
+	if len(rules) <= leafRules {
+		return leaf(rules)
+	}
+	mid := len(rules) / 2
+	left, err := searchTree(rules[:mid])
+	if err != nil {
+		return nil, err
+	}
+	right, err := searchTree(rules[mid:])
+	if err != nil {
+		return nil, err
+	}
+	node := []bpf.Instruction{
+		// nr >= the first number of the right half: over the ja into the left half
+		// when false, else take the ja over the left half.
+		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: rules[mid].nr, SkipFalse: 1},
+		bpf.Jump{Skip: uint32(len(left))},
+	}
+	node = append(node, left...)
+	return append(node, right...), nil
+}
+
+// leaf tests a few rules one after another: a rule without argument checks is one
+// "jeq #nr, <ret of its action>, 0" to a ret shared within the leaf; argument blocks
+// follow; then ret TRAP for a number no rule has, and the shared rets.
+func leaf(rules []numbered) ([]bpf.Instruction, error) {
+	var plain []numbered
+	var blocks []bpf.Instruction
+	for _, r := range rules {
+		if len(r.rule.Checks) == 0 {
+			plain = append(plain, r)
+			continue
+		}
+		block, err := ruleBlock(r.nr, r.rule)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.rule.Name, err)
+		}
+		blocks = append(blocks, block...)
+	}
+	var rets []Action
+	out := make([]bpf.Instruction, 0, len(plain)+len(blocks)+1+len(rules))
+	for i, r := range plain {
+		at := slices.Index(rets, r.rule.Otherwise)
+		if at < 0 {
+			at = len(rets)
+			rets = append(rets, r.rule.Otherwise)
+		}
+		// From the next instruction: the rest of the jeqs, the blocks, ret TRAP, then rets.
+		skip := len(plain) - 1 - i + len(blocks) + 1 + at
+		if skip > maxJump {
+			return nil, fmt.Errorf("%s: leaf of %d instructions is beyond a jump", r.rule.Name, skip)
+		}
+		out = append(out, bpf.JumpIf{Cond: bpf.JumpEqual, Val: r.nr, SkipTrue: uint8(skip)})
+	}
+	out = append(out, blocks...)
+	out = append(out, bpf.RetConstant{Val: uint32(Trap)})
+	for _, action := range rets {
+		out = append(out, bpf.RetConstant{Val: uint32(action)})
+	}
+	return out, nil
 }
 
 // ruleBlock is "jeq #nr, 0, len(body); body", where body runs the checks in order and

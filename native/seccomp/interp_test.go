@@ -48,6 +48,10 @@ func run(prog []bpf.RawInstruction, d seccompData) (Action, int, error) {
 			pc += jump(acc == ins.K, ins)
 		case opJumpSet:
 			pc += jump(acc&ins.K != 0, ins)
+		case opJumpGEConst:
+			pc += jump(acc >= ins.K, ins)
+		case opJumpAlways:
+			pc += int(ins.K)
 		case opRetConst:
 			return Action(ins.K), steps, nil
 		default:

@@ -14,6 +14,9 @@ type Rule struct {
 	Name      string
 	Checks    []Check
 	Otherwise Action
+	// Frequent rules are tested first, one after another in policy order; the others are
+	// found by a binary search on the number.
+	Frequent bool
 }
 
 // Check is a conjunction of argument conditions and the action taken when all hold.
@@ -33,7 +36,7 @@ type Cond struct {
 // lowWord is the mask of a condition that compares the whole low word.
 const lowWord = 0xffffffff
 
-// Policy returns the rules of the filter, most frequent system calls first. Calls not named
+// Policy returns the rules of the filter, the most frequent system calls first. Calls not named
 // here are trapped (default action): the process dies by SIGSYS after reporting the call.
 // The lists were grown from strace recordings of Python and Node workloads
 // (scripts/record-syscalls.sh) plus the Go runtime's needs; see native/README.md.
@@ -45,15 +48,21 @@ func Policy(opts Options) []Rule {
 		}
 	}
 
-	// Hot paths of every interpreter and of the Go runtime (its export return path:
-	// rt_sigprocmask, sigaltstack; its background threads: futex, nanosleep, epoll_pwait,
-	// madvise, sched_yield, mmap, tgkill below).
-	add(Allow, "read", "write", "futex", "epoll_pwait", "mmap", "munmap", "mprotect",
-		"madvise", "close", "openat", "newfstatat", "fstat", "statx", "lseek",
-		"rt_sigprocmask", "rt_sigreturn", "sigaltstack", "getpid", "gettid",
-		"clock_gettime", "clock_nanosleep", "nanosleep", "sched_yield", "brk", "mremap",
-		"pread64", "pwrite64", "readv", "writev", "fcntl", "getdents64", "epoll_ctl",
-		"epoll_wait", "poll", "ppoll", "getrandom")
+	// The hot path, tested first and in this order: what interpreters and the Go runtime
+	// call most. (Since Linux 5.11 the kernel skips the filter for calls it always allows,
+	// so the order matters most for the argument-filtered ones, such as tgkill, which Go
+	// uses to preempt goroutines.)
+	for _, name := range []string{"read", "write", "futex", "epoll_pwait", "mmap", "munmap",
+		"mprotect", "madvise", "close", "openat", "newfstatat", "fstat", "rt_sigprocmask",
+		"rt_sigreturn", "getpid", "gettid"} {
+		rules = append(rules, Rule{Name: name, Otherwise: Allow, Frequent: true})
+	}
+	// More of the same, and the Go export's return path (rt_sigprocmask above, sigaltstack)
+	// and background threads (futex, nanosleep, epoll_pwait, madvise, sched_yield, mmap).
+	add(Allow, "statx", "lseek", "sigaltstack", "clock_gettime", "clock_nanosleep",
+		"nanosleep", "sched_yield", "brk", "mremap", "pread64", "pwrite64", "readv",
+		"writev", "fcntl", "getdents64", "epoll_ctl", "epoll_wait", "poll", "ppoll",
+		"getrandom")
 	rules = append(rules, signalRules(opts)...)
 	rules = append(rules, threadRule(), ioctlRule(), prctlRule())
 	add(ENOSYS, "clone3") // glibc falls back to clone, whose flags the filter can see
@@ -95,7 +104,7 @@ func Policy(opts Options) []Rule {
 func signalRules(opts Options) []Rule {
 	own := []Check{{When: []Cond{{Arg: argPID, Mask: lowWord, Value: opts.PID}}, Action: Allow}}
 	return []Rule{
-		{Name: "tgkill", Checks: own, Otherwise: EPERM},
+		{Name: "tgkill", Checks: own, Otherwise: EPERM, Frequent: true},
 		{Name: "rt_sigaction", Checks: []Check{
 			{When: []Cond{{Arg: argSignum, Mask: lowWord, Value: sigSYS}}, Action: EPERM},
 		}, Otherwise: Allow},

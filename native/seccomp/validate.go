@@ -13,6 +13,8 @@ const (
 	opAndConst    = 0x54 // BPF_ALU | BPF_AND | BPF_K
 	opJumpEqConst = 0x15 // BPF_JMP | BPF_JEQ | BPF_K
 	opJumpSet     = 0x45 // BPF_JMP | BPF_JSET | BPF_K
+	opJumpGEConst = 0x35 // BPF_JMP | BPF_JGE | BPF_K
+	opJumpAlways  = 0x05 // BPF_JMP | BPF_JA
 	opRetConst    = 0x06 // BPF_RET | BPF_K
 )
 
@@ -38,7 +40,11 @@ func Validate(prog []bpf.RawInstruction) error {
 				return fmt.Errorf("pc %d: load at offset %d is outside seccomp_data", pc, ins.K)
 			}
 		case opAndConst, opRetConst:
-		case opJumpEqConst, opJumpSet:
+		case opJumpAlways:
+			if target := pc + 1 + int(ins.K); ins.K >= maxInstructions || target >= len(prog) {
+				return fmt.Errorf("pc %d: ja to %d is past the end (%d)", pc, target, len(prog))
+			}
+		case opJumpEqConst, opJumpSet, opJumpGEConst:
 			for _, skip := range []uint8{ins.Jt, ins.Jf} {
 				if target := pc + 1 + int(skip); target >= len(prog) {
 					return fmt.Errorf("pc %d: jump to %d is past the end (%d)", pc, target, len(prog))

@@ -1,0 +1,31 @@
+// Command libsandbox is the sandbox library, built with -buildmode=c-shared. It exports one
+// call, SandboxSeccomp; the work is done by package lockdown (see native/README.md).
+package main
+
+import "C"
+
+import "fngw/native/lockdown"
+
+// SandboxSeccomp locks the calling process down: chroot into jail, uid and gid on every
+// thread, no_new_privs, and the seccomp filter on every thread (flags bit 0: network).
+// It returns 0 only when the lock is in place; on any failure it writes one
+// {"kind":"lockdown_failed",...} line to report_fd and ends the process with status 125.
+//
+//export SandboxSeccomp
+func SandboxSeccomp(jail *C.char, uid, gid C.int, flags C.uint, reportFD, maxThreads C.int) C.int {
+	path := ""
+	if jail != nil {
+		path = C.GoString(jail)
+	}
+	lockdown.Enforce(lockdown.Request{
+		Jail:       path,
+		UID:        int(uid),
+		GID:        int(gid),
+		Flags:      uint32(flags),
+		ReportFD:   int(reportFD),
+		MaxThreads: int(maxThreads),
+	})
+	return 0
+}
+
+func main() {}
