@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkBearer, provisionToken, sha256 } from "../../src/http/auth.js";
+import { makeGateway, register, TOKEN, type Gateway } from "./harness.js";
+
+let gw: Gateway;
+beforeAll(async () => {
+  gw = makeGateway();
+  await register(gw, { name: "hello" });
+});
+afterAll(() => gw.close());
+
+type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
+
+describe("GET /healthz", () => {
+  it("is public and reports the sandbox's readiness", async () => {
+    const res = await gw.call("/healthz", { token: null });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, sandbox: { ready: true, slots: 4 } });
+  });
+
+  it("answers 503 while the sandbox is not ready", async () => {
+    gw.health.value = { ready: false };
+    const res = await gw.call("/healthz", { token: null });
+    gw.health.value = { ready: true };
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ ok: false, sandbox: { ready: false } });
+  });
+});
+
+describe("the OpenAPI document and the docs page", () => {
+  it("serves /openapi.json without the token, generated from the route schemas", async () => {
+    const res = await gw.call("/openapi.json", { token: null });
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as Json;
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        "/api/functions",
+        "/api/functions/{name}",
+        "/api/functions/{name}/versions",
+        "/api/functions/{name}/versions/{version}",
+        "/api/functions/{name}/stats",
+        "/api/invocations",
+        "/api/invocations/{id}",
+        "/healthz",
+        "/fn/{target}",
+      ]),
+    );
+    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+    const create = doc.components.schemas.CreateFunction;
+    expect(create.required).toEqual(expect.arrayContaining(["name", "runtime", "code"]));
+    expect(create.properties.runtime.enum).toEqual(["python", "node"]);
+    expect(create.properties.timeout_ms.maximum).toBe(gw.config.MAX_TIMEOUT_MS);
+    expect(doc.paths["/healthz"].get.security).toEqual([]);
+  });
+
+  it("serves the docs page at /docs without the token", async () => {
+    const res = await gw.call("/docs", { token: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    expect(await res.text()).toContain("/openapi.json");
+  });
+});
+
+describe("the token on /api", () => {
+  const routes: [string, string][] = [
+    ["GET", "/api/functions"],
+    ["POST", "/api/functions"],
+    ["GET", "/api/functions/hello"],
+    ["PUT", "/api/functions/hello"],
+    ["DELETE", "/api/functions/hello"],
+    ["GET", "/api/functions/hello/versions"],
+    ["GET", "/api/functions/hello/versions/1"],
+    ["GET", "/api/functions/hello/stats"],
+    ["GET", "/api/invocations"],
+    ["GET", "/api/invocations/some-id"],
+  ];
+
+  it.each(routes)("%s %s answers 401 with WWW-Authenticate without it", async (method, path) => {
+    const res = await gw.call(path, { method, token: null });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="fngw"');
+    expect(((await res.json()) as Json).error).toMatchObject({ code: "unauthorized" });
+  });
+
+  it.each(routes)("%s %s answers 401 with a wrong token", async (method, path) => {
+    const res = await gw.call(path, { method, token: `${TOKEN}x` });
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
+  it("refuses other schemes and malformed headers", async () => {
+    for (const authorization of [`Basic ${TOKEN}`, TOKEN, "Bearer", `Bearer ${TOKEN} extra`]) {
+      expect((await gw.call("/api/functions", { headers: { authorization } })).status).toBe(401);
+    }
+  });
+
+  it("accepts the scheme name in any case", async () => {
+    expect((await gw.call("/api/functions", { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(200);
+  });
+
+  it("left the function alone after all those refused requests", async () => {
+    expect((await gw.call("/api/functions/hello")).status).toBe(200);
+  });
+});
+
+describe("provisionToken", () => {
+  it("generates a token at the first start and stores only its SHA-256", () => {
+    const { settings } = gw.stores;
+    gw.database.sqlite.prepare("delete from settings").run(); // as if never started
+    const first = provisionToken(settings, undefined);
+    expect(first.generated).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const stored = gw.database.sqlite.prepare("select value from settings").pluck().all();
+    expect(stored).toEqual([sha256(first.generated ?? "").toString("hex")]);
+    expect(JSON.stringify(stored)).not.toContain(first.generated);
+    expect(checkBearer(`Bearer ${first.generated}`, first.hash)).toBe("ok");
+  });
+
+  it("prints nothing new at later starts: the stored hash is kept", () => {
+    const again = provisionToken(gw.stores.settings, undefined);
+    expect(again.generated).toBeNull();
+    expect(checkBearer(`Bearer ${TOKEN}`, again.hash)).toBe("invalid");
+  });
+
+  it("lets GATEWAY_TOKEN replace the stored hash", () => {
+    const fromEnv = provisionToken(gw.stores.settings, TOKEN);
+    expect(fromEnv.generated).toBeNull();
+    expect(provisionToken(gw.stores.settings, undefined).hash.equals(sha256(TOKEN))).toBe(true);
+  });
+});
