@@ -39,6 +39,8 @@ const (
 	syslogBufSize  = 10 // SYSLOG_ACTION_SIZE_BUFFER
 	cloneThreadBit = 0x10000
 	ioctlFIONREAD  = 0x541b
+	sigactionWords = 4 // handler, flags, restorer, mask: 32 bytes on x86_64 and aarch64
+	sigsetSize     = 8
 )
 
 func TestMain(m *testing.M) {
@@ -208,7 +210,11 @@ func probeCalls(res map[string]string) {
 	record("chroot", unix.Chroot("/"))
 	record("mount", unix.Mount("none", "/", "tmpfs", 0, ""))
 	record("unshare", unix.Unshare(unix.CLONE_NEWUSER))
-	record("sigaction_sigsys", errnoOf(unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGSYS), 0, 0, 8, 0, 0)))
+	var act, old [sigactionWords]uint64 // struct kernel_sigaction; all zero: SIG_DFL
+	record("sigaction_sigsys", errnoOf(unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGSYS),
+		uintptr(unsafe.Pointer(&act)), 0, sigsetSize, 0, 0)))
+	record("sigaction_sigsys_query", errnoOf(unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGSYS),
+		0, uintptr(unsafe.Pointer(&old)), sigsetSize, 0, 0)))
 	record("ioctl_tiocsti", errnoOf(unix.RawSyscall(unix.SYS_IOCTL, 0, unix.TIOCSTI, 0)))
 	record("ioctl_fionread", func() error { _, err := unix.IoctlGetInt(1, ioctlFIONREAD); return err }())
 	record("jail_root", func() error {

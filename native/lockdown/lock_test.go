@@ -44,7 +44,7 @@ func TestLockedChild(t *testing.T) {
 				"socket_unix": "EPERM", "socket_inet": inet, "socketpair": "EPERM",
 				"ptrace": "EPERM", "kill_init": "EPERM", "kill_self": "ok", "setuid0": "EPERM",
 				"chroot": "EPERM", "mount": "EPERM", "unshare": "EPERM",
-				"sigaction_sigsys": "EPERM", "ioctl_tiocsti": "EPERM", "ioctl_fionread": "ok",
+				"sigaction_sigsys": "EPERM", "sigaction_sigsys_query": "ok", "ioctl_tiocsti": "EPERM", "ioctl_fionread": "ok",
 				"jail_root": "ok", "cwd": "ok", "dumpable": "ok", "pdeathsig": "ok",
 				"rlimits": "ok", "go_runtime": "ok",
 			}

@@ -12,11 +12,51 @@ import (
 // plan is what the steps need, computed before anything changes.
 type plan struct {
 	filter []unix.SockFilter
-	names  map[uint32]string // the arch's system call names, for the SIGSYS reporter
-	parent int               // the parent pid, to notice a parent that died before PDEATHSIG
+	parent int // the parent pid, to notice a parent that died before PDEATHSIG
 }
 
-// prepare validates r and builds the filter for this process.
+// filters are both variants of this process's filter. They are built while the library
+// loads: in a c-shared library package init runs on the Go runtime's own thread, in
+// parallel with the host, and the lock-down call is on every invocation's critical path.
+type filters struct {
+	pid       int
+	byNetwork [2][]unix.SockFilter // [0]: without network, [1]: with
+	err       error
+}
+
+var prebuilt = buildFilters(unix.Getpid())
+
+func init() {
+	// The SIGSYS reporter's name table, filled once (the handler is installed later).
+	if prebuilt.err == nil {
+		prebuilt.err = fillSyscallNames()
+	}
+}
+
+// buildFilters builds the filter for pid, with and without network.
+func buildFilters(pid int) filters {
+	f := filters{pid: pid}
+	arch, err := seccomp.Native()
+	if err != nil {
+		f.err = err
+		return f
+	}
+	for i, network := range []bool{false, true} {
+		prog, err := seccomp.BuildPolicy(arch, seccomp.Options{Network: network, PID: uint32(pid)})
+		if err != nil {
+			f.err = fmt.Errorf("filter: %w", err)
+			return f
+		}
+		filter := make([]unix.SockFilter, len(prog.Instructions))
+		for j, ins := range prog.Instructions {
+			filter[j] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+		}
+		f.byNetwork[i] = filter
+	}
+	return f
+}
+
+// prepare validates r and picks the filter for this process.
 func prepare(r Request) (plan, error) {
 	if r.UID <= 0 || r.GID <= 0 {
 		return plan{}, fmt.Errorf("uid and gid must be > 0 (got %d, %d)", r.UID, r.GID)
@@ -38,18 +78,16 @@ func prepare(r Request) (plan, error) {
 		return plan{}, fmt.Errorf("jail %s is not a directory", r.Jail)
 	}
 
-	arch, err := seccomp.Native()
-	if err != nil {
-		return plan{}, err
+	built := prebuilt
+	if pid := unix.Getpid(); pid != built.pid { // the host forked after loading the library
+		built = buildFilters(pid)
 	}
-	opts := seccomp.Options{Network: r.Flags&FlagNetwork != 0, PID: uint32(unix.Getpid())}
-	prog, err := seccomp.BuildPolicy(arch, opts)
-	if err != nil {
-		return plan{}, fmt.Errorf("filter: %w", err)
+	if built.err != nil {
+		return plan{}, built.err
 	}
-	filter := make([]unix.SockFilter, len(prog.Instructions))
-	for i, ins := range prog.Instructions {
-		filter[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	network := 0
+	if r.Flags&FlagNetwork != 0 {
+		network = 1
 	}
-	return plan{filter: filter, names: arch.Names(), parent: unix.Getppid()}, nil
+	return plan{filter: built.byNetwork[network], parent: unix.Getppid()}, nil
 }

@@ -16,7 +16,8 @@ const (
 	argRequest  = 1 // ioctl(fd, request, arg)
 	argOption   = 0 // prctl(option, ...)
 	argFlags    = 0 // clone(flags, ...): the first argument on x86_64 and aarch64 alike
-	argSignum   = 0 // rt_sigaction(signum, ...)
+	argSignum   = 0 // rt_sigaction(signum, act, oldact, sigsetsize)
+	argAction   = 1 // a pointer: both words are compared with NULL
 )
 
 // Socket families and protocols (include/linux/socket.h, include/uapi/linux/netlink.h).

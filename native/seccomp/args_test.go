@@ -33,6 +33,8 @@ const (
 	prSetNNP     = 38
 	sigINT       = 2
 	sigKILL      = 9
+	userPointer  = 0x7ffd_1234_5678
+	highPointer  = 0x7f00_0000_0000
 )
 
 type argCase struct {
@@ -70,9 +72,12 @@ func TestSignalsOnlyToTheOwnProcess(t *testing.T) {
 			{"rt_tgsigqueueinfo", []uint64{testPID, testPID, sigINT, 0}, Allow},
 			{"rt_tgsigqueueinfo", []uint64{otherPID, otherPID, sigINT, 0}, EPERM},
 			{"tkill", []uint64{testPID, sigINT}, EPERM},
-			{"rt_sigaction", []uint64{sigSYS, 0, 0, 8}, EPERM},
-			{"rt_sigaction", []uint64{highGarbag | sigSYS, 0, 0, 8}, EPERM},
-			{"rt_sigaction", []uint64{sigINT, 0, 0, 8}, Allow},
+			{"rt_sigaction", []uint64{sigSYS, userPointer, 0, 8}, EPERM},
+			{"rt_sigaction", []uint64{highGarbag | sigSYS, userPointer, 0, 8}, EPERM},
+			{"rt_sigaction", []uint64{sigSYS, highPointer, 0, 8}, EPERM}, // low word 0, not NULL
+			{"rt_sigaction", []uint64{sigSYS, 0, userPointer, 8}, Allow}, // a query
+			{"rt_sigaction", []uint64{highGarbag | sigSYS, 0, userPointer, 8}, Allow},
+			{"rt_sigaction", []uint64{sigINT, userPointer, 0, 8}, Allow},
 		})
 	}
 }

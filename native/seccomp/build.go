@@ -10,14 +10,18 @@ import (
 
 // Offsets in struct seccomp_data (include/uapi/linux/seccomp.h): int nr; __u32 arch;
 // __u64 instruction_pointer; __u64 args[6]. Both supported arches are little-endian, so the
-// low word of args[i] is at offsetArgs + argSize*i.
+// low word of args[i] is at offsetArgs + argSize*i and its high word 4 bytes later.
 const (
 	offsetNr   = 0
 	offsetArch = 4
 	offsetArgs = 16
 	argSize    = 8
+	highWord   = 4
 	maxArgs    = 6
 )
+
+// leafRules is the most rules a leaf of the search tree tests one after another.
+const leafRules = 8
 
 // Program is a filter assembled for one arch.
 type Program struct {
@@ -33,13 +37,10 @@ func BuildPolicy(arch Arch, opts Options) (Program, error) {
 	return Build(arch, Policy(opts))
 }
 
-// leafRules is the most rules a leaf of the search tree tests one after another.
-const leafRules = 8
-
 // numbered is a rule with the arch's number for its system call.
 type numbered struct {
 	nr   uint32
-	rule Rule
+	rule *Rule
 }
 
 // Build assembles a filter for arch from rules:
@@ -50,59 +51,52 @@ type numbered struct {
 //	    jeq #nr, 0, 1; ret ACTION                            or jeq #nr, 0, len; block
 //	a binary search on nr over the other rules:
 //	    jge #mid, 0, 1; ja right; <left half>; <right half>
-//	    leaves: up to leafRules "jeq" rules, then ret TRAP    anything not named
+//	    leaves: up to leafRules rules, then ret TRAP          anything not named
 //
 // An argument block ends every path with a ret, so when its jeq skips it the accumulator
-// still holds nr for the next rule; conditional jumps stay within a block or a tree node
-// (at most 255 ahead), and only ja (32-bit offset) crosses half of the tree. The search
+// still holds nr for the next rule; conditional jumps stay within a block or a leaf (at
+// most 255 ahead, checked), and only ja (32-bit offset) crosses half of the tree. The search
 // keeps the kernel's work small: at load time it runs the filter once per syscall number
 // to find the always-allowed ones, and a linear chain of ~300 rules made that ~0.35 ms.
 func Build(arch Arch, rules []Rule) (Program, error) {
-	prog := make([]bpf.Instruction, 0, 3*len(rules))
-	prog = append(prog,
-		bpf.LoadAbsolute{Off: offsetArch, Size: wordSize},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: arch.AuditArch, SkipTrue: 1},
-		bpf.RetConstant{Val: uint32(KillProcess)},
-		bpf.LoadAbsolute{Off: offsetNr, Size: wordSize})
+	e := emitter{prog: make([]bpf.Instruction, 0, 2*len(rules))}
+	e.emit(bpf.LoadAbsolute{Off: offsetArch, Size: wordSize})
+	e.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: arch.AuditArch, SkipTrue: 1})
+	e.emit(bpf.RetConstant{Val: uint32(KillProcess)})
+	e.emit(bpf.LoadAbsolute{Off: offsetNr, Size: wordSize})
 	if arch.ForeignABIBit != 0 {
-		prog = append(prog,
-			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: arch.ForeignABIBit, SkipFalse: 1},
-			bpf.RetConstant{Val: uint32(KillProcess)})
+		e.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: arch.ForeignABIBit, SkipFalse: 1})
+		e.emit(bpf.RetConstant{Val: uint32(KillProcess)})
 	}
 	seen := make(map[string]bool, len(rules))
 	others := make([]numbered, 0, len(rules))
 	var skipped []string
-	for _, rule := range rules {
+	for i := range rules {
+		rule := &rules[i]
 		if seen[rule.Name] {
 			return Program{}, fmt.Errorf("%s: named twice in the policy", rule.Name)
 		}
 		seen[rule.Name] = true
 		nr, ok := arch.Syscalls[rule.Name]
-		if !ok {
-			if !knownAnywhere(rule.Name) {
-				return Program{}, fmt.Errorf("%s: no such system call on any arch", rule.Name)
-			}
+		switch {
+		case !ok && !knownAnywhere(rule.Name):
+			return Program{}, fmt.Errorf("%s: no such system call on any arch", rule.Name)
+		case !ok:
 			skipped = append(skipped, rule.Name)
-			continue
-		}
-		if !rule.Frequent {
+		case rule.Frequent:
+			if err := e.rule(nr, rule); err != nil {
+				return Program{}, err
+			}
+		default:
 			others = append(others, numbered{nr: nr, rule: rule})
-			continue
 		}
-		block, err := ruleBlock(nr, rule)
-		if err != nil {
-			return Program{}, fmt.Errorf("%s: %w", rule.Name, err)
-		}
-		prog = append(prog, block...)
 	}
 	slices.SortFunc(others, func(a, b numbered) int { return cmp.Compare(a.nr, b.nr) })
-	tree, err := searchTree(others)
-	if err != nil {
+	if err := e.tree(others); err != nil {
 		return Program{}, err
 	}
-	prog = append(prog, tree...)
 
-	raw, err := bpf.Assemble(prog)
+	raw, err := bpf.Assemble(e.prog)
 	if err != nil {
 		return Program{}, fmt.Errorf("assemble: %w", err)
 	}
@@ -112,119 +106,136 @@ func Build(arch Arch, rules []Rule) (Program, error) {
 	return Program{Arch: arch, Instructions: raw, Skipped: skipped}, nil
 }
 
-// searchTree decides rules (sorted by number) with a binary search; every path ends in a
-// ret, TRAP when no rule has the number.
-func searchTree(rules []numbered) ([]bpf.Instruction, error) {
+// emitter appends instructions to one program; forward jumps are emitted with a zero
+// offset and patched once their target is emitted.
+type emitter struct {
+	prog []bpf.Instruction
+}
+
+// emit appends ins and returns its index.
+func (e *emitter) emit(ins bpf.Instruction) int {
+	e.prog = append(e.prog, ins)
+	return len(e.prog) - 1
+}
+
+// here is the index of the next instruction.
+func (e *emitter) here() int { return len(e.prog) }
+
+// patch points the true (onTrue) or false branch of the conditional jump at pc to target.
+func (e *emitter) patch(pc, target int, onTrue bool) error {
+	jump := e.prog[pc].(bpf.JumpIf)
+	skip := target - pc - 1
+	if skip < 0 || skip > maxJump {
+		return fmt.Errorf("jump at %d to %d is beyond a jump (%d)", pc, target, maxJump)
+	}
+	if onTrue {
+		jump.SkipTrue = uint8(skip)
+	} else {
+		jump.SkipFalse = uint8(skip)
+	}
+	e.prog[pc] = jump
+	return nil
+}
+
+// rule is "jeq #nr, 0, <past the block>" and a block that runs the checks in order and
+// returns Otherwise when none matched.
+func (e *emitter) rule(nr uint32, rule *Rule) error {
+	head := e.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr})
+	for _, check := range rule.Checks {
+		if err := e.check(check); err != nil {
+			return fmt.Errorf("%s: %w", rule.Name, err)
+		}
+	}
+	e.emit(bpf.RetConstant{Val: uint32(rule.Otherwise)})
+	if err := e.patch(head, e.here(), false); err != nil {
+		return fmt.Errorf("%s: argument block: %w", rule.Name, err)
+	}
+	return nil
+}
+
+// check tests each condition in turn (ld the word; and mask; jeq value) and returns the
+// check's action when all hold; a failing condition jumps past that ret, to the next check.
+func (e *emitter) check(check Check) error {
+	if len(check.When) == 0 {
+		return fmt.Errorf("a check without conditions")
+	}
+	misses := make([]int, 0, len(check.When))
+	for _, cond := range check.When {
+		if cond.Arg < 0 || cond.Arg >= maxArgs {
+			return fmt.Errorf("argument %d out of range", cond.Arg)
+		}
+		if cond.Mask == 0 || cond.Value&^cond.Mask != 0 {
+			return fmt.Errorf("condition %+v can never or always hold", cond)
+		}
+		off := uint32(offsetArgs + argSize*cond.Arg)
+		if cond.High {
+			off += highWord
+		}
+		e.emit(bpf.LoadAbsolute{Off: off, Size: wordSize})
+		if cond.Mask != lowWord {
+			e.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: cond.Mask})
+		}
+		misses = append(misses, e.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: cond.Value}))
+	}
+	e.emit(bpf.RetConstant{Val: uint32(check.Action)})
+	for _, pc := range misses {
+		if err := e.patch(pc, e.here(), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tree decides rules (sorted by number) with a binary search; every path ends in a ret,
+// TRAP when no rule has the number.
+func (e *emitter) tree(rules []numbered) error {
 	if len(rules) <= leafRules {
-		return leaf(rules)
+		return e.leaf(rules)
 	}
 	mid := len(rules) / 2
-	left, err := searchTree(rules[:mid])
-	if err != nil {
-		return nil, err
+	// nr >= the first number of the right half: take the ja over the left half.
+	e.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: rules[mid].nr, SkipFalse: 1})
+	over := e.emit(bpf.Jump{})
+	if err := e.tree(rules[:mid]); err != nil {
+		return err
 	}
-	right, err := searchTree(rules[mid:])
-	if err != nil {
-		return nil, err
-	}
-	node := []bpf.Instruction{
-		// nr >= the first number of the right half: over the ja into the left half
-		// when false, else take the ja over the left half.
-		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: rules[mid].nr, SkipFalse: 1},
-		bpf.Jump{Skip: uint32(len(left))},
-	}
-	node = append(node, left...)
-	return append(node, right...), nil
+	e.prog[over] = bpf.Jump{Skip: uint32(e.here() - over - 1)}
+	return e.tree(rules[mid:])
 }
 
 // leaf tests a few rules one after another: a rule without argument checks is one
 // "jeq #nr, <ret of its action>, 0" to a ret shared within the leaf; argument blocks
 // follow; then ret TRAP for a number no rule has, and the shared rets.
-func leaf(rules []numbered) ([]bpf.Instruction, error) {
-	var plain []numbered
-	var blocks []bpf.Instruction
+func (e *emitter) leaf(rules []numbered) error {
+	type plainRule struct {
+		pc     int
+		action Action
+	}
+	plain := make([]plainRule, 0, len(rules))
 	for _, r := range rules {
 		if len(r.rule.Checks) == 0 {
-			plain = append(plain, r)
-			continue
+			pc := e.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: r.nr})
+			plain = append(plain, plainRule{pc: pc, action: r.rule.Otherwise})
 		}
-		block, err := ruleBlock(r.nr, r.rule)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r.rule.Name, err)
-		}
-		blocks = append(blocks, block...)
 	}
-	var rets []Action
-	out := make([]bpf.Instruction, 0, len(plain)+len(blocks)+1+len(rules))
-	for i, r := range plain {
-		at := slices.Index(rets, r.rule.Otherwise)
-		if at < 0 {
-			at = len(rets)
-			rets = append(rets, r.rule.Otherwise)
+	for _, r := range rules {
+		if len(r.rule.Checks) > 0 {
+			if err := e.rule(r.nr, r.rule); err != nil {
+				return err
+			}
 		}
-		// From the next instruction: the rest of the jeqs, the blocks, ret TRAP, then rets.
-		skip := len(plain) - 1 - i + len(blocks) + 1 + at
-		if skip > maxJump {
-			return nil, fmt.Errorf("%s: leaf of %d instructions is beyond a jump", r.rule.Name, skip)
-		}
-		out = append(out, bpf.JumpIf{Cond: bpf.JumpEqual, Val: r.nr, SkipTrue: uint8(skip)})
 	}
-	out = append(out, blocks...)
-	out = append(out, bpf.RetConstant{Val: uint32(Trap)})
-	for _, action := range rets {
-		out = append(out, bpf.RetConstant{Val: uint32(action)})
+	e.emit(bpf.RetConstant{Val: uint32(Trap)})
+	rets := map[Action]int{}
+	for _, p := range plain {
+		if _, ok := rets[p.action]; !ok {
+			rets[p.action] = e.emit(bpf.RetConstant{Val: uint32(p.action)})
+		}
+		if err := e.patch(p.pc, rets[p.action], true); err != nil {
+			return err
+		}
 	}
-	return out, nil
-}
-
-// ruleBlock is "jeq #nr, 0, len(body); body", where body runs the checks in order and
-// returns Otherwise when none matched.
-func ruleBlock(nr uint32, rule Rule) ([]bpf.Instruction, error) {
-	var body []bpf.Instruction
-	for _, check := range rule.Checks {
-		block, err := checkBlock(check)
-		if err != nil {
-			return nil, err
-		}
-		body = append(body, block...)
-	}
-	body = append(body, bpf.RetConstant{Val: uint32(rule.Otherwise)})
-	if len(body) > maxJump {
-		return nil, fmt.Errorf("argument block of %d instructions is beyond a jump", len(body))
-	}
-	head := bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: uint8(len(body))}
-	return append([]bpf.Instruction{head}, body...), nil
-}
-
-// checkBlock tests each condition in turn (ld low word; and mask; jeq value) and returns the
-// check's action when all hold; a failing condition jumps past the ret to the next check.
-// Built back to front so that each jump knows how much follows it.
-func checkBlock(check Check) ([]bpf.Instruction, error) {
-	if len(check.When) == 0 {
-		return nil, fmt.Errorf("a check without conditions")
-	}
-	block := []bpf.Instruction{bpf.RetConstant{Val: uint32(check.Action)}}
-	for i := len(check.When) - 1; i >= 0; i-- {
-		cond := check.When[i]
-		if cond.Arg < 0 || cond.Arg >= maxArgs {
-			return nil, fmt.Errorf("argument %d out of range", cond.Arg)
-		}
-		if cond.Mask == 0 || cond.Value&^cond.Mask != 0 {
-			return nil, fmt.Errorf("condition %+v can never or always hold", cond)
-		}
-		if len(block) > maxJump {
-			return nil, fmt.Errorf("check of %d instructions is beyond a jump", len(block))
-		}
-		part := []bpf.Instruction{
-			bpf.LoadAbsolute{Off: uint32(offsetArgs + argSize*cond.Arg), Size: wordSize},
-		}
-		if cond.Mask != lowWord {
-			part = append(part, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: cond.Mask})
-		}
-		part = append(part, bpf.JumpIf{Cond: bpf.JumpEqual, Val: cond.Value, SkipFalse: uint8(len(block))})
-		block = append(part, block...)
-	}
-	return block, nil
+	return nil
 }
 
 // knownAnywhere reports whether any supported arch has a system call of that name.

@@ -117,13 +117,18 @@ func argVectors(rule Rule) [][maxArgs]uint64 {
 	for _, check := range rule.Checks {
 		args := none
 		for _, cond := range check.When {
-			args[cond.Arg] = uint64(uint32(args[cond.Arg])&^cond.Mask | cond.Value)
+			if cond.High {
+				high := uint32(args[cond.Arg]>>32)&^cond.Mask | cond.Value
+				args[cond.Arg] = uint64(high)<<32 | args[cond.Arg]&lowWord
+			} else {
+				args[cond.Arg] = args[cond.Arg]&^lowWord | uint64(uint32(args[cond.Arg])&^cond.Mask|cond.Value)
+			}
 		}
 		vectors = append(vectors, args)
 	}
 	for _, v := range slices.Clone(vectors) {
 		for i := range v {
-			v[i] |= highGarbag
+			v[i] |= highGarbag // conditions on a high word see it: expect() decides
 		}
 		vectors = append(vectors, v)
 	}

@@ -73,7 +73,11 @@ func expect(rule Rule, args [maxArgs]uint64) Action {
 	for _, check := range rule.Checks {
 		all := true
 		for _, cond := range check.When {
-			if uint32(args[cond.Arg])&cond.Mask != cond.Value {
+			word := uint32(args[cond.Arg])
+			if cond.High {
+				word = uint32(args[cond.Arg] >> 32)
+			}
+			if word&cond.Mask != cond.Value {
 				all = false
 			}
 		}

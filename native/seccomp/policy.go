@@ -25,10 +25,12 @@ type Check struct {
 	Action Action
 }
 
-// Cond holds when the low 32 bits of argument Arg, masked with Mask, equal Value
-// (see args.go for why the high word is never compared).
+// Cond holds when the low 32 bits of argument Arg (the high 32 bits with High), masked
+// with Mask, equal Value. Int arguments are compared on their low word only (see args.go);
+// a pointer compared with NULL needs a condition on each word.
 type Cond struct {
 	Arg   int
+	High  bool
 	Mask  uint32
 	Value uint32
 }
@@ -100,12 +102,18 @@ func Policy(opts Options) []Rule {
 
 // signalRules lets kill and its kin target only the process itself (a pid is an int: low
 // word only); tkill names a thread of any process and has no tgid to check, so it is refused
-// (glibc and Go use tgkill). User code must not replace the SIGSYS reporter.
+// (glibc and Go use tgkill). User code must not replace the SIGSYS reporter, but may ask
+// what it is.
 func signalRules(opts Options) []Rule {
 	own := []Check{{When: []Cond{{Arg: argPID, Mask: lowWord, Value: opts.PID}}, Action: Allow}}
 	return []Rule{
 		{Name: "tgkill", Checks: own, Otherwise: EPERM, Frequent: true},
 		{Name: "rt_sigaction", Checks: []Check{
+			{When: []Cond{ // a query, act == NULL: Node asks about every signal at exit
+				{Arg: argSignum, Mask: lowWord, Value: sigSYS},
+				{Arg: argAction, Mask: lowWord, Value: 0},
+				{Arg: argAction, High: true, Mask: lowWord, Value: 0},
+			}, Action: Allow},
 			{When: []Cond{{Arg: argSignum, Mask: lowWord, Value: sigSYS}}, Action: EPERM},
 		}, Otherwise: Allow},
 		{Name: "kill", Checks: own, Otherwise: EPERM},

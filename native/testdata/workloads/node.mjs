@@ -61,14 +61,22 @@ await new Promise((resolve) => {
   }, 1);
 });
 out.ids = [process.pid, process.ppid, process.getuid(), process.getgid(), process.cwd()];
-out.mem = process.memoryUsage().heapUsed > 0;
+try {
+  out.mem = process.memoryUsage().heapUsed > 0; // reads /proc/self/stat: absent in a jail
+} catch (err) {
+  out.mem = err.code;
+}
 out.hr = process.hrtime.bigint() > 0n;
 out.cpus = os.cpus().length;
 out.isatty = process.stdout.isTTY ?? false;
 
 if (process.env.FETCH_URL) {
-  const res = await fetch(process.env.FETCH_URL);
-  out.fetch = (await res.text()).length;
+  try {
+    const res = await fetch(process.env.FETCH_URL);
+    out.fetch = (await res.text()).length;
+  } catch (err) {
+    out.fetch = err.cause?.code ?? String(err); // EPERM without network
+  }
 }
 
 process.stdout.write(JSON.stringify(out) + "\n");

@@ -93,10 +93,13 @@ except Exception as exc:  # no certificates in a jail is fine
 
 url = os.environ.get("FETCH_URL")
 if url:
-    host = urllib.parse.urlparse(url).hostname
-    out["addr"] = socket.getaddrinfo(host, 80, proto=socket.IPPROTO_TCP)[0][4][0]
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        out["fetch"] = len(resp.read())
+    try:
+        host = urllib.parse.urlparse(url).hostname
+        out["addr"] = socket.getaddrinfo(host, 80, proto=socket.IPPROTO_TCP)[0][4][0]
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            out["fetch"] = len(resp.read())
+    except OSError as exc:  # PermissionError without network
+        out["fetch"] = repr(exc)
 
 sys.stdout.write(json.dumps(out, default=str) + "\n")
 sys.stdout.flush()
