@@ -1,4 +1,5 @@
 import type { Server } from "node:http";
+import { setTimeout as delay } from "node:timers/promises";
 import { serve } from "@hono/node-server";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createStores, openDatabase } from "./db/index.js";
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
     stopping = true;
     console.log(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${inflight.size} invocation(s)`);
     retention.stop();
-    server.close();
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     if (!(await inflight.idle(config.SHUTDOWN_GRACE_MS))) {
       console.log(`${inflight.size} invocation(s) outlived the grace period; closing the sandbox ends them`);
@@ -81,6 +82,10 @@ async function main(): Promise<void> {
     await inflight.idle(1000);
     const cut = stores.invocations.markInterrupted();
     if (cut > 0) console.log(`${cut} invocation(s) end as interrupted`);
+    // Answers still being written reach their clients: sockets close as they go idle, the rest are cut after 2 s.
+    const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
+    await Promise.race([serverClosed, delay(2000)]);
+    clearInterval(closeIdle);
     server.closeAllConnections();
     database.close();
     process.exit(0);
