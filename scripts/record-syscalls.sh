@@ -6,7 +6,8 @@
 #
 # Runs the workload under `strace -f -qq -e trace=all` (every thread and child) with the
 # interpreter the sandbox uses (Python: the real binary behind $PYTHON, default python3.11,
-# with -I -S; Node: $NODE, default node) and prints the sorted set of syscall names, one a line.
+# with -I -S; Node: $NODE, default node) and prints the sorted set of syscall names, one a line,
+# on stdout; the workload's own output goes to stderr.
 #
 # Only what happens after the lock-down matters. If the workload touches the marker path
 # /__record_syscalls_start__ (Python: `open()` it inside try/except; Node: `fs.existsSync()`),
@@ -23,6 +24,7 @@ usage() {
 [ $# -eq 2 ] || usage
 runtime=$1
 workload=$2
+case $runtime in python | node) ;; *) usage ;; esac
 [ -f "$workload" ] || { echo "$0: no such file: $workload" >&2; exit 2; }
 command -v strace >/dev/null 2>&1 || { echo "$0: strace is not installed" >&2; exit 2; }
 
@@ -36,13 +38,11 @@ node)
   interp=$("${NODE:-node}" -p 'process.execPath')
   set -- "$interp" "$workload"
   ;;
-*)
-  usage
-  ;;
 esac
 
 trace=$(mktemp)
-trap 'rm -f "$trace"' EXIT INT TERM
+trap 'rm -f "$trace"' EXIT
+trap 'exit 130' INT TERM
 
 status=0
 strace -f -qq -e trace=all -o "$trace" "$@" >&2 || status=$?

@@ -197,7 +197,8 @@ func TestPlainActions(t *testing.T) {
 		"accept4": EPERM, "pidfd_open": EPERM, "process_vm_readv": EPERM,
 		"open_by_handle_at": EPERM, "setsid": EPERM, "personality": EPERM,
 		"clone3": ENOSYS,
-		"syslog": Trap, "kcmp": EPERM, "vmsplice": Trap, "inotify_init1": Trap,
+		"syslog": Trap, "kcmp": EPERM, "vmsplice": Trap, "inotify_init1": EPERM,
+		"memfd_create": Trap, "getsid": EPERM,
 	}
 	for _, arch := range Arches {
 		for _, opts := range allOptions {
