@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   }
 
   const database = openDatabase(config.DB_PATH);
-  const stores = createStores(database.db);
+  const stores = createStores(database);
   const interrupted = stores.invocations.markInterrupted();
   if (interrupted > 0) console.log(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
   const token = provisionToken(stores.settings, config.GATEWAY_TOKEN);

@@ -6,6 +6,7 @@ import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { FunctionStore } from "./functions.js";
 import { InvocationLog, type InvocationLogOptions } from "./invocations.js";
+import { BackgroundReader, type ReadInBackground } from "./reader.js";
 import * as schema from "./schema.js";
 import { SettingsStore } from "./settings.js";
 
@@ -15,6 +16,8 @@ export interface OpenedDatabase {
   db: Db;
   /** The underlying connection, for pragmas, EXPLAIN and closing. */
   sqlite: Database.Database;
+  /** Runs a read that may touch many rows off the event loop (in-thread for an in-memory database). */
+  readInBackground: ReadInBackground;
   close(): void;
 }
 
@@ -38,10 +41,13 @@ export function openDatabase(file: string): OpenedDatabase {
   migrate(db, { migrationsFolder: MIGRATIONS_DIR });
   // Lets the planner use fresh statistics for the log's indexes; cheap when nothing changed.
   sqlite.pragma("optimize = 0x10002");
+  const reader = file === ":memory:" ? null : new BackgroundReader(file);
   return {
     db,
     sqlite,
+    readInBackground: reader?.read ?? (async ({ sql, params }) => sqlite.prepare(sql).raw().all(...params) as unknown[][]),
     close() {
+      void reader?.close();
       if (!sqlite.open) return;
       sqlite.pragma("optimize");
       sqlite.close();
@@ -56,10 +62,10 @@ export interface Stores {
 }
 
 /** The three stores over one database. */
-export function createStores(db: Db, options: InvocationLogOptions = {}): Stores {
+export function createStores(opened: OpenedDatabase, options: Omit<InvocationLogOptions, "readInBackground"> = {}): Stores {
   return {
-    functions: new FunctionStore(db),
-    invocations: new InvocationLog(db, options),
-    settings: new SettingsStore(db),
+    functions: new FunctionStore(opened.db),
+    invocations: new InvocationLog(opened.db, { ...options, readInBackground: opened.readInBackground }),
+    settings: new SettingsStore(opened.db),
   };
 }

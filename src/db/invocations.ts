@@ -1,5 +1,6 @@
 import { and, desc, eq, getTableColumns, gte, inArray, isNotNull, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./index.js";
+import type { ReadInBackground } from "./reader.js";
 import { INVOCATION_STATUSES, invocations, type InvocationStatus } from "./schema.js";
 
 export type InvocationRow = typeof invocations.$inferSelect;
@@ -19,6 +20,8 @@ export interface InvocationStart {
 export interface InvocationLogOptions {
   /** The wall clock in epoch ms; tests pass their own. */
   now?: () => number;
+  /** Where reads that may touch many rows run (stats); see OpenedDatabase. */
+  readInBackground: ReadInBackground;
 }
 
 /** How an invocation ended. */
@@ -77,14 +80,16 @@ export class InvocationLog {
   private readonly insertRunning;
   private readonly updateEnd;
   private readonly now: () => number;
+  private readonly readInBackground: ReadInBackground;
   /** The newest started_at handed out; started_at never goes below it (see `nextStartedAt`). */
   private lastStartedAt: number;
 
   constructor(
     private readonly db: Db,
-    options: InvocationLogOptions = {},
+    options: InvocationLogOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.readInBackground = options.readInBackground;
     this.lastStartedAt =
       db.select({ max: sql<number | null>`max(${invocations.startedAt})` }).from(invocations).get()?.max ?? 0;
     const p = sql.placeholder;
@@ -222,44 +227,25 @@ export class InvocationLog {
 
   /**
    * Counts by status and nearest-rank percentiles of duration over [since, until), computed in
-   * SQL: the rows never come into JS. The percentile query sorts the window's durations once
-   * (about 1.2 µs a row, see bench/log-write.ts).
+   * SQL (the rows never come into JS) and off the event loop: sorting a long window's durations
+   * takes about 1-3 µs a row (see bench/log-write.ts).
    */
-  stats(functionName: string, since: number, until: number): InvocationStats {
+  async stats(functionName: string, since: number, until: number): Promise<InvocationStats> {
     const inWindow = and(
       eq(invocations.functionName, functionName),
       gte(invocations.startedAt, since),
       lt(invocations.startedAt, until),
     );
-    const counts = this.db
-      .select({
-        status: invocations.status,
-        count: sql<number>`count(*)`,
-        timed: sql<number>`count(${invocations.durationMs})`,
-        totalMs: sql<number>`coalesce(sum(${invocations.durationMs}), 0)`,
-      })
+    const countsQuery = this.db
+      .select({ status: invocations.status, count: sql<number>`count(*)` })
       .from(invocations)
       .where(inWindow)
-      .groupBy(invocations.status)
-      .all();
-    const byStatus = Object.fromEntries(INVOCATION_STATUSES.map((s) => [s, 0])) as Record<InvocationStatus, number>;
-    let count = 0;
-    let timed = 0;
-    let totalMs = 0;
-    for (const row of counts) {
-      byStatus[row.status] = row.count;
-      count += row.count;
-      if (RAN.includes(row.status)) {
-        timed += row.timed;
-        totalMs += row.totalMs;
-      }
-    }
-    const durationMs: InvocationStats["durationMs"] = { p50: null, p95: null, p99: null, max: null, mean: null };
-    if (timed === 0) return { count, byStatus, durationMs };
+      .groupBy(invocations.status);
 
-    // Nearest rank: the value at rank ceil(p * n) in ascending order.
-    const rankOf = (p: number) => Math.max(1, Math.ceil((p / 100) * timed));
-    const ranks = { p50: rankOf(50), p95: rankOf(95), p99: rankOf(99), max: timed };
+    // Percentiles over the runs (not rejected, interrupted or running rows), nearest rank:
+    // the value at rank ceil(p * n) in ascending order, in integer arithmetic.
+    const ran = and(inWindow, inArray(invocations.status, RAN), isNotNull(invocations.durationMs));
+    const n = sql`(select count(*) from ${invocations} where ${ran})`;
     const ranked = this.db.$with("ranked").as(
       this.db
         .select({
@@ -267,21 +253,28 @@ export class InvocationLog {
           rn: sql<number>`row_number() over (order by ${invocations.durationMs})`.as("rn"),
         })
         .from(invocations)
-        .where(and(inWindow, inArray(invocations.status, RAN), isNotNull(invocations.durationMs))),
+        .where(ran),
     );
-    const picked = this.db
+    // p is inlined: a bound JS number is a REAL in SQLite, and the rank needs integer division.
+    const at = (p: number) =>
+      sql`min(case when ${ranked.rn} = max(1, (${n} * ${sql.raw(String(Math.trunc(p)))} + 99) / 100) then ${ranked.d} end)`;
+    const durationsQuery = this.db
       .with(ranked)
-      .select({ rn: ranked.rn, d: ranked.d })
-      .from(ranked)
-      .where(inArray(ranked.rn, Object.values(ranks)))
-      .all();
-    const valueAt = new Map(picked.map((row) => [row.rn, row.d]));
-    durationMs.p50 = valueAt.get(ranks.p50) ?? null;
-    durationMs.p95 = valueAt.get(ranks.p95) ?? null;
-    durationMs.p99 = valueAt.get(ranks.p99) ?? null;
-    durationMs.max = valueAt.get(ranks.max) ?? null;
-    durationMs.mean = totalMs / timed;
-    return { count, byStatus, durationMs };
+      .select({ p50: at(50), p95: at(95), p99: at(99), max: sql`max(${ranked.d})`, mean: sql`avg(${ranked.d})` })
+      .from(ranked);
+
+    const [counts, durations] = await Promise.all([
+      this.readInBackground(countsQuery.toSQL()),
+      this.readInBackground(durationsQuery.toSQL()),
+    ]);
+    const byStatus = Object.fromEntries(INVOCATION_STATUSES.map((s) => [s, 0])) as Record<InvocationStatus, number>;
+    let count = 0;
+    for (const [status, rows] of counts as [InvocationStatus, number][]) {
+      byStatus[status] = rows;
+      count += rows;
+    }
+    const [p50 = null, p95 = null, p99 = null, max = null, mean = null] = (durations[0] ?? []) as (number | null)[];
+    return { count, byStatus, durationMs: { p50, p95, p99, max, mean } };
   }
 
   /**

@@ -229,7 +229,7 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
         404: json(ErrorSchema, "Neither a function nor anything in the log by that name"),
       },
     }),
-    (c) => {
+    async (c) => {
       const { name } = c.req.valid("param");
       const { window } = c.req.valid("query");
       const windowMs = parseWindow(window);
@@ -239,7 +239,7 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
       // `until` is exclusive; +1 includes an invocation that started in this very millisecond.
       const until = now() + 1;
       const since = until - windowMs;
-      const stats = invocations.stats(name, since, until);
+      const stats = await invocations.stats(name, since, until);
       const s = stats.byStatus;
       return c.json(
         {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createStores, openDatabase, type OpenedDatabase } from "../../src/db/index.js";
-import { INTERRUPTED_MESSAGE, type InvocationEnd, type InvocationLog } from "../../src/db/invocations.js";
+import { INTERRUPTED_MESSAGE, InvocationLog, type InvocationEnd } from "../../src/db/invocations.js";
 import { startRetention } from "../../src/db/retention.js";
 
 let dir: string;
@@ -14,7 +14,7 @@ const DAY = 24 * 3600_000;
 
 function open(): void {
   opened = openDatabase(path.join(dir, "gateway.db"));
-  log = createStores(opened.db, { now: () => clock.now }).invocations;
+  log = createStores(opened, { now: () => clock.now }).invocations;
 }
 
 beforeEach(() => {
@@ -109,6 +109,21 @@ describe("the log's start and finish", () => {
   });
 });
 
+describe("stats", () => {
+  it("runs on a worker thread's own connection, never on the one that serves invocations", async () => {
+    for (const d of [3, 1, 2]) {
+      const { seq } = start("s");
+      log.finish(seq, ended({ durationMs: d }));
+    }
+    const prepare = vi.spyOn(opened.sqlite, "prepare");
+    const stats = await log.stats("s", 0, clock.now + 1);
+    const onMain = prepare.mock.calls.length;
+    prepare.mockRestore();
+    expect(onMain).toBe(0);
+    expect(stats).toMatchObject({ count: 3, durationMs: { p50: 2, p99: 3, max: 3, mean: 2 } });
+  });
+});
+
 describe("listing", () => {
   it("gives the same rows for since/until as a plain filter on started_at", () => {
     const times: number[] = [];
@@ -134,11 +149,19 @@ describe("listing", () => {
 });
 
 describe("query plans", () => {
-  /** EXPLAIN QUERY PLAN of every statement `run` prepares, i.e. of the SQL Drizzle really sends. */
-  function plansOf(run: () => void): string[] {
+  /** EXPLAIN QUERY PLAN of every statement `run` sends, on the main connection or to the read worker. */
+  async function plansOf(run: (log: InvocationLog) => unknown): Promise<string[]> {
+    const statements: string[] = [];
+    const capturing = new InvocationLog(opened.db, {
+      now: () => clock.now,
+      readInBackground: async (query) => {
+        statements.push(query.sql);
+        return [];
+      },
+    });
     const prepare = vi.spyOn(opened.sqlite, "prepare");
-    run();
-    const statements = prepare.mock.calls.map(([sql]) => String(sql));
+    await run(capturing);
+    statements.push(...prepare.mock.calls.map(([sql]) => String(sql)));
     prepare.mockRestore();
     return statements.map((sql) => {
       const params = Array.from(sql.matchAll(/\?/g), () => 1);
@@ -147,35 +170,41 @@ describe("query plans", () => {
     });
   }
 
-  it("answers every filter of the API from an index, never a scan of the log", () => {
-    const cases: [string, () => void, RegExp][] = [
-      ["newest first", () => log.list({ limit: 50 }), /SCAN invocations$/], // reverse rowid walk, stops at the limit
-      ["after a cursor", () => log.list({ limit: 50, beforeSeq: 10 }), /USING INTEGER PRIMARY KEY \(rowid<\?\)/],
-      ["by function", () => log.list({ limit: 50, functionName: "f" }), /USING INDEX invocations_function_seq/],
-      ["by function and status", () => log.list({ limit: 50, functionName: "f", status: "ok" }), /USING INDEX invocations_function_status_seq/],
-      ["by status", () => log.list({ limit: 50, status: "error" }), /USING INDEX invocations_status_seq/],
-      ["one invocation", () => log.get("x"), /USING INDEX invocations_id_unique/],
-      ["stats", () => log.stats("f", 0, 1), /USING COVERING INDEX invocations_function_started/],
-      ["start-up", () => log.markInterrupted(), /USING INDEX invocations_status_seq/],
+  it("answers every filter of the API from an index, never a scan of the log", async () => {
+    const cases: [string, (log: InvocationLog) => unknown, RegExp][] = [
+      ["newest first", (l) => l.list({ limit: 50 }), /SCAN invocations$/], // reverse rowid walk, stops at the limit
+      ["after a cursor", (l) => l.list({ limit: 50, beforeSeq: 10 }), /USING INTEGER PRIMARY KEY \(rowid<\?\)/],
+      ["by function", (l) => l.list({ limit: 50, functionName: "f" }), /USING INDEX invocations_function_seq/],
+      ["by function and status", (l) => l.list({ limit: 50, functionName: "f", status: "ok" }), /USING INDEX invocations_function_status_seq/],
+      ["by status", (l) => l.list({ limit: 50, status: "error" }), /USING INDEX invocations_status_seq/],
+      ["one invocation", (l) => l.get("x"), /USING INDEX invocations_id_unique/],
+      ["start-up", (l) => l.markInterrupted(), /USING INDEX invocations_status_seq/],
     ];
     for (const [label, run, expected] of cases) {
-      const plans = plansOf(run);
+      const plans = await plansOf(run);
       expect(plans.length, label).toBeGreaterThan(0);
       expect(plans.join(" || "), label).toMatch(expected);
     }
   });
 
-  it("turns since/until into primary-key ranges found through the started_at index", () => {
+  it("computes stats from the covering index, counts and percentiles alike", async () => {
+    const plans = await plansOf((l) => l.stats("f", 0, 1));
+    expect(plans).toHaveLength(2);
+    for (const plan of plans) expect(plan).toContain("USING COVERING INDEX invocations_function_started");
+    expect(plans.join(" || ")).not.toMatch(/SCAN invocations(?! USING)/);
+  });
+
+  it("turns since/until into primary-key ranges found through the started_at index", async () => {
     start();
     clock.now += 1000;
     const later = start();
-    const plans = plansOf(() => log.list({ limit: 50, since: 0, until: later.startedAt }));
+    const plans = await plansOf((l) => l.list({ limit: 50, since: 0, until: later.startedAt }));
     expect(plans.filter((p) => p.includes("USING COVERING INDEX invocations_started_at"))).toHaveLength(2);
     expect(plans.at(-1)).toMatch(/USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/);
   });
 
-  it("prunes through indexes", () => {
-    const plans = plansOf(() => log.pruneBatch({ olderThan: 0, keepRows: 10, batchSize: 100 })).join(" || ");
+  it("prunes through indexes", async () => {
+    const plans = (await plansOf((l) => l.pruneBatch({ olderThan: 0, keepRows: 10, batchSize: 100 }))).join(" || ");
     expect(plans).toContain("USING COVERING INDEX invocations_started_at");
     expect(plans).toContain("USING INTEGER PRIMARY KEY");
     expect(plans).not.toMatch(/SCAN invocations(?! USING)/);

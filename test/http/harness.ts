@@ -84,7 +84,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
   const database = openDatabase(config.DB_PATH);
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
-  const stores = createStores(database.db, { now: () => clock.now });
+  const stores = createStores(database, { now: () => clock.now });
   const runner = new ScriptedRunner();
   const inflight = new Inflight();
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
