@@ -32,7 +32,32 @@ export interface AppDeps {
 /** Slack over the largest function (code + env) for the JSON around it. */
 const API_BODY_SLACK = 64 * 1024;
 
-/** Builds the whole HTTP product from its dependencies; tests call it with a real database and a stub runner. */
+/**
+ * Builds the whole HTTP product from its dependencies; tests call it with a real database and a
+ * scripted runner.
+ *
+ * Where DESIGN.md is silent, the API does this:
+ * - Errors are `{ error: { code, message } }` with a string code (`invalid_request`, `invalid_json`,
+ *   `unauthorized`, `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+ *   `internal`); an invocation's own failure uses its status as the code (`error`, `timeout`,
+ *   `oom`, `forbidden`, `rejected`) and adds `invocation_id`.
+ * - POST/PUT bodies must be JSON (else 415) with no unknown fields. PUT stores a new version in
+ *   which omitted fields keep their current value, env included (GET masks env values as "***",
+ *   so a client could not resend them). DELETE answers 204.
+ * - `GET /api/functions/:name/versions` lists versions without code (with `code_bytes`);
+ *   `GET /api/functions/:name/versions/:n` returns one with its code.
+ * - Env names that steer the loader or interpreter before the lock-down (LD_*, PYTHON*, NODE_*,
+ *   GLIBC_TUNABLES, ...) are refused.
+ * - /fn: every answer carries `x-invocation-id`, including 401/404/413 ones; only invocations that
+ *   reach the runner get a log row (rejected ones included), so those ids are not in the log. The
+ *   function receives the same id as a request header and never the Authorization header.
+ *   `@N` runs without the token only if both version N and the current version are public.
+ * - The log list omits stdout/stderr (one invocation has them); since is inclusive, until
+ *   exclusive; a date without time means 00:00 UTC; times without a zone are refused.
+ * - Stats: `errors` counts error + oom + forbidden (the 500s), `timeouts` the 504s, `by_status`
+ *   everything; percentiles are nearest-rank over invocations that ran; windows 1m to 90d.
+ * - /healthz answers 503 while the sandbox is not ready.
+ */
 export function createApp(deps: AppDeps) {
   const { config, stores } = deps;
   const inflight = deps.inflight ?? new Inflight();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkBearer, provisionToken, sha256 } from "../../src/http/auth.js";
+import { Inflight } from "../../src/http/inflight.js";
 import { makeGateway, register, TOKEN, type Gateway } from "./harness.js";
 
 let gw: Gateway;
@@ -126,5 +127,18 @@ describe("provisionToken", () => {
     const fromEnv = provisionToken(gw.stores.settings, TOKEN);
     expect(fromEnv.generated).toBeNull();
     expect(provisionToken(gw.stores.settings, undefined).hash.equals(sha256(TOKEN))).toBe(true);
+  });
+});
+
+describe("Inflight (what shutdown waits for)", () => {
+  it("resolves true once the last invocation leaves, false when the grace period runs out", async () => {
+    const inflight = new Inflight();
+    expect(await inflight.idle(10)).toBe(true);
+    inflight.enter();
+    expect(await inflight.idle(20)).toBe(false);
+    const drained = inflight.idle(5000);
+    setTimeout(() => inflight.leave(), 10);
+    expect(await drained).toBe(true);
+    expect(inflight.size).toBe(0);
   });
 });

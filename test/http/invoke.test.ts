@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { readCappedBody } from "../../src/http/invoke.js";
 import { SaturatedError } from "../../src/sandbox/types.js";
 import { makeGateway, okResult, register, result, TOKEN, type Gateway } from "./harness.js";
 
@@ -211,7 +212,6 @@ describe("ANY /fn/:name — the body cap (MAX_BODY_BYTES = 1024)", () => {
         return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const { readCappedBody } = await import("../../src/http/invoke.js");
     expect(await readCappedBody(forged, 1024)).toBeNull();
   });
 });
