@@ -125,20 +125,6 @@ function toSandboxRequest(request: Request, path: string, body: Uint8Array, invo
   return { method: request.method, path, query: [...url.searchParams], headers, body, url: request.url };
 }
 
-function outputOf(result: InvocationResult) {
-  return {
-    durationMs: result.durationMs,
-    exitCode: result.exitCode,
-    signal: result.signal,
-    // Stored as text: invalid UTF-8 becomes U+FFFD.
-    stdout: result.stdout.data.toString("utf8"),
-    stderr: result.stderr.data.toString("utf8"),
-    stdoutTruncated: result.stdout.truncated,
-    stderrTruncated: result.stderr.truncated,
-    blockedSyscall: result.blockedSyscall,
-  };
-}
-
 /** The function's answer as an HTTP response, or the reason it cannot be sent. */
 function functionResponse(answer: SandboxResponse, maxBytes: number): { response: Response; bytes: number } | { invalid: string } {
   const { status } = answer;
@@ -160,6 +146,78 @@ function functionResponse(answer: SandboxResponse, maxBytes: number): { response
   // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
   const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
   return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0 };
+}
+
+/** An HTTP answer and the log row's end that goes with it. */
+interface Outcome {
+  response: Response;
+  end: InvocationEnd;
+}
+
+function jsonError(status: number, code: string, message: string, invocationId: string, headers: Record<string, string> = {}) {
+  const text = JSON.stringify(errorBody(code, message, { invocation_id: invocationId }));
+  const response = new Response(text, { status, headers: { ...headers, "content-type": "application/json" } });
+  return { response, bytes: Buffer.byteLength(text) };
+}
+
+const NO_OUTPUT = {
+  exitCode: null,
+  signal: null,
+  stdout: "",
+  stderr: "",
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  blockedSyscall: null,
+} as const;
+
+/** What the runner reported, as a response and a log row. */
+export function outcomeOfResult(result: InvocationResult, invocationId: string, maxResponseBytes: number): Outcome {
+  const output = {
+    durationMs: result.durationMs,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    // Stored as text: invalid UTF-8 becomes U+FFFD.
+    stdout: result.stdout.data.toString("utf8"),
+    stderr: result.stderr.data.toString("utf8"),
+    stdoutTruncated: result.stdout.truncated,
+    stderrTruncated: result.stderr.truncated,
+    blockedSyscall: result.blockedSyscall,
+  };
+  if (result.status === "ok") {
+    const answer = result.response
+      ? functionResponse(result.response, maxResponseBytes)
+      : { invalid: "the function produced no response" };
+    if ("response" in answer) {
+      return {
+        response: answer.response,
+        end: { ...output, status: "ok", httpStatus: answer.response.status, responseBytes: answer.bytes, error: null },
+      };
+    }
+    const { response, bytes } = jsonError(500, "error", answer.invalid, invocationId);
+    return { response, end: { ...output, status: "error", httpStatus: 500, responseBytes: bytes, error: answer.invalid } };
+  }
+  const httpStatus = FAILURE_STATUS[result.status];
+  const message = result.errorMessage ?? `the function ended with status ${result.status}`;
+  const { response, bytes } = jsonError(httpStatus, result.status, message, invocationId);
+  return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
+}
+
+/** The runner refused (saturated: 429 with Retry-After) or failed (500, detail only in the log). */
+export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedMs: number): Outcome {
+  if (err instanceof SaturatedError) {
+    const retryAfter = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
+    const { response, bytes } = jsonError(429, "rejected", err.message, invocationId, { "Retry-After": retryAfter });
+    return {
+      response,
+      end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus: 429, responseBytes: bytes, error: err.message },
+    };
+  }
+  console.error(`invocation ${invocationId}: the runner failed:`, err);
+  const { response, bytes } = jsonError(500, "internal", "the gateway failed to run the function", invocationId);
+  return {
+    response,
+    end: { ...NO_OUTPUT, durationMs: waitedMs, status: "error", httpStatus: 500, responseBytes: bytes, error: `runner failed: ${String(err)}` },
+  };
 }
 
 /** ANY /fn/:name[@N][/*]: look up, authorize, read the body, run, log, answer. */
@@ -208,55 +266,19 @@ export function invokeRoutes(deps: InvokeDeps) {
         path: target.path,
       });
       const started = performance.now();
-      const finish = (end: InvocationEnd) => {
-        try {
-          invocations.finish(seq, end);
-        } catch (err) {
-          // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
-          console.error(`invocation ${id}: could not record its end:`, err);
-        }
-      };
-      const fail = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
-        const text = JSON.stringify(errorBody(code, message, { invocation_id: id }));
-        return { text, response: new Response(text, { status, headers: { ...headers, "content-type": "application/json" } }) };
-      };
-
-      let result: InvocationResult;
+      let outcome: Outcome;
       try {
-        result = await runner.run(spec);
+        outcome = outcomeOfResult(await runner.run(spec), id, config.MAX_RESPONSE_BYTES);
       } catch (err) {
-        const waited = performance.now() - started;
-        const base = { durationMs: waited, exitCode: null, signal: null, stdout: "", stderr: "", stdoutTruncated: false, stderrTruncated: false, blockedSyscall: null };
-        if (err instanceof SaturatedError) {
-          const retryAfter = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
-          const { text, response } = fail(429, "rejected", err.message, { "Retry-After": retryAfter });
-          finish({ ...base, status: "rejected", httpStatus: 429, responseBytes: Buffer.byteLength(text), error: err.message });
-          return response;
-        }
-        console.error(`invocation ${id}: the runner failed:`, err);
-        const { text, response } = fail(500, "internal", "the gateway failed to run the function");
-        finish({ ...base, status: "error", httpStatus: 500, responseBytes: Buffer.byteLength(text), error: `runner failed: ${String(err)}` });
-        return response;
+        outcome = outcomeOfRunnerError(err, id, performance.now() - started);
       }
-
-      const output = outputOf(result);
-      if (result.status === "ok") {
-        const answer = result.response
-          ? functionResponse(result.response, config.MAX_RESPONSE_BYTES)
-          : { invalid: "the function produced no response" };
-        if ("response" in answer) {
-          finish({ ...output, status: "ok", httpStatus: answer.response.status, responseBytes: answer.bytes, error: null });
-          return answer.response;
-        }
-        const { text, response } = fail(500, "error", answer.invalid);
-        finish({ ...output, status: "error", httpStatus: 500, responseBytes: Buffer.byteLength(text), error: answer.invalid });
-        return response;
+      try {
+        invocations.finish(seq, outcome.end);
+      } catch (err) {
+        // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
+        console.error(`invocation ${id}: could not record its end:`, err);
       }
-      const httpStatus = FAILURE_STATUS[result.status];
-      const message = result.errorMessage ?? `the function ended with status ${result.status}`;
-      const { text, response } = fail(httpStatus, result.status, message);
-      finish({ ...output, status: result.status, httpStatus, responseBytes: Buffer.byteLength(text), error: message });
-      return response;
+      return outcome.response;
     } finally {
       inflight.leave();
     }
