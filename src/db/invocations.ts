@@ -123,7 +123,7 @@ export class InvocationLog {
         error: sql`${p("error")}`,
         blockedSyscall: sql`${p("blockedSyscall")}`,
       })
-      // A row ends once: after shutdown marked it `interrupted`, a late end changes nothing.
+      // A row ends once: when shutdown or a restart has marked it `interrupted`, a late end changes nothing.
       .where(and(eq(invocations.seq, p("seq")), eq(invocations.status, "running")))
       .prepare();
   }
