@@ -26,6 +26,10 @@ const (
 	testGID        = 64322
 	testMaxThreads = 64
 	childReportFD  = 3 // cmd.ExtraFiles[0]
+	// goDebug keeps the Go runtime from holding its cgroup CPU files open (container-aware
+	// GOMAXPROCS): the lock-down refuses open files, as it must for a host that loads the
+	// library, and the gateway sets the same for its sandboxes.
+	goDebug        = "GODEBUG=containermaxprocs=0,updatemaxprocs=0"
 	jailMarker     = "inside-the-jail"
 	preThreads     = 3 // C threads and locked Go threads started before the lock
 	clone3ArgsSize = 88
@@ -64,6 +68,13 @@ func runChild(mode string) {
 		}
 		Enforce(r)
 		runtime.KeepAlive(dir)
+	case "filefd":
+		file, err := os.Open(r.Jail + "/" + jailMarker)
+		if err != nil {
+			panic(err)
+		}
+		Enforce(r)
+		runtime.KeepAlive(file)
 	case "uid0":
 		r.UID = 0
 		Enforce(r)
@@ -125,7 +136,7 @@ func startChild(t *testing.T, mode string, network bool) child {
 		net = "1"
 	}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), envMode+"="+mode, envJail+"="+jail, envNet+"="+net)
+	cmd.Env = append(os.Environ(), envMode+"="+mode, envJail+"="+jail, envNet+"="+net, goDebug)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.ExtraFiles = []*os.File{reportW}

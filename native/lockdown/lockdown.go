@@ -23,7 +23,8 @@ type Request struct {
 	// Flags is a set of Flag* bits.
 	Flags uint32
 	// ReportFD receives one JSON line when the lock-down fails or when the filter traps a
-	// system call; negative for none.
+	// system call; negative for none. It is also the host's last channel: descriptors
+	// 0..ReportFD (stdio, request, result) may be files or sockets, none above may.
 	ReportFD int
 	// MaxThreads, when positive, caps the uid's processes and threads (RLIMIT_NPROC).
 	MaxThreads int
@@ -36,6 +37,11 @@ func Enforce(r Request) {
 	if err := apply(r); err != nil {
 		fail(r.ReportFD, err)
 	}
+}
+
+// lastChannel is the highest descriptor that may be a file or socket: stdio at least.
+func lastChannel(reportFD int) int {
+	return max(reportFD, 2)
 }
 
 // apply runs the steps in order; see native/README.md for why this order.
@@ -53,7 +59,7 @@ func apply(r Request) error {
 		name string
 		run  func() error
 	}{
-		{"directory fds", refuseDirectoryFDs},
+		{"open files", func() error { return refuseOpenFiles(lastChannel(r.ReportFD)) }},
 		{"rlimits", func() error { return limitResources(r.MaxThreads) }},
 		{"chroot", func() error { return enterJail(r.Jail) }},
 		{"credentials", func() error { return dropPrivileges(r.UID, r.GID) }},

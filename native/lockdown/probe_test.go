@@ -116,6 +116,7 @@ func probeCalls(res map[string]string) {
 	record("socket_unix", socket(unix.AF_UNIX))
 	record("socket_inet", socket(unix.AF_INET))
 	record("socketpair", func() error { _, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0); return err }())
+	record("socketpair_dgram", func() error { _, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0); return err }())
 	record("ptrace", errnoOf(unix.RawSyscall(unix.SYS_PTRACE, ptraceTraceme, 0, 0)))
 	record("kill_init", unix.Kill(1, 0))
 	record("kill_self", unix.Kill(unix.Getpid(), 0))

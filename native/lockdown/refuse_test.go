@@ -10,7 +10,8 @@ import (
 // lockdown_failed line naming the step. These run before anything privileged.
 func TestRefusals(t *testing.T) {
 	cases := map[string]string{
-		"dirfd":         "directory fds: fd ",
+		"dirfd":         "open files: fd ",
+		"filefd":        "open files: fd ",
 		"uid0":          "validate: uid and gid must be > 0",
 		"gid0":          "validate: uid and gid must be > 0",
 		"missing-jail":  "validate: jail: stat ",

@@ -14,9 +14,13 @@ const (
 	direntBufSize = 4096
 )
 
-// refuseDirectoryFDs fails if any open descriptor (but the one reading /proc/self/fd)
-// refers to a directory: openat or fchdir on one leads out of any chroot.
-func refuseDirectoryFDs() (err error) {
+// refuseOpenFiles fails if any open descriptor (but the one reading /proc/self/fd) refers
+// to a directory, or if one above the channels (0..lastChannel) refers to a regular file, a
+// socket or a block device. A directory fd leads out of any chroot (openat, fchdir); a file
+// or socket the host left open (an inherited database handle, the Go runtime's own cgroup
+// files) would hand the sandbox something from outside the jail. Character devices, pipes
+// and anonymous inodes (eventfd, epoll) are the interpreter's own plumbing.
+func refuseOpenFiles(lastChannel int) (err error) {
 	dir, err := unix.Open(fdDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", fdDir, err)
@@ -47,14 +51,14 @@ func refuseDirectoryFDs() (err error) {
 			if fd == dir {
 				continue
 			}
-			if err := refuseDirectory(fd); err != nil {
+			if err := refuseOpenFile(fd, fd > lastChannel); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func refuseDirectory(fd int) error {
+func refuseOpenFile(fd int, beyondChannels bool) error {
 	var st unix.Stat_t
 	err := unix.Fstat(fd, &st)
 	if errors.Is(err, unix.EBADF) {
@@ -63,8 +67,13 @@ func refuseDirectory(fd int) error {
 	if err != nil {
 		return fmt.Errorf("fstat fd %d: %w", fd, err)
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
 		return fmt.Errorf("fd %d is an open directory", fd)
+	case unix.S_IFREG, unix.S_IFSOCK, unix.S_IFBLK:
+		if beyondChannels {
+			return fmt.Errorf("fd %d is an open file or socket from outside the jail", fd)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ package seccomp
 const (
 	argPID      = 0 // kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo: pid / tgid
 	argDomain   = 0 // socket(domain, type, protocol)
+	argType     = 1 // socket/socketpair type: SOCK_* in the low 4 bits, flags above
 	argProtocol = 2
 	argRequest  = 1 // ioctl(fd, request, arg)
 	argOption   = 0 // prctl(option, ...)
@@ -22,9 +23,14 @@ const (
 
 // Socket families and protocols (include/linux/socket.h, include/uapi/linux/netlink.h).
 const (
+	afUnix    = 1
 	afInet    = 2
 	afInet6   = 10
 	afNetlink = 16
+	// sockStream is SOCK_STREAM; sockTypeMask keeps the type and drops SOCK_NONBLOCK and
+	// SOCK_CLOEXEC (include/linux/net.h: SOCK_TYPE_MASK).
+	sockStream   = 1
+	sockTypeMask = 0xf
 	// netlinkRoute is NETLINK_ROUTE: glibc's getaddrinfo asks it which address families
 	// the host has configured (AI_ADDRCONFIG).
 	netlinkRoute = 0

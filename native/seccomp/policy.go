@@ -151,16 +151,25 @@ func prctlRule() Rule {
 		prGetSeccomp)
 }
 
-// networkRules: functions are clients. With network, IPv4/IPv6 sockets (and a netlink
-// route socket, protocol 0, for getaddrinfo) and the calls on them are allowed; servers
-// (listen, accept) never are. AF_UNIX is never allowed: abstract sockets ignore the chroot.
-// socketpair is refused too: nothing in a sandbox has a peer to talk to.
+// networkRules: functions are clients. Without network the only sockets a sandbox can hold
+// are its channels (fds 0-4, AF_UNIX stream pairs made by the gateway) and AF_UNIX stream
+// pairs of its own (asyncio's self-pipe, a Python async handler needs one); the calls on
+// existing sockets are allowed, since a connected stream socket ignores any address given
+// to sendto/sendmsg. With network, IPv4/IPv6 sockets and a netlink route socket (protocol
+// 0, for getaddrinfo) can be created and connected. Never: any other family (AF_UNIX
+// sockets can reach abstract names, which ignore the chroot), socketpair of another type
+// (a datagram pair could send to an abstract name), bind, listen and accept.
 func networkRules(opts Options) []Rule {
-	var rules []Rule
-	onSockets := []string{"connect", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg",
-		"recvmmsg", "getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown",
-		"bind"}
-	never := []string{"socketpair", "listen", "accept", "accept4"}
+	onSockets := []string{"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+		"getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown"}
+	rules := []Rule{{Name: "socketpair", Checks: []Check{{When: []Cond{
+		{Arg: argDomain, Mask: lowWord, Value: afUnix},
+		{Arg: argType, Mask: sockTypeMask, Value: sockStream},
+	}, Action: Allow}}, Otherwise: EPERM}}
+	for _, name := range onSockets {
+		rules = append(rules, Rule{Name: name, Otherwise: Allow})
+	}
+	never := []string{"bind", "listen", "accept", "accept4"}
 	if opts.Network {
 		rules = append(rules, Rule{Name: "socket", Checks: []Check{
 			{When: []Cond{{Arg: argDomain, Mask: lowWord, Value: afInet}}, Action: Allow},
@@ -169,12 +178,9 @@ func networkRules(opts Options) []Rule {
 				{Arg: argDomain, Mask: lowWord, Value: afNetlink},
 				{Arg: argProtocol, Mask: lowWord, Value: netlinkRoute},
 			}, Action: Allow},
-		}, Otherwise: EPERM})
-		for _, name := range onSockets {
-			rules = append(rules, Rule{Name: name, Otherwise: Allow})
-		}
+		}, Otherwise: EPERM}, Rule{Name: "connect", Otherwise: Allow})
 	} else {
-		never = append([]string{"socket"}, append(onSockets, never...)...)
+		never = append(never, "socket", "connect")
 	}
 	for _, name := range never {
 		rules = append(rules, Rule{Name: name, Otherwise: EPERM})

@@ -46,15 +46,17 @@ interface Mount {
 }
 
 const MiB = 1024 * 1024;
-const GROUP = `fngw-${process.pid}`;
+let instances = 0;
 
 export function setupCgroups(options: CgroupOptions): Cgroups {
+  // One group per sandbox, named after the process that owns it: fngw-<pid>-<n>.
+  const group = `fngw-${process.pid}-${++instances}`;
   const membership = parseMembership(read(options.procSelfCgroup ?? "/proc/self/cgroup"));
   const mounts = parseMountinfo(read(options.mountinfo ?? "/proc/self/mountinfo"));
   const notes: string[] = [];
   for (const attempt of [setupV2, setupV1]) {
     try {
-      return attempt(options, membership, mounts);
+      return attempt(options, group, membership, mounts);
     } catch (error) {
       notes.push((error as Error).message);
     }
@@ -62,7 +64,7 @@ export function setupCgroups(options: CgroupOptions): Cgroups {
   return { mode: "none", notes, slot: () => null, close: () => {} };
 }
 
-function setupV2(options: CgroupOptions, membership: Map<string, string>, mounts: Mount[]): Cgroups {
+function setupV2(options: CgroupOptions, name: string, membership: Map<string, string>, mounts: Mount[]): Cgroups {
   const mount = mounts.find((m) => m.fstype === "cgroup2");
   const own = membership.get("");
   if (!mount || own === undefined) throw new Error("cgroup v2: not mounted");
@@ -81,7 +83,7 @@ function setupV2(options: CgroupOptions, membership: Map<string, string>, mounts
     for (const pid of procs) tryWrite(path.join(leaf, "cgroup.procs"), String(pid));
   }
   fs.writeFileSync(path.join(ownDir, "cgroup.subtree_control"), "+memory +pids");
-  const group = path.join(ownDir, GROUP);
+  const group = path.join(ownDir, name);
   removeStaleGroups(ownDir);
   fs.mkdirSync(group);
   fs.writeFileSync(path.join(group, "cgroup.subtree_control"), "+memory +pids");
@@ -99,7 +101,7 @@ function setupV2(options: CgroupOptions, membership: Map<string, string>, mounts
   };
 }
 
-function setupV1(options: CgroupOptions, membership: Map<string, string>, mounts: Mount[]): Cgroups {
+function setupV1(options: CgroupOptions, name: string, membership: Map<string, string>, mounts: Mount[]): Cgroups {
   const hierarchy = (controller: string) => {
     const mount = mounts.find((m) => m.fstype === "cgroup" && m.superOptions.includes(controller));
     const own = membership.get(controller);
@@ -108,7 +110,7 @@ function setupV1(options: CgroupOptions, membership: Map<string, string>, mounts
   };
   const memoryDir = hierarchy("memory");
   const pidsDir = hierarchy("pids");
-  const groups = [path.join(memoryDir, GROUP), path.join(pidsDir, GROUP)];
+  const groups = [path.join(memoryDir, name), path.join(pidsDir, name)];
   for (const parent of [memoryDir, pidsDir]) removeStaleGroups(parent);
   for (const group of groups) fs.mkdirSync(group);
   const slots = Array.from({ length: options.slots }, (_, k) => {
@@ -194,7 +196,7 @@ class SlotV1 implements SlotCgroup {
 /** Removes the cgroups an earlier gateway process left behind, killing what still runs in them. */
 function removeStaleGroups(parent: string): void {
   for (const entry of fs.readdirSync(parent)) {
-    const match = /^fngw-(\d+)$/.exec(entry);
+    const match = /^fngw-(\d+)-\d+$/.exec(entry);
     if (!match || isAlive(Number(match[1]))) continue;
     const group = path.join(parent, entry);
     for (const slot of listDirs(group)) killPids(readPids(path.join(slot, "cgroup.procs")));

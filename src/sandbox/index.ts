@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups.js";
 import { resolveInterpreters, type Interpreters } from "./interpreters.js";
 import { Jail } from "./jail.js";
+import { closeOnExecAll } from "./libc.js";
 import { Prescripts } from "./prescript.js";
 import { runInSlot, type RunnerSettings } from "./runner.js";
 import { SlotPool } from "./slots.js";
@@ -60,6 +61,7 @@ export class Sandbox implements Runner {
     if (process.getuid?.() !== 0) throw new Error("the sandbox needs root: it mounts the jail and changes uids");
     if (!fs.existsSync(LIBRARY_PATH)) throw new Error(`the sandbox library is missing: ${LIBRARY_PATH} (run scripts/build-native.sh)`);
     const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
+    closeOnExecAll();
     const pool = new SlotPool({
       size: config.MAX_CONCURRENCY,
       uidBase: config.SANDBOX_UID_BASE,

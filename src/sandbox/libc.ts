@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import os from "node:os";
 import koffi from "koffi";
 
@@ -20,6 +21,9 @@ const mountFn = libc.func(
   "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)",
 );
 const umount2Fn = libc.func("int umount2(const char *target, int flags)");
+const fcntlFn = libc.func("int fcntl(int fd, int cmd, ...)");
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 const errnoNames = new Map(Object.entries(os.constants.errno).map(([name, value]) => [value, name]));
 
@@ -42,4 +46,17 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount2(target: string, flags: number): void {
   if (umount2Fn(target, flags) !== 0) throw new SyscallError("umount2", koffi.errno(), target);
+}
+
+/**
+ * Marks every descriptor above stdio close-on-exec. A descriptor the gateway
+ * inherited (from a supervisor, a shell redirect, socket activation) would
+ * otherwise reach every sandbox; the lock-down refuses such files, so this
+ * keeps a careless parent from failing every invocation.
+ */
+export function closeOnExecAll(): void {
+  for (const name of fs.readdirSync("/proc/self/fd")) {
+    const fd = Number(name);
+    if (fd > 2) fcntlFn(fd, F_SETFD, "int", FD_CLOEXEC); // EBADF for the listing's own fd: harmless
+  }
 }

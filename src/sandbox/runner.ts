@@ -28,12 +28,22 @@ export interface SlotResources {
   cgroup: SlotCgroup | null;
 }
 
-/** The only environment a sandbox starts with; the function's own variables are set after the lock. */
+/** The environment user code starts from; the function's own variables are added after the lock. */
 export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
   PATH: "/usr/local/bin:/usr/bin:/bin",
   HOME: "/tmp",
   TMPDIR: "/tmp",
   LANG: "C.UTF-8",
+});
+
+/**
+ * The environment the interpreter is started with: BASE_ENV, and a GODEBUG that
+ * stops the library's Go runtime from keeping its cgroup CPU files open
+ * (container-aware GOMAXPROCS), which the lock-down would refuse.
+ */
+const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
+  ...BASE_ENV,
+  GODEBUG: "containermaxprocs=0,updatemaxprocs=0",
 });
 
 const FRAME_HEADER_CAP = 256 * 1024;
@@ -104,7 +114,7 @@ async function supervise(
   const started = performance.now();
   const child = spawn(binary, args, {
     cwd,
-    env: BASE_ENV,
+    env: SPAWN_ENV,
     detached: true, // its own process group, killed as one
     stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
   });

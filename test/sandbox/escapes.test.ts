@@ -431,7 +431,7 @@ describe("connecting to the host", () => {
       expect(server.accepted()).toBe(before + 1);
     });
 
-    it("cannot open an AF_UNIX socket or a socketpair, nor listen, even with network on", async () => {
+    it("cannot open an AF_UNIX socket, a datagram socketpair, nor listen, even with network on", async () => {
       const seen = await observe(
         runtime,
         attack(
@@ -447,7 +447,8 @@ describe("connecting to the host", () => {
                   s.close()
           return {"unix": attempt(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)),
                   "abstract": attempt(lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).connect("\\0fngw")),
-                  "socketpair": attempt(socket.socketpair),
+                  "dgram_pair": attempt(lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)),
+                  "stream_pair": attempt(lambda: len(socket.socketpair())),
                   "listen": attempt(listen)}
           `,
           `
@@ -471,7 +472,9 @@ describe("connecting to the host", () => {
       expect(outcome(seen.listen)).toEqual({ ok: false, code: "EPERM" });
       if (runtime === "python") {
         expect(outcome(seen.abstract)).toEqual({ ok: false, code: "EPERM" });
-        expect(outcome(seen.socketpair)).toEqual({ ok: false, code: "EPERM" });
+        // A datagram pair could send to an abstract name; a stream pair (asyncio's self-pipe) cannot.
+        expect(outcome(seen.dgram_pair)).toEqual({ ok: false, code: "EPERM" });
+        expect(seen.stream_pair).toEqual({ ok: true, value: 2 });
       }
     });
   });
@@ -834,24 +837,48 @@ describe("inherited file descriptors", () => {
     expect(Object.fromEntries(unexpected), "descriptors other than pipes, anonymous inodes and /dev/null|zero|urandom").toEqual({});
   });
 
-  it.each(RUNTIMES)("%s: a descriptor the gateway holds without close-on-exec (its database) does not reach the function", async (runtime) => {
-    // A gateway started with an fd it did not open itself (a supervisor's, a shell
-    // redirection, socket activation) passes it on unless something closes it: here the test
-    // process opens the database without O_CLOEXEC, as such an fd would be.
+  // A gateway started with an fd it did not open itself (a supervisor's, a shell
+  // redirection, socket activation) would pass it on unless something closes it: here the
+  // test process opens the database without O_CLOEXEC, as such an fd would be.
+  function openWithoutCloexec(): { fd: number; close(): void } {
     const libc = koffi.load("libc.so.6");
     const open = libc.func("int open(const char *path, int flags)");
     const close = libc.func("int close(int fd)");
     const O_RDWR = 2;
     const fd = open(dbPath, O_RDWR) as number;
     expect(fd).toBeGreaterThan(2);
+    return { fd, close: () => close(fd) };
+  }
+
+  it.each(RUNTIMES)("%s: a descriptor inherited before start-up is closed on exec and never reaches the function", async (runtime) => {
+    const inherited = openWithoutCloexec();
+    // A second sandbox, started while the descriptor is open, as a gateway would be.
+    const other = await startSandbox({ SANDBOX_UID_BASE: String(UID_BASE + 500), MAX_CONCURRENCY: "1" });
     try {
       const db = fs.statSync(dbPath);
-      const seen = await observe<Record<string, Fd>>(runtime, listFds(runtime));
+      const result = await other.sandbox.run(spec(runtime, listFds(runtime)));
+      expect(result.status, bodyText(result)).toBe("ok");
+      const seen = bodyJson<Record<string, Fd>>(result);
       const leaked = Object.entries(seen).filter(([, e]) => e.ino === db.ino && e.dev === db.dev);
-      expect(Object.fromEntries(leaked), `the database's descriptor (fd ${fd} in the gateway)`).toEqual({});
+      expect(Object.fromEntries(leaked), `the database's descriptor (fd ${inherited.fd} in the gateway)`).toEqual({});
       expect(JSON.stringify(seen)).not.toContain(DB_MARKER);
     } finally {
-      close(fd);
+      await stopSandbox(other);
+      inherited.close();
+    }
+  });
+
+  it.each(RUNTIMES)("%s: a descriptor leaked after start-up makes the lock-down fail closed", async (runtime) => {
+    const leaked = openWithoutCloexec();
+    try {
+      const result = await sandbox.run(spec(runtime, listFds(runtime)));
+      expect(result.status).toBe("error");
+      expect(result.errorMessage).toMatch(/^sandbox lock-down failed: open files: fd \d+ is an open file or socket from outside the jail$/);
+      expect(result.response).toBeNull();
+      const everything = result.stdout.data.toString() + result.stderr.data.toString();
+      expect(everything).not.toContain(DB_MARKER);
+    } finally {
+      leaked.close();
     }
   });
 });
