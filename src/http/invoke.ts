@@ -34,11 +34,12 @@ export interface InvokeDeps {
 }
 
 /** HTTP status of each way a run can fail. */
-const FAILURE_STATUS: Record<Exclude<RunStatus, "ok">, 500 | 504> = {
+const FAILURE_STATUS: Record<Exclude<RunStatus, "ok">, 500 | 503 | 504> = {
   error: 500,
   timeout: 504,
   oom: 500,
   forbidden: 500,
+  interrupted: 503,
 };
 
 /** Headers a function may not set: hop-by-hop ones, the length (recomputed) and the gateway's own id. */

@@ -8,7 +8,7 @@ import { closeOnExecAll } from "./libc.js";
 import { Prescripts } from "./prescript.js";
 import { runInSlot, type RunnerSettings } from "./runner.js";
 import { SlotPool } from "./slots.js";
-import type { InvocationResult, InvocationSpec, Runner } from "./types.js";
+import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner } from "./types.js";
 
 export type { Runner } from "./types.js";
 export { SaturatedError } from "./types.js";
@@ -48,6 +48,7 @@ export type SandboxConfig = Pick<
 export class Sandbox implements Runner {
   private closed = false;
   private readonly running = new Set<Promise<InvocationResult>>();
+  private readonly stopping = new AbortController();
 
   private constructor(
     private readonly settings: RunnerSettings,
@@ -95,9 +96,9 @@ export class Sandbox implements Runner {
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
-    if (this.closed) throw new Error("the sandbox is closed");
+    if (this.closed) throw new SaturatedError(1);
     const slot = await this.pool.acquire();
-    const run = runInSlot(this.settings, { slot, cgroup: this.cgroups.slot(slot.index) }, spec);
+    const run = runInSlot(this.settings, { slot, cgroup: this.cgroups.slot(slot.index), stop: this.stopping.signal }, spec);
     this.running.add(run);
     try {
       return await run;
@@ -119,11 +120,16 @@ export class Sandbox implements Runner {
     };
   }
 
-  /** Refuses new work, waits for running invocations (they end by their own deadline), then unmounts and removes everything. */
+  /**
+   * Refuses new work (queued invocations get a SaturatedError: retry later), kills
+   * what still runs (those runs end `interrupted`), then unmounts and removes
+   * everything. The caller decides how long to let invocations finish first.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.pool.rejectWaiters(new Error("the sandbox is shutting down"));
+    this.pool.rejectWaiters(new SaturatedError(1));
+    this.stopping.abort();
     await Promise.allSettled(this.running);
     this.cgroups.close();
     this.settings.jail.close();

@@ -26,6 +26,8 @@ export interface RunnerSettings {
 export interface SlotResources {
   slot: Slot;
   cgroup: SlotCgroup | null;
+  /** Aborted when the sandbox closes: the process is killed and the run ends `interrupted`. */
+  stop: AbortSignal;
 }
 
 /** The environment user code starts from; the function's own variables are added after the lock. */
@@ -58,7 +60,7 @@ type Frame =
   | { kind: "lockdown_failed"; message: string };
 
 export async function runInSlot(settings: RunnerSettings, resources: SlotResources, spec: InvocationSpec): Promise<InvocationResult> {
-  const { slot, cgroup } = resources;
+  const { slot, cgroup, stop } = resources;
   const { jail } = settings;
   const source = settings.prescripts.render(spec.runtime, {
     LIB_PATH: settings.libraryPath,
@@ -76,7 +78,7 @@ export async function runInSlot(settings: RunnerSettings, resources: SlotResourc
   try {
     cgroup?.setMemoryLimit(spec.memoryMb);
     const oomBefore = cgroup?.oomKills() ?? 0;
-    const outcome = await supervise(settings, spec, binary, args, source, jail.root(slot.index), cgroup);
+    const outcome = await supervise(settings, spec, binary, args, source, jail.root(slot.index), cgroup, stop);
     cgroup?.killAll();
     const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
     return classify(outcome, spec, oomKilled, settings);
@@ -96,6 +98,7 @@ interface Outcome {
   signal: string | null;
   durationMs: number;
   timedOut: boolean;
+  interrupted: boolean;
   spawnError: string | null;
   stdout: CapturedOutput;
   stderr: CapturedOutput;
@@ -110,6 +113,7 @@ async function supervise(
   source: string,
   cwd: string,
   cgroup: SlotCgroup | null,
+  stop: AbortSignal,
 ): Promise<Outcome> {
   const started = performance.now();
   const child = spawn(binary, args, {
@@ -149,6 +153,13 @@ async function supervise(
     timedOut = true;
     killGroup();
   }, spec.timeoutMs);
+  let interrupted = false;
+  const onStop = () => {
+    interrupted = true;
+    killGroup();
+  };
+  stop.addEventListener("abort", onStop, { once: true });
+  if (stop.aborted) onStop();
 
   if (child.pid !== undefined) {
     try {
@@ -164,11 +175,13 @@ async function supervise(
 
   const [exitCode, signal] = await closed;
   clearTimeout(timer);
+  stop.removeEventListener("abort", onStop);
   return {
     exitCode,
     signal,
     durationMs: performance.now() - started,
     timedOut,
+    interrupted,
     spawnError,
     stdout: stdout.output(),
     stderr: stderr.output(),
@@ -201,6 +214,7 @@ function classify(outcome: Outcome, spec: InvocationSpec, oomKilled: boolean, se
   });
 
   if (outcome.spawnError !== null) return end("error", `sandbox failure: ${outcome.spawnError}`);
+  if (outcome.interrupted) return end("interrupted", "the gateway stopped while the function ran");
   if (outcome.timedOut) return end("timeout", `timed out after ${spec.timeoutMs} ms`);
   if (oomKilled || (outcome.signal !== null && outcome.stderr.data.includes(V8_OOM))) {
     return end("oom", `exceeded its memory limit of ${spec.memoryMb} MB`);

@@ -36,8 +36,11 @@ export interface InvocationSpec {
   request: SandboxRequest;
 }
 
-/** How an invocation ended; `rejected` and `interrupted` are decided by the gateway, not the runner. */
-export type RunStatus = "ok" | "error" | "timeout" | "oom" | "forbidden";
+/**
+ * How an invocation ended. `interrupted`: the sandbox was closed (the gateway is
+ * stopping) while it ran. `rejected` is decided by the gateway, before a run.
+ */
+export type RunStatus = "ok" | "error" | "timeout" | "oom" | "forbidden" | "interrupted";
 
 export interface CapturedOutput {
   data: Buffer;
