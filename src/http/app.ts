@@ -46,8 +46,8 @@ const API_BODY_SLACK = 64 * 1024;
  *   so a client could not resend them). DELETE answers 204.
  * - `GET /api/functions/:name/versions` lists versions without code (with `code_bytes`);
  *   `GET /api/functions/:name/versions/:n` returns one with its code.
- * - Env names that steer the loader or interpreter before the lock-down (LD_*, PYTHON*, NODE_*,
- *   GLIBC_TUNABLES, ...) are refused.
+ * - Env names are any `[A-Za-z_][A-Za-z0-9_]*`: the sandbox sets them after the lock-down, so even
+ *   LD_PRELOAD or NODE_OPTIONS cannot steer an interpreter's start.
  * - /fn: every answer carries `x-invocation-id`, including 401/404/413 ones; only invocations that
  *   reach the runner get a log row (rejected ones included), so those ids are not in the log. The
  *   function receives the same id as a request header and never the Authorization header.

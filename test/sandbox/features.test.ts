@@ -318,3 +318,22 @@ describe("request bodies", () => {
     expect(bodyJson(result)).toEqual({ len: 256, sha: createHash("sha256").update(body).digest("hex") });
   });
 });
+
+describe("environment variables cannot steer the interpreter's start", () => {
+  const STEERING = {
+    LD_PRELOAD: "/tmp/evil.so",
+    LD_LIBRARY_PATH: "/tmp",
+    NODE_OPTIONS: "--require /tmp/evil.js",
+    PYTHONSTARTUP: "/tmp/evil.py",
+    PYTHONPATH: "/tmp",
+    GLIBC_TUNABLES: "glibc.malloc.check=3",
+  };
+  it.each([
+    ["python", `import os\ndef handler(r):\n    return {k: os.environ[k] for k in ${JSON.stringify(Object.keys(STEERING))}}`],
+    ["node", `export default () => Object.fromEntries(${JSON.stringify(Object.keys(STEERING))}.map((k) => [k, process.env[k]]))`],
+  ])("%s: LD_PRELOAD, NODE_OPTIONS, PYTHON* are set only after the lock, as plain values", async (runtime, code) => {
+    const result = await run(runtime as "python" | "node", code, { env: STEERING });
+    expect(result.status, bodyText(result)).toBe("ok");
+    expect(bodyJson(result)).toEqual(STEERING);
+  });
+});
