@@ -30,10 +30,19 @@ export interface Interpreters {
 const SKIPPED_MODULES = /^(_tkinter|_curses|_curses_panel|readline)\./;
 
 const PYTHON_PROBE = `
-import json, sys, sysconfig
+import importlib.util, json, os, sys, sysconfig
 paths = [p for p in sys.path if p]
 print(json.dumps({"binary": sys.executable, "version": sys.version.split()[0],
-                  "stdlib": sysconfig.get_path("stdlib"), "paths": paths}))
+                  "stdlib": sysconfig.get_path("stdlib"), "paths": paths,
+                  "bytecode": os.path.exists(importlib.util.cache_from_source(json.__file__))}))
+`;
+
+// Inside the jail Python cannot write bytecode, so a standard library installed without it
+// (e.g. with PYTHONDONTWRITEBYTECODE set) would be compiled from source at every import.
+const PYTHON_COMPILE_STDLIB = `
+import compileall, re, sys, sysconfig
+skip = re.compile(r"/(test|tests|idlelib|tkinter|turtledemo|lib2to3)/")
+sys.exit(0 if compileall.compile_dir(sysconfig.get_path("stdlib"), quiet=2, workers=0, rx=skip) else 1)
 `;
 
 /** Resolves the real interpreters once at start-up; spawning them later costs no lookup. */
@@ -44,7 +53,8 @@ export function resolveInterpreters(pythonBin: string, nodeBin: string): Interpr
 function resolvePython(pythonBin: string): PythonInstall {
   const probe = JSON.parse(
     execFileSync(pythonBin, ["-I", "-S", "-c", PYTHON_PROBE], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } }),
-  ) as { binary: string; version: string; stdlib: string; paths: string[] };
+  ) as { binary: string; version: string; stdlib: string; paths: string[]; bytecode: boolean };
+  if (!probe.bytecode) execFileSync(probe.binary, ["-I", "-S", "-c", PYTHON_COMPILE_STDLIB], { stdio: "ignore", env: {} });
   const binary = fs.realpathSync(probe.binary);
   const stdlib = fs.realpathSync(probe.stdlib);
   // sys.path under -I -S: the zip (usually absent), the stdlib and lib-dynload.
