@@ -1,5 +1,4 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
@@ -10,7 +9,7 @@ import { functionRoutes } from "./functions.js";
 import { healthRoutes, type SandboxHealth } from "./health.js";
 import { Inflight } from "./inflight.js";
 import { invocationRoutes } from "./invocations.js";
-import { invokeRoutes } from "./invoke.js";
+import { invokeRoutes, readBodyWithin } from "./invoke.js";
 import { mountDocs } from "./openapi.js";
 
 export interface AppDeps {
@@ -66,15 +65,17 @@ export function createApp(deps: AppDeps) {
   app.notFound(notFound);
 
   app.use("/api/*", requireToken(deps.tokenHash));
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: config.MAX_CODE_BYTES + config.MAX_ENV_BYTES + API_BODY_SLACK,
-      onError: () => {
-        throw new ApiError(413, "payload_too_large", "the request body is too large for a function definition");
-      },
-    }),
-  );
+  app.use("/api/*", async (c, next) => {
+    if (!c.req.raw.body) return next();
+    // Not hono's bodyLimit: it leaves an oversize body unread, and the connection then ends under a client still sending.
+    const read = await readBodyWithin(c.req.raw, config.MAX_CODE_BYTES + config.MAX_ENV_BYTES + API_BODY_SLACK);
+    if (!("body" in read)) {
+      const message = "the request body is too large for a function definition";
+      throw new ApiError(413, "payload_too_large", message, read.keepAlive ? {} : { Connection: "close" });
+    }
+    c.req.raw = new Request(c.req.raw, { body: read.body as Uint8Array<ArrayBuffer> });
+    return next();
+  });
 
   app.route("/", healthRoutes({ health: deps.health }));
   app.route("/", functionRoutes({ config, functions: stores.functions }));

@@ -90,15 +90,24 @@ export function parseTarget(pathname: string): InvocationTarget | null {
   };
 }
 
+/** Bytes of an oversize streamed body read and thrown away after the cap, so its connection can serve the next request. */
+export const OVERSIZE_DISCARD_BYTES = 8 * 1024 * 1024;
+
+/** A body within the cap, or the news that it is too large and whether its connection can be kept. */
+export type CappedBody = { body: Uint8Array } | { tooLarge: true; keepAlive: boolean };
+
 /**
- * Reads the body up to `max` bytes; null when it is larger. Content-Length is checked first so
- * an honest oversize request is refused before a byte is read; the count covers chunked bodies
- * and lying clients.
+ * Reads the body up to `max` bytes. Content-Length is checked first so an honest oversize request
+ * is refused before a byte is read (the server then discards the rest of it); the count covers
+ * chunked bodies and lying clients. Past the cap the rest of a streamed body is read and dropped,
+ * up to OVERSIZE_DISCARD_BYTES: answering while the client still sends makes the connection end
+ * under it, so the client would see a reset instead of the 413. A body longer still is cut off
+ * and its connection must close.
  */
-export async function readCappedBody(request: Request, max: number): Promise<Uint8Array | null> {
+export async function readBodyWithin(request: Request, max: number): Promise<CappedBody> {
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > max) return null;
-  if (!request.body) return new Uint8Array(0);
+  if (declared !== null && Number(declared) > max) return { tooLarge: true, keepAlive: true };
+  if (!request.body) return { body: new Uint8Array(0) };
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
@@ -106,13 +115,30 @@ export async function readCappedBody(request: Request, max: number): Promise<Uin
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      return null;
-    }
+    if (size > max) return { tooLarge: true, keepAlive: await discardRest(reader, OVERSIZE_DISCARD_BYTES) };
     chunks.push(value);
   }
-  return Buffer.concat(chunks, size);
+  return { body: Buffer.concat(chunks, size) };
+}
+
+/** Reads and drops up to `limit` more bytes; true if the body ended within them, else cancels it. */
+async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<boolean> {
+  let dropped = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return true;
+    dropped += value.byteLength;
+    if (dropped > limit) {
+      await reader.cancel();
+      return false;
+    }
+  }
+}
+
+/** The body, or null when it is larger than `max` bytes. */
+export async function readCappedBody(request: Request, max: number): Promise<Uint8Array | null> {
+  const read = await readBodyWithin(request, max);
+  return "body" in read ? read.body : null;
 }
 
 function toSandboxRequest(request: Request, path: string, body: Uint8Array, invocationId: string): SandboxRequest {
@@ -240,10 +266,12 @@ export function invokeRoutes(deps: InvokeDeps) {
     const target = parseTarget(new URL(c.req.url).pathname);
     if (!target) throw notFoundError("no such function");
     const fn = lookUp(target);
-    const body = await readCappedBody(c.req.raw, config.MAX_BODY_BYTES);
-    if (body === null) {
-      throw new ApiError(413, "payload_too_large", `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`);
+    const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
+    if (!("body" in read)) {
+      const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
+      throw new ApiError(413, "payload_too_large", message, read.keepAlive ? {} : { Connection: "close" });
     }
+    const { body } = read;
 
     const spec: InvocationSpec = {
       runtime: fn.runtime,
