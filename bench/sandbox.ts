@@ -5,7 +5,8 @@
  * For each runtime: the bare interpreter started the way the runner starts it
  * (spawned from Node, stdio on pipes, `python3 -I -S -c pass` / `node -e 0`,
  * empty environment), then a hello-world handler through Sandbox.run (prescript,
- * lock-down, jail, cgroup, result channel), sequentially and 4 at a time.
+ * lock-down, jail, cgroup, result channel): with a pause between invocations (the
+ * standby interpreters are ready), back to back, and 4 at a time.
  * Prints median and p95 wall time and the ratio of medians.
  */
 import { spawn } from "node:child_process";
@@ -58,10 +59,12 @@ async function sandboxed(runtime: Runtime): Promise<number> {
   return performance.now() - started;
 }
 
-async function measure(task: () => Promise<number>, parallel = 1): Promise<number[]> {
+/** Runs `task` `runs` times, `parallel` at a time, pausing `gapMs` between rounds. */
+async function measure(task: () => Promise<number>, parallel = 1, gapMs = 0): Promise<number[]> {
   for (let i = 0; i < 3; i++) await task(); // warm the page cache
   const times: number[] = [];
   for (let i = 0; i < runs; i += parallel) {
+    if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
     times.push(...(await Promise.all(Array.from({ length: parallel }, task))));
   }
   return times.sort((a, b) => a - b);
@@ -77,7 +80,10 @@ for (const runtime of ["python", "node"] as const) {
   const row = (label: string, times: number[]) =>
     console.log(`${label.padEnd(34)} ${ms(quantile(times, 0.5))}  ${ms(quantile(times, 0.95))}   ${(quantile(times, 0.5) / quantile(base, 0.5)).toFixed(2)}x`);
   row(`${runtime}: bare interpreter`, base);
-  row(`${runtime}: sandboxed hello world`, await measure(() => sandboxed(runtime)));
+  // With a pause between invocations the standby interpreters are ready: the usual case
+  // below saturation. Back to back, each invocation also pays for its successor's start.
+  row(`${runtime}: sandboxed, standby ready`, await measure(() => sandboxed(runtime), 1, 300));
+  row(`${runtime}: sandboxed, back to back`, await measure(() => sandboxed(runtime)));
   row(`${runtime}: sandboxed, 4 at a time`, await measure(() => sandboxed(runtime), 4));
 }
 console.log("\nwall time in ms from spawn (or run()) to exit; ratio = median / bare median");

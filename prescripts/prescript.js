@@ -1,10 +1,12 @@
-// The Node.js prescript. src/sandbox/prescript.ts renders it once per invocation,
-// replacing each placeholder in double braces with a literal, and node reads it from stdin (`node -`).
-// It locks the process down first, then runs the function.
+// The Node.js prescript. src/sandbox/prescript.ts renders it once at start-up, replacing
+// each placeholder in double braces with a literal; node reads it from stdin (`node -`).
+// The gateway may start it before any invocation is known.
 //
-// Channels: fd 3 carries the request in (one JSON line, then the body bytes);
-// fd 4 carries the result out (one JSON line, then the body bytes); stdout and
-// stderr are the invocation's log.
+// Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
+// (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
+// the request envelope, the function's environment and its code (base64), then the
+// request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
+// and stderr are the invocation's log.
 "use strict";
 
 // One closure holds everything: top-level bindings of a script are visible to later
@@ -12,33 +14,54 @@
 // module, ...) would hand user code the prescript's require.
 (function prescript(nodeRequire) {
   for (const name of ["require", "module", "exports", "__filename", "__dirname"]) delete globalThis[name];
-  lockDown(nodeRequire);
-  runFunction(nodeRequire);
+  const fs = nodeRequire("node:fs");
+  const lockdown = loadLibrary(nodeRequire);
+  // Warm up while no invocation is known: what loads lazily costs more than the rest of the
+  // prescript (the Web Request/Response classes, the ES module loader, the stdio streams).
+  void [Request, Response, Headers, process.stdout, process.stderr];
+  import("data:text/javascript,export default 0").then(() => {
+    const received = lockDown(nodeRequire, fs, lockdown);
+    runFunction(nodeRequire, fs, received);
+  });
 
-  function lockDown(require) {
+  function loadLibrary(require) {
     const koffi = require({{KOFFI_PATH}});
     const library = koffi.load({{LIB_PATH}});
-    const lockdown = library.func(
+    return library.func(
       "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)",
     );
-    if (lockdown({{JAIL}}, {{UID}}, {{GID}}, {{FLAGS}}, 4, {{MAX_THREADS}}) !== 0) {
+  }
+
+  /** Waits for an invocation and locks down; returns what was read past the parameters. */
+  function lockDown(require, fs, lockdown) {
+    // The first line is the gateway's own (no byte of it comes from a function); an empty
+    // read means the gateway let this interpreter go.
+    let received = Buffer.alloc(0);
+    const chunk = Buffer.allocUnsafe(1 << 16);
+    while (!received.includes(10)) {
+      const n = fs.readSync(3, chunk, 0, chunk.length, null);
+      if (n === 0) process.reallyExit(0);
+      received = Buffer.concat([received, chunk.subarray(0, n)]);
+    }
+    const newline = received.indexOf(10);
+    const [jail, uid, gid, flags, maxThreads] = received.subarray(0, newline).toString("utf8").split("\0");
+    if (lockdown(jail, Number(uid), Number(gid), Number(flags), 4, Number(maxThreads)) !== 0) {
       process.reallyExit(125); // unreachable: the library ends the process itself on any failure
     }
     // Drop every handle user code could use to reach the library or the prescript.
     for (const key of Object.keys(require.cache)) delete require.cache[key];
+    return received.subarray(newline + 1);
   }
 
   // Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.
-  function runFunction(nodeRequire) {
-    const fs = nodeRequire("node:fs");
+  function runFunction(nodeRequire, fs, received) {
     const vm = nodeRequire("node:vm");
     const { createRequire } = nodeRequire("node:module");
 
     const FILENAME = "function.js";
-    const CODE = {{CODE}};
 
-    function readAll(fd) {
-      const chunks = [];
+    function readAll(fd, start) {
+      const chunks = [start];
       const chunk = Buffer.allocUnsafe(1 << 20);
       for (;;) {
         const n = fs.readSync(fd, chunk, 0, chunk.length, null);
@@ -57,12 +80,14 @@
 
     /** Exits once stdout and stderr have flushed what user code wrote (large writes to a socket are queued). */
     function exitNow(code) {
-      let pending = 2;
-      const flushed = () => {
-        if (--pending === 0) process.reallyExit(code); // skips user 'exit' listeners
-      };
-      process.stdout.write("", flushed);
-      process.stderr.write("", flushed);
+      const streams = [process.stdout, process.stderr].filter((stream) => stream.writableLength > 0);
+      let pending = streams.length;
+      if (pending === 0) process.reallyExit(code); // skips user 'exit' listeners
+      for (const stream of streams) {
+        stream.write("", () => {
+          if (--pending === 0) process.reallyExit(code);
+        });
+      }
     }
 
     function cleanStack(error) {
@@ -158,14 +183,14 @@
     }
 
     async function main() {
-      const raw = readAll(3);
+      const raw = readAll(3, received);
       const newline = raw.indexOf(10);
       const envelope = JSON.parse(raw.subarray(0, newline).toString("utf8"));
       const body = raw.subarray(newline + 1);
       for (const key of Object.keys(process.env)) delete process.env[key];
       Object.assign(process.env, envelope.env);
 
-      const source = Buffer.from(CODE, "base64").toString("utf8");
+      const source = Buffer.from(envelope.code, "base64").toString("utf8");
       const handler = findHandler(await load(source));
       if (handler === null) return; // script mode: stdout is the response, the process ends when its work does
       const result = await handler(buildRequest(envelope, body));

@@ -1,11 +1,13 @@
-# The Python prescript. src/sandbox/prescript.ts renders it once per invocation,
-# replacing each placeholder in double braces with a literal, and the interpreter reads it from stdin
-# (`python -I -S -u -`). It locks the process down first, then runs the function.
+# The Python prescript. src/sandbox/prescript.ts renders it once at start-up, replacing
+# each placeholder in double braces with a literal; the interpreter reads it from stdin
+# (`python -I -S -B -u -`). The gateway may start it before any invocation is known.
 #
-# Channels: fd 3 carries the request in (one JSON line, then the body bytes);
-# fd 4 carries the result out (one JSON line, then the body bytes); stdout and
-# stderr are the invocation's log. Everything lives inside _prescript() so that
-# user code, run in a module of its own, finds no prescript globals to reach.
+# Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
+# (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
+# the request envelope, the function's environment and its code (base64), then the
+# request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
+# and stderr are the invocation's log. Everything lives inside _prescript() so that user
+# code, run in a module of its own, finds no prescript globals to reach.
 
 
 def _prescript():
@@ -16,19 +18,31 @@ def _prescript():
     lockdown = library.SandboxSeccomp
     lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int)
     lockdown.restype = ctypes.c_int
-    if lockdown({{JAIL}}.encode(), {{UID}}, {{GID}}, {{FLAGS}}, 4, {{MAX_THREADS}}) != 0:
-        os._exit(125)  # unreachable: the library ends the process itself on any failure
-    del library, lockdown
 
-    # Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.
-    # Everything below, the standard library imports included, runs inside the jail.
+    # Warm up while waiting: json's C accelerator, used for the envelope and the result.
+    import _json
     import binascii
     import sys
 
+    # Wait for an invocation. The first line is the gateway's own (no byte of it comes
+    # from a function); an empty read means the gateway let this interpreter go.
+    received = b""
+    while b"\n" not in received:
+        chunk = os.read(3, 1 << 16)
+        if not chunk:
+            os._exit(0)
+        received += chunk
+    line, received = received.split(b"\n", 1)
+    jail, uid, gid, flags, max_threads = line.decode().split("\0")
+    if lockdown(jail.encode(), int(uid), int(gid), int(flags), 4, int(max_threads)) != 0:
+        os._exit(125)  # unreachable: the library ends the process itself on any failure
+    del library, lockdown, line
+
+    # Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.
+    # Everything below, the standard library imports included, runs inside the jail.
     # json, traceback and base64 cost more to import than the rest of the prescript
-    # together (json pulls in re and enum): the envelope and the result are handled
-    # with the C accelerator that json itself uses, and traceback only on failure.
-    import _json
+    # together (json pulls in re and enum): the envelope and the result are handled with
+    # the C accelerator that json itself uses, and traceback only on failure.
 
     class _DecoderContext:
         strict = True
@@ -47,8 +61,8 @@ def _prescript():
     def dumps(value):
         return "".join(encode(value, 0))
 
-    def read_all(fd):
-        chunks = []
+    def read_all(fd, start):
+        chunks = [start]
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
@@ -141,6 +155,7 @@ def _prescript():
         raise TypeError(f"handler returned an unsupported type: {type(value).__name__}")
 
     def respond(result):
+        """Maps a handler's return value to a response, as DESIGN.md specifies."""
         headers = {}
         status = None
         if isinstance(result, tuple):
@@ -159,11 +174,12 @@ def _prescript():
         send({"kind": "response", "status": status, "headers": list(headers.items()), "body_length": len(body)}, body)
 
     FILENAME = "function.py"
-    raw = read_all(3)
+    raw = read_all(3, received)
     newline = raw.index(b"\n")
     envelope = scan(raw[:newline].decode(), 0)[0]
     request = Request(envelope, raw[newline + 1 :])
-    del raw
+    source = binascii.a2b_base64(envelope["code"])
+    del raw, received
     os.environ.clear()
     os.environ.update(envelope["env"])
 
@@ -171,7 +187,7 @@ def _prescript():
     module.__file__ = FILENAME
     sys.modules["__main__"] = module
     try:
-        code = compile(binascii.a2b_base64({{CODE}}), FILENAME, "exec")
+        code = compile(source, FILENAME, "exec")
         exec(code, module.__dict__)
         handler = module.__dict__.get("handler")
         if not callable(handler):

@@ -39,6 +39,8 @@ const EnvSchema = z.object({
   MAX_MEMORY_MB: int(32, 2048),
   /** Size of each invocation's private /tmp. */
   TMP_SIZE_MB: int(1, 64),
+  /** Interpreters of each runtime started ahead of their invocations (0: start each on demand). */
+  STANDBY_INTERPRETERS: int(0, 2, 64),
   /** Threads one sandboxed process may have (cgroup pids.max and RLIMIT_NPROC). */
   MAX_THREADS: int(8, 64, 4096),
 

@@ -5,9 +5,11 @@ import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups.js";
 import { resolveInterpreters, type Interpreters } from "./interpreters.js";
 import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
-import { Prescripts } from "./prescript.js";
-import { runInSlot, type RunnerSettings } from "./runner.js";
+import type { InterpreterSettings } from "./interpreter.js";
+import { renderPrescripts } from "./prescript.js";
+import { FRAME_HEADER_CAP, runInSlot, type RunnerSettings } from "./runner.js";
 import { SlotPool } from "./slots.js";
+import { StandbyPool } from "./standby.js";
 import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner } from "./types.js";
 
 export type { Runner } from "./types.js";
@@ -21,6 +23,8 @@ export interface SandboxHealth {
   slots: number;
   busy: number;
   queued: number;
+  /** Interpreters started ahead of their invocations, both runtimes together. */
+  standby: number;
   python: string;
   node: string;
 }
@@ -38,6 +42,8 @@ export type SandboxConfig = Pick<
   | "MAX_THREADS"
   | "OUTPUT_CAP_BYTES"
   | "MAX_RESPONSE_BYTES"
+  | "MAX_MEMORY_MB"
+  | "STANDBY_INTERPRETERS"
 >;
 
 /**
@@ -83,11 +89,18 @@ export class Sandbox implements Runner {
           cgroups.notes.join("\n  "),
       );
     }
-    const settings: RunnerSettings = {
-      libraryPath: LIBRARY_PATH,
+    const interpreterSettings: InterpreterSettings = {
       interpreters,
-      prescripts: new Prescripts(),
+      prescripts: renderPrescripts({ LIB_PATH: LIBRARY_PATH, KOFFI_PATH: interpreters.node.koffiPath }),
+      outputCapBytes: config.OUTPUT_CAP_BYTES,
+      resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
+      nodeHeapMb: config.MAX_MEMORY_MB,
+    };
+    const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS);
+    standby.refill();
+    const settings: RunnerSettings = {
       jail,
+      standby,
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       maxThreads: config.MAX_THREADS,
@@ -115,6 +128,7 @@ export class Sandbox implements Runner {
       slots: this.pool.slots.length,
       busy: this.pool.busy,
       queued: this.pool.queued,
+      standby: this.settings.standby.count,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
     };
@@ -130,7 +144,7 @@ export class Sandbox implements Runner {
     this.closed = true;
     this.pool.rejectWaiters(new SaturatedError(1));
     this.stopping.abort();
-    await Promise.allSettled(this.running);
+    await Promise.allSettled([...this.running, this.settings.standby.close()]);
     this.cgroups.close();
     this.settings.jail.close();
   }

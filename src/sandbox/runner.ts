@@ -1,23 +1,17 @@
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import type { Readable, Writable } from "node:stream";
 import type { SlotCgroup } from "./cgroups.js";
-import type { Interpreters } from "./interpreters.js";
+import { BASE_ENV, FLAG_NETWORK, type Outcome } from "./interpreter.js";
 import type { Jail } from "./jail.js";
-import { FLAG_NETWORK, type Prescripts } from "./prescript.js";
 import type { Slot } from "./slots.js";
-import type { CapturedOutput, InvocationResult, InvocationSpec, RunStatus, SandboxResponse } from "./types.js";
+import type { StandbyPool } from "./standby.js";
+import type { InvocationResult, InvocationSpec, RunStatus, SandboxResponse } from "./types.js";
 
-// Runs one invocation in one slot: spawn the interpreter with the rendered
-// prescript on stdin, move it into the slot's cgroup, hand it the request on
-// fd 3, collect stdout, stderr and the result (fd 4) within their caps, kill the
-// process group at the deadline, and classify how it ended.
+// Runs one invocation in one slot: a fresh /tmp, the slot's memory limit, an
+// interpreter (a standby, or one started now) moved into the slot's cgroup and
+// handed the lock-down parameters and the invocation; then classify how it ended.
 
 export interface RunnerSettings {
-  libraryPath: string;
-  interpreters: Interpreters;
-  prescripts: Prescripts;
   jail: Jail;
+  standby: StandbyPool;
   outputCapBytes: number;
   maxResponseBytes: number;
   maxThreads: number;
@@ -30,25 +24,8 @@ export interface SlotResources {
   stop: AbortSignal;
 }
 
-/** The environment user code starts from; the function's own variables are added after the lock. */
-export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
-  PATH: "/usr/local/bin:/usr/bin:/bin",
-  HOME: "/tmp",
-  TMPDIR: "/tmp",
-  LANG: "C.UTF-8",
-});
-
-/**
- * The environment the interpreter is started with: BASE_ENV, and a GODEBUG that
- * stops the library's Go runtime from keeping its cgroup CPU files open
- * (container-aware GOMAXPROCS), which the lock-down would refuse.
- */
-const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
-  ...BASE_ENV,
-  GODEBUG: "containermaxprocs=0,updatemaxprocs=0",
-});
-
-const FRAME_HEADER_CAP = 256 * 1024;
+/** Room for the result's header line on top of the response body. */
+export const FRAME_HEADER_CAP = 256 * 1024;
 const V8_OOM = "JavaScript heap out of memory";
 const SIGSYS = "SIGSYS";
 
@@ -62,137 +39,38 @@ type Frame =
 export async function runInSlot(settings: RunnerSettings, resources: SlotResources, spec: InvocationSpec): Promise<InvocationResult> {
   const { slot, cgroup, stop } = resources;
   const { jail } = settings;
-  const source = settings.prescripts.render(spec.runtime, {
-    LIB_PATH: settings.libraryPath,
-    KOFFI_PATH: settings.interpreters.node.koffiPath,
-    JAIL: jail.root(slot.index),
-    UID: slot.uid,
-    GID: slot.gid,
-    FLAGS: spec.network ? FLAG_NETWORK : 0,
-    MAX_THREADS: settings.maxThreads,
-    CODE: Buffer.from(spec.code).toString("base64"),
-  });
-  const [binary, args] = command(settings.interpreters, spec);
-
+  const params = {
+    jail: jail.root(slot.index),
+    uid: slot.uid,
+    gid: slot.gid,
+    flags: spec.network ? FLAG_NETWORK : 0,
+    maxThreads: settings.maxThreads,
+  };
   jail.mountTmp(slot.index);
   try {
     cgroup?.setMemoryLimit(spec.memoryMb);
     const oomBefore = cgroup?.oomKills() ?? 0;
-    const outcome = await supervise(settings, spec, binary, args, source, jail.root(slot.index), cgroup, stop);
+    const interpreter = settings.standby.take(spec.runtime);
+    // Into the slot's cgroup before a byte of the function reaches the process.
+    const outcome = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid));
     cgroup?.killAll();
     const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
     return classify(outcome, spec, oomKilled, settings);
   } finally {
     jail.unmountTmp(slot.index);
+    settings.standby.refill();
   }
 }
 
-function command(interpreters: Interpreters, spec: InvocationSpec): [string, string[]] {
-  if (spec.runtime === "python") return [interpreters.python.binary, ["-I", "-S", "-B", "-u", "-"]];
-  // V8 is told the limit too, so that a heap that outgrows it fails in V8's own words.
-  return [interpreters.node.binary, [`--max-old-space-size=${spec.memoryMb}`, "-"]];
-}
-
-interface Outcome {
-  exitCode: number | null;
-  signal: string | null;
-  durationMs: number;
-  timedOut: boolean;
-  interrupted: boolean;
-  spawnError: string | null;
-  stdout: CapturedOutput;
-  stderr: CapturedOutput;
-  result: CapturedOutput;
-}
-
-async function supervise(
-  settings: RunnerSettings,
-  spec: InvocationSpec,
-  binary: string,
-  args: string[],
-  source: string,
-  cwd: string,
-  cgroup: SlotCgroup | null,
-  stop: AbortSignal,
-): Promise<Outcome> {
-  const started = performance.now();
-  const child = spawn(binary, args, {
-    cwd,
-    env: SPAWN_ENV,
-    detached: true, // its own process group, killed as one
-    stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
-  });
-  const stdout = new Capture(settings.outputCapBytes);
-  const stderr = new Capture(settings.outputCapBytes);
-  const result = new Capture(settings.maxResponseBytes + FRAME_HEADER_CAP);
-  let timedOut = false;
-  let spawnError: string | null = null;
-  const closed = once(child, "close") as Promise<[number | null, NodeJS.Signals | null]>;
-  child.on("error", (error) => {
-    spawnError ??= error.message;
-  });
-  const killGroup = () => {
-    if (child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  };
-
-  // A child that dies early makes these writes fail (EPIPE); that must never reach the gateway.
-  const [stdin, , , requestIn, resultOut] = child.stdio as [Writable, Readable, Readable, Writable, Readable];
-  for (const stream of child.stdio) stream?.on("error", () => {});
-  child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk));
-  child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk));
-  resultOut.on("data", (chunk: Buffer) => {
-    if (!result.push(chunk)) killGroup(); // an oversized response ends the invocation
-  });
-
-  const timer = setTimeout(() => {
-    timedOut = true;
-    killGroup();
-  }, spec.timeoutMs);
-  let interrupted = false;
-  const onStop = () => {
-    interrupted = true;
-    killGroup();
-  };
-  stop.addEventListener("abort", onStop, { once: true });
-  if (stop.aborted) onStop();
-
-  if (child.pid !== undefined) {
-    try {
-      // Into the slot's cgroup before a byte of the function reaches the process.
-      cgroup?.join(child.pid);
-      stdin.end(source);
-      requestIn.end(encodeRequest(spec));
-    } catch (error) {
-      spawnError = `could not confine the process: ${(error as Error).message}`;
-      killGroup();
-    }
-  }
-
-  const [exitCode, signal] = await closed;
-  clearTimeout(timer);
-  stop.removeEventListener("abort", onStop);
-  return {
-    exitCode,
-    signal,
-    durationMs: performance.now() - started,
-    timedOut,
-    interrupted,
-    spawnError,
-    stdout: stdout.output(),
-    stderr: stderr.output(),
-    result: result.output(),
-  };
-}
-
-/** The request channel: one JSON line (envelope and env), then the raw body. */
-function encodeRequest(spec: InvocationSpec): Buffer {
+/** What follows the lock-down parameters on fd 3: one JSON line (envelope, env, code), then the raw body. */
+function encodePayload(spec: InvocationSpec): Buffer {
   const { body, ...envelope } = spec.request;
-  const header = JSON.stringify({ ...envelope, env: { ...BASE_ENV, ...spec.env }, body_length: body.byteLength });
+  const header = JSON.stringify({
+    ...envelope,
+    env: { ...BASE_ENV, ...spec.env },
+    code: Buffer.from(spec.code).toString("base64"),
+    body_length: body.byteLength,
+  });
   return Buffer.concat([Buffer.from(header + "\n"), body]);
 }
 
@@ -275,31 +153,4 @@ function toResponse(frame: Extract<Frame, { kind: "response" }>, body: Buffer): 
   }
   if (frame.body_length !== body.length) return "the function wrote a malformed result";
   return { status: frame.status, headers, body };
-}
-
-/** Keeps the first `cap` bytes of a stream and counts the rest, so memory stays bounded. */
-class Capture {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  private truncated = false;
-
-  constructor(private readonly cap: number) {}
-
-  /** Returns false once the cap has been passed. */
-  push(chunk: Buffer): boolean {
-    const room = this.cap - this.size;
-    if (chunk.length > room) {
-      if (room > 0) this.chunks.push(chunk.subarray(0, room));
-      this.size = this.cap;
-      this.truncated = true;
-      return false;
-    }
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    return true;
-  }
-
-  output(): CapturedOutput {
-    return { data: Buffer.concat(this.chunks, this.size), truncated: this.truncated };
-  }
 }

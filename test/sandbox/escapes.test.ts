@@ -869,9 +869,12 @@ describe("inherited file descriptors", () => {
   });
 
   it.each(RUNTIMES)("%s: a descriptor leaked after start-up makes the lock-down fail closed", async (runtime) => {
+    // Its own sandbox, starting every interpreter on demand, so that the interpreter is
+    // spawned while the descriptor is open (and no standby of the shared sandbox inherits it).
+    const other = await startSandbox({ SANDBOX_UID_BASE: String(UID_BASE + 500), MAX_CONCURRENCY: "1", STANDBY_INTERPRETERS: "0" });
     const leaked = openWithoutCloexec();
     try {
-      const result = await sandbox.run(spec(runtime, listFds(runtime)));
+      const result = await other.sandbox.run(spec(runtime, listFds(runtime)));
       expect(result.status).toBe("error");
       expect(result.errorMessage).toMatch(/^sandbox lock-down failed: open files: fd \d+ is an open file or socket from outside the jail$/);
       expect(result.response).toBeNull();
@@ -879,6 +882,7 @@ describe("inherited file descriptors", () => {
       expect(everything).not.toContain(DB_MARKER);
     } finally {
       leaked.close();
+      await stopSandbox(other);
     }
   });
 });

@@ -1,0 +1,220 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import type { Readable, Writable } from "node:stream";
+import type { Interpreters } from "./interpreters.js";
+import type { CapturedOutput, Runtime } from "./types.js";
+
+// One interpreter process: spawned with the prescript on stdin (it loads the library
+// and waits), then handed one invocation on fd 3 and watched until it exits.
+
+/** The environment user code starts from; the function's own variables are added after the lock. */
+export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PATH: "/usr/local/bin:/usr/bin:/bin",
+  HOME: "/tmp",
+  TMPDIR: "/tmp",
+  LANG: "C.UTF-8",
+});
+
+/**
+ * The environment the interpreter is started with: BASE_ENV, and a GODEBUG that
+ * stops the library's Go runtime from keeping its cgroup CPU files open
+ * (container-aware GOMAXPROCS), which the lock-down would refuse.
+ */
+const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
+  ...BASE_ENV,
+  GODEBUG: "containermaxprocs=0,updatemaxprocs=0",
+});
+
+export interface InterpreterSettings {
+  interpreters: Interpreters;
+  /** The rendered prescripts. */
+  prescripts: Record<Runtime, string>;
+  outputCapBytes: number;
+  /** Cap of the result channel: the response plus its header line. */
+  resultCapBytes: number;
+  /** V8's heap limit (MB); the cgroup holds the function's own, smaller limit. */
+  nodeHeapMb: number;
+}
+
+/** The lock-down parameters, written by the gateway as the first line of fd 3. */
+export interface LockParams {
+  jail: string;
+  uid: number;
+  gid: number;
+  flags: number;
+  maxThreads: number;
+}
+
+/** Bit 0 of the lock-down flags: the sandbox may open AF_INET/AF_INET6 sockets. */
+export const FLAG_NETWORK = 1;
+
+export interface Outcome {
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number;
+  timedOut: boolean;
+  interrupted: boolean;
+  spawnError: string | null;
+  stdout: CapturedOutput;
+  stderr: CapturedOutput;
+  result: CapturedOutput;
+}
+
+export class Interpreter {
+  private readonly stdout: Capture;
+  private readonly stderr: Capture;
+  private readonly result: Capture;
+  private readonly closed: Promise<[number | null, NodeJS.Signals | null]>;
+  private spawnError: string | null = null;
+  private exited = false;
+  private dispatched = false;
+
+  private constructor(
+    readonly runtime: Runtime,
+    private readonly child: ChildProcess,
+    settings: InterpreterSettings,
+  ) {
+    this.stdout = new Capture(settings.outputCapBytes);
+    this.stderr = new Capture(settings.outputCapBytes);
+    this.result = new Capture(settings.resultCapBytes);
+    this.closed = once(child, "close") as Promise<[number | null, NodeJS.Signals | null]>;
+    void this.closed.then(() => (this.exited = true));
+    child.on("error", (error) => {
+      this.spawnError ??= error.message;
+    });
+    // A child that dies early makes writes fail (EPIPE); that must never reach the gateway.
+    for (const stream of child.stdio) stream?.on("error", () => {});
+    child.stdout!.on("data", (chunk: Buffer) => this.stdout.push(chunk));
+    child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk));
+    this.resultStream.on("data", (chunk: Buffer) => {
+      if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
+    });
+  }
+
+  /** Starts an interpreter that loads the library and waits for its invocation. */
+  static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): Interpreter {
+    const { python, node } = settings.interpreters;
+    const [binary, args] =
+      runtime === "python"
+        ? [python.binary, ["-I", "-S", "-B", "-u", "-"]]
+        : [node.binary, [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
+    const child = spawn(binary, args, {
+      cwd,
+      env: SPAWN_ENV,
+      detached: true, // its own process group, killed as one
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+    });
+    const interpreter = new Interpreter(runtime, child, settings);
+    (child.stdin as Writable).end(settings.prescripts[runtime]);
+    return interpreter;
+  }
+
+  /** Still waiting for an invocation, and able to take one. */
+  get ready(): boolean {
+    return !this.exited && !this.dispatched && this.spawnError === null && this.child.pid !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /**
+   * Hands the process its invocation: `confine` runs first (the cgroup join; if it
+   * throws, the process is killed and never sees a byte of the function), then the
+   * lock-down parameters and the payload go out on fd 3. Resolves when the process
+   * has exited, at the latest at the deadline or when `stop` aborts.
+   */
+  async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<Outcome> {
+    this.dispatched = true;
+    const started = performance.now();
+    let timedOut = false;
+    let interrupted = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.kill();
+    }, timeoutMs);
+    const onStop = () => {
+      interrupted = true;
+      this.kill();
+    };
+    stop.addEventListener("abort", onStop, { once: true });
+    if (stop.aborted) onStop();
+
+    if (this.child.pid !== undefined && !this.exited) {
+      try {
+        confine(this.child.pid);
+        const line = [params.jail, params.uid, params.gid, params.flags, params.maxThreads].join("\0");
+        this.requestStream.end(Buffer.concat([Buffer.from(line + "\n"), payload]));
+      } catch (error) {
+        this.spawnError = `could not confine the process: ${(error as Error).message}`;
+        this.kill();
+      }
+    }
+
+    const [exitCode, signal] = await this.closed;
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+    return {
+      exitCode,
+      signal,
+      durationMs: performance.now() - started,
+      timedOut,
+      interrupted,
+      spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
+      stdout: this.stdout.output(),
+      stderr: this.stderr.output(),
+      result: this.result.output(),
+    };
+  }
+
+  /** SIGKILLs the process group. */
+  kill(): void {
+    if (this.child.pid === undefined || this.exited) return;
+    try {
+      process.kill(-this.child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Kills the process and waits until it is gone. */
+  async discard(): Promise<void> {
+    this.kill();
+    if (this.child.pid !== undefined) await this.closed;
+  }
+
+  private get requestStream(): Writable {
+    return this.child.stdio[3] as Writable;
+  }
+
+  private get resultStream(): Readable {
+    return this.child.stdio[4] as Readable;
+  }
+}
+
+/** Keeps the first `cap` bytes of a stream and counts the rest, so memory stays bounded. */
+class Capture {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private truncated = false;
+
+  constructor(private readonly cap: number) {}
+
+  /** Returns false once the cap has been passed. */
+  push(chunk: Buffer): boolean {
+    const room = this.cap - this.size;
+    if (chunk.length > room) {
+      if (room > 0) this.chunks.push(chunk.subarray(0, room));
+      this.size = this.cap;
+      this.truncated = true;
+      return false;
+    }
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  output(): CapturedOutput {
+    return { data: Buffer.concat(this.chunks, this.size), truncated: this.truncated };
+  }
+}

@@ -1,0 +1,54 @@
+import { Interpreter, type InterpreterSettings } from "./interpreter.js";
+import { RUNTIMES, type Runtime } from "./types.js";
+
+/**
+ * Interpreters started ahead of their invocations. A standby has loaded the
+ * lock-down library and warmed up (Node's Request/Response), then waits, still
+ * unlocked but holding nothing of any function: nothing reaches it until the
+ * invocation's lock-down parameters do, and those it applies before reading the
+ * rest. Taking one skips the interpreter's start-up; an empty pool just starts a
+ * fresh interpreter, which behaves the same, only later.
+ */
+export class StandbyPool {
+  private readonly idle: Record<Runtime, Interpreter[]> = { python: [], node: [] };
+  private closed = false;
+
+  constructor(
+    private readonly settings: InterpreterSettings,
+    /** Standbys kept per runtime; 0 starts every interpreter on demand. */
+    private readonly size: number,
+  ) {}
+
+  /** An interpreter of `runtime` that has not been handed an invocation yet. */
+  take(runtime: Runtime): Interpreter {
+    const idle = this.idle[runtime];
+    for (let standby = idle.shift(); standby; standby = idle.shift()) {
+      if (standby.ready) return standby;
+      void standby.discard(); // died while waiting
+    }
+    return this.start(runtime);
+  }
+
+  /** Tops the pool up; called when an invocation ends, so the start-up never competes with one. */
+  refill(): void {
+    if (this.closed) return;
+    for (const runtime of RUNTIMES) {
+      const idle = this.idle[runtime];
+      while (idle.length < this.size) idle.push(this.start(runtime));
+    }
+  }
+
+  get count(): number {
+    return this.idle.python.length + this.idle.node.length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = RUNTIMES.flatMap((runtime) => this.idle[runtime].splice(0));
+    await Promise.all(all.map((standby) => standby.discard()));
+  }
+
+  private start(runtime: Runtime): Interpreter {
+    return Interpreter.start(runtime, this.settings, "/");
+  }
+}
