@@ -1,0 +1,209 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The REAL gateway, started as `node --import tsx src/main.ts` in a child process and spoken to
+ * only over HTTP. Each test file runs in a vitest worker of its own; every server a file starts
+ * gets a block of sandbox uids no other worker (and no other server of the same file) uses.
+ */
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const LISTENING = /fngw listening on http:\/\/[^:\s]+:(\d+)\b/;
+const GENERATED_TOKEN = /^API token \(printed this once[^)]*\): (\S+)$/m;
+
+export type Json = Record<string, any>; // test-side view of response bodies: any keeps assertions short
+
+/** A uid block for the `index`-th server of this worker: 400000 + 1000 per worker + 100 per server. */
+export function uidBase(index: number): number {
+  const worker = Number(process.env.VITEST_POOL_ID ?? "1");
+  return 400_000 + 1000 * worker + 100 * index;
+}
+
+export function tempDataDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), "fngw-e2e-"));
+}
+
+export interface Server {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or the signal's name) once the process has ended. */
+  readonly exited: Promise<number | string>;
+  /** Sends SIGTERM and resolves with the exit code; SIGKILLs it if it does not end within `graceMs`. */
+  stop(graceMs?: number): Promise<number | string>;
+  /** SIGKILL: the gateway dies without any clean-up. */
+  kill(): Promise<number | string>;
+}
+
+export interface StartOptions {
+  /** Configuration; GATEWAY_TOKEN is only set when given. */
+  env?: Record<string, string>;
+  dataDir?: string;
+  uidIndex?: number;
+}
+
+/** Starts the gateway on a free port (PORT=0; the port is read from its listen line) and waits for /healthz to say ready. */
+export async function startServer(options: StartOptions = {}): Promise<Server> {
+  const dataDir = options.dataDir ?? tempDataDir();
+  // A minimal environment, so nothing of the test runner's (or the machine's GATEWAY_TOKEN) leaks in.
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATA_DIR: dataDir,
+    SANDBOX_UID_BASE: String(uidBase(options.uidIndex ?? 0)),
+    ...options.env,
+  };
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+  const exited = new Promise<number | string>((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
+  });
+
+  const listening = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error("the gateway printed no listen line within 30 s")), 30_000);
+    const onData = () => {
+      const match = LISTENING.exec(out);
+      if (match) {
+        cleanUp();
+        resolve(Number(match[1]));
+      }
+    };
+    const onExit = (code: number | null, signal: string | null) => fail(new Error(`the gateway exited (${code ?? signal}) before listening`));
+    function fail(error: Error) {
+      cleanUp();
+      child.kill("SIGKILL");
+      reject(new Error(`${error.message}\nstdout:\n${out}\nstderr:\n${err}`));
+    }
+    function cleanUp() {
+      clearTimeout(timer);
+      child.stdout!.off("data", onData);
+      child.off("exit", onExit);
+    }
+    child.stdout!.on("data", onData);
+    child.on("exit", onExit);
+  });
+
+  let port: number;
+  try {
+    port = await listening;
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, "/healthz to answer 200");
+  } catch (error) {
+    child.kill("SIGKILL");
+    await exited;
+    if (!options.dataDir) removeDataDir(dataDir);
+    throw error;
+  }
+  const url = `http://127.0.0.1:${port}`;
+
+  const server: Server = {
+    url,
+    port,
+    dataDir,
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    async stop(graceMs = 15_000) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    async kill() {
+      child.kill("SIGKILL");
+      return exited;
+    },
+  };
+  return server;
+}
+
+/** The token printed on stdout at a first start without GATEWAY_TOKEN, or null. */
+export function generatedToken(stdout: string): string | null {
+  return GENERATED_TOKEN.exec(stdout)?.[1] ?? null;
+}
+
+/** Polls `check` every 25 ms until it holds; fails after `timeoutMs`, saying what it waited `for` (computed then). */
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const waitedFor = typeof what === "string" ? what : what();
+      throw new Error(`timed out waiting for ${waitedFor}${lastError ? `: ${String(lastError)}` : ""}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** fetch against one server, with its token (unless `token: null`) and a JSON body when `json` is given. */
+export function client(base: () => string, defaultToken: () => string | null) {
+  return async (pathname: string, init: RequestInit & { json?: unknown; token?: string | null } = {}): Promise<Response> => {
+    const { json, token, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    const presented = token === undefined ? defaultToken() : token;
+    if (presented !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${presented}`);
+    if (json !== undefined) headers.set("content-type", "application/json");
+    return fetch(`${base()}${pathname}`, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body });
+  };
+}
+
+export type Call = ReturnType<typeof client>;
+
+/** Registers a function; fails with the server's answer unless it is 201. */
+export async function register(call: Call, body: Json): Promise<Json> {
+  const res = await call("/api/functions", { method: "POST", json: body });
+  if (res.status !== 201) throw new Error(`register ${String(body.name)}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Json;
+}
+
+/** GET /api/invocations/:id as JSON; fails unless it is 200. */
+export async function invocation(call: Call, id: string | null): Promise<Json> {
+  expectId(id);
+  const res = await call(`/api/invocations/${id}`);
+  if (res.status !== 200) throw new Error(`invocation ${id}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as Json;
+}
+
+function expectId(id: string | null): asserts id is string {
+  if (!id) throw new Error("the response carried no x-invocation-id");
+}
+
+/**
+ * Removes a data directory once its gateway has stopped and unmounted the jail. A directory with
+ * something still mounted below it (a gateway that did not stop cleanly) is left alone: a recursive
+ * delete would reach into the host directories bound into the jail.
+ */
+export function removeDataDir(dir: string): void {
+  const mountPoints = fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((point): point is string => point !== undefined && (point === dir || point.startsWith(`${dir}/`)));
+  if (mountPoints.length > 0) {
+    console.warn(`left ${dir} in place: still mounted there: ${mountPoints.join(", ")}`);
+    return;
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
