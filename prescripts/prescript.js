@@ -193,6 +193,9 @@
       const source = Buffer.from(envelope.code, "base64").toString("utf8");
       const handler = findHandler(await load(source));
       if (handler === null) return; // script mode: stdout is the response, the process ends when its work does
+      // Handler mode from here: a handler that exits or never settles is an error, and its
+      // output stays in the log.
+      send({ kind: "handler" });
       const result = await handler(buildRequest(envelope, body));
       const { status, headers, body: out } = await encode(result);
       send({ kind: "response", status, headers, body_length: out.length }, out);

@@ -187,11 +187,20 @@ def _prescript():
     module.__file__ = FILENAME
     sys.modules["__main__"] = module
     try:
-        code = compile(source, FILENAME, "exec")
-        exec(code, module.__dict__)
-        handler = module.__dict__.get("handler")
-        if not callable(handler):
-            exit_now(0)  # script mode: stdout is the response
+        exec(compile(source, FILENAME, "exec"), module.__dict__)
+    except SystemExit:
+        raise  # a script's exit status; Python exits as usual
+    except BaseException as exc:  # noqa: BLE001 - every failure of user code is reported, KeyboardInterrupt included
+        fail(exc)
+    handler = module.__dict__.get("handler")
+    if not callable(handler):
+        # Script mode: stdout is the response. Returning lets Python exit as usual, after
+        # the script's non-daemon threads.
+        return
+    # Handler mode from here: a handler that exits without answering is an error, and its
+    # output stays in the log.
+    send({"kind": "handler"})
+    try:
         result = handler(request)
         if type(result).__name__ == "coroutine":
             import asyncio
@@ -200,7 +209,7 @@ def _prescript():
         respond(result)
     except SystemExit as exc:
         exit_now(exit_code_of(exc))
-    except BaseException as exc:  # noqa: BLE001 - every failure of user code is reported, KeyboardInterrupt included
+    except BaseException as exc:  # noqa: BLE001
         fail(exc)
     exit_now(0)
 

@@ -9,6 +9,12 @@ import { provisionToken } from "./http/auth.js";
 import { Inflight } from "./http/inflight.js";
 import { Sandbox } from "./sandbox/index.js";
 
+/**
+ * How long a client may take to send a whole request (headers and body; not the time the
+ * function runs): a slow sender holds a body buffer and an admission place, so not for long.
+ */
+const REQUEST_TIMEOUT_MS = 60_000;
+
 function fail(message: string): never {
   console.error(message);
   process.exit(1);
@@ -54,7 +60,7 @@ async function main(): Promise<void> {
   retention.runOnce().catch((err: unknown) => console.error("log retention failed:", err));
 
   // serve() makes an http.Server unless told to make an http2 one.
-  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
+  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT, serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS } }, (info) => {
     const shownHost = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
     console.log(`fngw listening on http://${shownHost}:${info.port} (bound to ${config.HOST}; API docs at /docs)`);
   }) as Server;

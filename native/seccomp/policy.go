@@ -144,11 +144,12 @@ func ioctlRule() Rule {
 }
 
 // prctlRule allows thread names, mapping names and read-only queries (option is an int:
-// low word only); PR_SET_DUMPABLE, PR_SET_SECCOMP, capability changes... get EPERM.
+// low word only); PR_SET_DUMPABLE, PR_SET_SECCOMP, capability changes... get EPERM, and so
+// does PR_SET_PDEATHSIG: clearing the SIGKILL the lock-down set would let a function outlive
+// a gateway that dies, and with it its deadline.
 func prctlRule() Rule {
 	return oneOf("prctl", argOption, Allow, EPERM, prSetName, prGetName, prSetVMA,
-		prGetDumpable, prSetPdeathsig, prGetPdeathsig, prCapbsetRead, prGetNoNewPrivs,
-		prGetSeccomp)
+		prGetDumpable, prGetPdeathsig, prCapbsetRead, prGetNoNewPrivs, prGetSeccomp)
 }
 
 // networkRules: functions are clients. Without network the only sockets a sandbox can hold

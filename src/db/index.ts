@@ -31,8 +31,13 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.m
  * transactions on power loss, for a fraction of FULL's fsync cost.
  */
 export function openDatabase(file: string): OpenedDatabase {
-  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ":memory:") {
+    // Functions' code and environment variables live here: readable by root only.
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fs.chmodSync(path.dirname(file), 0o700);
+  }
   const sqlite = new Database(file);
+  if (file !== ":memory:") fs.chmodSync(file, 0o600);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 5000");

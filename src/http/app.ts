@@ -30,6 +30,8 @@ export interface AppDeps {
 
 /** Slack over the largest function (code + env) for the JSON around it. */
 const API_BODY_SLACK = 64 * 1024;
+/** The longest JSON escape of one byte (`\u0000`): code within MAX_CODE_BYTES may grow sixfold in JSON. */
+const JSON_ESCAPE_GROWTH = 6;
 
 /**
  * Builds the whole HTTP product from its dependencies; tests call it with a real database and a
@@ -64,11 +66,12 @@ export function createApp(deps: AppDeps) {
   app.onError(onError);
   app.notFound(notFound);
 
+  const maxApiBody = JSON_ESCAPE_GROWTH * (config.MAX_CODE_BYTES + config.MAX_ENV_BYTES) + API_BODY_SLACK;
   app.use("/api/*", requireToken(deps.tokenHash));
   app.use("/api/*", async (c, next) => {
     if (!c.req.raw.body) return next();
     // Not hono's bodyLimit: it leaves an oversize body unread, and the connection then ends under a client still sending.
-    const read = await readBodyWithin(c.req.raw, config.MAX_CODE_BYTES + config.MAX_ENV_BYTES + API_BODY_SLACK);
+    const read = await readBodyWithin(c.req.raw, maxApiBody);
     if (!("body" in read)) {
       const message = "the request body is too large for a function definition";
       throw new ApiError(413, "payload_too_large", message, read.keepAlive ? {} : { Connection: "close" });

@@ -13,7 +13,7 @@ import {
   type SandboxRequest,
   type SandboxResponse,
 } from "../sandbox/types.js";
-import { checkBearer, unauthorized } from "./auth.js";
+import { checkBearer, unauthorized, type TokenCheck } from "./auth.js";
 import { ApiError, errorBody, notFoundError } from "./errors.js";
 import type { Inflight } from "./inflight.js";
 import { NAME_PATTERN } from "./schemas.js";
@@ -112,7 +112,10 @@ export async function readBodyWithin(request: Request, max: number): Promise<Cap
   let size = 0;
   const reader = request.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await reader.read().catch(() => {
+      // The client went away mid-body: nobody is left to answer, and nothing to log but this.
+      throw new ApiError(400, "bad_request", "the request body ended early");
+    });
     if (done) break;
     size += value.byteLength;
     if (size > max) return { tooLarge: true, keepAlive: await discardRest(reader, OVERSIZE_DISCARD_BYTES) };
@@ -247,11 +250,20 @@ export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedM
   };
 }
 
-/** ANY /fn/:name[@N][/*]: look up, authorize, read the body, run, log, answer. */
+/** Methods a function cannot be invoked with: a Web Request refuses them. */
+const UNSUPPORTED_METHODS = new Set(["TRACE", "TRACK", "CONNECT"]);
+
+/** ANY /fn/:name[@N][/*]: look up, authorize, admit, read the body, run, log, answer. */
 export function invokeRoutes(deps: InvokeDeps) {
   const { config, functions, invocations, runner, tokenHash, inflight } = deps;
   const newId = deps.newId ?? uuidv7;
   const app = new Hono<InvokeEnv>();
+
+  // Requests admitted past lookup and auth: reading a body, queued or running. Bounding them
+  // bounds the request bodies held in memory, which a public function would otherwise let
+  // anyone grow without limit before the slot pool's own admission is reached.
+  const admissionLimit = config.MAX_CONCURRENCY + config.QUEUE_LIMIT;
+  let admitted = 0;
 
   // Every answer under /fn carries the id, including 401/404/413 that never reach the log.
   app.use("/fn/*", async (c, next) => {
@@ -263,37 +275,41 @@ export function invokeRoutes(deps: InvokeDeps) {
 
   app.all("/fn/*", async (c) => {
     const id = c.get("invocationId");
+    if (UNSUPPORTED_METHODS.has(c.req.method)) {
+      throw new ApiError(405, "method_not_allowed", `${c.req.method} cannot invoke a function`);
+    }
     const target = parseTarget(new URL(c.req.url).pathname);
     if (!target) throw notFoundError("no such function");
-    const fn = lookUp(target);
-    const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
-    if (!("body" in read)) {
-      const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
-      throw new ApiError(413, "payload_too_large", message, read.keepAlive ? {} : { Connection: "close" });
+    const fn = authorize(target, checkBearer(c.req.header("authorization"), tokenHash));
+    const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
+
+    if (admitted >= admissionLimit) {
+      const outcome = outcomeOfRunnerError(new SaturatedError(1), id, 0);
+      invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, outcome.end);
+      // The body is left unread: closing the connection is what keeps it out of memory.
+      if (c.req.raw.body) outcome.response.headers.set("Connection", "close");
+      return outcome.response;
     }
-    const { body } = read;
-
-    const spec: InvocationSpec = {
-      runtime: fn.runtime,
-      code: fn.code,
-      env: fn.env,
-      timeoutMs: fn.timeoutMs,
-      memoryMb: fn.memoryMb,
-      network: fn.network,
-      request: toSandboxRequest(c.req.raw, target.path, body, id),
-    };
-
+    admitted++;
     inflight.enter();
     try {
+      const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
+      if (!("body" in read)) {
+        const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
+        throw new ApiError(413, "payload_too_large", message, read.keepAlive ? {} : { Connection: "close" });
+      }
+      const { body } = read;
+      const spec: InvocationSpec = {
+        runtime: fn.runtime,
+        code: fn.code,
+        env: fn.env,
+        timeoutMs: fn.timeoutMs,
+        memoryMb: fn.memoryMb,
+        network: fn.network,
+        request: toSandboxRequest(c.req.raw, target.path, body, id),
+      };
       // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
-      const { seq } = invocations.start({
-        id,
-        functionName: fn.name,
-        version: fn.version,
-        requestBytes: body.byteLength,
-        method: c.req.method,
-        path: target.path,
-      });
+      const { seq } = invocations.start({ ...row, requestBytes: body.byteLength });
       const started = performance.now();
       let outcome: Outcome;
       try {
@@ -310,21 +326,25 @@ export function invokeRoutes(deps: InvokeDeps) {
       return outcome.response;
     } finally {
       inflight.leave();
-    }
-
-    function lookUp(t: InvocationTarget): FunctionVersion {
-      const current = functions.get(t.name);
-      if (!current) throw notFoundError(`no function named '${t.name}'`);
-      const fn = t.version === null ? current : functions.getVersion(t.name, t.version);
-      if (!fn) throw notFoundError(`function '${t.name}' has no version ${t.version}`);
-      // An old version is public only while the current one is too: making a function private covers every version.
-      if (!(fn.public && current.public)) {
-        const check = checkBearer(c.req.header("authorization"), tokenHash);
-        if (check !== "ok") throw unauthorized(check);
-      }
-      return fn;
+      admitted--;
     }
   });
+
+  /**
+   * The version to run, if the caller may run it. Without a valid token, a function that
+   * does not exist and one that is not public answer alike (401): names and versions of
+   * private functions are not for anonymous callers to probe.
+   */
+  function authorize(target: InvocationTarget, token: TokenCheck): FunctionVersion {
+    const current = functions.get(target.name);
+    const fn = current && (target.version === null ? current : functions.getVersion(target.name, target.version));
+    // An old version is public only while the current one is too: making a function private covers every version.
+    const open = current?.public === true && (fn === undefined || fn.public);
+    if (token !== "ok" && !open) throw unauthorized(token);
+    if (!current) throw notFoundError(`no function named '${target.name}'`);
+    if (!fn) throw notFoundError(`function '${target.name}' has no version ${target.version}`);
+    return fn;
+  }
 
   return app;
 }

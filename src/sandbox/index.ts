@@ -8,7 +8,7 @@ import { closeOnExecAll } from "./libc.js";
 import type { InterpreterSettings } from "./interpreter.js";
 import { renderPrescripts } from "./prescript.js";
 import { FRAME_HEADER_CAP, runInSlot, type RunnerSettings } from "./runner.js";
-import { SlotPool } from "./slots.js";
+import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner } from "./types.js";
 
@@ -75,6 +75,8 @@ export class Sandbox implements Runner {
       queueLimit: config.QUEUE_LIMIT,
       queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
     });
+    const strays = killStrayProcesses(pool.slots);
+    if (strays > 0) log(`killed ${strays} process(es) left running as sandbox uids by an earlier gateway`);
     const jail = Jail.build({ dir: config.JAIL_DIR, slots: [...pool.slots], python: interpreters.python, tmpSizeMb: config.TMP_SIZE_MB });
     let cgroups: Cgroups;
     try {

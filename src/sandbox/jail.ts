@@ -22,10 +22,11 @@ import {
 //   JAIL_DIR/            tmpfs, private propagation
 //     base/              the root file system every sandbox shares, read-only:
 //       etc/             passwd, group, hosts, resolv.conf, nsswitch.conf, ld.so.cache, localtime -> zoneinfo
-//       etc/ssl          bind of the host's, read-only (CA certificates for functions with network)
+//       etc/ssl, usr/share/ca-certificates   binds of the host's, read-only (CA certificates for functions with network)
 //       dev/null|zero|random|urandom   binds of the host's device nodes
 //       usr/share/zoneinfo             bind, read-only
-//       <python stdlib>                bind, read-only, at the host path (Python imports lazily)
+//       <python stdlib>                bind, read-only, at the host path (Python imports lazily);
+//                                      its site-packages hidden under an empty tmpfs
 //       lib/...                        copies of the few shared libraries lib-dynload modules open
 //       tmp/             mount point for each invocation's private tmpfs
 //     slots/<k>/         a recursive, read-only bind of base/ per sandbox slot; the
@@ -34,6 +35,7 @@ import {
 // Nothing of the gateway (its data directory, its code, node_modules) is inside.
 
 const DEVICES = ["null", "zero", "random", "urandom"];
+const CA_CERTIFICATES = "/usr/share/ca-certificates";
 const JAIL_TMPFS_SIZE = "256m";
 const TMP_INODES = 16384;
 
@@ -148,10 +150,16 @@ function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall
     fs.mkdirSync(inside("etc/ssl"), { mode: 0o755 });
     bindReadOnly("/etc/ssl", inside("etc/ssl"));
     mirrorOpensslDir(base);
+    // The hashed links in /etc/ssl/certs point into /usr/share/ca-certificates.
+    fs.mkdirSync(inside(CA_CERTIFICATES), { recursive: true, mode: 0o755 });
+    bindReadOnly(CA_CERTIFICATES, inside(CA_CERTIFICATES));
   }
   for (const dir of python.libraryDirs) {
     fs.mkdirSync(inside(dir), { recursive: true, mode: 0o755 });
     bindReadOnly(dir, inside(dir));
+    // Python runs with -S: third-party packages installed on the host stay out of sight.
+    const sitePackages = path.join(dir, "site-packages");
+    if (fs.existsSync(sitePackages)) mount("fngw-empty", inside(sitePackages), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555");
   }
   for (const file of ["etc/passwd", "etc/group", "etc/hosts", "etc/nsswitch.conf", "etc/ld.so.conf"]) fs.chmodSync(inside(file), 0o644);
 }

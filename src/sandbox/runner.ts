@@ -24,13 +24,16 @@ export interface SlotResources {
   stop: AbortSignal;
 }
 
-/** Room for the result's header line on top of the response body. */
-export const FRAME_HEADER_CAP = 256 * 1024;
+/** Room for the result's header line on top of the response body; also the longest line accepted. */
+export const FRAME_HEADER_CAP = 64 * 1024;
+/** Headers a function's response may have. */
+const MAX_RESPONSE_HEADERS = 100;
 const V8_OOM = "JavaScript heap out of memory";
 const SIGSYS = "SIGSYS";
 
 /** Result-channel frames written by the prescript (response, error) and by the library (forbidden, lockdown_failed). */
 type Frame =
+  | { kind: "handler" }
   | { kind: "response"; status: number; headers: [string, string][]; body_length: number }
   | { kind: "error"; message: string }
   | { kind: "forbidden"; syscall: number; name: string }
@@ -90,56 +93,78 @@ function classify(outcome: Outcome, spec: InvocationSpec, oomKilled: boolean, se
     errorMessage,
     ...extra,
   });
+  const ok = (response: SandboxResponse): InvocationResult => ({ ...base, status: "ok", errorMessage: null, response });
 
   if (outcome.spawnError !== null) return end("error", `sandbox failure: ${outcome.spawnError}`);
   if (outcome.interrupted) return end("interrupted", "the gateway stopped while the function ran");
   if (outcome.timedOut) return end("timeout", `timed out after ${spec.timeoutMs} ms`);
-  if (oomKilled || (outcome.signal !== null && outcome.stderr.data.includes(V8_OOM))) {
-    return end("oom", `exceeded its memory limit of ${spec.memoryMb} MB`);
-  }
-  const frames = outcome.result.data;
+  // V8 reports an outgrown heap itself and aborts; the cgroup's OOM killer sends SIGKILL.
+  const v8OutOfMemory = spec.runtime === "node" && outcome.signal === "SIGABRT" && outcome.stderr.data.includes(V8_OOM);
+  if (oomKilled || v8OutOfMemory) return end("oom", `exceeded its memory limit of ${spec.memoryMb} MB`);
+  const { frames, malformed } = parseFrames(outcome.result.data);
   if (outcome.signal === SIGSYS) {
-    const report = lastForbiddenReport(frames);
-    const name = report?.name || (report ? `syscall ${report.syscall}` : null);
+    const report = frameOf(frames.toReversed(), "forbidden");
+    const name = report ? report.name || `syscall ${report.syscall}` : null;
     return end("forbidden", name ? `forbidden: ${name}` : "killed by the seccomp filter", { blockedSyscall: name });
   }
   if (outcome.result.truncated) return end("error", `the response exceeds the ${settings.maxResponseBytes}-byte limit`);
 
-  const parsed = parseFrame(frames);
-  if (parsed?.frame.kind === "lockdown_failed") return end("error", `sandbox lock-down failed: ${parsed.frame.message}`);
+  const lockdown = frameOf(frames, "lockdown_failed");
+  if (lockdown) return end("error", `sandbox lock-down failed: ${lockdown.message}`);
+  const error = frameOf(frames, "error");
+  if (error) return end("error", error.message);
   if (outcome.signal !== null) return end("error", `killed by ${outcome.signal}`);
-  if (outcome.exitCode !== 0) {
-    const message = parsed?.frame.kind === "error" ? parsed.frame.message : `exited with code ${outcome.exitCode}`;
-    return end("error", message);
-  }
-  if (parsed === null && frames.length === 0) {
-    // Script mode: no handler, stdout is the body.
-    if (outcome.stdout.truncated) return end("error", `the script's output exceeds the ${settings.outputCapBytes}-byte cap`);
-    const response = { status: 200, headers: [["content-type", "text/plain; charset=utf-8"]], body: outcome.stdout.data } satisfies SandboxResponse;
-    return { ...base, status: "ok", errorMessage: null, response };
-  }
-  if (parsed?.frame.kind !== "response") return end("error", "the function wrote a malformed result");
-  const response = toResponse(parsed.frame, parsed.rest);
-  if (typeof response === "string") return end("error", response);
-  return { ...base, status: "ok", errorMessage: null, response };
+  if (outcome.exitCode !== 0) return end("error", `exited with code ${outcome.exitCode}`);
+  if (malformed) return end("error", `the function wrote a malformed result: ${malformed}`);
+
+  const response = frameOf(frames, "response");
+  if (response) return typeof response.value === "string" ? end("error", response.value) : ok(response.value);
+  if (frameOf(frames, "handler")) return end("error", "the handler ended without a response");
+  // Script mode: no handler, stdout is the body.
+  if (outcome.stdout.truncated) return end("error", `the script's output exceeds the ${settings.outputCapBytes}-byte cap`);
+  return ok({ status: 200, headers: [["content-type", "text/plain; charset=utf-8"]], body: outcome.stdout.data });
 }
 
-function parseFrame(data: Buffer): { frame: Frame; rest: Buffer } | null {
-  const newline = data.indexOf(10);
-  if (newline < 0) return null;
-  try {
-    const frame = JSON.parse(data.subarray(0, newline).toString("utf8")) as Frame;
-    return typeof frame === "object" && frame !== null && "kind" in frame ? { frame, rest: data.subarray(newline + 1) } : null;
-  } catch {
-    return null;
-  }
+/** Frames as the result channel carried them, the response validated (or the reason it is not usable). */
+type ParsedFrame =
+  | { kind: "handler" }
+  | { kind: "response"; value: SandboxResponse | string }
+  | { kind: "error"; message: string }
+  | { kind: "forbidden"; syscall: number; name: string }
+  | { kind: "lockdown_failed"; message: string };
+
+function frameOf<K extends ParsedFrame["kind"]>(frames: ParsedFrame[], kind: K): Extract<ParsedFrame, { kind: K }> | undefined {
+  return frames.find((f): f is Extract<ParsedFrame, { kind: K }> => f.kind === kind);
 }
 
-function lastForbiddenReport(data: Buffer): { syscall: number; name: string } | null {
-  const at = data.lastIndexOf('{"kind":"forbidden"');
-  if (at < 0) return null;
-  const parsed = parseFrame(data.subarray(at));
-  return parsed?.frame.kind === "forbidden" ? parsed.frame : null;
+/** Reads the result channel: JSON lines, each response line followed by its body bytes. */
+function parseFrames(data: Buffer): { frames: ParsedFrame[]; malformed: string | null } {
+  const frames: ParsedFrame[] = [];
+  let at = 0;
+  while (at < data.length) {
+    const newline = data.indexOf(10, at);
+    if (newline < 0 || newline - at > FRAME_HEADER_CAP) return { frames, malformed: "an unterminated or oversized frame" };
+    let frame: Frame;
+    try {
+      frame = JSON.parse(data.subarray(at, newline).toString("utf8")) as Frame;
+    } catch {
+      return { frames, malformed: "a frame that is not JSON" };
+    }
+    at = newline + 1;
+    if (frame?.kind === "response") {
+      const length = frame.body_length;
+      if (!Number.isSafeInteger(length) || length < 0 || at + length > data.length) {
+        return { frames, malformed: "a response whose body length does not match" };
+      }
+      frames.push({ kind: "response", value: toResponse(frame, data.subarray(at, at + length)) });
+      at += length;
+    } else if (["handler", "error", "forbidden", "lockdown_failed"].includes(frame?.kind)) {
+      frames.push(frame as ParsedFrame);
+    } else {
+      return { frames, malformed: "a frame of unknown kind" };
+    }
+  }
+  return { frames, malformed: null };
 }
 
 /** Validates a response frame; returns an error message instead when it is not usable. */
@@ -151,6 +176,6 @@ function toResponse(frame: Extract<Frame, { kind: "response" }>, body: Buffer): 
   if (!Array.isArray(headers) || !headers.every((h) => Array.isArray(h) && h.length === 2 && h.every((v) => typeof v === "string"))) {
     return "the function answered with malformed headers";
   }
-  if (frame.body_length !== body.length) return "the function wrote a malformed result";
+  if (headers.length > MAX_RESPONSE_HEADERS) return `the function answered with more than ${MAX_RESPONSE_HEADERS} headers`;
   return { status: frame.status, headers, body };
 }

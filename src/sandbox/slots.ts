@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { SaturatedError } from "./types.js";
 
 /**
@@ -87,4 +88,27 @@ export class SlotPool {
     // A rough hint: one queue's worth of invocations at about a second each, spread over the slots.
     return new SaturatedError(Math.max(1, Math.ceil((this.waiters.length + 1) / this.slots.length)));
   }
+}
+
+/**
+ * SIGKILLs every process that runs as one of the pool's uids: a slot's uid must be
+ * free before the slot is used. Nothing of a gateway that died should survive it
+ * (the lock-down sets PDEATHSIG and the cgroups are swept too); this also covers a
+ * host without cgroups, where RLIMIT_NPROC counts a uid's processes.
+ */
+export function killStrayProcesses(slots: readonly Slot[]): number {
+  const uids = new Set(slots.map((slot) => slot.uid));
+  let killed = 0;
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${entry}/status`, "utf8"))?.[1]);
+      if (!uids.has(uid)) continue;
+      process.kill(Number(entry), "SIGKILL");
+      killed++;
+    } catch {
+      // gone while we looked
+    }
+  }
+  return killed;
 }

@@ -1,6 +1,7 @@
 // End to end: the real gateway (src/main.ts) in a child process, real sandboxed Python and Node,
 // spoken to only over HTTP. DESIGN.md's "The function contract" and "HTTP API" are the spec.
 import crypto from "node:crypto";
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   client,
@@ -466,7 +467,7 @@ describe("the body cap (MAX_BODY_BYTES = 1 MiB)", () => {
       const res = await call("/api/functions", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: chunkedBody(8, 256 * 1024),
+        body: chunkedBody(8, 1024 * 1024),
         duplex: "half",
       } as RequestInit);
       expect(res.status, `attempt ${attempt}`).toBe(413);
@@ -575,6 +576,20 @@ describe("discoverability and health", () => {
     expect(health.ok).toBe(true);
     expect(health.sandbox).toMatchObject({ ready: true, slots: expect.any(Number), busy: 0 });
     expect(["v1", "v2"]).toContain(health.sandbox.cgroups);
+  });
+
+  it("TRACE on a function answers 405 in the error shape (fetch cannot send it: plain node:http)", async () => {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${server.url}/fn/anything`, { method: "TRACE", headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(405);
+    expect(JSON.parse(body).error.code).toBe("method_not_allowed");
   });
 
   it("an unknown route answers 404 in the error shape", async () => {

@@ -131,7 +131,7 @@ describe("POST /api/functions", () => {
   it("answers 413 for a body far larger than any function may be", async () => {
     const res = await gw.call("/api/functions", {
       method: "POST",
-      json: { name: "huge", runtime: "python", code: "x".repeat(200_000) },
+      json: { name: "huge", runtime: "python", code: "x".repeat(400_000) },
     });
     await expectError(res, 413, "payload_too_large");
   });

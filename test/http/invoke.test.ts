@@ -118,6 +118,15 @@ describe("ANY /fn/:name — lookup and auth", () => {
     expect(gw.runner.calls.length).toBe(calls);
   });
 
+  it.each(["/fn/nope", "/fn/hello@99", "/fn/hello"])(
+    "answers %s alike without the token (401): anonymous callers cannot tell unknown functions and versions from private ones",
+    async (path) => {
+      const res = await gw.call(path, { token: null });
+      expect(res.status).toBe(401);
+      expect((await res.json()).error.code).toBe("unauthorized");
+    },
+  );
+
   it("answers 401 for a wrong token", async () => {
     const res = await gw.call("/fn/hello", { token: "wrong-token-wrong-token" });
     expect(res.status).toBe(401);
@@ -398,5 +407,35 @@ describe("the function cache", () => {
     expect((await gw.call("/fn/gone")).status).toBe(200);
     await gw.call("/api/functions/gone", { method: "DELETE" });
     expect((await gw.call("/fn/gone")).status).toBe(404);
+  });
+});
+
+describe("ANY /fn/:name — admission before the body is read", () => {
+  it("turns away requests past MAX_CONCURRENCY + QUEUE_LIMIT with 429 and a `rejected` row, before buffering their bodies", async () => {
+    const small = makeGateway({ MAX_CONCURRENCY: "1", QUEUE_LIMIT: "1" });
+    try {
+      await register(small, { name: "slow", public: true });
+      let release = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      small.runner.script = async () => {
+        await held;
+        return okResult({ body: Buffer.from("done") });
+      };
+      const first = small.call("/fn/slow", { method: "POST", body: "a", token: null });
+      const second = small.call("/fn/slow", { method: "POST", body: "b", token: null });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const third = await small.call("/fn/slow", { method: "POST", body: "c".repeat(1000), token: null });
+      expect(third.status).toBe(429);
+      expect(third.headers.get("connection")).toBe("close");
+      const id = third.headers.get("x-invocation-id");
+      expect((await third.json()).error).toMatchObject({ code: "rejected", invocation_id: id });
+      const row = small.database.sqlite.prepare("select status, http_status, request_bytes from invocations where id = ?").get(id);
+      expect(row).toEqual({ status: "rejected", http_status: 429, request_bytes: 0 });
+      release();
+      expect([(await first).status, (await second).status]).toEqual([200, 200]);
+      expect((await small.call("/fn/slow", { token: null })).status).toBe(200);
+    } finally {
+      small.close();
+    }
   });
 });

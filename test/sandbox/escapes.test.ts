@@ -523,6 +523,18 @@ describe("ptrace", () => {
   });
 });
 
+describe("outliving the gateway", () => {
+  it("python: the parent-death signal cannot be cleared or changed (PR_SET_PDEATHSIG fails with EPERM)", async () => {
+    const seen = await observe(
+      "python",
+      py(`
+        return {"clear": libc_call("prctl", 1, 0, 0, 0, 0), "change": libc_call("prctl", 1, 15, 0, 0, 0)}
+      `),
+    );
+    expect(seen).toEqual({ clear: { ret: -1, errno: "EPERM" }, change: { ret: -1, errno: "EPERM" } });
+  });
+});
+
 describe("mount, chroot and namespaces", () => {
   it("python: mounting a tmpfs fails with EPERM", async () => {
     const seen = await observe(

@@ -116,6 +116,13 @@ describe("return values become responses", () => {
     expect(result.response?.body.toString("latin1")).toBe(Buffer.from(body).toString("latin1"));
   });
 
+  it("refuses a response with more than 100 headers", async () => {
+    const headers = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`x-h${i}`, "v"]));
+    const result = await run("python", `def handler(r):\n    return "x", 200, ${JSON.stringify(headers)}`);
+    expect(result.status).toBe("error");
+    expect(result.errorMessage).toMatch(/more than 100 headers/);
+  });
+
   it("reports an unsupported return type as an error", async () => {
     const result = await run("python", `def handler(r):\n    return object()`);
     expect(result.status).toBe("error");
@@ -134,6 +141,13 @@ describe("script mode", () => {
     expect(bodyText(result)).toBe("line one\nline two");
   });
 
+  it("python: a script's non-daemon threads finish before it answers", async () => {
+    const code = `import threading, time\ndef later():\n    time.sleep(0.2)\n    print("from the thread")\nthreading.Thread(target=later).start()\nprint("main done")`;
+    const result = await run("python", code);
+    expect(result.status).toBe("ok");
+    expect(bodyText(result)).toBe("main done\nfrom the thread\n");
+  });
+
   it.each([
     ["python", `import sys\nprint("partial")\nsys.exit(3)`],
     ["node", `console.log("partial"); process.exitCode = 3;`],
@@ -142,6 +156,21 @@ describe("script mode", () => {
     expect(result.status).toBe("error");
     expect(result.exitCode).toBe(3);
     expect(result.response).toBeNull();
+  });
+});
+
+describe("a handler that ends without answering", () => {
+  it.each([
+    ["python", `import sys\ndef handler(r):\n    print("a log line")\n    sys.exit(0)`],
+    ["python", `import os\ndef handler(r):\n    print("a log line", flush=True)\n    os._exit(0)`],
+    ["node", `export default () => { console.log("a log line"); process.exit(0); }`],
+    ["node", `export default async () => { console.log("a log line"); await new Promise(() => {}); }`],
+  ])("%s: is an error, and its log never becomes the response", async (runtime, code) => {
+    const result = await run(runtime as "python" | "node", code);
+    expect(result.status).toBe("error");
+    expect(result.errorMessage).toBe("the handler ended without a response");
+    expect(result.response).toBeNull();
+    expect(result.stdout.data.toString()).toBe("a log line\n");
   });
 });
 
