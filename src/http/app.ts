@@ -28,6 +28,18 @@ export interface AppDeps {
   now?: () => number;
 }
 
+/** The methods of each API route, for the 405s of the others (HEAD is served wherever GET is). */
+const ALLOWED_METHODS: [string, string][] = [
+  ["/api/functions", "GET, HEAD, POST"],
+  ["/api/functions/:name", "GET, HEAD, PUT, DELETE"],
+  ["/api/functions/:name/versions", "GET, HEAD"],
+  ["/api/functions/:name/versions/:version", "GET, HEAD"],
+  ["/api/functions/:name/stats", "GET, HEAD"],
+  ["/api/invocations", "GET, HEAD"],
+  ["/api/invocations/:id", "GET, HEAD"],
+  ["/healthz", "GET, HEAD"],
+];
+
 /** Slack over the largest function (code + env) for the JSON around it. */
 const API_BODY_SLACK = 64 * 1024;
 /** The longest JSON escape of one byte (`\u0000`): code within MAX_CODE_BYTES may grow sixfold in JSON. */
@@ -95,6 +107,12 @@ export function createApp(deps: AppDeps) {
       newId: deps.newId,
     }),
   );
+  // A known path asked with a method it does not serve: 405 with Allow, rather than a 404.
+  for (const [path, allow] of ALLOWED_METHODS) {
+    app.all(path, () => {
+      throw new ApiError(405, "method_not_allowed", `this route answers ${allow}`, { Allow: allow });
+    });
+  }
   mountDocs(app, "0.1.0");
   return app;
 }

@@ -142,3 +142,17 @@ describe("Inflight (what shutdown waits for)", () => {
     expect(inflight.size).toBe(0);
   });
 });
+
+describe("methods a route does not serve", () => {
+  it.each([
+    ["PATCH", "/api/functions/hello", "GET, HEAD, PUT, DELETE"],
+    ["DELETE", "/api/functions", "GET, HEAD, POST"],
+    ["POST", "/api/invocations", "GET, HEAD"],
+    ["PUT", "/healthz", "GET, HEAD"],
+  ])("%s %s answers 405 with Allow: %s", async (method, path, allow) => {
+    const res = await gw.call(path, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe(allow);
+    expect((await res.json()).error.code).toBe("method_not_allowed");
+  });
+});
