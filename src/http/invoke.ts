@@ -138,12 +138,6 @@ async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>, limi
   }
 }
 
-/** The body, or null when it is larger than `max` bytes. */
-export async function readCappedBody(request: Request, max: number): Promise<Uint8Array | null> {
-  const read = await readBodyWithin(request, max);
-  return "body" in read ? read.body : null;
-}
-
 function toSandboxRequest(request: Request, path: string, body: Uint8Array, invocationId: string): SandboxRequest {
   const url = new URL(request.url);
   const headers: [string, string][] = [];
