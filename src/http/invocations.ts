@@ -14,11 +14,18 @@ const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]
 const isoInstant = (description: string) =>
   z
     .string()
-    .refine((text) => ISO_INSTANT.test(text) && !Number.isNaN(Date.parse(text)), {
+    .refine((text) => ISO_INSTANT.test(text) && isCalendarDate(text.slice(0, 10)) && !Number.isNaN(Date.parse(text)), {
       message: "must be an ISO 8601 date or date-time with a zone, e.g. 2025-01-31T12:00:00Z",
     })
     .transform((text) => Date.parse(text))
     .openapi({ type: "string", description, example: "2025-01-31T12:00:00Z" });
+
+/** Date.parse rolls 2020-02-30 over to March; a date that does not exist is refused instead. */
+function isCalendarDate(date: string): boolean {
+  const [year, month, day] = date.split("-").map(Number) as [number, number, number];
+  const parsed = new Date(Date.UTC(year, month - 1, day));
+  return parsed.getUTCFullYear() === year && parsed.getUTCMonth() === month - 1 && parsed.getUTCDate() === day;
+}
 
 /** Cursors are opaque to clients: base64url of the row key they continue after. */
 export const encodeCursor = (seq: number) => Buffer.from(String(seq)).toString("base64url");

@@ -123,6 +123,8 @@ describe("GET /api/invocations", () => {
     [`cursor=${encodeCursor(12)}=`, /^cursor: /],
     ["since=yesterday", /^since: /],
     ["since=2025-13-01T00:00:00Z", /^since: /],
+    ["since=2020-02-30", /^since: /],
+    ["until=2021-02-29T00:00:00Z", /^until: /],
     ["since=2025-01-01T10:00:00", /^since: .*zone/],
     ["until=1700000000", /^until: /],
     ["since=2025-01-02&until=2025-01-01", /^since: since must be before until/],
