@@ -169,6 +169,8 @@ function functionResponse(answer: SandboxResponse, maxBytes: number): { response
   }
   // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
   const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
+  // Node frames a bodiless 205 as chunked; an explicit empty length is what RFC 9110 asks for.
+  if (status === 205) headers.set("content-length", "0");
   return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0 };
 }
 

@@ -152,6 +152,8 @@ def handler(request):
         return {"created": True}, 201
     if kind == "tuple3":
         return "a,b\\n1,2\\n", 418, {"Content-Type": "text/csv", "X-Teapot": "short and stout"}
+    if kind == "reset":
+        return "ignored", 205
 `,
     );
     await node(
@@ -202,6 +204,22 @@ def handler(request):
     const body = Buffer.from(await res.arrayBuffer());
     checkBody(body);
     expect(res.headers.get("content-length")).toBe(String(body.byteLength));
+  });
+
+  it("answers a 205 with an empty body of declared length 0, whatever the function returned", async () => {
+    const { status, headers, body } = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const req = http.request(`${server.url}/fn/returns?as=reset`, { headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(205);
+    expect(headers["content-length"]).toBe("0");
+    expect(headers["transfer-encoding"]).toBeUndefined();
+    expect(body).toBe("");
   });
 
   it("passes the headers a tuple or a Response sets through to the client", async () => {
