@@ -57,8 +57,8 @@ const JSON_ESCAPE_GROWTH = 6;
  * - POST/PUT bodies must be JSON (else 415) with no unknown fields. PUT stores a new version in
  *   which omitted fields keep their current value, env included (GET masks env values as "***",
  *   so a client could not resend them). DELETE answers 204.
- * - `GET /api/functions/:name/versions` lists versions without code (with `code_bytes`);
- *   `GET /api/functions/:name/versions/:n` returns one with its code.
+ * - `GET /api/functions/:name/versions` lists every version with its code (env masked);
+ *   `GET /api/functions/:name/versions/:n` returns one.
  * - Env names are any `[A-Za-z_][A-Za-z0-9_]*`: the sandbox sets them after the lock-down, so even
  *   LD_PRELOAD or NODE_OPTIONS cannot steer an interpreter's start.
  * - /fn: every answer carries `x-invocation-id`, including 401/404/413 ones; only invocations that

@@ -113,10 +113,6 @@ const FunctionSummarySchema = z
   .object({ name: FunctionNameSchema, runtime: runtimeSchema, version: z.number().int(), public: z.boolean(), updated_at: z.string() })
   .openapi("FunctionSummary");
 
-const VersionSummarySchema = z
-  .object({ ...VersionFields, code_bytes: z.number().int(), created_at: z.string() })
-  .openapi("FunctionVersionSummary");
-
 const VersionSchema = z
   .object({ name: FunctionNameSchema, ...VersionFields, code: z.string(), created_at: z.string() })
   .openapi("FunctionVersion");
@@ -135,6 +131,10 @@ function versionFields(v: FunctionVersion) {
     public: v.public,
     env: maskEnv(v.env),
   };
+}
+
+function versionJson(v: FunctionVersion): z.infer<typeof VersionSchema> {
+  return { name: v.name, ...versionFields(v), code: v.code, created_at: isoTime(v.createdAt) };
 }
 
 function functionJson(fn: CurrentFunction): z.infer<typeof FunctionSchema> {
@@ -275,11 +275,11 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
     createRoute({
       method: "get",
       path: "/api/functions/{name}/versions",
-      summary: "Every version of a function, newest first (without code)",
+      summary: "Every version of a function, newest first, each with its code",
       ...protectedRoute,
       request: { params: NameParamSchema },
       responses: {
-        200: json(z.object({ name: FunctionNameSchema, items: z.array(VersionSummarySchema) }), "Newest first"),
+        200: json(z.object({ name: FunctionNameSchema, items: z.array(VersionSchema) }), "Newest first"),
         ...errors,
         ...notFound,
       },
@@ -288,12 +288,7 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
       const { name } = c.req.valid("param");
       const versions = functions.versions(name);
       if (!versions) throw unknownFunction(name);
-      const items = versions.map((v) => ({
-        ...versionFields(v),
-        code_bytes: Buffer.byteLength(v.code, "utf8"),
-        created_at: isoTime(v.createdAt),
-      }));
-      return c.json({ name, items }, 200);
+      return c.json({ name, items: versions.map(versionJson) }, 200);
     },
   );
 
@@ -316,7 +311,7 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
       if (!found) {
         throw notFoundError(functions.get(name) ? `function '${name}' has no version ${version}` : `no function named '${name}'`);
       }
-      return c.json({ name, ...versionFields(found), code: found.code, created_at: isoTime(found.createdAt) }, 200);
+      return c.json(versionJson(found), 200);
     },
   );
 

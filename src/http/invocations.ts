@@ -97,6 +97,9 @@ const StatsSchema = z
     errors: z.number().int().openapi({ description: "Invocations that answered 500: status error, oom or forbidden" }),
     timeouts: z.number().int(),
     by_status: z.record(z.enum(INVOCATION_STATUSES), z.number().int()),
+    p50: z.number().nullable().openapi({ description: "Median duration in ms (as duration_ms.p50)" }),
+    p95: z.number().nullable(),
+    p99: z.number().nullable(),
     duration_ms: z
       .object({
         p50: z.number().nullable(),
@@ -258,6 +261,9 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
           errors: s.error + s.oom + s.forbidden,
           timeouts: s.timeout,
           by_status: stats.byStatus,
+          p50: stats.durationMs.p50,
+          p95: stats.durationMs.p95,
+          p99: stats.durationMs.p99,
           duration_ms: stats.durationMs,
         },
         200,
