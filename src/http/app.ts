@@ -61,8 +61,9 @@ const JSON_ESCAPE_GROWTH = 6;
  *   `GET /api/functions/:name/versions/:n` returns one.
  * - Env names are any `[A-Za-z_][A-Za-z0-9_]*`: the sandbox sets them after the lock-down, so even
  *   LD_PRELOAD or NODE_OPTIONS cannot steer an interpreter's start.
- * - /fn: every answer carries `x-invocation-id`, including 401/404/413 ones; only invocations that
- *   reach the runner get a log row (rejected ones included), so those ids are not in the log. The
+ * - /fn: every answer carries `x-invocation-id`, including 401/404 ones; every invocation past auth
+ *   gets a log row, the gateway's refusals included (`rejected`: 429, or 413 for a body over the
+ *   cap), so only 401/404 ids are not in the log. The
  *   function receives the same id as a request header and never the Authorization header.
  *   `@N` runs without the token only if both version N and the current version are public.
  * - The log list omits stdout/stderr (one invocation has them); since is inclusive, until

@@ -291,8 +291,12 @@ export function invokeRoutes(deps: InvokeDeps) {
     try {
       const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
       if (!("body" in read)) {
+        // Refused by the gateway, so logged as `rejected` with the 413 it answered.
         const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
-        throw new ApiError(413, "payload_too_large", message, read.keepAlive ? {} : { Connection: "close" });
+        const { response, bytes } = jsonError(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" });
+        const end = { ...NO_OUTPUT, durationMs: 0, status: "rejected", httpStatus: 413, responseBytes: bytes, error: message } as const;
+        invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, end);
+        return response;
       }
       const { body } = read;
       const spec: InvocationSpec = {

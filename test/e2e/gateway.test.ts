@@ -461,11 +461,11 @@ describe("the body cap (MAX_BODY_BYTES = 1 MiB)", () => {
     expect(await res.json()).toEqual({ bytes: MiB });
   });
 
-  it("answers 413 to a body one byte over, before it runs the function", async () => {
+  it("answers 413 to a body one byte over without running the function, and logs it `rejected`", async () => {
     const res = await call("/fn/size", { method: "POST", body: Buffer.alloc(MiB + 1, 7) });
     expect(res.status).toBe(413);
     expect(((await res.json()) as Json).error.code).toBe("payload_too_large");
-    expect((await call("/api/invocations/" + idOf(res))).status).toBe(404);
+    expect(await invocation(call, idOf(res))).toMatchObject({ status: "rejected", http_status: 413, exit_code: null });
   });
 
   it("answers 413 to a chunked body without Content-Length that grows past the cap, and keeps serving the connection", async () => {

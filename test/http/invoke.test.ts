@@ -157,8 +157,7 @@ describe("ANY /fn/:name — the body cap (MAX_BODY_BYTES = 1024)", () => {
     expect(gw.runner.last.request.body.byteLength).toBe(1024);
   });
 
-  it("answers 413 from Content-Length alone, before reading the body, with an id and no log row", async () => {
-    const before = logCount();
+  it("answers 413 from Content-Length alone, before reading the body, with an id and a `rejected` row", async () => {
     const body = new ReadableStream<Uint8Array>({
       pull() {
         throw new Error("the body was read");
@@ -174,8 +173,9 @@ describe("ANY /fn/:name — the body cap (MAX_BODY_BYTES = 1024)", () => {
     );
     expect(res.status).toBe(413);
     expect(res.headers.get("x-invocation-id")).toBeTruthy();
-    expect((await res.json()).error).toMatchObject({ code: "payload_too_large", message: expect.stringContaining("1024") });
-    expect(logCount()).toBe(before);
+    const id = res.headers.get("x-invocation-id");
+    expect((await res.json()).error).toMatchObject({ code: "payload_too_large", message: expect.stringContaining("1024"), invocation_id: id });
+    expect(logRow(id)).toMatchObject({ status: "rejected", http_status: 413, request_bytes: 0 });
   });
 
   it("answers 413 for a body over the cap sent without Content-Length", async () => {
