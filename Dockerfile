@@ -18,7 +18,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:22-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 ca-certificates tzdata libc-bin \
+ && apt-get install -y --no-install-recommends python3 ca-certificates tzdata libc-bin iptables \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

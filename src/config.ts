@@ -1,3 +1,4 @@
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
@@ -46,6 +47,15 @@ const EnvSchema = z.object({
 
   /** First of MAX_CONCURRENCY consecutive unprivileged uids (and gids) used by sandboxes. */
   SANDBOX_UID_BASE: int(1000, 200_000, 2 ** 31 - 1 - 4096),
+  /**
+   * Networks a function with `network: true` may not reach (netfilter rules on the sandbox
+   * uids; empty: none): the host's loopback and link-local addresses by default.
+   */
+  SANDBOX_BLOCKED_NETWORKS: z
+    .string()
+    .default("127.0.0.0/8,169.254.0.0/16,::1/128,fe80::/10")
+    .transform((text) => text.split(",").map((cidr) => cidr.trim()).filter(Boolean))
+    .refine((cidrs) => cidrs.every(isCidr), { message: "must be a comma-separated list of CIDRs such as 127.0.0.0/8,::1/128" }),
   /** Where the jail (a tmpfs) is mounted; defaults to DATA_DIR/jail. */
   JAIL_DIR: z.string().min(1).optional(),
   /** Interpreters; resolved to their real binaries at start-up. */
@@ -58,6 +68,12 @@ const EnvSchema = z.object({
   LOG_PRUNE_INTERVAL_MS: int(1000, 60_000),
   SHUTDOWN_GRACE_MS: int(0, 30_000),
 });
+
+function isCidr(text: string): boolean {
+  const [address = "", bits, ...rest] = text.split("/");
+  const family = net.isIP(address);
+  return family !== 0 && rest.length === 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+}
 
 export type Config = Readonly<
   Omit<z.infer<typeof EnvSchema>, "JAIL_DIR"> & { JAIL_DIR: string; DB_PATH: string }

@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups.js";
 import { resolveInterpreters, type Interpreters } from "./interpreters.js";
 import { Jail } from "./jail.js";
+import { setupFirewall, type Firewall } from "./firewall.js";
 import { closeOnExecAll } from "./libc.js";
 import type { InterpreterSettings } from "./interpreter.js";
 import { renderPrescripts } from "./prescript.js";
@@ -25,6 +26,8 @@ export interface SandboxHealth {
   queued: number;
   /** Interpreters started ahead of their invocations, both runtimes together. */
   standby: number;
+  /** Whether functions with network are kept from the host's own networks (netfilter rules). */
+  firewall: boolean;
   python: string;
   node: string;
 }
@@ -44,6 +47,7 @@ export type SandboxConfig = Pick<
   | "MAX_RESPONSE_BYTES"
   | "MAX_MEMORY_MB"
   | "STANDBY_INTERPRETERS"
+  | "SANDBOX_BLOCKED_NETWORKS"
 >;
 
 /**
@@ -60,6 +64,7 @@ export class Sandbox implements Runner {
     private readonly settings: RunnerSettings,
     private readonly pool: SlotPool,
     private readonly cgroups: Cgroups,
+    private readonly firewall: Firewall,
     private readonly interpreters: Interpreters,
   ) {}
 
@@ -85,6 +90,16 @@ export class Sandbox implements Runner {
       jail.close();
       throw error;
     }
+    const firewall = setupFirewall({
+      uids: [pool.slots[0]!.uid, pool.slots.at(-1)!.uid],
+      blocked: config.SANDBOX_BLOCKED_NETWORKS,
+    });
+    if (config.SANDBOX_BLOCKED_NETWORKS.length > 0 && !firewall.active) {
+      log(
+        "WARNING: the netfilter rules could not be installed (install iptables); functions with network on can reach " +
+          `${config.SANDBOX_BLOCKED_NETWORKS.join(", ")}, the gateway's own port included.\n  ${firewall.notes.join("\n  ")}`,
+      );
+    }
     if (cgroups.mode === "none") {
       log(
         "WARNING: no usable cgroups (v2 or v1 memory+pids); functions run WITHOUT memory limits and with RLIMIT_NPROC as the only thread limit.\n  " +
@@ -107,7 +122,7 @@ export class Sandbox implements Runner {
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       maxThreads: config.MAX_THREADS,
     };
-    return new Sandbox(settings, pool, cgroups, interpreters);
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters);
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
@@ -131,6 +146,7 @@ export class Sandbox implements Runner {
       busy: this.pool.busy,
       queued: this.pool.queued,
       standby: this.settings.standby.count,
+      firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
     };
@@ -148,6 +164,7 @@ export class Sandbox implements Runner {
     this.stopping.abort();
     await Promise.allSettled([...this.running, this.settings.standby.close()]);
     this.cgroups.close();
+    this.firewall.close();
     this.settings.jail.close();
   }
 }

@@ -12,6 +12,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import koffi from "koffi";
@@ -208,9 +209,19 @@ async function greetingServer(): Promise<{ port: number; greeting: string; accep
     accepted++;
     socket.end(greeting + "\n");
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // On every interface: the host's loopback and its own external address.
+  await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
   const port = (server.address() as net.AddressInfo).port;
   return { port, greeting, accepted: () => accepted, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** The host's first non-loopback IPv4 address, where the test server is reachable from outside loopback. */
+function externalAddress(): string {
+  const address = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === "IPv4" && !a.internal)?.address;
+  if (!address) throw new Error("this host has no non-loopback IPv4 address to test network access with");
+  return address;
 }
 
 /** The path of the koffi addon the prescript loads (the test process has it mapped too: src/sandbox/libc.ts). */
@@ -382,13 +393,13 @@ describe("connecting to the host", () => {
     });
     afterAll(() => server.close());
 
-    const connect = () =>
+    const connect = (host = "127.0.0.1") =>
       attack(
         runtime,
         `
         import socket
         def talk():
-            with socket.create_connection(("127.0.0.1", PORT), timeout=5) as s:
+            with socket.create_connection(("HOST", PORT), timeout=5) as s:
                 data = b""
                 while True:
                     chunk = s.recv(4096)
@@ -402,7 +413,7 @@ describe("connecting to the host", () => {
         `
         const net = require("node:net");
         const talk = () => new Promise((resolve, reject) => {
-          const socket = net.connect(PORT, "127.0.0.1");
+          const socket = net.connect(PORT, "HOST");
           let data = "";
           socket.setEncoding("utf8");
           socket.on("data", (chunk) => { data += chunk; });
@@ -411,7 +422,9 @@ describe("connecting to the host", () => {
         });
         return { connect: await attemptAsync(talk) };
         `,
-      ).replaceAll("PORT", String(server.port));
+      )
+        .replaceAll("PORT", String(server.port))
+        .replaceAll("HOST", host);
 
     it("cannot reach the gateway's port with network off: socket() fails with EPERM", async () => {
       const before = server.accepted();
@@ -424,11 +437,18 @@ describe("connecting to the host", () => {
       expect(server.accepted()).toBe(before);
     });
 
-    it("reaches the same server with network on: the flag is what blocks it", async () => {
+    it("reaches the same server at the host's external address with network on: the flag is what blocks it", async () => {
       const before = server.accepted();
-      const seen = await observe(runtime, connect(), { network: true });
+      const seen = await observe(runtime, connect(externalAddress()), { network: true });
       expect(seen.connect).toEqual({ ok: true, value: server.greeting + "\n" });
       expect(server.accepted()).toBe(before + 1);
+    });
+
+    it("cannot reach the host's loopback (the gateway's own port) even with network on: refused", async () => {
+      const before = server.accepted();
+      const seen = await observe(runtime, connect("127.0.0.1"), { network: true });
+      expect(outcome(seen.connect)).toEqual({ ok: false, code: "ECONNREFUSED" });
+      expect(server.accepted()).toBe(before);
     });
 
     it("cannot open an AF_UNIX socket, a datagram socketpair, nor listen, even with network on", async () => {
