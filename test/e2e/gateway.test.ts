@@ -592,7 +592,7 @@ describe("discoverability and health", () => {
     expect(res.status).toBe(200);
     const health = (await res.json()) as Json;
     expect(health.ok).toBe(true);
-    expect(health.sandbox).toMatchObject({ ready: true, slots: expect.any(Number), busy: 0 });
+    expect(health.sandbox).toMatchObject({ ready: true, slots: expect.any(Number), busy: 0, firewall: true });
     expect(["v1", "v2"]).toContain(health.sandbox.cgroups);
   });
 
