@@ -21,7 +21,7 @@ export function functionSchemas(config: Config) {
       message: `must be at most ${config.MAX_CODE_BYTES} bytes (MAX_CODE_BYTES)`,
     })
     .openapi({ example: 'def handler(request):\n    return {"hello": request.query.get("name", "world")}\n' });
-  const env = z
+  const vars = z
     .record(
       // Any name is fine, LD_PRELOAD or NODE_OPTIONS included: the sandbox sets a function's
       // variables only after the lock-down, so none of them can steer the interpreter's start.
@@ -38,6 +38,13 @@ export function functionSchemas(config: Config) {
       { message: `names and values together must be at most ${config.MAX_ENV_BYTES} bytes (MAX_ENV_BYTES)` },
     )
     .openapi({ example: { GREETING: "hi" } });
+  // JSON.parse keeps "__proto__" as an own key, but a record drops it: refuse it rather than lose it.
+  const env = z.preprocess((raw, ctx) => {
+    if (typeof raw === "object" && raw !== null && Object.hasOwn(raw, "__proto__")) {
+      ctx.addIssue({ code: "custom", message: "__proto__ cannot be an environment variable name", path: ["__proto__"] });
+    }
+    return raw;
+  }, vars);
   const settings = {
     runtime: runtimeSchema,
     code,

@@ -154,6 +154,12 @@ describe("POST /api/functions", () => {
     await expectError(res, 400, "invalid_request", message);
   });
 
+  it("answers 400 for an env variable named __proto__ rather than dropping it", async () => {
+    const body = '{"name":"proto","runtime":"python","code":"x","env":{"__proto__":"x","A":"1"}}';
+    const res = await gw.call("/api/functions", { method: "POST", headers: { "content-type": "application/json" }, body });
+    await expectError(res, 400, "invalid_request", /^env\.__proto__: /);
+  });
+
   it("answers 401 without the token", async () => {
     const res = await gw.call("/api/functions", { method: "POST", json: { name: "anon", runtime: "python", code: "x" }, token: null });
     await expectError(res, 401, "unauthorized");
