@@ -15,6 +15,8 @@
 (function prescript(nodeRequire) {
   for (const name of ["require", "module", "exports", "__filename", "__dirname"]) delete globalThis[name];
   const fs = nodeRequire("node:fs");
+  // Exits without running 'exit' listeners user code may have added (Node's own process.exit ends in it).
+  const reallyExit = process.reallyExit ?? ((code) => process.exit(code));
   const lockdown = loadLibrary(nodeRequire);
   // Warm up while no invocation is known: what loads lazily costs more than the rest of the
   // prescript (the Web Request/Response classes, the ES module loader, the stdio streams).
@@ -40,13 +42,13 @@
     const chunk = Buffer.allocUnsafe(1 << 16);
     while (!received.includes(10)) {
       const n = fs.readSync(3, chunk, 0, chunk.length, null);
-      if (n === 0) process.reallyExit(0);
+      if (n === 0) reallyExit(0);
       received = Buffer.concat([received, chunk.subarray(0, n)]);
     }
     const newline = received.indexOf(10);
     const [jail, uid, gid, flags, maxThreads] = received.subarray(0, newline).toString("utf8").split("\0");
     if (lockdown(jail, Number(uid), Number(gid), Number(flags), 4, Number(maxThreads)) !== 0) {
-      process.reallyExit(125); // unreachable: the library ends the process itself on any failure
+      reallyExit(125); // unreachable: the library ends the process itself on any failure
     }
     // Drop every handle user code could use to reach the library or the prescript.
     for (const key of Object.keys(require.cache)) delete require.cache[key];
@@ -82,10 +84,10 @@
     function exitNow(code) {
       const streams = [process.stdout, process.stderr].filter((stream) => stream.writableLength > 0);
       let pending = streams.length;
-      if (pending === 0) process.reallyExit(code); // skips user 'exit' listeners
+      if (pending === 0) reallyExit(code); // skips user 'exit' listeners
       for (const stream of streams) {
         stream.write("", () => {
-          if (--pending === 0) process.reallyExit(code);
+          if (--pending === 0) reallyExit(code);
         });
       }
     }
