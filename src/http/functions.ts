@@ -37,7 +37,7 @@ export function functionSchemas(config: Config) {
         config.MAX_ENV_BYTES,
       { message: `names and values together must be at most ${config.MAX_ENV_BYTES} bytes (MAX_ENV_BYTES)` },
     )
-    .openapi({ example: { GREETING: "hi" } });
+    .openapi({ example: { GREETING: "hi" }, description: `Names match ${ENV_NAME.source}` });
   // JSON.parse keeps "__proto__" as an own key, but a record drops it: refuse it rather than lose it.
   const env = z.preprocess((raw, ctx) => {
     if (typeof raw === "object" && raw !== null && Object.hasOwn(raw, "__proto__")) {
@@ -90,7 +90,8 @@ export function functionSchemas(config: Config) {
       public: settings.public.optional(),
     })
     .openapi("UpdateFunction", {
-      description: "A new version: fields left out keep their value from the current version (env included).",
+      description: "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
+      minProperties: 1,
     });
 
   return { CreateFunction, UpdateFunction };
@@ -257,7 +258,10 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
     }),
     (c) => {
       const { name } = c.req.valid("param");
-      const body = c.req.valid("json");
+      const body = c.req.valid("json") ?? {};
+      if (Object.keys(body).every((field) => field === "name")) {
+        throw new ApiError(400, "invalid_request", "body: give at least one field to change (runtime, code, timeout_ms, memory_mb, network, env, public)");
+      }
       if (body.name !== undefined && body.name !== name) {
         throw new ApiError(400, "invalid_request", `name: '${body.name}' differs from the name in the path; functions cannot be renamed`);
       }

@@ -45,6 +45,7 @@ const ListQuery = z
     cursor: z
       .string()
       .transform((text, ctx) => {
+        if (text === "") return undefined; // `?cursor=`: the first page
         const seq = decodeCursor(text);
         if (seq === null) {
           ctx.addIssue({ code: "custom", message: "not a cursor this API returned" });
@@ -55,8 +56,8 @@ const ListQuery = z
       .optional()
       .openapi({ type: "string", description: "next_cursor of the previous page" }),
   })
-  .refine((q) => q.since === undefined || q.until === undefined || q.since < q.until, {
-    message: "since must be before until",
+  .refine((q) => q.since === undefined || q.until === undefined || q.since <= q.until, {
+    message: "since must not be after until",
     path: ["since"],
   });
 
@@ -204,6 +205,7 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
       },
       responses: {
         200: json(InvocationDetailSchema, "The invocation"),
+        400: json(ErrorSchema, "Not an invocation id"),
         401: json(ErrorSchema, "Missing or wrong token"),
         404: json(ErrorSchema, "No such invocation"),
       },
@@ -227,6 +229,7 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
         query: z.object({
           window: z
             .string()
+            .regex(/^[1-9]\d*[mhd]$/, "must be <n>m, <n>h or <n>d")
             .default("24h")
             .refine((text) => parseWindow(text) !== null, { message: "must be <n>m, <n>h or <n>d, at most 90d (e.g. 1h, 24h, 7d)" })
             .openapi({ example: "24h" }),

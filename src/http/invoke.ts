@@ -272,7 +272,9 @@ export function invokeRoutes(deps: InvokeDeps) {
   app.all("/fn/*", async (c) => {
     const id = c.get("invocationId");
     if (UNSUPPORTED_METHODS.has(c.req.method)) {
-      throw new ApiError(405, "method_not_allowed", `${c.req.method} cannot invoke a function`);
+      throw new ApiError(405, "method_not_allowed", `${c.req.method} cannot invoke a function`, {
+        Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+      });
     }
     const target = parseTarget(new URL(c.req.url).pathname);
     if (!target) throw notFoundError("no such function");

@@ -289,3 +289,11 @@ describe("unknown routes", () => {
     await expectError(await gw.call("/nothing-here"), 404, "not_found");
   });
 });
+
+describe("PUT /api/functions/:name without anything to change", () => {
+  it.each([["no body", undefined], ["an empty object", {}], ["only the name", { name: "hello" }]])("answers 400 for %s", async (_what, json) => {
+    await register(gw, { name: "unchanged" }).catch(() => undefined);
+    const res = await gw.call("/api/functions/unchanged", json === undefined ? { method: "PUT" } : { method: "PUT", json });
+    await expectError(res, 400, "invalid_request", /at least one field/);
+  });
+});
