@@ -12,6 +12,8 @@ export interface FunctionSettings {
   network: boolean;
   env: Record<string, string>;
   public: boolean;
+  /** Invocations that may be in progress at once; null: only the gateway's own limit. */
+  maxConcurrency: number | null;
 }
 
 export interface FunctionVersion extends FunctionSettings {

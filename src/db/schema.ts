@@ -40,6 +40,8 @@ export const functionVersions = sqliteTable(
     network: integer("network", { mode: "boolean" }).notNull(),
     env: text("env", { mode: "json" }).$type<Record<string, string>>().notNull(),
     public: integer("public", { mode: "boolean" }).notNull(),
+    /** Invocations of this function that may be in progress at once; null: only the gateway's limit. */
+    maxConcurrency: integer("max_concurrency"),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.functionName, t.version] })],

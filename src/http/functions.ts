@@ -63,6 +63,13 @@ export function functionSchemas(config: Config) {
     network: z.boolean().openapi({ description: "Whether the function may open network sockets. Default false" }),
     env,
     public: z.boolean().openapi({ description: "Whether /fn/:name may be called without the token. Default false" }),
+    max_concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(config.MAX_CONCURRENCY)
+      .nullable()
+      .openapi({ description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit" }),
   };
 
   const CreateFunction = z
@@ -75,6 +82,7 @@ export function functionSchemas(config: Config) {
       network: settings.network.optional(),
       env: settings.env.optional(),
       public: settings.public.optional(),
+      max_concurrency: settings.max_concurrency.optional(),
     })
     .openapi("CreateFunction");
 
@@ -88,6 +96,7 @@ export function functionSchemas(config: Config) {
       network: settings.network.optional(),
       env: settings.env.optional(),
       public: settings.public.optional(),
+      max_concurrency: settings.max_concurrency.optional(),
     })
     .openapi("UpdateFunction", {
       description: "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
@@ -104,6 +113,7 @@ const VersionFields = {
   memory_mb: z.number().int(),
   network: z.boolean(),
   public: z.boolean(),
+  max_concurrency: z.number().int().nullable(),
   env: z.record(z.string(), z.string()).openapi({ description: `Values are masked as "${MASKED}"` }),
 };
 
@@ -137,6 +147,7 @@ function versionFields(v: FunctionVersion) {
     memory_mb: v.memoryMb,
     network: v.network,
     public: v.public,
+    max_concurrency: v.maxConcurrency,
     env: maskEnv(v.env),
   };
 }
@@ -197,6 +208,7 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
         network: body.network ?? false,
         env: body.env ?? {},
         public: body.public ?? false,
+        maxConcurrency: body.max_concurrency ?? null,
       });
       if (!created) throw new ApiError(409, "conflict", `a function named '${body.name}' exists; PUT /api/functions/${body.name} adds a version`);
       c.header("Location", `/api/functions/${created.name}`);
@@ -260,7 +272,7 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
       const { name } = c.req.valid("param");
       const body = c.req.valid("json") ?? {};
       if (Object.keys(body).every((field) => field === "name")) {
-        throw new ApiError(400, "invalid_request", "body: give at least one field to change (runtime, code, timeout_ms, memory_mb, network, env, public)");
+        throw new ApiError(400, "invalid_request", "body: give at least one field to change (runtime, code, timeout_ms, memory_mb, network, env, public, max_concurrency)");
       }
       if (body.name !== undefined && body.name !== name) {
         throw new ApiError(400, "invalid_request", `name: '${body.name}' differs from the name in the path; functions cannot be renamed`);
@@ -275,6 +287,7 @@ export function functionRoutes(deps: { config: Config; functions: FunctionStore 
         network: body.network ?? current.network,
         env: body.env ?? current.env,
         public: body.public ?? current.public,
+        maxConcurrency: body.max_concurrency === undefined ? current.maxConcurrency : body.max_concurrency,
       };
       const updated = functions.addVersion(name, next);
       if (!updated) throw unknownFunction(name);

@@ -257,9 +257,25 @@ export function invokeRoutes(deps: InvokeDeps) {
 
   // Requests admitted past lookup and auth: reading a body, queued or running. Bounding them
   // bounds the request bodies held in memory, which a public function would otherwise let
-  // anyone grow without limit before the slot pool's own admission is reached.
+  // anyone grow without limit before the slot pool's own admission is reached. A function's
+  // own max_concurrency bounds its share.
   const admissionLimit = config.MAX_CONCURRENCY + config.QUEUE_LIMIT;
   let admitted = 0;
+  const admittedByFunction = new Map<string, number>();
+
+  /** Counts the request in, or returns null when the gateway or the function is at its limit. */
+  function admit(fn: FunctionVersion): (() => void) | null {
+    const mine = admittedByFunction.get(fn.name) ?? 0;
+    if (admitted >= admissionLimit || (fn.maxConcurrency !== null && mine >= fn.maxConcurrency)) return null;
+    admitted++;
+    admittedByFunction.set(fn.name, mine + 1);
+    return () => {
+      admitted--;
+      const left = (admittedByFunction.get(fn.name) ?? 1) - 1;
+      if (left === 0) admittedByFunction.delete(fn.name);
+      else admittedByFunction.set(fn.name, left);
+    };
+  }
 
   // Every answer under /fn carries the id, including 401/404/413 that never reach the log.
   app.use("/fn/*", async (c, next) => {
@@ -281,14 +297,14 @@ export function invokeRoutes(deps: InvokeDeps) {
     const fn = authorize(target, checkBearer(c.req.header("authorization"), tokenHash));
     const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
-    if (admitted >= admissionLimit) {
+    const release = admit(fn);
+    if (!release) {
       const outcome = outcomeOfRunnerError(new SaturatedError(1), id, 0);
       invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, outcome.end);
       // The body is left unread: closing the connection is what keeps it out of memory.
       if (c.req.raw.body) outcome.response.headers.set("Connection", "close");
       return outcome.response;
     }
-    admitted++;
     inflight.enter();
     try {
       const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
@@ -328,7 +344,7 @@ export function invokeRoutes(deps: InvokeDeps) {
       return outcome.response;
     } finally {
       inflight.leave();
-      admitted--;
+      release();
     }
   });
 

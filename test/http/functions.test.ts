@@ -290,6 +290,21 @@ describe("unknown routes", () => {
   });
 });
 
+describe("max_concurrency", () => {
+  it("is null unless set, stored per version, and can be cleared with null", async () => {
+    const created = await register(gw, { name: "limited", max_concurrency: 2 });
+    expect(created.max_concurrency).toBe(2);
+    const cleared = await body(await gw.call("/api/functions/limited", { method: "PUT", json: { max_concurrency: null } }));
+    expect(cleared).toMatchObject({ version: 2, max_concurrency: null });
+    expect((await register(gw, { name: "unlimited" })).max_concurrency).toBeNull();
+  });
+
+  it.each([0, 1.5, 10_000])("answers 400 for max_concurrency %s", async (value) => {
+    const res = await gw.call("/api/functions", { method: "POST", json: { name: "badlimit", runtime: "python", code: "x", max_concurrency: value } });
+    await expectError(res, 400, "invalid_request", /^max_concurrency: /);
+  });
+});
+
 describe("PUT /api/functions/:name without anything to change", () => {
   it.each([["no body", undefined], ["an empty object", {}], ["only the name", { name: "hello" }]])("answers 400 for %s", async (_what, json) => {
     await register(gw, { name: "unchanged" }).catch(() => undefined);

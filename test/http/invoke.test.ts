@@ -439,3 +439,31 @@ describe("ANY /fn/:name — admission before the body is read", () => {
     }
   });
 });
+
+describe("ANY /fn/:name — a function's own max_concurrency", () => {
+  it("answers 429 past the function's limit while other functions still run", async () => {
+    const local = makeGateway({ MAX_CONCURRENCY: "4", QUEUE_LIMIT: "4" });
+    try {
+      await register(local, { name: "single", max_concurrency: 1 });
+      await register(local, { name: "other" });
+      let release = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      local.runner.script = async (spec) => {
+        if (spec.code.includes("single")) await held;
+        return okResult({ body: Buffer.from("done") });
+      };
+      await local.call("/api/functions/single", { method: "PUT", json: { code: "# single" } });
+      const first = local.call("/fn/single");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const second = await local.call("/fn/single");
+      expect(second.status).toBe(429);
+      expect((await second.json()).error.code).toBe("rejected");
+      expect((await local.call("/fn/other")).status).toBe(200);
+      release();
+      expect((await first).status).toBe(200);
+      expect((await local.call("/fn/single")).status).toBe(200);
+    } finally {
+      local.close();
+    }
+  });
+});
