@@ -28,17 +28,29 @@ export interface AppDeps {
   now?: () => number;
 }
 
-/** The methods of each API route, for the 405s of the others (HEAD is served wherever GET is). */
-const ALLOWED_METHODS: [string, string][] = [
-  ["/api/functions", "GET, HEAD, POST"],
-  ["/api/functions/:name", "GET, HEAD, PUT, DELETE"],
-  ["/api/functions/:name/versions", "GET, HEAD"],
-  ["/api/functions/:name/versions/:version", "GET, HEAD"],
-  ["/api/functions/:name/stats", "GET, HEAD"],
-  ["/api/invocations", "GET, HEAD"],
-  ["/api/invocations/:id", "GET, HEAD"],
-  ["/healthz", "GET, HEAD"],
-];
+/** The order methods are listed in an Allow header. */
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+/**
+ * For each route in the OpenAPI registry, a 405 with Allow for the methods it does not serve
+ * (HEAD is served wherever GET is), rather than a 404.
+ */
+function refuseOtherMethods(app: OpenAPIHono): void {
+  const methodsByPath = new Map<string, Set<string>>();
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type !== "route") continue;
+    const methods = methodsByPath.get(definition.route.path) ?? new Set<string>();
+    methods.add(definition.route.method.toUpperCase());
+    if (methods.has("GET")) methods.add("HEAD");
+    methodsByPath.set(definition.route.path, methods);
+  }
+  for (const [path, methods] of methodsByPath) {
+    const allow = METHOD_ORDER.filter((m) => methods.has(m)).join(", ");
+    app.all(path.replace(/\{(\w+)\}/g, ":$1"), () => {
+      throw new ApiError(405, "method_not_allowed", `this route answers ${allow}`, { Allow: allow });
+    });
+  }
+}
 
 /** Slack over the largest function (code + env) for the JSON around it. */
 const API_BODY_SLACK = 64 * 1024;
@@ -108,12 +120,7 @@ export function createApp(deps: AppDeps) {
       newId: deps.newId,
     }),
   );
-  // A known path asked with a method it does not serve: 405 with Allow, rather than a 404.
-  for (const [path, allow] of ALLOWED_METHODS) {
-    app.all(path, () => {
-      throw new ApiError(405, "method_not_allowed", `this route answers ${allow}`, { Allow: allow });
-    });
-  }
+  refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");
   return app;
 }

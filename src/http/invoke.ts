@@ -228,15 +228,24 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string, 
   return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
 }
 
+/** An invocation the gateway refuses without running it: a `rejected` row with the status it answered. */
+function rejected(
+  httpStatus: 413 | 429,
+  code: string,
+  message: string,
+  invocationId: string,
+  headers: Record<string, string>,
+  waitedMs = 0,
+): Outcome {
+  const { response, bytes } = jsonError(httpStatus, code, message, invocationId, headers);
+  return { response, end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message } };
+}
+
 /** The runner refused (saturated: 429 with Retry-After) or failed (500, detail only in the log). */
 export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedMs: number): Outcome {
   if (err instanceof SaturatedError) {
     const retryAfter = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
-    const { response, bytes } = jsonError(429, "rejected", err.message, invocationId, { "Retry-After": retryAfter });
-    return {
-      response,
-      end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus: 429, responseBytes: bytes, error: err.message },
-    };
+    return rejected(429, "rejected", err.message, invocationId, { "Retry-After": retryAfter }, waitedMs);
   }
   console.error(`invocation ${invocationId}: the runner failed:`, err);
   const { response, bytes } = jsonError(500, "internal", "the gateway failed to run the function", invocationId);
@@ -260,17 +269,16 @@ export function invokeRoutes(deps: InvokeDeps) {
   // anyone grow without limit before the slot pool's own admission is reached. A function's
   // own max_concurrency bounds its share.
   const admissionLimit = config.MAX_CONCURRENCY + config.QUEUE_LIMIT;
-  let admitted = 0;
   const admittedByFunction = new Map<string, number>();
 
-  /** Counts the request in, or returns null when the gateway or the function is at its limit. */
+  /** Counts the request in (shutdown waits for it), or returns null when the gateway or the function is at its limit. */
   function admit(fn: FunctionVersion): (() => void) | null {
     const mine = admittedByFunction.get(fn.name) ?? 0;
-    if (admitted >= admissionLimit || (fn.maxConcurrency !== null && mine >= fn.maxConcurrency)) return null;
-    admitted++;
+    if (inflight.size >= admissionLimit || (fn.maxConcurrency !== null && mine >= fn.maxConcurrency)) return null;
+    inflight.enter();
     admittedByFunction.set(fn.name, mine + 1);
     return () => {
-      admitted--;
+      inflight.leave();
       const left = (admittedByFunction.get(fn.name) ?? 1) - 1;
       if (left === 0) admittedByFunction.delete(fn.name);
       else admittedByFunction.set(fn.name, left);
@@ -297,24 +305,24 @@ export function invokeRoutes(deps: InvokeDeps) {
     const fn = authorize(target, checkBearer(c.req.header("authorization"), tokenHash));
     const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
+    /** Logs a refusal (the body unread or dropped) and answers it. */
+    const refuse = (outcome: Outcome) => {
+      invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, outcome.end);
+      return outcome.response;
+    };
+
     const release = admit(fn);
     if (!release) {
       const outcome = outcomeOfRunnerError(new SaturatedError(1), id, 0);
-      invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, outcome.end);
       // The body is left unread: closing the connection is what keeps it out of memory.
       if (c.req.raw.body) outcome.response.headers.set("Connection", "close");
-      return outcome.response;
+      return refuse(outcome);
     }
-    inflight.enter();
     try {
       const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
       if (!("body" in read)) {
-        // Refused by the gateway, so logged as `rejected` with the 413 it answered.
         const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
-        const { response, bytes } = jsonError(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" });
-        const end = { ...NO_OUTPUT, durationMs: 0, status: "rejected", httpStatus: 413, responseBytes: bytes, error: message } as const;
-        invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, end);
-        return response;
+        return refuse(rejected(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" }));
       }
       const { body } = read;
       const spec: InvocationSpec = {
@@ -343,7 +351,6 @@ export function invokeRoutes(deps: InvokeDeps) {
       }
       return outcome.response;
     } finally {
-      inflight.leave();
       release();
     }
   });

@@ -97,7 +97,7 @@ function setupV2(options: CgroupOptions, name: string, membership: Map<string, s
     mode: "v2",
     notes: [],
     slot: (k) => slots[k] ?? null,
-    close: () => removeGroup(group, slots),
+    close: () => removeGroups([group], slots),
   };
 }
 
@@ -126,10 +126,7 @@ function setupV1(options: CgroupOptions, name: string, membership: Map<string, s
     mode: "v1",
     notes: [],
     slot: (k) => slots[k] ?? null,
-    close: () => {
-      for (const slot of slots) slot.killAll();
-      for (const group of groups) removeTree(group);
-    },
+    close: () => removeGroups(groups, slots),
   };
 }
 
@@ -204,9 +201,9 @@ function removeStaleGroups(parent: string): void {
   }
 }
 
-function removeGroup(group: string, slots: SlotCgroup[]): void {
+function removeGroups(groups: string[], slots: SlotCgroup[]): void {
   for (const slot of slots) slot.killAll();
-  removeTree(group);
+  for (const group of groups) removeTree(group);
 }
 
 /** cgroup directories are removed with rmdir, children first; a busy one is left for the next start. */

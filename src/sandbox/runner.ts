@@ -31,7 +31,7 @@ const MAX_RESPONSE_HEADERS = 100;
 const V8_OOM = "JavaScript heap out of memory";
 const SIGSYS = "SIGSYS";
 
-/** Result-channel frames written by the prescript (response, error) and by the library (forbidden, lockdown_failed). */
+/** Result-channel frames written by the prescript (handler, response, error) and by the library (forbidden, lockdown_failed). */
 type Frame =
   | { kind: "handler" }
   | { kind: "response"; status: number; headers: [string, string][]; body_length: number }
@@ -126,12 +126,8 @@ function classify(outcome: Outcome, spec: InvocationSpec, oomKilled: boolean, se
 }
 
 /** Frames as the result channel carried them, the response validated (or the reason it is not usable). */
-type ParsedFrame =
-  | { kind: "handler" }
-  | { kind: "response"; value: SandboxResponse | string }
-  | { kind: "error"; message: string }
-  | { kind: "forbidden"; syscall: number; name: string }
-  | { kind: "lockdown_failed"; message: string };
+type ParsedFrame = Exclude<Frame, { kind: "response" }> | { kind: "response"; value: SandboxResponse | string };
+const OTHER_KINDS = new Set<string>(["handler", "error", "forbidden", "lockdown_failed"] satisfies Exclude<Frame, { kind: "response" }>["kind"][]);
 
 function frameOf<K extends ParsedFrame["kind"]>(frames: ParsedFrame[], kind: K): Extract<ParsedFrame, { kind: K }> | undefined {
   return frames.find((f): f is Extract<ParsedFrame, { kind: K }> => f.kind === kind);
@@ -158,7 +154,7 @@ function parseFrames(data: Buffer): { frames: ParsedFrame[]; malformed: string |
       }
       frames.push({ kind: "response", value: toResponse(frame, data.subarray(at, at + length)) });
       at += length;
-    } else if (["handler", "error", "forbidden", "lockdown_failed"].includes(frame?.kind)) {
+    } else if (OTHER_KINDS.has(frame?.kind)) {
       frames.push(frame as ParsedFrame);
     } else {
       return { frames, malformed: "a frame of unknown kind" };
