@@ -16,10 +16,13 @@ const GENERATED_TOKEN = /^API token \(printed this once[^)]*\): (\S+)$/m;
 
 export type Json = Record<string, any>; // test-side view of response bodies: any keeps assertions short
 
-/** A uid block for the `index`-th server of this worker: 400000 + 1000 per worker + 100 per server. */
+/**
+ * A uid block for the `index`-th server of this worker: 400000 + 1000 per worker + 100 per server,
+ * shifted by TEST_UID_OFFSET so that two checkouts can run their suites on one machine at once.
+ */
 export function uidBase(index: number): number {
   const worker = Number(process.env.VITEST_POOL_ID ?? "1");
-  return 400_000 + 1000 * worker + 100 * index;
+  return 400_000 + Number(process.env.TEST_UID_OFFSET ?? "0") + 1000 * worker + 100 * index;
 }
 
 export function tempDataDir(): string {

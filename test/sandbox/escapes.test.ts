@@ -27,7 +27,7 @@ const TMP_SIZE_MB = 16;
 const MAX_CONCURRENCY = 4;
 const MiB = 1024 * 1024;
 // The harness's per-worker uid base, passed explicitly so that the test knows the range.
-const UID_BASE = 300_000 + Number(process.env.VITEST_POOL_ID ?? "1") * 1000;
+const UID_BASE = 300_000 + Number(process.env.TEST_UID_OFFSET ?? "0") + Number(process.env.VITEST_POOL_ID ?? "1") * 1000;
 
 // Secrets of the gateway's own environment: they must never reach a sandbox.
 const SECRET_TOKEN = `gw-token-${crypto.randomBytes(12).toString("hex")}`;

@@ -15,7 +15,7 @@ export async function startSandbox(env: Record<string, string> = {}): Promise<{ 
   const worker = Number(process.env.VITEST_POOL_ID ?? "1");
   const config = loadConfig({
     DATA_DIR: dataDir,
-    SANDBOX_UID_BASE: String(300_000 + worker * 1000),
+    SANDBOX_UID_BASE: String(300_000 + Number(process.env.TEST_UID_OFFSET ?? "0") + worker * 1000),
     MAX_CONCURRENCY: "4",
     ...env,
   });
