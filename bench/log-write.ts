@@ -9,7 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { v7 as uuidv7 } from "uuid";
-import { createStores, openDatabase } from "../src/db/index.js";
+import { openDatabase } from "../src/db/client.js";
+import { createStores } from "../src/db/stores.js";
 import type { InvocationEnd } from "../src/db/invocations.js";
 
 const totalRows = Number(process.argv[2] ?? 1_000_000);

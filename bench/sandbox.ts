@@ -14,10 +14,11 @@ import { once } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { loadConfig } from "../src/config.js";
-import { Sandbox } from "../src/sandbox/index.js";
-import { resolveInterpreters } from "../src/sandbox/interpreters.js";
-import type { InvocationSpec, Runtime } from "../src/sandbox/types.js";
+import { loadConfig } from "../src/core/config.js";
+import { Sandbox } from "../src/sandbox/sandbox.js";
+import { resolveInterpreters } from "../src/sandbox/binaries.js";
+import type { InvocationSpec } from "../src/core/runner.js";
+import type { Runtime } from "../src/core/runtimes.js";
 
 const runs = Number(process.argv[2] ?? 40);
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));

@@ -30,7 +30,7 @@
     const koffi = require({{KOFFI_PATH}});
     const library = koffi.load({{LIB_PATH}});
     return library.func(
-      "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)",
+      {{LOCKDOWN_SIGNATURE}},
     );
   }
 

@@ -1,20 +1,8 @@
 import { and, asc, desc, eq } from "drizzle-orm";
-import type { Runtime } from "../sandbox/types.js";
-import type { Db } from "./index.js";
+import type { Runtime } from "../core/runtimes.js";
+import type { FunctionSettings } from "../core/settings.js";
+import type { Db } from "./client.js";
 import { functions, functionVersions } from "./schema.js";
-
-/** What a version fixes about a function; every field is immutable once stored. */
-export interface FunctionSettings {
-  runtime: Runtime;
-  code: string;
-  timeoutMs: number;
-  memoryMb: number;
-  network: boolean;
-  env: Record<string, string>;
-  public: boolean;
-  /** Invocations that may be in progress at once; null: only the gateway's own limit. */
-  maxConcurrency: number | null;
-}
 
 export interface FunctionVersion extends FunctionSettings {
   name: string;

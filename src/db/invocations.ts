@@ -1,7 +1,8 @@
 import { and, desc, eq, getTableColumns, gte, inArray, isNotNull, lt, sql, type SQL } from "drizzle-orm";
-import type { Db } from "./index.js";
+import { INVOCATION_STATUSES, TIMED_STATUSES, type EndStatus, type InvocationStatus } from "../core/statuses.js";
+import type { Db } from "./client.js";
 import type { ReadInBackground } from "./reader.js";
-import { INVOCATION_STATUSES, invocations, type InvocationStatus } from "./schema.js";
+import { invocations } from "./schema.js";
 
 export type InvocationRow = typeof invocations.$inferSelect;
 /** A row as listed: everything but the stdout/stderr bodies. */
@@ -26,7 +27,7 @@ export interface InvocationLogOptions {
 
 /** How an invocation ended. */
 export interface InvocationEnd {
-  status: Exclude<InvocationStatus, "running">;
+  status: EndStatus;
   durationMs: number | null;
   exitCode: number | null;
   signal: string | null;
@@ -57,9 +58,6 @@ export interface InvocationPage {
   /** Key of the last item when more rows follow, else null. */
   nextBeforeSeq: number | null;
 }
-
-/** Statuses the runner decides; only these have a meaningful duration for percentiles. */
-const RAN: InvocationStatus[] = ["ok", "error", "timeout", "oom", "forbidden"];
 
 export interface InvocationStats {
   count: number;
@@ -244,7 +242,7 @@ export class InvocationLog {
 
     // Percentiles over the runs (not rejected, interrupted or running rows), nearest rank:
     // the value at rank ceil(p * n) in ascending order, in integer arithmetic.
-    const ran = and(inWindow, inArray(invocations.status, RAN), isNotNull(invocations.durationMs));
+    const ran = and(inWindow, inArray(invocations.status, TIMED_STATUSES), isNotNull(invocations.durationMs));
     const n = sql`(select count(*) from ${invocations} where ${ran})`;
     const ranked = this.db.$with("ranked").as(
       this.db

@@ -1,21 +1,7 @@
-import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import type { Runtime } from "../sandbox/types.js";
-
-/**
- * Every status an invocation row can have. `running` is written before the runner starts so a
- * crash leaves evidence; start-up turns leftovers into `interrupted`.
- */
-export const INVOCATION_STATUSES = [
-  "running",
-  "ok",
-  "error",
-  "timeout",
-  "oom",
-  "forbidden",
-  "rejected",
-  "interrupted",
-] as const;
-export type InvocationStatus = (typeof INVOCATION_STATUSES)[number];
+import { index, integer, primaryKey, real, sqliteTable, text, type SQLiteColumnBuilderBase } from "drizzle-orm/sqlite-core";
+import { RUNTIMES } from "../core/runtimes.js";
+import type { FunctionSettings, SettingKey } from "../core/settings.js";
+import { INVOCATION_STATUSES } from "../core/statuses.js";
 
 /** A registered function: its name and which of its versions is current. Timestamps are epoch ms. */
 export const functions = sqliteTable("functions", {
@@ -25,6 +11,19 @@ export const functions = sqliteTable("functions", {
   updatedAt: integer("updated_at").notNull(),
 });
 
+/** One column per function setting (`core/settings.ts`); the `satisfies` keeps the two lists equal. */
+const settingColumns = {
+  runtime: text("runtime", { enum: RUNTIMES }).notNull(),
+  code: text("code").notNull(),
+  timeoutMs: integer("timeout_ms").notNull(),
+  memoryMb: integer("memory_mb").notNull(),
+  network: integer("network", { mode: "boolean" }).notNull(),
+  env: text("env", { mode: "json" }).$type<FunctionSettings["env"]>().notNull(),
+  public: integer("public", { mode: "boolean" }).notNull(),
+  /** Invocations of this function that may be in progress at once; null: only the gateway's limit. */
+  maxConcurrency: integer("max_concurrency"),
+} satisfies Record<SettingKey, SQLiteColumnBuilderBase>;
+
 /** Immutable versions; a PUT adds one. They go with their function on delete. */
 export const functionVersions = sqliteTable(
   "function_versions",
@@ -33,15 +32,7 @@ export const functionVersions = sqliteTable(
       .notNull()
       .references(() => functions.name, { onDelete: "cascade" }),
     version: integer("version").notNull(),
-    runtime: text("runtime", { enum: ["python", "node"] }).$type<Runtime>().notNull(),
-    code: text("code").notNull(),
-    timeoutMs: integer("timeout_ms").notNull(),
-    memoryMb: integer("memory_mb").notNull(),
-    network: integer("network", { mode: "boolean" }).notNull(),
-    env: text("env", { mode: "json" }).$type<Record<string, string>>().notNull(),
-    public: integer("public", { mode: "boolean" }).notNull(),
-    /** Invocations of this function that may be in progress at once; null: only the gateway's limit. */
-    maxConcurrency: integer("max_concurrency"),
+    ...settingColumns,
     createdAt: integer("created_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.functionName, t.version] })],

@@ -36,11 +36,6 @@ export class ApiError extends Error {
 
 export const notFoundError = (what: string) => new ApiError(404, "not_found", what);
 
-/** Pass as a schema's `error` option so a missing field says so instead of "expected string, received undefined". */
-export const requiredField = {
-  error: (issue: { input?: unknown }) => (issue.input === undefined ? "is required" : undefined),
-};
-
 /** One line per problem, each naming the field: `timeout_ms: Too big: expected number to be <=300000`. */
 export function describeZodError(error: ZodError): string {
   return error.issues

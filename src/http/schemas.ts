@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
-import { requiredField } from "./errors.js";
+import { requiredField } from "../core/settings.js";
 
-/** Function names, as DESIGN.md fixes them. */
+/** Function names: lower-case, URL-safe, up to 63 characters. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export const FunctionNameSchema = z
@@ -19,3 +19,9 @@ export const isoTime = (ms: number): string => new Date(ms).toISOString();
 /** Routes under /api need the bearer token; the OpenAPI document says so through this scheme. */
 export const BEARER_SCHEME = "bearer";
 export const protectedRoute = { security: [{ [BEARER_SCHEME]: [] }] };
+
+/** A JSON response in an OpenAPI route definition. */
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});

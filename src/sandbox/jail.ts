@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import type { PythonInstall } from "./interpreters.js";
+import type { PythonInstall } from "./binaries.js";
+import { isMountPoint } from "./mountinfo.js";
 import {
   MNT_DETACH,
   MS_BIND,
@@ -106,18 +107,6 @@ export class Jail {
 /** Lazily detaches every mount stacked on `dir` (a detach takes the whole subtree with it). */
 function detachAll(dir: string): void {
   while (isMountPoint(dir)) umount2(dir, MNT_DETACH);
-}
-
-function isMountPoint(dir: string): boolean {
-  const target = path.resolve(dir);
-  return fs
-    .readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .some((line) => unescapeMountPath(line.split(" ")[4] ?? "") === target);
-}
-
-function unescapeMountPath(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
 function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall): void {

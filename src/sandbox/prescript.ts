@@ -1,11 +1,12 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Runtime } from "./types.js";
+import type { Runtime } from "../core/runtimes.js";
 
 /** Values rendered into the prescripts; each becomes a string literal in the generated source. */
 export interface PrescriptValues {
   LIB_PATH: string;
   KOFFI_PATH: string;
+  LOCKDOWN_SIGNATURE: string;
 }
 
 const TEMPLATE_FILES: Record<Runtime, string> = {
@@ -18,8 +19,8 @@ const PLACEHOLDER = /\{\{([A-Z_]+)\}\}/g;
 
 /**
  * Renders both prescripts once, at start-up. They depend only on where the library
- * and koffi live: the lock-down parameters and the function arrive on fd 3 (see the
- * templates), so an interpreter can be started before its invocation is known.
+ * and koffi live: the lock-down parameters and the function arrive on fd 3
+ * (prescripts/PROTOCOL.md), so an interpreter can be started before its invocation is known.
  */
 export function renderPrescripts(values: PrescriptValues, dir = TEMPLATE_DIR): Record<Runtime, string> {
   const render = (runtime: Runtime) =>

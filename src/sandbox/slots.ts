@@ -1,12 +1,12 @@
 import fs from "node:fs";
-import { SaturatedError } from "./types.js";
+import { SaturatedError } from "../core/runner.js";
 
 /**
- * The uid pool, which is also the gateway's admission control. A slot is one
- * unprivileged uid/gid, one jail root and one cgroup; an invocation holds a
- * slot from spawn to exit, so two sandboxes never share a uid, a /tmp or a
- * cgroup. Past the free slots, callers wait in a bounded FIFO queue; when the
- * queue is full, or a wait outlasts its bound, they get a SaturatedError (429).
+ * The uid pool. A slot is one unprivileged uid/gid, one jail root and one cgroup;
+ * an invocation holds a slot from spawn to exit, so two sandboxes never share a
+ * uid, a /tmp or a cgroup. Past the free slots, callers wait in a FIFO queue (its
+ * length is bounded by the gateway's admission, `http/admission.ts`); a wait that
+ * outlasts its bound gets a SaturatedError (429).
  */
 export interface Slot {
   index: number;
@@ -23,7 +23,6 @@ interface Waiter {
 export interface SlotPoolOptions {
   size: number;
   uidBase: number;
-  queueLimit: number;
   queueTimeoutMs: number;
 }
 
@@ -52,7 +51,6 @@ export class SlotPool {
   acquire(): Promise<Slot> {
     const slot = this.free.pop();
     if (slot) return Promise.resolve(slot);
-    if (this.waiters.length >= this.options.queueLimit) return Promise.reject(this.saturated());
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         resolve,

@@ -1,5 +1,5 @@
-import { Interpreter, type InterpreterSettings } from "./interpreter.js";
-import { RUNTIMES, type Runtime } from "./types.js";
+import { RUNTIMES, type Runtime } from "../core/runtimes.js";
+import { InterpreterProcess, type InterpreterSettings } from "./process.js";
 
 /**
  * Interpreters started ahead of their invocations. A standby has loaded the
@@ -10,7 +10,7 @@ import { RUNTIMES, type Runtime } from "./types.js";
  * fresh interpreter, which behaves the same, only later.
  */
 export class StandbyPool {
-  private readonly idle: Record<Runtime, Interpreter[]> = { python: [], node: [] };
+  private readonly idle: Record<Runtime, InterpreterProcess[]> = { python: [], node: [] };
   private closed = false;
 
   constructor(
@@ -20,7 +20,7 @@ export class StandbyPool {
   ) {}
 
   /** An interpreter of `runtime` that has not been handed an invocation yet. */
-  take(runtime: Runtime): Interpreter {
+  take(runtime: Runtime): InterpreterProcess {
     const idle = this.idle[runtime];
     for (let standby = idle.shift(); standby; standby = idle.shift()) {
       if (standby.ready) return standby;
@@ -48,7 +48,7 @@ export class StandbyPool {
     await Promise.all(all.map((standby) => standby.discard()));
   }
 
-  private start(runtime: Runtime): Interpreter {
-    return Interpreter.start(runtime, this.settings, "/");
+  private start(runtime: Runtime): InterpreterProcess {
+    return InterpreterProcess.start(runtime, this.settings, "/");
   }
 }

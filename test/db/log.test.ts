@@ -2,7 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createStores, openDatabase, type OpenedDatabase } from "../../src/db/index.js";
+import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
+import { createStores } from "../../src/db/stores.js";
 import { INTERRUPTED_MESSAGE, InvocationLog, type InvocationEnd } from "../../src/db/invocations.js";
 import { startRetention } from "../../src/db/retention.js";
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkBearer, provisionToken, sha256 } from "../../src/http/auth.js";
-import { Inflight } from "../../src/http/inflight.js";
+import { checkBearer, provisionToken, sha256 } from "../../src/http/middleware/auth.js";
+import { Admission } from "../../src/http/admission.js";
 import { makeGateway, register, TOKEN, type Gateway } from "./harness.js";
 
 let gw: Gateway;
@@ -107,7 +107,7 @@ describe("the token on /api", () => {
 
 describe("provisionToken", () => {
   it("generates a token at the first start and stores only its SHA-256", () => {
-    const { settings } = gw.stores;
+    const { keyValue: settings } = gw.stores;
     gw.database.sqlite.prepare("delete from settings").run(); // as if never started
     const first = provisionToken(settings, undefined);
     expect(first.generated).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -118,28 +118,43 @@ describe("provisionToken", () => {
   });
 
   it("prints nothing new at later starts: the stored hash is kept", () => {
-    const again = provisionToken(gw.stores.settings, undefined);
+    const again = provisionToken(gw.stores.keyValue, undefined);
     expect(again.generated).toBeNull();
     expect(checkBearer(`Bearer ${TOKEN}`, again.hash)).toBe("invalid");
   });
 
   it("lets GATEWAY_TOKEN replace the stored hash", () => {
-    const fromEnv = provisionToken(gw.stores.settings, TOKEN);
+    const fromEnv = provisionToken(gw.stores.keyValue, TOKEN);
     expect(fromEnv.generated).toBeNull();
-    expect(provisionToken(gw.stores.settings, undefined).hash.equals(sha256(TOKEN))).toBe(true);
+    expect(provisionToken(gw.stores.keyValue, undefined).hash.equals(sha256(TOKEN))).toBe(true);
   });
 });
 
-describe("Inflight (what shutdown waits for)", () => {
+describe("Admission (what shutdown waits for)", () => {
   it("resolves true once the last invocation leaves, false when the grace period runs out", async () => {
-    const inflight = new Inflight();
-    expect(await inflight.idle(10)).toBe(true);
-    inflight.enter();
-    expect(await inflight.idle(20)).toBe(false);
-    const drained = inflight.idle(5000);
-    setTimeout(() => inflight.leave(), 10);
+    const admission = new Admission(4);
+    expect(await admission.idle(10)).toBe(true);
+    const release = admission.enter("f", null);
+    expect(release).not.toBeNull();
+    expect(await admission.idle(20)).toBe(false);
+    const drained = admission.idle(5000);
+    setTimeout(() => release?.(), 10);
     expect(await drained).toBe(true);
-    expect(inflight.size).toBe(0);
+    expect(admission.size).toBe(0);
+  });
+
+  it("admits up to its limit, and up to a function's own max_concurrency", () => {
+    const admission = new Admission(2);
+    const first = admission.enter("a", 1);
+    expect(first).not.toBeNull();
+    expect(admission.enter("a", 1)).toBeNull();
+    const second = admission.enter("b", null);
+    expect(second).not.toBeNull();
+    expect(admission.enter("c", null)).toBeNull();
+    first?.();
+    first?.(); // a second release changes nothing
+    expect(admission.size).toBe(1);
+    expect(admission.enter("a", 1)).not.toBeNull();
   });
 });
 

@@ -1,18 +1,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { loadConfig, type Config } from "../../src/config.js";
-import { createStores, openDatabase, type OpenedDatabase, type Stores } from "../../src/db/index.js";
+import { loadConfig, type Config } from "../../src/core/config.js";
+import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
+import { createStores, type Stores } from "../../src/db/stores.js";
 import { createApp, type App } from "../../src/http/app.js";
-import { sha256 } from "../../src/http/auth.js";
-import type { SandboxHealth } from "../../src/http/health.js";
-import { Inflight } from "../../src/http/inflight.js";
-import type {
-  InvocationResult,
-  InvocationSpec,
-  Runner,
-  SandboxResponse,
-} from "../../src/sandbox/types.js";
+import { sha256 } from "../../src/http/middleware/auth.js";
+import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
+import { Admission } from "../../src/http/admission.js";
+import type { InvocationResult, InvocationSpec, Runner, SandboxResponse } from "../../src/core/runner.js";
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -68,7 +64,7 @@ export interface Gateway {
   database: OpenedDatabase;
   stores: Stores;
   runner: ScriptedRunner;
-  inflight: Inflight;
+  admission: Admission;
   dataDir: string;
   /** The clock the log and the stats use; tests move it. */
   clock: { now: number };
@@ -86,7 +82,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const stores = createStores(database, { now: () => clock.now });
   const runner = new ScriptedRunner();
-  const inflight = new Inflight();
+  const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
   const app = createApp({
     config,
@@ -94,7 +90,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     runner,
     tokenHash: sha256(TOKEN),
     health: () => health.value,
-    inflight,
+    admission,
     now: () => clock.now,
   });
   return {
@@ -103,7 +99,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     database,
     stores,
     runner,
-    inflight,
+    admission,
     dataDir,
     clock,
     health,

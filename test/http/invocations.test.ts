@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeCursor } from "../../src/http/invocations.js";
-import { SaturatedError, type RunStatus } from "../../src/sandbox/types.js";
+import { encodeCursor } from "../../src/http/routes/invocations.js";
+import { SaturatedError } from "../../src/core/runner.js";
+import { type RunStatus } from "../../src/core/statuses.js";
 import { makeGateway, okResult, register, result, type Gateway } from "./harness.js";
 
 let gw: Gateway;

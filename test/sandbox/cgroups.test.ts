@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { setupCgroups } from "../../src/sandbox/cgroups.js";
+import { setupCgroups } from "../../src/sandbox/cgroups/setup.js";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -17,8 +17,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import koffi from "koffi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LIBRARY_PATH, type Sandbox } from "../../src/sandbox/index.js";
-import type { InvocationResult, InvocationSpec, Runtime } from "../../src/sandbox/types.js";
+import { LIBRARY_PATH, type Sandbox } from "../../src/sandbox/sandbox.js";
+import type { InvocationResult, InvocationSpec } from "../../src/core/runner.js";
+import type { Runtime } from "../../src/core/runtimes.js";
 import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox } from "./harness.js";
 
 const RUNTIMES: Runtime[] = ["python", "node"];

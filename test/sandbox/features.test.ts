@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sandbox } from "../../src/sandbox/index.js";
+import type { Sandbox } from "../../src/sandbox/sandbox.js";
 import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox } from "./harness.js";
 
 let handle: Awaited<ReturnType<typeof startSandbox>>;

@@ -1,9 +1,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { loadConfig } from "../../src/config.js";
-import { Sandbox } from "../../src/sandbox/index.js";
-import type { InvocationResult, InvocationSpec, Runtime, SandboxRequest } from "../../src/sandbox/types.js";
+import { loadConfig } from "../../src/core/config.js";
+import { Sandbox } from "../../src/sandbox/sandbox.js";
+import type { InvocationResult, InvocationSpec, SandboxRequest } from "../../src/core/runner.js";
+import type { Runtime } from "../../src/core/runtimes.js";
 
 /**
  * A real sandbox (real library, real interpreters, real jail and cgroups) for a

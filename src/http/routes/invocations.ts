@@ -1,13 +1,11 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { FunctionStore } from "../db/functions.js";
-import type { InvocationLog, InvocationSummary } from "../db/invocations.js";
-import { INVOCATION_STATUSES } from "../db/schema.js";
-import { ApiError, ErrorSchema, notFoundError, validationHook } from "./errors.js";
-import { FunctionNameSchema, isoTime, NameParamSchema, protectedRoute } from "./schemas.js";
+import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
+import { INVOCATION_STATUSES } from "../../core/statuses.js";
+import { ErrorSchema, notFoundError, validationHook } from "../errors.js";
+import { FunctionNameSchema, isoTime, json, protectedRoute } from "../schemas.js";
 
 export const MAX_PAGE = 500;
 export const DEFAULT_PAGE = 50;
-const MAX_WINDOW_MS = 90 * 24 * 3600_000;
 
 /** A date (`2025-01-31`, UTC midnight) or a date-time with `Z` or an offset; local times are ambiguous, so refused. */
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/i;
@@ -88,32 +86,7 @@ const InvocationDetailSchema = InvocationSchema.extend({
   stderr: z.string(),
 }).openapi("InvocationDetail");
 
-const StatsSchema = z
-  .object({
-    function: FunctionNameSchema,
-    window: z.string().openapi({ example: "24h" }),
-    since: z.string(),
-    until: z.string(),
-    count: z.number().int(),
-    errors: z.number().int().openapi({ description: "Invocations that answered 500: status error, oom or forbidden" }),
-    timeouts: z.number().int(),
-    by_status: z.record(z.enum(INVOCATION_STATUSES), z.number().int()),
-    p50: z.number().nullable().openapi({ description: "Median duration in ms (as duration_ms.p50)" }),
-    p95: z.number().nullable(),
-    p99: z.number().nullable(),
-    duration_ms: z
-      .object({
-        p50: z.number().nullable(),
-        p95: z.number().nullable(),
-        p99: z.number().nullable(),
-        max: z.number().nullable(),
-        mean: z.number().nullable(),
-      })
-      .openapi({ description: "Nearest-rank percentiles over invocations that ran (not rejected or interrupted)" }),
-  })
-  .openapi("FunctionStats");
-
-function invocationJson(row: InvocationSummary): z.infer<typeof InvocationSchema> {
+export function invocationJson(row: InvocationSummary): z.infer<typeof InvocationSchema> {
   return {
     id: row.id,
     function: row.functionName,
@@ -135,30 +108,15 @@ function invocationJson(row: InvocationSummary): z.infer<typeof InvocationSchema
   };
 }
 
-/** `<n>m`, `<n>h` or `<n>d`, from one minute to 90 days. */
-export function parseWindow(text: string): number | null {
-  const match = /^([1-9]\d{0,5})([mhd])$/.exec(text);
-  if (!match) return null;
-  const unit = { m: 60_000, h: 3600_000, d: 24 * 3600_000 }[match[2] as "m" | "h" | "d"];
-  const ms = Number(match[1]) * unit;
-  return ms <= MAX_WINDOW_MS ? ms : null;
-}
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { "application/json": { schema } },
-  description,
-});
-
-/** The log's query API: list, one invocation, and per-function stats. */
-export function invocationRoutes(deps: { functions: FunctionStore; invocations: InvocationLog; now?: () => number }) {
-  const { functions, invocations } = deps;
-  const now = deps.now ?? Date.now;
+/** The log's query API, mounted at /api/invocations: a page of the log, one invocation. */
+export function invocationsApi(deps: { invocations: InvocationLog }) {
+  const { invocations } = deps;
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/invocations",
+      path: "/",
       summary: "The invocation log, newest first (items without stdout/stderr)",
       ...protectedRoute,
       request: { query: ListQuery },
@@ -197,7 +155,7 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
   app.openapi(
     createRoute({
       method: "get",
-      path: "/api/invocations/{id}",
+      path: "/{id}",
       summary: "One invocation, stdout and stderr included",
       ...protectedRoute,
       request: {
@@ -215,62 +173,6 @@ export function invocationRoutes(deps: { functions: FunctionStore; invocations: 
       const row = invocations.get(id);
       if (!row) throw notFoundError(`no invocation with id '${id}'`);
       return c.json({ ...invocationJson(row), stdout: row.stdout, stderr: row.stderr }, 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: "get",
-      path: "/api/functions/{name}/stats",
-      summary: "Counts by status and duration percentiles over a window",
-      ...protectedRoute,
-      request: {
-        params: NameParamSchema,
-        query: z.object({
-          window: z
-            .string()
-            .regex(/^[1-9]\d*[mhd]$/, "must be <n>m, <n>h or <n>d")
-            .default("24h")
-            .refine((text) => parseWindow(text) !== null, { message: "must be <n>m, <n>h or <n>d, at most 90d (e.g. 1h, 24h, 7d)" })
-            .openapi({ example: "24h" }),
-        }),
-      },
-      responses: {
-        200: json(StatsSchema, "Stats over [now - window, now)"),
-        400: json(ErrorSchema, "Invalid window"),
-        401: json(ErrorSchema, "Missing or wrong token"),
-        404: json(ErrorSchema, "Neither a function nor anything in the log by that name"),
-      },
-    }),
-    async (c) => {
-      const { name } = c.req.valid("param");
-      const { window } = c.req.valid("query");
-      const windowMs = parseWindow(window);
-      if (windowMs === null) throw new ApiError(400, "invalid_request", "window: invalid");
-      // A deleted function's log stays queryable, so its stats do too.
-      if (!functions.get(name) && !invocations.hasFunction(name)) throw notFoundError(`no function named '${name}'`);
-      // `until` is exclusive; +1 includes an invocation that started in this very millisecond.
-      const until = now() + 1;
-      const since = until - windowMs;
-      const stats = await invocations.stats(name, since, until);
-      const s = stats.byStatus;
-      return c.json(
-        {
-          function: name,
-          window,
-          since: isoTime(since),
-          until: isoTime(until),
-          count: stats.count,
-          errors: s.error + s.oom + s.forbidden,
-          timeouts: s.timeout,
-          by_status: stats.byStatus,
-          p50: stats.durationMs.p50,
-          p95: stats.durationMs.p95,
-          p99: stats.durationMs.p99,
-          duration_ms: stats.durationMs,
-        },
-        200,
-      );
     },
   );
 

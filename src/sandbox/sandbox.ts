@@ -1,25 +1,22 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Config } from "../config.js";
-import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups.js";
-import { resolveInterpreters, type Interpreters } from "./interpreters.js";
-import { Jail } from "./jail.js";
+import type { Config } from "../core/config.js";
+import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner, type RunnerHealth } from "../core/runner.js";
+import { resolveInterpreters, type Interpreters } from "./binaries.js";
+import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js";
 import { setupFirewall, type Firewall } from "./firewall.js";
+import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
-import type { InterpreterSettings } from "./interpreter.js";
 import { renderPrescripts } from "./prescript.js";
-import { FRAME_HEADER_CAP, runInSlot, type RunnerSettings } from "./runner.js";
+import type { InterpreterSettings } from "./process.js";
+import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE } from "./protocol.js";
+import { runInSlot, type RunSettings } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
-import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner } from "./types.js";
-
-export type { Runner } from "./types.js";
-export { SaturatedError } from "./types.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
 
-export interface SandboxHealth {
-  ready: boolean;
+export interface SandboxHealth extends RunnerHealth {
   cgroups: CgroupMode;
   slots: number;
   busy: number;
@@ -35,7 +32,6 @@ export interface SandboxHealth {
 export type SandboxConfig = Pick<
   Config,
   | "MAX_CONCURRENCY"
-  | "QUEUE_LIMIT"
   | "QUEUE_TIMEOUT_MS"
   | "SANDBOX_UID_BASE"
   | "JAIL_DIR"
@@ -61,7 +57,7 @@ export class Sandbox implements Runner {
   private readonly stopping = new AbortController();
 
   private constructor(
-    private readonly settings: RunnerSettings,
+    private readonly settings: RunSettings,
     private readonly pool: SlotPool,
     private readonly cgroups: Cgroups,
     private readonly firewall: Firewall,
@@ -77,7 +73,6 @@ export class Sandbox implements Runner {
     const pool = new SlotPool({
       size: config.MAX_CONCURRENCY,
       uidBase: config.SANDBOX_UID_BASE,
-      queueLimit: config.QUEUE_LIMIT,
       queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
     });
     const strays = killStrayProcesses(pool.slots);
@@ -108,14 +103,14 @@ export class Sandbox implements Runner {
     }
     const interpreterSettings: InterpreterSettings = {
       interpreters,
-      prescripts: renderPrescripts({ LIB_PATH: LIBRARY_PATH, KOFFI_PATH: interpreters.node.koffiPath }),
+      prescripts: renderPrescripts({ LIB_PATH: LIBRARY_PATH, KOFFI_PATH: interpreters.node.koffiPath, LOCKDOWN_SIGNATURE }),
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
       nodeHeapMb: config.MAX_MEMORY_MB,
     };
     const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS);
     standby.refill();
-    const settings: RunnerSettings = {
+    const settings: RunSettings = {
       jail,
       standby,
       outputCapBytes: config.OUTPUT_CAP_BYTES,

@@ -1,10 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { validationHook } from "./errors.js";
+import type { RunnerHealth } from "../../core/runner.js";
+import { validationHook } from "../errors.js";
 
-/** What the sandbox reports about itself; `ready` is the only field the gateway relies on, the rest is shown as is. */
-export interface SandboxHealth {
-  ready: boolean;
-}
 
 const HealthSchema = z
   .object({
@@ -13,14 +10,14 @@ const HealthSchema = z
   })
   .openapi("Health");
 
-/** GET /healthz: 200 while the sandbox can take invocations, 503 when it cannot. Public. */
-export function healthRoutes(deps: { health?: () => SandboxHealth }) {
+/** GET /healthz (mounted there): 200 while the sandbox can take invocations, 503 when it cannot. Public. */
+export function healthApi(deps: { health?: () => RunnerHealth }) {
   const health = deps.health ?? (() => ({ ready: true }));
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.openapi(
     createRoute({
       method: "get",
-      path: "/healthz",
+      path: "/",
       summary: "Liveness, and whether the sandbox is ready",
       security: [],
       responses: {

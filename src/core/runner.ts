@@ -1,7 +1,10 @@
-/** The two languages a function can be written in. */
-export type Runtime = "python" | "node";
+import type { FunctionSettings } from "./settings.js";
+import type { RunStatus } from "./statuses.js";
 
-export const RUNTIMES: readonly Runtime[] = ["python", "node"];
+/**
+ * The runner's port: what the HTTP layer hands the sandbox and what it gets back. The HTTP layer
+ * depends on this, never on the sandbox's internals.
+ */
 
 /** The HTTP request handed to a function, as the sandbox sees it. */
 export interface SandboxRequest {
@@ -24,36 +27,26 @@ export interface SandboxResponse {
   body: Buffer;
 }
 
-/** Everything needed to run one invocation. */
-export interface InvocationSpec {
-  runtime: Runtime;
-  code: string;
-  /** The function's own environment variables; nothing else reaches the sandbox. */
-  env: Record<string, string>;
-  timeoutMs: number;
-  memoryMb: number;
-  network: boolean;
+/**
+ * Everything needed to run one invocation: the settings the sandbox enforces (`env` is the
+ * function's own variables; nothing else reaches the sandbox) and the request.
+ */
+export interface InvocationSpec extends Pick<FunctionSettings, "runtime" | "code" | "env" | "timeoutMs" | "memoryMb" | "network"> {
   request: SandboxRequest;
 }
-
-/**
- * How an invocation ended. `interrupted`: the sandbox was closed (the gateway is
- * stopping) while it ran. `rejected` is decided by the gateway, before a run.
- */
-export type RunStatus = "ok" | "error" | "timeout" | "oom" | "forbidden" | "interrupted";
 
 export interface CapturedOutput {
   data: Buffer;
   truncated: boolean;
 }
 
-/** Runs invocations; the HTTP layer depends on this, not on the sandbox internals. */
+/** Runs invocations. */
 export interface Runner {
-  /** Rejects with `SaturatedError` when every slot is busy and the wait queue is full. */
+  /** Rejects with `SaturatedError` when no slot frees up in time or the sandbox is closing. */
   run(spec: InvocationSpec): Promise<InvocationResult>;
 }
 
-/** Every sandbox slot is busy and the wait queue is full (or the wait timed out). */
+/** No sandbox slot freed up within the queue timeout, or the sandbox is closing. */
 export class SaturatedError extends Error {
   constructor(readonly retryAfterSeconds: number) {
     super("the gateway is saturated; retry later");
@@ -75,4 +68,9 @@ export interface InvocationResult {
   errorMessage: string | null;
   /** The function's answer; set when status is `ok`. */
   response: SandboxResponse | null;
+}
+
+/** What the runner reports about itself at /healthz: `ready` is all the gateway relies on; the rest is shown as is. */
+export interface RunnerHealth {
+  ready: boolean;
 }

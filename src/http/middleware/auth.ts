@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { MiddlewareHandler } from "hono";
-import type { SettingsStore } from "../db/settings.js";
-import { ApiError } from "./errors.js";
+import type { KeyValueStore } from "../../db/key-value.js";
+import { ApiError } from "../errors.js";
 
 /** Settings key of the API token's SHA-256 (hex); the token itself is never stored. */
 export const TOKEN_HASH_KEY = "api_token_sha256";
@@ -21,17 +21,17 @@ export interface ApiToken {
  * GATEWAY_TOKEN wins when set (its hash replaces the stored one). Otherwise the stored hash is
  * kept, and on the very first start a random token is generated and only its hash stored.
  */
-export function provisionToken(settings: SettingsStore, envToken: string | undefined): ApiToken {
+export function provisionToken(store: KeyValueStore, envToken: string | undefined): ApiToken {
   if (envToken !== undefined) {
     const hash = sha256(envToken);
-    settings.set(TOKEN_HASH_KEY, hash.toString("hex"));
+    store.set(TOKEN_HASH_KEY, hash.toString("hex"));
     return { hash, generated: null };
   }
-  const stored = settings.get(TOKEN_HASH_KEY);
+  const stored = store.get(TOKEN_HASH_KEY);
   if (stored !== undefined) return { hash: Buffer.from(stored, "hex"), generated: null };
   const token = crypto.randomBytes(32).toString("base64url");
   const hash = sha256(token);
-  settings.set(TOKEN_HASH_KEY, hash.toString("hex"));
+  store.set(TOKEN_HASH_KEY, hash.toString("hex"));
   return { hash, generated: token };
 }
 

@@ -4,11 +4,8 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
-import { FunctionStore } from "./functions.js";
-import { InvocationLog, type InvocationLogOptions } from "./invocations.js";
 import { BackgroundReader, type ReadInBackground } from "./reader.js";
 import * as schema from "./schema.js";
-import { SettingsStore } from "./settings.js";
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
@@ -57,20 +54,5 @@ export function openDatabase(file: string): OpenedDatabase {
       sqlite.pragma("optimize");
       sqlite.close();
     },
-  };
-}
-
-export interface Stores {
-  functions: FunctionStore;
-  invocations: InvocationLog;
-  settings: SettingsStore;
-}
-
-/** The three stores over one database. */
-export function createStores(opened: OpenedDatabase, options: Omit<InvocationLogOptions, "readInBackground"> = {}): Stores {
-  return {
-    functions: new FunctionStore(opened.db),
-    invocations: new InvocationLog(opened.db, { ...options, readInBackground: opened.readInBackground }),
-    settings: new SettingsStore(opened.db),
   };
 }

@@ -1,19 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
-import type { Interpreters } from "./interpreters.js";
-import type { CapturedOutput, Runtime } from "./types.js";
+import type { CapturedOutput } from "../core/runner.js";
+import type { Runtime } from "../core/runtimes.js";
+import type { Interpreters } from "./binaries.js";
+import { BASE_ENV, encodeLockLine, REQUEST_FD, RESULT_FD, type LockParams } from "./protocol.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
 // and waits), then handed one invocation on fd 3 and watched until it exits.
-
-/** The environment user code starts from; the function's own variables are added after the lock. */
-export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
-  PATH: "/usr/local/bin:/usr/bin:/bin",
-  HOME: "/tmp",
-  TMPDIR: "/tmp",
-  LANG: "C.UTF-8",
-});
 
 /**
  * The environment the interpreter is started with: BASE_ENV, and a GODEBUG that
@@ -36,19 +30,8 @@ export interface InterpreterSettings {
   nodeHeapMb: number;
 }
 
-/** The lock-down parameters, written by the gateway as the first line of fd 3. */
-export interface LockParams {
-  jail: string;
-  uid: number;
-  gid: number;
-  flags: number;
-  maxThreads: number;
-}
-
-/** Bit 0 of the lock-down flags: the sandbox may open AF_INET/AF_INET6 sockets. */
-export const FLAG_NETWORK = 1;
-
-export interface Outcome {
+/** How the process ended, and what it left on its channels. */
+export interface ProcessExit {
   exitCode: number | null;
   signal: string | null;
   durationMs: number;
@@ -60,7 +43,7 @@ export interface Outcome {
   result: CapturedOutput;
 }
 
-export class Interpreter {
+export class InterpreterProcess {
   private readonly stdout: Capture;
   private readonly stderr: Capture;
   private readonly result: Capture;
@@ -92,7 +75,7 @@ export class Interpreter {
   }
 
   /** Starts an interpreter that loads the library and waits for its invocation. */
-  static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): Interpreter {
+  static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): InterpreterProcess {
     const { python, node } = settings.interpreters;
     const [binary, args] =
       runtime === "python"
@@ -104,7 +87,7 @@ export class Interpreter {
       detached: true, // its own process group, killed as one
       stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
     });
-    const interpreter = new Interpreter(runtime, child, settings);
+    const interpreter = new InterpreterProcess(runtime, child, settings);
     (child.stdin as Writable).end(settings.prescripts[runtime]);
     return interpreter;
   }
@@ -124,7 +107,7 @@ export class Interpreter {
    * lock-down parameters and the payload go out on fd 3. Resolves when the process
    * has exited, at the latest at the deadline or when `stop` aborts.
    */
-  async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<Outcome> {
+  async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit> {
     this.dispatched = true;
     const started = performance.now();
     let timedOut = false;
@@ -143,8 +126,7 @@ export class Interpreter {
     if (this.child.pid !== undefined && !this.exited) {
       try {
         confine(this.child.pid);
-        const line = [params.jail, params.uid, params.gid, params.flags, params.maxThreads].join("\0");
-        this.requestStream.end(Buffer.concat([Buffer.from(line + "\n"), payload]));
+        this.requestStream.end(Buffer.concat([encodeLockLine(params), payload]));
       } catch (error) {
         this.spawnError = `could not confine the process: ${(error as Error).message}`;
         this.kill();
@@ -184,11 +166,11 @@ export class Interpreter {
   }
 
   private get requestStream(): Writable {
-    return this.child.stdio[3] as Writable;
+    return this.child.stdio[REQUEST_FD] as Writable;
   }
 
   private get resultStream(): Readable {
-    return this.child.stdio[4] as Readable;
+    return this.child.stdio[RESULT_FD] as Readable;
   }
 }
 

@@ -1,9 +1,9 @@
 import { eq } from "drizzle-orm";
-import type { Db } from "./index.js";
+import type { Db } from "./client.js";
 import { settings } from "./schema.js";
 
 /** Small key/value settings that must survive restarts (e.g. the API token's hash). */
-export class SettingsStore {
+export class KeyValueStore {
   constructor(private readonly db: Db) {}
 
   get(key: string): string | undefined {

@@ -1,0 +1,54 @@
+import type { SandboxRequest, SandboxResponse } from "../../core/runner.js";
+import { INVOCATION_ID_HEADER } from "../middleware/invocation-id.js";
+
+// Translation between HTTP and the runner's port: the client's request as the function sees it,
+// and the function's answer as the client gets it. The answer was validated by the sandbox
+// (status range, header shape, size); what is left here is what only HTTP cares about.
+
+/** Headers a function may not set: hop-by-hop ones, the length (recomputed) and the gateway's own id. */
+const DROPPED_RESPONSE_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  INVOCATION_ID_HEADER,
+]);
+
+/** Statuses whose responses have no body (the Response constructor refuses one). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+export function toSandboxRequest(request: Request, path: string, body: Uint8Array, invocationId: string): SandboxRequest {
+  const url = new URL(request.url);
+  const headers: [string, string][] = [];
+  // The gateway token is never handed to a function; the id lets the function's own logs refer to this invocation.
+  for (const [name, value] of request.headers) {
+    if (name !== "authorization" && name !== INVOCATION_ID_HEADER) headers.push([name, value]);
+  }
+  headers.push([INVOCATION_ID_HEADER, invocationId]);
+  return { method: request.method, path, query: [...url.searchParams], headers, body, url: request.url };
+}
+
+/** The function's answer as an HTTP response, and the bytes of its body. */
+export function toHttpResponse(answer: SandboxResponse): { response: Response; bytes: number } {
+  const { status } = answer;
+  const headers = new Headers();
+  for (const [name, value] of answer.headers) {
+    if (DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) continue;
+    try {
+      headers.append(name, value);
+    } catch {
+      // An invalid header name or value is dropped rather than failing the whole answer.
+    }
+  }
+  // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
+  const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
+  // Node frames a bodiless 205 as chunked; an explicit empty length is what RFC 9110 asks for.
+  if (status === 205) headers.set("content-length", "0");
+  return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0 };
+}

@@ -1,0 +1,85 @@
+import { SaturatedError, type InvocationResult } from "../../core/runner.js";
+import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
+import type { InvocationEnd } from "../../db/invocations.js";
+import { errorBody } from "../errors.js";
+import { toHttpResponse } from "./exchange.js";
+
+/** An HTTP answer and the log row's end that goes with it. */
+export interface Outcome {
+  response: Response;
+  end: InvocationEnd;
+}
+
+function jsonError(status: number, code: string, message: string, invocationId: string, headers: Record<string, string> = {}) {
+  const text = JSON.stringify(errorBody(code, message, { invocation_id: invocationId }));
+  const response = new Response(text, { status, headers: { ...headers, "content-type": "application/json" } });
+  return { response, bytes: Buffer.byteLength(text) };
+}
+
+const NO_OUTPUT = {
+  exitCode: null,
+  signal: null,
+  stdout: "",
+  stderr: "",
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  blockedSyscall: null,
+} as const;
+
+/** What the runner reported, as a response and a log row. */
+export function outcomeOfResult(result: InvocationResult, invocationId: string): Outcome {
+  const output = {
+    durationMs: result.durationMs,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    // Stored as text: invalid UTF-8 becomes U+FFFD.
+    stdout: result.stdout.data.toString("utf8"),
+    stderr: result.stderr.data.toString("utf8"),
+    stdoutTruncated: result.stdout.truncated,
+    stderrTruncated: result.stderr.truncated,
+    blockedSyscall: result.blockedSyscall,
+  };
+  if (result.status === "ok") {
+    if (result.response) {
+      const { response, bytes } = toHttpResponse(result.response);
+      return { response, end: { ...output, status: "ok", httpStatus: response.status, responseBytes: bytes, error: null } };
+    }
+    const message = "the function produced no response";
+    const { response, bytes } = jsonError(500, "error", message, invocationId);
+    return { response, end: { ...output, status: "error", httpStatus: 500, responseBytes: bytes, error: message } };
+  }
+  const httpStatus = FAILURE_HTTP_STATUS[result.status];
+  const message = result.errorMessage ?? `the function ended with status ${result.status}`;
+  const { response, bytes } = jsonError(httpStatus, result.status, message, invocationId);
+  return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
+}
+
+/** An invocation the gateway refuses without running it: a `rejected` row with the status it answered. */
+export function rejected(
+  httpStatus: 413 | 429,
+  code: string,
+  message: string,
+  invocationId: string,
+  headers: Record<string, string>,
+  waitedMs = 0,
+): Outcome {
+  const { response, bytes } = jsonError(httpStatus, code, message, invocationId, headers);
+  return { response, end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message } };
+}
+
+/** The gateway is at its admission limit: 429 with Retry-After. */
+export function saturated(message: string, invocationId: string, retryAfterSeconds: number, waitedMs = 0): Outcome {
+  const retryAfter = String(Math.max(1, Math.ceil(retryAfterSeconds)));
+  return rejected(429, "rejected", message, invocationId, { "Retry-After": retryAfter }, waitedMs);
+}
+
+/** The runner refused (saturated: 429 with Retry-After) or failed (500, detail only in the log). */
+export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedMs: number): Outcome {
+  if (err instanceof SaturatedError) return saturated(err.message, invocationId, err.retryAfterSeconds, waitedMs);
+  console.error(`invocation ${invocationId}: the runner failed:`, err);
+  const { response, bytes } = jsonError(500, "internal", "the gateway failed to run the function", invocationId);
+  return {
+    response,
+    end: { ...NO_OUTPUT, durationMs: waitedMs, status: "error", httpStatus: 500, responseBytes: bytes, error: `runner failed: ${String(err)}` },
+  };
+}

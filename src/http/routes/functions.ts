@@ -1,0 +1,225 @@
+import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
+import type { Config } from "../../core/config.js";
+import { apiName, apiSettings, apiSettingsShape, SETTING_KEYS, settingsOfCreate, settingsOfUpdate } from "../../core/settings.js";
+import type { CurrentFunction, FunctionStore, FunctionVersion } from "../../db/functions.js";
+import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
+import { FunctionNameSchema, isoTime, json, NameParamSchema, protectedRoute } from "../schemas.js";
+
+// /api/functions: register, list, show, update (a new version), versions, delete.
+
+export interface FunctionsDeps {
+  config: Config;
+  functions: FunctionStore;
+}
+
+/** The routes, mounted at /api/functions. */
+export function functionsApi(deps: FunctionsDeps) {
+  const routes = functionRouteDefinitions(deps.config);
+  return new OpenAPIHono({ defaultHook: validationHook })
+    .openapi(routes.create, createFunction(deps))
+    .openapi(routes.list, listFunctions(deps))
+    .openapi(routes.show, showFunction(deps))
+    .openapi(routes.update, updateFunction(deps))
+    .openapi(routes.versions, listVersions(deps))
+    .openapi(routes.version, showVersion(deps))
+    .openapi(routes.remove, deleteFunction(deps));
+}
+
+const errors = {
+  400: json(ErrorSchema, "Invalid request"),
+  401: json(ErrorSchema, "Missing or wrong token"),
+};
+const notFound = { 404: json(ErrorSchema, "No such function") };
+
+/** The route definitions; the request schemas carry the configured limits. */
+function functionRouteDefinitions(config: Config) {
+  const CreateFunction = z
+    .strictObject({ name: FunctionNameSchema, ...apiSettingsShape(config, "create") })
+    .openapi("CreateFunction");
+  const UpdateFunction = z
+    .strictObject({
+      name: FunctionNameSchema.optional().openapi({ description: "If given, must be the name in the path" }),
+      ...apiSettingsShape(config, "update"),
+    })
+    .openapi("UpdateFunction", {
+      description: "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
+      minProperties: 1,
+    });
+  const VersionParams = NameParamSchema.extend({
+    version: z.coerce.number().int().min(1).openapi({ param: { name: "version", in: "path" }, example: 1 }),
+  });
+  const Settings = z.object(apiSettingsShape(config, "create"));
+  const FunctionSchema = Settings.extend({
+    name: FunctionNameSchema,
+    version: z.number().int().openapi({ example: 1 }),
+    created_at: z.string().openapi({ description: "When the function was first registered" }),
+    updated_at: z.string().openapi({ description: "When the current version was stored" }),
+  }).openapi("Function");
+  const VersionSchema = Settings.extend({
+    name: FunctionNameSchema,
+    version: z.number().int().openapi({ example: 1 }),
+    created_at: z.string(),
+  }).openapi("FunctionVersion");
+  const FunctionSummarySchema = z
+    .object({ name: FunctionNameSchema, runtime: Settings.shape.runtime, version: z.number().int(), public: z.boolean(), updated_at: z.string() })
+    .openapi("FunctionSummary");
+
+  return {
+    create: createRoute({
+      method: "post",
+      path: "/",
+      summary: "Register a function (version 1)",
+      ...protectedRoute,
+      request: { body: { content: { "application/json": { schema: CreateFunction } }, required: true } },
+      responses: {
+        201: json(FunctionSchema, "The function, version 1"),
+        ...errors,
+        409: json(ErrorSchema, "The name is taken"),
+        413: json(ErrorSchema, "Body too large"),
+      },
+    }),
+    list: createRoute({
+      method: "get",
+      path: "/",
+      summary: "List functions",
+      ...protectedRoute,
+      responses: {
+        200: json(z.object({ items: z.array(FunctionSummarySchema) }), "Every function, by name"),
+        401: errors[401],
+      },
+    }),
+    show: createRoute({
+      method: "get",
+      path: "/{name}",
+      summary: "The current version of a function, code included, env values masked",
+      ...protectedRoute,
+      request: { params: NameParamSchema },
+      responses: { 200: json(FunctionSchema, "The current version"), ...errors, ...notFound },
+    }),
+    update: createRoute({
+      method: "put",
+      path: "/{name}",
+      summary: "Store a new version (version + 1); older versions stay",
+      ...protectedRoute,
+      request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
+      responses: { 200: json(FunctionSchema, "The new current version"), ...errors, ...notFound },
+    }),
+    versions: createRoute({
+      method: "get",
+      path: "/{name}/versions",
+      summary: "Every version of a function, newest first, each with its code",
+      ...protectedRoute,
+      request: { params: NameParamSchema },
+      responses: {
+        200: json(z.object({ name: FunctionNameSchema, items: z.array(VersionSchema) }), "Newest first"),
+        ...errors,
+        ...notFound,
+      },
+    }),
+    version: createRoute({
+      method: "get",
+      path: "/{name}/versions/{version}",
+      summary: "One version of a function, code included",
+      ...protectedRoute,
+      request: { params: VersionParams },
+      responses: { 200: json(VersionSchema, "The version"), ...errors, 404: json(ErrorSchema, "No such function or version") },
+    }),
+    remove: createRoute({
+      method: "delete",
+      path: "/{name}",
+      summary: "Remove a function and its versions; its invocation log stays",
+      ...protectedRoute,
+      request: { params: NameParamSchema },
+      responses: { 204: { description: "Removed" }, ...errors, ...notFound },
+    }),
+  };
+}
+
+type Routes = ReturnType<typeof functionRouteDefinitions>;
+
+const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
+
+function versionJson(v: FunctionVersion) {
+  return { name: v.name, version: v.version, ...apiSettings(v), created_at: isoTime(v.createdAt) };
+}
+
+function functionJson(fn: CurrentFunction) {
+  return { ...versionJson(fn), created_at: isoTime(fn.functionCreatedAt), updated_at: isoTime(fn.createdAt) };
+}
+
+function createFunction({ config, functions }: FunctionsDeps): RouteHandler<Routes["create"]> {
+  return (c) => {
+    const { name, ...given } = c.req.valid("json");
+    const created = functions.create(name, settingsOfCreate(config, given));
+    if (!created) throw new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
+    c.header("Location", `/api/functions/${created.name}`);
+    return c.json(functionJson(created), 201);
+  };
+}
+
+function listFunctions({ functions }: FunctionsDeps): RouteHandler<Routes["list"]> {
+  return (c) => {
+    const items = functions.list().map((f) => ({
+      name: f.name,
+      runtime: f.runtime,
+      version: f.version,
+      public: f.public,
+      updated_at: isoTime(f.updatedAt),
+    }));
+    return c.json({ items }, 200);
+  };
+}
+
+function showFunction({ functions }: FunctionsDeps): RouteHandler<Routes["show"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    const fn = functions.get(name);
+    if (!fn) throw unknownFunction(name);
+    return c.json(functionJson(fn), 200);
+  };
+}
+
+function updateFunction({ functions }: FunctionsDeps): RouteHandler<Routes["update"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    const { name: bodyName, ...given } = c.req.valid("json") ?? {};
+    if (Object.keys(given).length === 0) {
+      const fields = SETTING_KEYS.map(apiName).join(", ");
+      throw new ApiError(400, "invalid_request", `body: give at least one field to change (${fields})`);
+    }
+    if (bodyName !== undefined && bodyName !== name) {
+      throw new ApiError(400, "invalid_request", `name: '${bodyName}' differs from the name in the path; functions cannot be renamed`);
+    }
+    const current = functions.get(name);
+    if (!current) throw unknownFunction(name);
+    const updated = functions.addVersion(name, settingsOfUpdate(current, given));
+    if (!updated) throw unknownFunction(name);
+    return c.json(functionJson(updated), 200);
+  };
+}
+
+function listVersions({ functions }: FunctionsDeps): RouteHandler<Routes["versions"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    const versions = functions.versions(name);
+    if (!versions) throw unknownFunction(name);
+    return c.json({ name, items: versions.map(versionJson) }, 200);
+  };
+}
+
+function showVersion({ functions }: FunctionsDeps): RouteHandler<Routes["version"]> {
+  return (c) => {
+    const { name, version } = c.req.valid("param");
+    const found = functions.getVersion(name, version);
+    if (!found) throw notFoundError(functions.get(name) ? `function '${name}' has no version ${version}` : `no function named '${name}'`);
+    return c.json(versionJson(found), 200);
+  };
+}
+
+function deleteFunction({ functions }: FunctionsDeps): RouteHandler<Routes["remove"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    if (!functions.delete(name)) throw unknownFunction(name);
+    return c.body(null, 204);
+  };
+}

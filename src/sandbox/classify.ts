@@ -1,0 +1,63 @@
+import type { InvocationResult, InvocationSpec, SandboxResponse } from "../core/runner.js";
+import type { RunStatus } from "../core/statuses.js";
+import type { ProcessExit } from "./process.js";
+import { frameOf, parseFrames } from "./protocol.js";
+
+// How an invocation ended, from what the process left behind: its exit, its output, its result
+// channel and the cgroup's OOM counter. Pure, so each rule is unit-tested without root.
+
+const V8_OOM = "JavaScript heap out of memory";
+const SIGSYS = "SIGSYS";
+
+export interface ClassifyLimits {
+  outputCapBytes: number;
+  maxResponseBytes: number;
+}
+
+export function classify(exit: ProcessExit, spec: Pick<InvocationSpec, "runtime" | "timeoutMs" | "memoryMb">, oomKilled: boolean, limits: ClassifyLimits): InvocationResult {
+  const base = {
+    exitCode: exit.exitCode,
+    signal: exit.signal,
+    durationMs: Math.round(exit.durationMs * 1000) / 1000,
+    stdout: exit.stdout,
+    stderr: exit.stderr,
+    blockedSyscall: null,
+    response: null,
+  };
+  const end = (status: RunStatus, errorMessage: string, extra: Partial<InvocationResult> = {}): InvocationResult => ({
+    ...base,
+    status,
+    errorMessage,
+    ...extra,
+  });
+  const ok = (response: SandboxResponse): InvocationResult => ({ ...base, status: "ok", errorMessage: null, response });
+
+  if (exit.spawnError !== null) return end("error", `sandbox failure: ${exit.spawnError}`);
+  if (exit.interrupted) return end("interrupted", "the gateway stopped while the function ran");
+  if (exit.timedOut) return end("timeout", `timed out after ${spec.timeoutMs} ms`);
+  // V8 reports an outgrown heap itself and aborts; the cgroup's OOM killer sends SIGKILL.
+  const v8OutOfMemory = spec.runtime === "node" && exit.signal === "SIGABRT" && exit.stderr.data.includes(V8_OOM);
+  if (oomKilled || v8OutOfMemory) return end("oom", `exceeded its memory limit of ${spec.memoryMb} MB`);
+  const { frames, malformed } = parseFrames(exit.result.data, limits.maxResponseBytes);
+  if (exit.signal === SIGSYS) {
+    const report = frameOf(frames.toReversed(), "forbidden");
+    const name = report ? report.name || `syscall ${report.syscall}` : null;
+    return end("forbidden", name ? `forbidden: ${name}` : "killed by the seccomp filter", { blockedSyscall: name });
+  }
+  if (exit.result.truncated) return end("error", `the response exceeds the ${limits.maxResponseBytes}-byte limit (MAX_RESPONSE_BYTES)`);
+
+  const lockdown = frameOf(frames, "lockdown_failed");
+  if (lockdown) return end("error", `sandbox lock-down failed: ${lockdown.message}`);
+  const error = frameOf(frames, "error");
+  if (error) return end("error", error.message);
+  if (exit.signal !== null) return end("error", `killed by ${exit.signal}`);
+  if (exit.exitCode !== 0) return end("error", `exited with code ${exit.exitCode}`);
+  if (malformed) return end("error", `the function wrote a malformed result: ${malformed}`);
+
+  const response = frameOf(frames, "response");
+  if (response) return typeof response.value === "string" ? end("error", response.value) : ok(response.value);
+  if (frameOf(frames, "handler")) return end("error", "the handler ended without a response");
+  // Script mode: no handler, stdout is the body.
+  if (exit.stdout.truncated) return end("error", `the script's output exceeds the ${limits.outputCapBytes}-byte cap`);
+  return ok({ status: 200, headers: [["content-type", "text/plain; charset=utf-8"]], body: exit.stdout.data });
+}

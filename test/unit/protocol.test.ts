@@ -1,0 +1,140 @@
+import { describe, expect, it } from "vitest";
+import type { InvocationSpec } from "../../src/core/runner.js";
+import { classify } from "../../src/sandbox/classify.js";
+import type { ProcessExit } from "../../src/sandbox/process.js";
+import { BASE_ENV, encodeLockLine, encodePayload, FLAG_NETWORK, FRAME_HEADER_CAP, MAX_RESPONSE_HEADERS, parseFrames } from "../../src/sandbox/protocol.js";
+
+// The wire protocol (prescripts/PROTOCOL.md) and the classification of a run, without a process.
+
+const LIMITS = { outputCapBytes: 1024, maxResponseBytes: 4096 };
+const SPEC = { runtime: "python", timeoutMs: 1000, memoryMb: 64 } as const;
+
+const frame = (value: object, body: Buffer = Buffer.alloc(0)) => Buffer.concat([Buffer.from(JSON.stringify(value) + "\n"), body]);
+const response = (status: number, body = "hi", headers: [string, string][] = []) =>
+  frame({ kind: "response", status, headers, body_length: Buffer.byteLength(body) }, Buffer.from(body));
+const output = (text = "") => ({ data: Buffer.from(text), truncated: false });
+
+function exited(result: Buffer, overrides: Partial<ProcessExit> = {}): ProcessExit {
+  return {
+    exitCode: 0,
+    signal: null,
+    durationMs: 12.3456789,
+    timedOut: false,
+    interrupted: false,
+    spawnError: null,
+    stdout: output(),
+    stderr: output(),
+    result: { data: result, truncated: false },
+    ...overrides,
+  };
+}
+
+describe("fd 3: what the gateway writes", () => {
+  it("sends the lock-down parameters as one NUL-separated line", () => {
+    const line = encodeLockLine({ jail: "/j/slot-0", uid: 300001, gid: 300001, flags: FLAG_NETWORK, maxThreads: 64 });
+    expect(line.toString()).toBe("/j/slot-0\u0000300001\u0000300001\u00001\u000064\n");
+  });
+
+  it("follows with one JSON line (code in base64, the base environment under the function's own) and the raw body", () => {
+    const spec: InvocationSpec = {
+      runtime: "python",
+      code: "print('é')",
+      env: { HOME: "/elsewhere", GREETING: "hi" },
+      timeoutMs: 1000,
+      memoryMb: 64,
+      network: false,
+      request: { method: "POST", path: "/", query: [["a", "1"]], headers: [], body: Buffer.from("\n{body}"), url: "http://x/fn/f" },
+    };
+    const payload = encodePayload(spec);
+    const newline = payload.indexOf(10);
+    const envelope = JSON.parse(payload.subarray(0, newline).toString());
+    expect(envelope).toMatchObject({ method: "POST", query: [["a", "1"]], body_length: 7 });
+    expect(Buffer.from(envelope.code, "base64").toString()).toBe("print('é')");
+    expect(envelope.env).toEqual({ ...BASE_ENV, HOME: "/elsewhere", GREETING: "hi" });
+    expect(payload.subarray(newline + 1).toString()).toBe("\n{body}");
+  });
+});
+
+describe("fd 4: reading the result frames", () => {
+  it("reads a response frame with its body, and the frames around it", () => {
+    const { frames, malformed } = parseFrames(Buffer.concat([frame({ kind: "handler" }), response(201, "a\nb")]), 4096);
+    expect(malformed).toBeNull();
+    expect(frames).toEqual([{ kind: "handler" }, { kind: "response", value: { status: 201, headers: [], body: Buffer.from("a\nb") } }]);
+  });
+
+  it.each([
+    ["an unterminated frame", Buffer.from('{"kind":"handler"}'), "an unterminated or oversized frame"],
+    ["an oversized line", Buffer.from(`{"kind":"error","message":"${"x".repeat(FRAME_HEADER_CAP)}"}\n`), "an unterminated or oversized frame"],
+    ["a line that is not JSON", Buffer.from("nope\n"), "a frame that is not JSON"],
+    ["a frame of unknown kind", frame({ kind: "surprise" }), "a frame of unknown kind"],
+    ["a body shorter than announced", frame({ kind: "response", status: 200, headers: [], body_length: 10 }, Buffer.from("abc")), "a response whose body length does not match"],
+    ["a negative body length", frame({ kind: "response", status: 200, headers: [], body_length: -1 }), "a response whose body length does not match"],
+  ])("calls %s malformed", (_, data, message) => {
+    expect(parseFrames(data, 4096).malformed).toBe(message);
+  });
+
+  it.each([
+    ["a status below 200", response(99), "the function answered with an invalid HTTP status: 99"],
+    ["a status above 599", response(600), "the function answered with an invalid HTTP status: 600"],
+    ["a fractional status", response(200.5), "the function answered with an invalid HTTP status: 200.5"],
+    ["headers that are not pairs of strings", frame({ kind: "response", status: 200, headers: [["a", 1]], body_length: 0 }), "the function answered with malformed headers"],
+    ["too many headers", response(200, "", Array.from({ length: MAX_RESPONSE_HEADERS + 1 }, (_, i): [string, string] => [`x-${i}`, "v"])), `the function answered with more than ${MAX_RESPONSE_HEADERS} headers`],
+    ["a body over MAX_RESPONSE_BYTES", response(200, "x".repeat(4097)), "the function's response exceeds 4096 bytes (MAX_RESPONSE_BYTES)"],
+  ])("refuses a response with %s", (_, data, message) => {
+    const { frames } = parseFrames(data, 4096);
+    expect(frames).toEqual([{ kind: "response", value: message }]);
+  });
+});
+
+describe("classifying how a run ended", () => {
+  it("answers what the response frame says, duration rounded to the microsecond", () => {
+    const result = classify(exited(response(201, "made", [["x-a", "b"]])), SPEC, false, LIMITS);
+    expect(result).toMatchObject({ status: "ok", durationMs: 12.346, response: { status: 201, headers: [["x-a", "b"]] } });
+    expect(result.response?.body.toString()).toBe("made");
+  });
+
+  it("turns an unusable response into an error naming the reason (an invalid status, a body over the cap)", () => {
+    expect(classify(exited(response(99)), SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the function answered with an invalid HTTP status: 99" });
+    expect(classify(exited(response(200, "x".repeat(4097))), SPEC, false, LIMITS).errorMessage).toContain("MAX_RESPONSE_BYTES");
+  });
+
+  it("treats a truncated result channel as a response over the cap", () => {
+    const exit = exited(Buffer.alloc(10), { result: { data: Buffer.alloc(10), truncated: true } });
+    expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the response exceeds the 4096-byte limit (MAX_RESPONSE_BYTES)" });
+  });
+
+  it("uses stdout as the body in script mode, and refuses it past the output cap", () => {
+    expect(classify(exited(Buffer.alloc(0), { stdout: output("printed") }), SPEC, false, LIMITS).response?.body.toString()).toBe("printed");
+    const flood = exited(Buffer.alloc(0), { stdout: { data: Buffer.alloc(1024), truncated: true } });
+    expect(classify(flood, SPEC, false, LIMITS).errorMessage).toBe("the script's output exceeds the 1024-byte cap");
+  });
+
+  it.each<[string, Partial<ProcessExit>, Buffer, boolean, string, string]>([
+    ["a spawn failure", { spawnError: "ENOENT" }, Buffer.alloc(0), false, "error", "sandbox failure: ENOENT"],
+    ["a stopping gateway", { interrupted: true, signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), false, "interrupted", "the gateway stopped while the function ran"],
+    ["the deadline", { timedOut: true, signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), false, "timeout", "timed out after 1000 ms"],
+    ["the cgroup's OOM killer", { signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), true, "oom", "exceeded its memory limit of 64 MB"],
+    ["a seccomp kill with its report", { signal: "SIGSYS", exitCode: null }, frame({ kind: "forbidden", syscall: 59, name: "execve" }), false, "forbidden", "forbidden: execve"],
+    ["a seccomp kill without a report", { signal: "SIGSYS", exitCode: null }, Buffer.alloc(0), false, "forbidden", "killed by the seccomp filter"],
+    ["a failed lock-down", { exitCode: 125 }, frame({ kind: "lockdown_failed", message: "chroot: EPERM" }), false, "error", "sandbox lock-down failed: chroot: EPERM"],
+    ["an exception", { exitCode: 1 }, frame({ kind: "error", message: "ValueError: bad" }), false, "error", "ValueError: bad"],
+    ["another signal", { signal: "SIGSEGV", exitCode: null }, Buffer.alloc(0), false, "error", "killed by SIGSEGV"],
+    ["a non-zero exit", { exitCode: 3 }, Buffer.alloc(0), false, "error", "exited with code 3"],
+    ["a malformed result", {}, Buffer.from("nope\n"), false, "error", "the function wrote a malformed result: a frame that is not JSON"],
+    ["a handler without a response", {}, frame({ kind: "handler" }), false, "error", "the handler ended without a response"],
+  ])("classifies %s", (_, exit, result, oomKilled, status, message) => {
+    const classified = classify(exited(result, exit), SPEC, oomKilled, LIMITS);
+    expect(classified).toMatchObject({ status, errorMessage: message });
+  });
+
+  it("names the blocked call in blockedSyscall", () => {
+    const exit = exited(frame({ kind: "forbidden", syscall: 59, name: "execve" }), { signal: "SIGSYS", exitCode: null });
+    expect(classify(exit, SPEC, false, LIMITS).blockedSyscall).toBe("execve");
+  });
+
+  it("recognises V8's own out-of-memory abort for node", () => {
+    const exit = exited(Buffer.alloc(0), { signal: "SIGABRT", exitCode: null, stderr: output("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory") });
+    expect(classify(exit, { ...SPEC, runtime: "node" }, false, LIMITS).status).toBe("oom");
+    expect(classify(exit, SPEC, false, LIMITS).status).toBe("error");
+  });
+});
