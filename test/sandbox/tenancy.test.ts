@@ -289,6 +289,24 @@ def handler(request):
     expect(seen.imported).toEqual([`${stdlib}/ctypes/util.py`, `${stdlib}/zoneinfo/__init__.py`, `${stdlib}/ssl.py`]);
   });
 
+  it("python: the standard library at its neutral path is read-only, and so is the slot's /dev", async () => {
+    const stdlib = `/usr/lib/python${hostPython.version}`;
+    const seen = await observe(
+      "python",
+      `
+import errno, os
+def attempt(path):
+    try:
+        open(path, "a").close(); return "written"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def handler(request):
+    return {"stdlib": attempt("${stdlib}/evil.py"), "dev": attempt("/dev/evil"), "null": attempt("/dev/null")}
+`,
+    );
+    expect(seen).toEqual({ stdlib: "EROFS", dev: "EROFS", null: "written" });
+  });
+
   it("node: no path in the jail, process.execPath, argv or module search paths names the host's layout", async () => {
     const seen = await observe<{ paths: string[]; values: string[] }>(
       "node",
