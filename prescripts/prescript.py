@@ -7,7 +7,8 @@
 # the request envelope, the function's environment and its code (base64), then the
 # request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
 # and stderr are the invocation's log. Everything lives inside _prescript() so that user
-# code, run in a module of its own, finds no prescript globals to reach.
+# code, run in a module of its own, finds no prescript globals to reach. (Longer than the
+# usual file: the interpreter reads it whole from stdin, so it cannot import a sibling.)
 
 
 def _prescript():
