@@ -52,7 +52,23 @@
     }
     // Drop every handle user code could use to reach the library or the prescript.
     for (const key of Object.keys(require.cache)) delete require.cache[key];
+    relocate(require);
     return received.subarray(newline + 1);
+  }
+
+  /**
+   * Names the interpreter as a neutral install would (/usr/bin/node): the host's prefix
+   * (an nvm under /root, say) is not in the jail, and nothing a function reads should name
+   * it. Node needs no file of its own after the lock: its built-in modules are in the binary.
+   */
+  function relocate(require) {
+    const path = require("node:path");
+    const hostPrefix = path.dirname(path.dirname(process.execPath));
+    const moved = (p) => (p === hostPrefix || p.startsWith(hostPrefix + "/") ? "/usr" + p.slice(hostPrefix.length) : p);
+    const Module = require("node:module");
+    Module.globalPaths.splice(0, Module.globalPaths.length, ...Module.globalPaths.map(moved));
+    process.execPath = "/usr/bin/node";
+    process.argv[0] = process.execPath;
   }
 
   // Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.

@@ -7,7 +7,8 @@
 # the request envelope, the function's environment and its code (base64), then the
 # request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
 # and stderr are the invocation's log. Everything lives inside _prescript() so that user
-# code, run in a module of its own, finds no prescript globals to reach.
+# code, run in a module of its own, finds no prescript globals to reach. (Longer than the
+# usual file: the interpreter reads it whole from stdin, so it cannot import a sibling.)
 
 
 def _prescript():
@@ -24,6 +25,8 @@ def _prescript():
     import binascii
     import sys
 
+    relocate = _jail_paths(sys, os)  # worked out now: it resolves paths on the host
+
     # Wait for an invocation. The first line is the gateway's own (no byte of it comes
     # from a function); an empty read means the gateway let this interpreter go.
     received = b""
@@ -37,6 +40,8 @@ def _prescript():
     if lockdown(jail.encode(), int(uid), int(gid), int(flags), 4, int(max_threads)) != 0:
         os._exit(125)  # unreachable: the library ends the process itself on any failure
     del library, lockdown, line
+    relocate()
+    del relocate
 
     # Locked down: chroot, unprivileged uid, no_new_privs and seccomp hold from here on.
     # Everything below, the standard library imports included, runs inside the jail.
@@ -212,6 +217,95 @@ def _prescript():
     except BaseException as exc:  # noqa: BLE001
         fail(exc)
     exit_now(0)
+
+
+def _jail_paths(sys, os):
+    """Returns a function that moves every path of the interpreter's own install to where the
+    jail shows it (the rule of pythonJailDirs in src/sandbox/jail.ts): the standard library
+    at /usr/lib/pythonX.Y, any other sys.path directory beside it as /usr/lib/pythonX.Y-<name>.
+    After the lock-down the host's prefix (a pyenv under /root, say) exists nowhere: sys.path,
+    sys.prefix and kin, and the modules, loaders and code objects loaded before the lock all
+    name the jail's paths, so that later imports find the standard library and nothing a
+    function can read names the host's layout."""
+    jail_stdlib = "/usr/lib/python%d.%d" % sys.version_info[:2]
+    stdlib = os.path.realpath(sys._stdlib_dir)
+    moves = {}  # a host directory, as spelled and resolved -> its place in the jail
+    for spelled in [sys._stdlib_dir] + sys.path:
+        if not spelled or not os.path.isdir(spelled):
+            continue
+        real = os.path.realpath(spelled)
+        inner = os.path.relpath(real, stdlib)
+        if inner == ".":
+            moves[spelled] = moves[real] = jail_stdlib
+        elif not inner.startswith(".."):
+            moves[spelled] = moves[real] = jail_stdlib + "/" + inner
+        else:
+            moves[spelled] = moves[real] = jail_stdlib + "-" + os.path.basename(real)
+    kept = [p for p in sys.path if p in moves]
+    longest_first = sorted(moves.items(), key=lambda item: -len(item[0]))
+
+    def moved(value):
+        if isinstance(value, str):
+            for host, jail in longest_first:
+                if value == host or value.startswith(host + "/"):
+                    return jail + value[len(host):]
+        return value
+
+    def fix_code(code):
+        consts = tuple(fix_code(c) if isinstance(c, type(code)) else c for c in code.co_consts)
+        return code.replace(co_filename=moved(code.co_filename), co_consts=consts)
+
+    def fix_functions(namespace, module_name, seen):
+        for value in list(namespace.values()):
+            if id(value) in seen or getattr(value, "__module__", None) != module_name:
+                continue
+            seen.add(id(value))
+            if hasattr(value, "__code__"):
+                value.__code__ = fix_code(value.__code__)
+            elif isinstance(value, type):
+                members = {}
+                for name, member in vars(value).items():
+                    for inner in (getattr(member, "__func__", None), getattr(member, "fget", None), getattr(member, "fset", None), member):
+                        if hasattr(inner, "__code__"):
+                            members[name + str(id(inner))] = inner
+                fix_functions(members, module_name, seen)
+
+    def relocate():
+        sys.path[:] = [moved(p) for p in kept]
+        sys.path_importer_cache.clear()
+        sys._stdlib_dir = jail_stdlib
+        sys.prefix = sys.exec_prefix = sys.base_prefix = sys.base_exec_prefix = "/usr"
+        sys.platlibdir = "lib"
+        sys.executable = sys._base_executable = "/usr/bin/python%d.%d" % sys.version_info[:2]
+        sys.orig_argv[0] = sys.executable
+        seen = set()
+        for name, module in list(sys.modules.items()):
+            namespace = getattr(module, "__dict__", {})
+            # Frozen modules' code is named "<frozen os>"; those loaded from files name their path.
+            origin = getattr(namespace.get("__spec__"), "origin", None)
+            from_disk = isinstance(origin, str) and moved(origin) != origin
+            for attribute in ("__file__", "__cached__"):
+                if isinstance(namespace.get(attribute), str):
+                    namespace[attribute] = moved(namespace[attribute])
+            if isinstance(namespace.get("__path__"), list):
+                namespace["__path__"][:] = [moved(p) for p in namespace["__path__"]]
+            spec = namespace.get("__spec__")
+            if spec is not None:
+                spec.origin = moved(spec.origin)
+                if isinstance(spec.submodule_search_locations, list):
+                    spec.submodule_search_locations[:] = [moved(p) for p in spec.submodule_search_locations]
+                if isinstance(getattr(spec, "_cached", None), str):
+                    spec._cached = moved(spec._cached)
+                state = spec.loader_state
+                if isinstance(getattr(state, "filename", None), str):
+                    state.filename = moved(state.filename)
+            loader = namespace.get("__loader__")
+            if isinstance(getattr(loader, "path", None), str):
+                loader.path = moved(loader.path)
+            if from_disk:
+                fix_functions(namespace, name, seen)
+
+    return relocate
 
 
 _prescript()

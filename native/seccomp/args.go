@@ -10,30 +10,25 @@ package seccomp
 // high word. Comparing it would let a caller put garbage there to take a branch the kernel
 // does not see (rt_sigaction(0x1_0000001f) is SIGSYS to the kernel).
 const (
-	argPID      = 0 // kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo: pid / tgid
-	argDomain   = 0 // socket(domain, type, protocol)
-	argType     = 1 // socket/socketpair type: SOCK_* in the low 4 bits, flags above
-	argProtocol = 2
-	argRequest  = 1 // ioctl(fd, request, arg)
-	argOption   = 0 // prctl(option, ...)
-	argFlags    = 0 // clone(flags, ...): the first argument on x86_64 and aarch64 alike
-	argSignum   = 0 // rt_sigaction(signum, act, oldact, sigsetsize)
-	argAction   = 1 // a pointer: both words are compared with NULL
+	argPID     = 0 // kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo: pid / tgid
+	argDomain  = 0 // socket(domain, type, protocol)
+	argType    = 1 // socket/socketpair type: SOCK_* in the low 4 bits, flags above
+	argRequest = 1 // ioctl(fd, request, arg)
+	argOption  = 0 // prctl(option, ...)
+	argFlags   = 0 // clone(flags, ...): the first argument on x86_64 and aarch64 alike
+	argSignum  = 0 // rt_sigaction(signum, act, oldact, sigsetsize)
+	argAction  = 1 // a pointer: both words are compared with NULL
 )
 
 // Socket families and protocols (include/linux/socket.h, include/uapi/linux/netlink.h).
 const (
-	afUnix    = 1
-	afInet    = 2
-	afInet6   = 10
-	afNetlink = 16
+	afUnix  = 1
+	afInet  = 2
+	afInet6 = 10
 	// sockStream is SOCK_STREAM; sockTypeMask keeps the type and drops SOCK_NONBLOCK and
 	// SOCK_CLOEXEC (include/linux/net.h: SOCK_TYPE_MASK).
 	sockStream   = 1
 	sockTypeMask = 0xf
-	// netlinkRoute is NETLINK_ROUTE: glibc's getaddrinfo asks it which address families
-	// the host has configured (AI_ADDRCONFIG).
-	netlinkRoute = 0
 )
 
 // sigSYS is SIGSYS, the signal of the seccomp reporter.

@@ -23,6 +23,8 @@ const (
 
 const (
 	afPacket     = 17
+	afNetlink    = 16
+	netlinkRoute = 0
 	netlinkAudit = 9
 	sockDgram    = 2
 	sockNonblock = 0x800
@@ -133,7 +135,10 @@ func TestSocketFamilies(t *testing.T) {
 		{"socket", []uint64{afUnix, sockStream, 0}, EPERM},
 		{"socket", []uint64{highGarbag | afUnix, sockStream, 0}, EPERM},
 		{"socket", []uint64{afPacket, 3, 0}, EPERM},
-		{"socket", []uint64{afNetlink, 3, netlinkRoute}, Allow},
+		// Netlink dumps would list the host's interfaces, addresses, routes and neighbours;
+		// glibc's getaddrinfo does without it (AI_ADDRCONFIG then assumes both families).
+		{"socket", []uint64{afNetlink, 3, netlinkRoute}, EPERM},
+		{"socket", []uint64{afNetlink, sockDgram | sockNonblock, netlinkRoute}, EPERM},
 		{"socket", []uint64{afNetlink, 3, netlinkAudit}, EPERM},
 		{"connect", []uint64{3, 0, 16}, Allow},
 	})

@@ -2,7 +2,7 @@ package seccomp
 
 // Options are the inputs of the policy that are known only when the process locks down.
 type Options struct {
-	// Network allows outgoing IPv4 and IPv6 connections (and netlink route queries).
+	// Network allows outgoing IPv4 and IPv6 connections.
 	Network bool
 	// PID is the locked process's own pid: the only target kill and its kin may signal.
 	PID uint32
@@ -156,10 +156,12 @@ func prctlRule() Rule {
 // are its channels (fds 0-4, AF_UNIX stream pairs made by the gateway) and AF_UNIX stream
 // pairs of its own (asyncio's self-pipe, a Python async handler needs one); the calls on
 // existing sockets are allowed, since a connected stream socket ignores any address given
-// to sendto/sendmsg. With network, IPv4/IPv6 sockets and a netlink route socket (protocol
-// 0, for getaddrinfo) can be created and connected. Never: any other family (AF_UNIX
-// sockets can reach abstract names, which ignore the chroot), socketpair of another type
-// (a datagram pair could send to an abstract name), bind, listen and accept.
+// to sendto/sendmsg. With network, IPv4/IPv6 sockets can be created and connected. Never:
+// any other family (AF_UNIX sockets can reach abstract names, which ignore the chroot;
+// netlink route dumps list the host's interfaces, addresses, routes and neighbours, MAC
+// addresses included, and glibc's getaddrinfo does without them: AI_ADDRCONFIG then
+// assumes both families), socketpair of another type (a datagram pair could send to an
+// abstract name), bind, listen and accept.
 func networkRules(opts Options) []Rule {
 	onSockets := []string{"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
 		"getsockopt", "setsockopt", "getsockname", "getpeername", "shutdown"}
@@ -175,10 +177,6 @@ func networkRules(opts Options) []Rule {
 		rules = append(rules, Rule{Name: "socket", Checks: []Check{
 			{When: []Cond{{Arg: argDomain, Mask: lowWord, Value: afInet}}, Action: Allow},
 			{When: []Cond{{Arg: argDomain, Mask: lowWord, Value: afInet6}}, Action: Allow},
-			{When: []Cond{
-				{Arg: argDomain, Mask: lowWord, Value: afNetlink},
-				{Arg: argProtocol, Mask: lowWord, Value: netlinkRoute},
-			}, Action: Allow},
 		}, Otherwise: EPERM}, Rule{Name: "connect", Otherwise: Allow})
 	} else {
 		never = append(never, "socket", "connect")

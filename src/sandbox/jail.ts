@@ -5,7 +5,6 @@ import type { PythonInstall } from "./binaries.js";
 import { isMountPoint } from "./mountinfo.js";
 import {
   MNT_DETACH,
-  MS_BIND,
   MS_NODEV,
   MS_NOEXEC,
   MS_NOSUID,
@@ -13,6 +12,7 @@ import {
   MS_RDONLY,
   MS_REC,
   MS_REMOUNT,
+  mknodChar,
   mount,
   umount2,
 } from "./libc.js";
@@ -21,22 +21,33 @@ import {
 // at start-up on a tmpfs of its own:
 //
 //   JAIL_DIR/            tmpfs, private propagation
-//     base/              the root file system every sandbox shares, read-only:
+//     base/              the jail's own files, shared by the slots as an overlay layer:
 //       etc/             passwd, group, hosts, resolv.conf, nsswitch.conf, ld.so.cache, localtime -> zoneinfo
-//       etc/ssl, usr/share/ca-certificates   binds of the host's, read-only (CA certificates for functions with network)
-//       dev/null|zero|random|urandom   binds of the host's device nodes
-//       usr/share/zoneinfo             bind, read-only
-//       <python stdlib>                bind, read-only, at the host path (Python imports lazily);
-//                                      its site-packages hidden under an empty tmpfs
-//       lib/...                        copies of the few shared libraries lib-dynload modules open
-//       tmp/             mount point for each invocation's private tmpfs
-//     slots/<k>/         a recursive, read-only bind of base/ per sandbox slot; the
-//                        slot's /tmp is a fresh size-bounded tmpfs per invocation
+//       lib/..., usr/lib/...   copies of the few shared libraries lib-dynload modules open
+//       dev/, tmp/, and the mount points below
+//     empty/             an empty directory: the second layer every read-only overlay needs
+//     slots/<k>/         one sandbox slot's root, all read-only:
+//       /                overlay of base/
+//       usr/lib/pythonX.Y                  overlay of the Python standard library (see pythonJailDirs);
+//                                          its site-packages hidden under an empty tmpfs
+//       usr/share/zoneinfo, etc/ssl, usr/share/ca-certificates   overlays of the host's
+//       dev/             a tmpfs of the slot's own null, zero, random, urandom nodes
+//       tmp/             mount point for each invocation's private, size-bounded tmpfs
 //
-// Nothing of the gateway (its data directory, its code, node_modules) is inside.
+// Nothing of the gateway (its data directory, its code, node_modules) is inside, and
+// nothing of the host's layout: the standard library sits at a neutral path, whatever
+// prefix the interpreter was installed under (a pyenv under /root, say).
+//
+// Why overlays rather than bind mounts: a file lock (flock, fcntl and OFD locks) belongs to
+// an inode, and every bind of a file is the same inode. Through binds, one function's lock
+// on /etc/passwd, /dev/null or a zoneinfo file was seen by a function running beside it (a
+// covert channel) and held off any host process locking that file. Each overlay mount has
+// inodes of its own, so a lock taken in a slot stays in that slot and never reaches the
+// host's file; locking inside /tmp works as anywhere.
 
 const DEVICES = ["null", "zero", "random", "urandom"];
 const CA_CERTIFICATES = "/usr/share/ca-certificates";
+const READ_ONLY = MS_RDONLY | MS_NOSUID | MS_NODEV;
 const JAIL_TMPFS_SIZE = "256m";
 const TMP_INODES = 16384;
 
@@ -68,12 +79,14 @@ export class Jail {
     try {
       mount(null, dir, null, MS_PRIVATE | MS_REC);
       const base = path.join(dir, "base");
-      populateBase(base, slots, python);
+      const empty = path.join(dir, "empty");
+      fs.mkdirSync(empty, { mode: 0o755 });
+      const layers = hostLayers(python);
+      populateBase(base, slots, python, layers);
       for (let k = 0; k < slots.length; k++) {
         const root = path.join(dir, "slots", String(k));
         fs.mkdirSync(root, { recursive: true, mode: 0o755 });
-        mount(base, root, null, MS_BIND | MS_REC);
-        mount(null, root, null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV);
+        mountSlot(root, base, empty, layers);
       }
     } catch (error) {
       detachAll(dir);
@@ -109,9 +122,72 @@ function detachAll(dir: string): void {
   while (isMountPoint(dir)) umount2(dir, MNT_DETACH);
 }
 
-function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall): void {
+/** A host directory shown read-only in every slot, at `jailPath`. */
+interface HostLayer {
+  host: string;
+  jailPath: string;
+  /** A directory below it hidden under an empty tmpfs. */
+  hidden?: string;
+}
+
+function hostLayers(python: PythonInstall): HostLayer[] {
+  const layers: HostLayer[] = pythonJailDirs(python).map(({ host, jail }) => ({
+    host,
+    jailPath: jail,
+    // Python runs with -S: third-party packages installed on the host stay out of sight.
+    hidden: fs.existsSync(path.join(host, "site-packages")) ? "site-packages" : undefined,
+  }));
+  layers.push({ host: "/usr/share/zoneinfo", jailPath: "/usr/share/zoneinfo" });
+  if (fs.existsSync("/etc/ssl")) {
+    layers.push({ host: "/etc/ssl", jailPath: "/etc/ssl" });
+    // The hashed links in /etc/ssl/certs point into /usr/share/ca-certificates.
+    if (fs.existsSync(CA_CERTIFICATES)) layers.push({ host: CA_CERTIFICATES, jailPath: CA_CERTIFICATES });
+  }
+  return layers.filter((layer) => fs.existsSync(layer.host));
+}
+
+/**
+ * Where the jail shows Python's library directories: the standard library at
+ * /usr/lib/pythonX.Y (lib-dynload inside it, as usual), any other directory of sys.path
+ * beside it as /usr/lib/pythonX.Y-<name>. prescripts/prescript.py maps sys.path and the
+ * modules loaded before the lock-down by the same rule.
+ */
+export function pythonJailDirs(python: PythonInstall): { host: string; jail: string }[] {
+  const stdlib = `/usr/lib/python${python.version.split(".").slice(0, 2).join(".")}`;
+  return python.libraryDirs.map((host, i) => ({ host, jail: i === 0 ? stdlib : `${stdlib}-${path.basename(host)}` }));
+}
+
+/** Where the jail holds a copy of a shared library: its own path if that is a system one. */
+function jailLibraryPath(library: string): string {
+  return /^\/(usr\/)?lib(32|64)?\//.test(library) ? library : path.join("/usr/local/lib", path.basename(library));
+}
+
+/** Mounts slot root `root`: overlays of base/ and the host layers, its own /dev; all read-only. */
+function mountSlot(root: string, base: string, empty: string, layers: HostLayer[]): void {
+  mountOverlay(base, empty, root);
+  for (const layer of layers) {
+    const target = path.join(root, layer.jailPath);
+    mountOverlay(layer.host, empty, target);
+    if (layer.hidden) mount("fngw-empty", path.join(target, layer.hidden), "tmpfs", READ_ONLY | MS_NOEXEC, "size=4k,mode=0555");
+  }
+  // Device nodes of the slot's own: a bind of the host's /dev/null would be one inode for
+  // every slot and the host, and so one set of locks.
+  const dev = path.join(root, "dev");
+  mount("fngw-dev", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,nr_inodes=16,mode=0755");
+  for (const device of DEVICES) mknodChar(path.join(dev, device), 0o666, fs.statSync(`/dev/${device}`).rdev);
+  mount(null, dev, null, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=4k,nr_inodes=16,mode=0755");
+}
+
+/** A read-only overlay of `lower` at `target` (a second, empty layer: overlayfs needs two without an upper one). */
+function mountOverlay(lower: string, empty: string, target: string): void {
+  // Overlay options separate layers with ':' and options with ','.
+  if (/[:,\\]/.test(lower)) throw new Error(`cannot show ${lower} in the jail: its path holds ':', ',' or '\\'`);
+  mount("fngw-layer", target, "overlay", READ_ONLY, `lowerdir=${lower}:${empty}`);
+}
+
+function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall, layers: HostLayer[]): void {
   const inside = (p: string) => path.join(base, p);
-  for (const d of ["etc", "dev", "tmp", "usr/share/zoneinfo"]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
+  for (const d of ["etc", "dev", "tmp", ...layers.map((l) => l.jailPath)]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
 
   const users = slots.map(({ uid, gid }, k) => ({ name: `sandbox${k}`, uid, gid }));
   writeFile(inside("etc/passwd"), ["root:x:0:0:root:/root:/usr/sbin/nologin", ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:sandbox:/tmp:/usr/sbin/nologin`)]);
@@ -122,41 +198,17 @@ function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall
   // A symlink, not a copy: ICU derives the zone name from the link target.
   fs.symlinkSync(hostLocaltime(), inside("etc/localtime"));
 
-  for (const library of python.sharedLibraries) {
-    fs.mkdirSync(path.dirname(inside(library)), { recursive: true, mode: 0o755 });
-    fs.copyFileSync(fs.realpathSync(library), inside(library));
+  const libraries = python.sharedLibraries.map((host) => ({ host, jail: jailLibraryPath(host) }));
+  for (const { host, jail } of libraries) {
+    fs.mkdirSync(path.dirname(inside(jail)), { recursive: true, mode: 0o755 });
+    fs.copyFileSync(fs.realpathSync(host), inside(jail));
   }
-  const libraryDirs = [...new Set(python.sharedLibraries.map((l) => path.dirname(l)))];
+  const libraryDirs = [...new Set(libraries.map((l) => path.dirname(l.jail)))];
   writeFile(inside("etc/ld.so.conf"), libraryDirs);
   if (libraryDirs.length > 0) execFileSync("ldconfig", ["-r", base], { stdio: ["ignore", "ignore", "pipe"] });
 
-  for (const device of DEVICES) {
-    writeFile(inside(`dev/${device}`), []);
-    mount(`/dev/${device}`, inside(`dev/${device}`), null, MS_BIND);
-  }
-  bindReadOnly("/usr/share/zoneinfo", inside("usr/share/zoneinfo"));
-  if (fs.existsSync("/etc/ssl")) {
-    fs.mkdirSync(inside("etc/ssl"), { mode: 0o755 });
-    bindReadOnly("/etc/ssl", inside("etc/ssl"));
-    mirrorOpensslDir(base);
-    // The hashed links in /etc/ssl/certs point into /usr/share/ca-certificates.
-    fs.mkdirSync(inside(CA_CERTIFICATES), { recursive: true, mode: 0o755 });
-    bindReadOnly(CA_CERTIFICATES, inside(CA_CERTIFICATES));
-  }
-  for (const dir of python.libraryDirs) {
-    fs.mkdirSync(inside(dir), { recursive: true, mode: 0o755 });
-    bindReadOnly(dir, inside(dir));
-    // Python runs with -S: third-party packages installed on the host stay out of sight.
-    const sitePackages = path.join(dir, "site-packages");
-    if (fs.existsSync(sitePackages)) mount("fngw-empty", inside(sitePackages), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555");
-  }
+  if (fs.existsSync("/etc/ssl")) mirrorOpensslDir(base);
   for (const file of ["etc/passwd", "etc/group", "etc/hosts", "etc/nsswitch.conf", "etc/ld.so.conf"]) fs.chmodSync(inside(file), 0o644);
-}
-
-function bindReadOnly(source: string, target: string): void {
-  if (!fs.existsSync(source)) return;
-  mount(source, target, null, MS_BIND | MS_REC);
-  mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV);
 }
 
 /** OpenSSL looks for CA certificates in its OPENSSLDIR (Debian: /usr/lib/ssl, symlinks into /etc/ssl). */

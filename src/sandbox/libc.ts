@@ -2,8 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import koffi from "koffi";
 
-// mount(2) and umount2(2) called directly through koffi: the jail is built with
-// them at start-up and each invocation's /tmp is mounted and detached with them,
+// mount(2), umount2(2) and mknod(2) called directly through koffi: the jail is built
+// with them at start-up and each invocation's /tmp is mounted and detached with them,
 // so the hot path never shells out.
 
 export const MS_RDONLY = 0x1;
@@ -21,6 +21,9 @@ const mountFn = libc.func(
   "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)",
 );
 const umount2Fn = libc.func("int umount2(const char *target, int flags)");
+// dev_t is 64 bits on x86_64 and aarch64 (glibc exports mknod itself since 2.33).
+const mknodFn = libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)");
+const S_IFCHR = 0o020000;
 const fcntlFn = libc.func("int fcntl(int fd, int cmd, ...)");
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
@@ -46,6 +49,12 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount2(target: string, flags: number): void {
   if (umount2Fn(target, flags) !== 0) throw new SyscallError("umount2", koffi.errno(), target);
+}
+
+/** Creates a character device node with the device number `rdev` (as `stat` reports it). */
+export function mknodChar(file: string, mode: number, rdev: number): void {
+  if (mknodFn(file, S_IFCHR | mode, rdev) !== 0) throw new SyscallError("mknod", koffi.errno(), file);
+  fs.chmodSync(file, mode); // the process umask applied to mknod's mode
 }
 
 /**

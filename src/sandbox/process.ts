@@ -82,6 +82,9 @@ export class InterpreterProcess {
         ? [python.binary, ["-I", "-S", "-B", "-u", "-"]]
         : [node.binary, [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
     const child = spawn(binary, args, {
+      // Node's process.argv0 cannot be changed once it runs: keep the host's path out of it.
+      // (Python finds its prefix from argv[0]; the prescript renames it after the lock.)
+      argv0: runtime === "node" ? "node" : binary,
       cwd,
       env: SPAWN_ENV,
       detached: true, // its own process group, killed as one

@@ -709,7 +709,8 @@ describe("writing outside /tmp", () => {
       root: "/evil",
       passwd: "/etc/passwd",
       zoneinfo: "/usr/share/zoneinfo/evil",
-      stdlib: `${pythonStdlib}/evil_${runtime}.py`,
+      // The jail shows the standard library at a neutral path, /usr/lib/pythonX.Y.
+      stdlib: `/usr/lib/${path.basename(pythonStdlib)}/evil_${runtime}.py`,
       dev: "/dev/evil",
     };
     const seen = await observe(
