@@ -160,7 +160,7 @@ def _prescript():
         raise TypeError(f"handler returned an unsupported type: {type(value).__name__}")
 
     def respond(result):
-        """Maps a handler's return value to a response, as DESIGN.md specifies."""
+        """Maps a handler's return value to a response (the README's table of return values)."""
         headers = {}
         status = None
         if isinstance(result, tuple):

@@ -1,5 +1,5 @@
 // End to end: the real gateway (src/main.ts) in a child process, real sandboxed Python and Node,
-// spoken to only over HTTP. DESIGN.md's "The function contract" and "HTTP API" are the spec.
+// spoken to only over HTTP. The README's "Writing functions" and "HTTP API" are the spec.
 import crypto from "node:crypto";
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -41,7 +41,7 @@ const python = (name: string, code: string, settings: Json = {}) => register(cal
 const node = (name: string, code: string, settings: Json = {}) => register(call, { name, runtime: "node", code, ...settings });
 
 describe("a Python and a JavaScript function, from registration to the log", () => {
-  // DESIGN.md's two examples, each printing a line to stdout and one to stderr: those belong in the log.
+  // The README's two examples, each printing a line to stdout and one to stderr: those belong in the log.
   const pyCode = `import sys
 
 def handler(request):

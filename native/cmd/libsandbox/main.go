@@ -6,8 +6,10 @@ import "C"
 
 import "fngw/native/lockdown"
 
-// SandboxSeccomp locks the calling process down: chroot into jail, uid and gid on every
-// thread, no_new_privs, and the seccomp filter on every thread (flags bit 0: network).
+// SandboxSeccomp locks the calling process down, not only with seccomp despite its name (kept
+// for compatibility with the prescripts): chroot into jail, uid and gid on every thread,
+// no_new_privs, and the seccomp filter on every thread (flags bit 0: network). The call, its
+// parameters and the report_fd frames are the protocol in prescripts/PROTOCOL.md.
 // It returns 0 only when the lock is in place; on any failure it writes one
 // {"kind":"lockdown_failed",...} line to report_fd and ends the process with status 125.
 //
