@@ -62,6 +62,10 @@ const EnvSchema = z.object({
   PYTHON_BIN: z.string().min(1).default("python3"),
   NODE_BIN: z.string().min(1).default(process.execPath),
 
+  /** The database's byte budget: past it the oldest log rows are pruned (0: no budget). */
+  LOG_MAX_MB: int(0, 1024),
+  /** Stdout and stderr stored per invocation, each; the rest is dropped and flagged as truncated. */
+  LOG_OUTPUT_MAX_BYTES: int(0, 64 * 1024, 1 * MiB),
   LOG_RETENTION_DAYS: int(0, 30),
   LOG_RETENTION_ROWS: int(0, 1_000_000),
   /** How often old log rows are pruned (in batches, in the background). */

@@ -23,6 +23,8 @@ export interface InvocationLogOptions {
   now?: () => number;
   /** Where reads that may touch many rows run (stats); see OpenedDatabase. */
   readInBackground: ReadInBackground;
+  /** Bytes of stdout and of stderr stored per invocation (LOG_OUTPUT_MAX_BYTES); the rest is flagged truncated. */
+  maxOutputBytes?: number;
 }
 
 /** How an invocation ended. */
@@ -78,6 +80,7 @@ export class InvocationLog {
   private readonly insertRunning;
   private readonly updateEnd;
   private readonly now: () => number;
+  private readonly maxOutputBytes: number;
   private readonly readInBackground: ReadInBackground;
   /** The newest started_at handed out; started_at never goes below it (see `nextStartedAt`). */
   private lastStartedAt: number;
@@ -87,6 +90,7 @@ export class InvocationLog {
     options: InvocationLogOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.maxOutputBytes = options.maxOutputBytes ?? Number.POSITIVE_INFINITY;
     this.readInBackground = options.readInBackground;
     this.lastStartedAt =
       db.select({ max: sql<number | null>`max(${invocations.startedAt})` }).from(invocations).get()?.max ?? 0;
@@ -145,14 +149,22 @@ export class InvocationLog {
 
   /** Records how the invocation ended (only if the row is still `running`). */
   finish(seq: number, end: InvocationEnd): void {
+    const stdout = clip(end.stdout, this.maxOutputBytes);
+    const stderr = clip(end.stderr, this.maxOutputBytes);
+    this.bytesWritten += stdout.text.length + stderr.text.length;
     this.updateEnd.run({
       seq,
       ...end,
+      stdout: stdout.text,
+      stderr: stderr.text,
       // SQLite has no boolean; the prepared SET bypasses the column's mapping.
-      stdoutTruncated: end.stdoutTruncated ? 1 : 0,
-      stderrTruncated: end.stderrTruncated ? 1 : 0,
+      stdoutTruncated: end.stdoutTruncated || stdout.clipped ? 1 : 0,
+      stderrTruncated: end.stderrTruncated || stderr.clipped ? 1 : 0,
     });
   }
+
+  /** Output bytes recorded since the counter was last reset: what the byte budget's check looks at. */
+  bytesWritten = 0;
 
   /** Turns rows left `running` by a previous process into `interrupted`; returns how many. */
   markInterrupted(): number {
@@ -307,4 +319,16 @@ export class InvocationLog {
     }
     return deleted;
   }
+
+  /** Deletes the oldest `batchSize` rows (the byte budget's pruning); returns how many went. */
+  pruneOldest(batchSize: number): number {
+    const oldest = this.db.select({ seq: invocations.seq }).from(invocations).orderBy(invocations.seq).limit(batchSize);
+    return this.db.delete(invocations).where(inArray(invocations.seq, oldest)).run().changes;
+  }
+}
+
+/** The first `max` bytes of `text` as stored (a character cut in two becomes U+FFFD). */
+function clip(text: string, max: number): { text: string; clipped: boolean } {
+  if (text.length <= max / 3 || Buffer.byteLength(text) <= max) return { text, clipped: false };
+  return { text: Buffer.from(text).subarray(0, max).toString("utf8"), clipped: true };
 }

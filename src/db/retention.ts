@@ -7,6 +7,10 @@ export interface RetentionOptions {
   /** At most this many rows stay; 0 means no limit. */
   retentionRows: number;
   intervalMs: number;
+  /** The database's byte budget (LOG_MAX_MB in bytes); 0 means none. Pruned to 90% of it, oldest first. */
+  maxBytes?: number;
+  /** Bytes of the database in use; required with maxBytes. */
+  usedBytes?: () => number;
   /** Rows deleted per statement; each batch holds the event loop for a few ms at most. */
   batchSize?: number;
   now?: () => number;
@@ -35,9 +39,25 @@ export function startRetention(log: InvocationLog, options: RetentionOptions): R
         batchSize,
       });
       total += deleted;
-      if (deleted < batchSize) return total;
+      if (deleted < batchSize) break;
       await yieldToEventLoop();
     }
+    return total + (await pruneToBudget());
+  }
+
+  /** Oldest rows first until the database is back under 90% of its budget, so it is not pruned again at once. */
+  async function pruneToBudget(): Promise<number> {
+    const { maxBytes = 0, usedBytes } = options;
+    log.bytesWritten = 0;
+    if (maxBytes <= 0 || !usedBytes) return 0;
+    let total = 0;
+    while (!stopped && usedBytes() > maxBytes * 0.9) {
+      const deleted = log.pruneOldest(batchSize);
+      if (deleted === 0) break;
+      total += deleted;
+      await yieldToEventLoop();
+    }
+    return total;
   }
 
   const runOnce = () => {
@@ -51,12 +71,20 @@ export function startRetention(log: InvocationLog, options: RetentionOptions): R
     runOnce().catch((err: unknown) => console.error("log retention failed:", err));
   }, options.intervalMs);
   timer.unref();
+  // A flood of output fills the budget faster than the interval: check when a tenth of it was written since.
+  const budgetCheck = setInterval(() => {
+    if (options.maxBytes && log.bytesWritten > options.maxBytes / 10) {
+      runOnce().catch((err: unknown) => console.error("log retention failed:", err));
+    }
+  }, 1000);
+  budgetCheck.unref();
 
   return {
     runOnce,
     stop() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(budgetCheck);
     },
   };
 }

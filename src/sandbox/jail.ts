@@ -112,6 +112,11 @@ export class Jail {
     umount2(path.join(this.root(k), "tmp"), MNT_DETACH);
   }
 
+  /** Whether the jail's tmpfs is still mounted (an operator's umount, or another process's, would leave it gone). */
+  mounted(): boolean {
+    return isMountPoint(this.dir);
+  }
+
   close(): void {
     detachAll(this.dir);
   }

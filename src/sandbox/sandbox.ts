@@ -135,7 +135,7 @@ export class Sandbox implements Runner {
 
   health(): SandboxHealth {
     return {
-      ready: !this.closed,
+      ready: !this.closed && this.settings.jail.mounted(),
       cgroups: this.cgroups.mode,
       slots: this.pool.slots.length,
       busy: this.pool.busy,
@@ -158,6 +158,23 @@ export class Sandbox implements Runner {
     this.pool.rejectWaiters(new SaturatedError(1));
     this.stopping.abort();
     await Promise.allSettled([...this.running, this.settings.standby.close()]);
+    this.release();
+  }
+
+  /**
+   * The last resort on a hard exit (a third signal, an uncaught error): synchronously kills what
+   * runs in the slots and removes the cgroups, the netfilter rules and the jail's mounts, so no
+   * exit path leaves them behind. Safe to call after close().
+   */
+  abandon(): void {
+    this.closed = true;
+    this.release();
+  }
+
+  private released = false;
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
     this.cgroups.close();
     this.firewall.close();
     this.settings.jail.close();
