@@ -168,30 +168,32 @@ export interface Scenario {
 
 /** Runs each row as a test of its own, against the gateway `gw()` gives when the row runs. */
 export function runScenarios(gw: () => Gateway, rows: Scenario[]): void {
-  it.each(rows)("$name", async (row) => {
-    const gateway = gw();
-    await row.before?.(gateway);
-    const init: RequestInit & { json?: unknown; token?: string | null } = { method: row.method ?? "GET" };
-    if (row.headers) init.headers = row.headers;
-    if (row.json !== undefined) init.json = row.json;
-    if (row.body !== undefined) init.body = row.body;
-    if (row.token !== undefined) init.token = row.token;
-    const res = await gateway.call(row.url, init);
-    const text = await res.text();
-    expect(res.status, text).toBe(row.expectedStatus);
-    for (const [name, value] of Object.entries(row.expectedHeaders ?? {})) {
-      if (typeof value === "string") expect(res.headers.get(name), name).toBe(value);
-      else expect(res.headers.get(name), name).toMatch(value);
-    }
-    for (const fragment of row.expectedContent ?? []) expect(text).toContain(fragment);
-    if (row.expectedStatus < 400) return;
-    expect(res.headers.get("content-type")).toMatch(/application\/json/);
-    const { error } = JSON.parse(text) as { error: { code: unknown; message: unknown } };
-    if (row.expectedError !== undefined) expect(error.code).toBe(row.expectedError);
-    expect(typeof error.code).toBe("string");
-    expect(typeof error.message).toBe("string");
-    expect(error.message).not.toMatch(/\n\s+at /); // never a stack trace
-    const messages = row.expectedMessage === undefined ? [] : [row.expectedMessage].flat();
-    for (const message of messages) expect(error.message).toMatch(message);
-  });
+  for (const row of rows) {
+    it(row.name, async () => {
+      const gateway = gw();
+      await row.before?.(gateway);
+      const init: RequestInit & { json?: unknown; token?: string | null } = { method: row.method ?? "GET" };
+      if (row.headers) init.headers = row.headers;
+      if (row.json !== undefined) init.json = row.json;
+      if (row.body !== undefined) init.body = row.body;
+      if (row.token !== undefined) init.token = row.token;
+      const res = await gateway.call(row.url, init);
+      const text = await res.text();
+      expect(res.status, text).toBe(row.expectedStatus);
+      for (const [name, value] of Object.entries(row.expectedHeaders ?? {})) {
+        if (typeof value === "string") expect(res.headers.get(name), name).toBe(value);
+        else expect(res.headers.get(name), name).toMatch(value);
+      }
+      for (const fragment of row.expectedContent ?? []) expect(text).toContain(fragment);
+      if (row.expectedStatus < 400) return;
+      expect(res.headers.get("content-type")).toMatch(/application\/json/);
+      const { error } = JSON.parse(text) as { error: { code: unknown; message: unknown } };
+      if (row.expectedError !== undefined) expect(error.code).toBe(row.expectedError);
+      expect(typeof error.code).toBe("string");
+      expect(typeof error.message).toBe("string");
+      expect(error.message).not.toMatch(/\n\s+at /); // never a stack trace
+      const messages = row.expectedMessage === undefined ? [] : [row.expectedMessage].flat();
+      for (const message of messages) expect(error.message).toMatch(message);
+    });
+  }
 }
