@@ -146,7 +146,7 @@ export interface Scenario {
   /** A JSON body (sent with Content-Type: application/json). */
   json?: unknown;
   /** A raw body, sent as is (with whatever `headers` say). */
-  body?: string;
+  body?: RequestInit["body"];
   headers?: Record<string, string>;
   /** The token presented; the gateway's own unless given, none with null. */
   token?: string | null;
@@ -164,6 +164,8 @@ export interface Scenario {
   expectedContent?: string[];
   /** Response headers: a string must be the exact value, a RegExp must match it. */
   expectedHeaders?: Record<string, string | RegExp>;
+  /** Further checks of what the request did (log rows, runner calls), after the ones above. */
+  after?: (gw: Gateway, res: Response, body: string) => unknown;
 }
 
 /** Runs each row as a test of its own, against the gateway `gw()` gives when the row runs. */
@@ -185,15 +187,17 @@ export function runScenarios(gw: () => Gateway, rows: Scenario[]): void {
         else expect(res.headers.get(name), name).toMatch(value);
       }
       for (const fragment of row.expectedContent ?? []) expect(text).toContain(fragment);
-      if (row.expectedStatus < 400) return;
-      expect(res.headers.get("content-type")).toMatch(/application\/json/);
-      const { error } = JSON.parse(text) as { error: { code: unknown; message: unknown } };
-      if (row.expectedError !== undefined) expect(error.code).toBe(row.expectedError);
-      expect(typeof error.code).toBe("string");
-      expect(typeof error.message).toBe("string");
-      expect(error.message).not.toMatch(/\n\s+at /); // never a stack trace
-      const messages = row.expectedMessage === undefined ? [] : [row.expectedMessage].flat();
-      for (const message of messages) expect(error.message).toMatch(message);
+      if (row.expectedStatus >= 400) {
+        expect(res.headers.get("content-type")).toMatch(/application\/json/);
+        const { error } = JSON.parse(text) as { error: { code: unknown; message: unknown } };
+        if (row.expectedError !== undefined) expect(error.code).toBe(row.expectedError);
+        expect(typeof error.code).toBe("string");
+        expect(typeof error.message).toBe("string");
+        expect(error.message).not.toMatch(/\n\s+at /); // never a stack trace
+        const messages = row.expectedMessage === undefined ? [] : [row.expectedMessage].flat();
+        for (const message of messages) expect(error.message).toMatch(message);
+      }
+      await row.after?.(gateway, res, text);
     });
   }
 }
