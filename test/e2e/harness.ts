@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect } from "vitest";
 
 /**
  * The REAL gateway, started as `node --import tsx src/main.ts` in a child process and spoken to
@@ -209,4 +210,43 @@ export function removeDataDir(dir: string): void {
     return;
   }
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * One gateway for a whole test file: started in beforeAll with `env` (GATEWAY_TOKEN = `token`),
+ * stopped in afterAll, where it must exit 0. `python` and `node` register a function of that runtime.
+ */
+export function useGateway(token: string, env: Record<string, string> = {}) {
+  let server: Server | undefined;
+  const started = (): Server => {
+    if (!server) throw new Error("the gateway has not started (beforeAll failed)");
+    return server;
+  };
+  const call = client(() => started().url, () => token);
+  beforeAll(async () => {
+    server = await startServer({ env: { GATEWAY_TOKEN: token, ...env } });
+  });
+  afterAll(async () => {
+    if (!server) return;
+    const code = await server.stop();
+    removeDataDir(server.dataDir);
+    expect(code, `stderr:\n${server.stderr()}`).toBe(0);
+  });
+  return {
+    call,
+    get server(): Server {
+      return started();
+    },
+    /** Registers a Python function with the given code (and settings). */
+    python: (name: string, code: string, settings: Json = {}) => register(call, { name, runtime: "python", code, ...settings }),
+    /** Registers a JavaScript function with the given code (and settings). */
+    node: (name: string, code: string, settings: Json = {}) => register(call, { name, runtime: "node", code, ...settings }),
+  };
+}
+
+/** The answer's x-invocation-id, which every /fn answer carries. */
+export function invocationId(res: Response): string {
+  const id = res.headers.get("x-invocation-id");
+  expect(id, "x-invocation-id").toMatch(/^[0-9a-f-]{36}$/);
+  return id!;
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkBearer, provisionToken, sha256 } from "../../src/http/middleware/auth.js";
 import { Admission } from "../../src/http/admission.js";
-import { makeGateway, register, TOKEN, type Gateway } from "./harness.js";
+import { makeGateway, register, runScenarios, TOKEN, type Gateway, type Scenario } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(async () => {
@@ -77,28 +77,36 @@ describe("the token on /api", () => {
     ["GET", "/api/invocations/some-id"],
   ];
 
-  it.each(routes)("%s %s answers 401 with WWW-Authenticate without it", async (method, path) => {
-    const res = await gw.call(path, { method, token: null });
-    expect(res.status).toBe(401);
-    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="fngw"');
-    expect(((await res.json()) as Json).error).toMatchObject({ code: "unauthorized" });
-  });
-
-  it.each(routes)("%s %s answers 401 with a wrong token", async (method, path) => {
-    const res = await gw.call(path, { method, token: `${TOKEN}x` });
-    expect(res.status).toBe(401);
-    expect(res.headers.get("www-authenticate")).toContain('error="invalid_token"');
-  });
-
-  it("refuses other schemes and malformed headers", async () => {
-    for (const authorization of [`Basic ${TOKEN}`, TOKEN, "Bearer", `Bearer ${TOKEN} extra`]) {
-      expect((await gw.call("/api/functions", { headers: { authorization } })).status).toBe(401);
-    }
-  });
-
-  it("accepts the scheme name in any case", async () => {
-    expect((await gw.call("/api/functions", { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(200);
-  });
+  runScenarios(() => gw, [
+    ...routes.map(([method, url]): Scenario => ({
+      name: `${method} ${url} answers 401 with WWW-Authenticate without it`,
+      method,
+      url,
+      token: null,
+      expectedStatus: 401,
+      expectedError: "unauthorized",
+      expectedHeaders: { "www-authenticate": 'Bearer realm="fngw"' },
+    })),
+    ...routes.map(([method, url]): Scenario => ({
+      name: `${method} ${url} answers 401 with a wrong token`,
+      method,
+      url,
+      token: `${TOKEN}x`,
+      expectedStatus: 401,
+      expectedError: "unauthorized",
+      expectedHeaders: { "www-authenticate": /error="invalid_token"/ },
+    })),
+    ...[`Basic ${TOKEN}`, TOKEN, "Bearer", `Bearer ${TOKEN} extra`].map(
+      (authorization): Scenario => ({
+        name: `refuses the malformed or foreign Authorization ${JSON.stringify(authorization.replace(TOKEN, "<token>"))}`,
+        url: "/api/functions",
+        headers: { authorization },
+        expectedStatus: 401,
+        expectedError: "unauthorized",
+      }),
+    ),
+    { name: "accepts the scheme name in any case", url: "/api/functions", headers: { authorization: `bearer ${TOKEN}` }, expectedStatus: 200 },
+  ]);
 
   it("left the function alone after all those refused requests", async () => {
     expect((await gw.call("/api/functions/hello")).status).toBe(200);
@@ -159,15 +167,22 @@ describe("Admission (what shutdown waits for)", () => {
 });
 
 describe("methods a route does not serve", () => {
-  it.each([
-    ["PATCH", "/api/functions/hello", "GET, HEAD, PUT, DELETE"],
-    ["DELETE", "/api/functions", "GET, HEAD, POST"],
-    ["POST", "/api/invocations", "GET, HEAD"],
-    ["PUT", "/healthz", "GET, HEAD"],
-  ])("%s %s answers 405 with Allow: %s", async (method, path, allow) => {
-    const res = await gw.call(path, { method });
-    expect(res.status).toBe(405);
-    expect(res.headers.get("allow")).toBe(allow);
-    expect((await res.json()).error.code).toBe("method_not_allowed");
-  });
+  runScenarios(
+    () => gw,
+    (
+      [
+        ["PATCH", "/api/functions/hello", "GET, HEAD, PUT, DELETE"],
+        ["DELETE", "/api/functions", "GET, HEAD, POST"],
+        ["POST", "/api/invocations", "GET, HEAD"],
+        ["PUT", "/healthz", "GET, HEAD"],
+      ] as const
+    ).map(([method, url, allow]) => ({
+      name: `${method} ${url} answers 405 with Allow: ${allow}`,
+      method,
+      url,
+      expectedStatus: 405,
+      expectedError: "method_not_allowed",
+      expectedHeaders: { allow },
+    })),
+  );
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeGateway, PY_HELLO, register, type Gateway } from "./harness.js";
+import { makeGateway, PY_HELLO, register, runScenarios, type Gateway, type Scenario } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(() => {
@@ -45,11 +45,6 @@ describe("POST /api/functions", () => {
     expect(fn.updated_at).toBe(fn.created_at);
   });
 
-  it("answers 409 when the name is taken", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "hello", runtime: "node", code: "x" } });
-    await expectError(res, 409, "conflict", /exists/);
-  });
-
   it("accepts every setting and masks env values in its answer", async () => {
     const fn = await register(gw, {
       name: "full_1",
@@ -66,104 +61,86 @@ describe("POST /api/functions", () => {
     expect(JSON.stringify(fn)).not.toContain("secret");
   });
 
-  it("answers 400 invalid_json on a body that is not JSON", async () => {
-    const res = await gw.call("/api/functions", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: '{"name": "x",',
-    });
-    await expectError(res, 400, "invalid_json");
-  });
-
-  it("answers 415 with a hint when the body is not sent as JSON", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
-    await expectError(res, 415, "unsupported_media_type", /Content-Type: application\/json/);
-  });
-
-  it("answers 400 naming each missing field", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "nofields" } });
-    const json = await expectError(res, 400, "invalid_request");
-    expect(json.error.message).toContain("runtime: is required");
-    expect(json.error.message).toContain("code: is required");
-  });
-
-  it("answers 400 on an empty body", async () => {
-    const res = await gw.call("/api/functions", { method: "POST" });
-    await expectError(res, 400, "invalid_request", /name: is required/);
-  });
-
-  it.each([
-    ["Upper", "uppercase"],
-    ["-leading-dash", "a leading dash"],
-    ["has space", "a space"],
-    ["a".repeat(64), "64 characters"],
-    ["dots.not.allowed", "a dot"],
-    ["", "nothing"],
-  ])("answers 400 for the name %j (%s)", async (name) => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name, runtime: "python", code: PY_HELLO } });
-    await expectError(res, 400, "invalid_request", /^name: /);
-  });
-
   it("accepts a 63-character name", async () => {
     await register(gw, { name: `a${"b".repeat(62)}` });
   });
 
-  it("answers 400 for an unknown runtime", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "ruby", runtime: "ruby", code: "puts 1" } });
-    await expectError(res, 400, "invalid_request", /^runtime: /);
-  });
 
-  it("answers 400 for an unknown field instead of ignoring it", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "typo", runtime: "python", code: "x", timeout: 5 } });
-    await expectError(res, 400, "invalid_request", /timeout/);
-  });
+  const post = (name: string, json: unknown, expectedStatus: number, expectedError: string, expectedMessage?: Scenario["expectedMessage"]): Scenario =>
+    ({ name, method: "POST", url: "/api/functions", json, expectedStatus, expectedError, expectedMessage });
+  const limits = (settings: Record<string, unknown>, message: RegExp) =>
+    post(`answers 400 for ${JSON.stringify(settings)}`, { name: "limits", runtime: "python", code: "x", ...settings }, 400, "invalid_request", message);
 
-  it("answers 400 for code over MAX_CODE_BYTES, counted in UTF-8 bytes", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "big", runtime: "python", code: "é".repeat(501) } });
-    await expectError(res, 400, "invalid_request", /^code: .*1000 bytes/);
-  });
-
-  it("answers 400 for empty code", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "empty", runtime: "python", code: "" } });
-    await expectError(res, 400, "invalid_request", /^code: /);
-  });
-
-  it("answers 413 for a body far larger than any function may be", async () => {
-    const res = await gw.call("/api/functions", {
+  runScenarios(() => gw, [
+    post("answers 409 when the name is taken", { name: "hello", runtime: "node", code: "x" }, 409, "conflict", /exists/),
+    {
+      name: "answers 400 invalid_json on a body that is not JSON",
       method: "POST",
-      json: { name: "huge", runtime: "python", code: "x".repeat(400_000) },
-    });
-    await expectError(res, 413, "payload_too_large");
-  });
-
-  it.each([
-    [{ timeout_ms: 60001 }, /^timeout_ms: /],
-    [{ timeout_ms: 50 }, /^timeout_ms: /],
-    [{ timeout_ms: 1.5 }, /^timeout_ms: /],
-    [{ memory_mb: 16 }, /^memory_mb: /],
-    [{ memory_mb: 513 }, /^memory_mb: /],
-    [{ network: "yes" }, /^network: /],
-    [{ public: 1 }, /^public: /],
-    [{ env: { "BAD-NAME": "x" } }, /^env\.BAD-NAME: /],
-    [{ env: { "1ST": "x" } }, /^env\.1ST: /],
-    [{ env: { A: 1 } }, /^env\.A: /],
-    [{ env: { A: "1", B: "2", C: "3", D: "4" } }, /^env: at most 3 variables/],
-    [{ env: { A: "nul\0byte" } }, /NUL/],
-  ])("answers 400 for %j", async (settings, message) => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "limits", runtime: "python", code: "x", ...settings } });
-    await expectError(res, 400, "invalid_request", message);
-  });
-
-  it("answers 400 for an env variable named __proto__ rather than dropping it", async () => {
-    const body = '{"name":"proto","runtime":"python","code":"x","env":{"__proto__":"x","A":"1"}}';
-    const res = await gw.call("/api/functions", { method: "POST", headers: { "content-type": "application/json" }, body });
-    await expectError(res, 400, "invalid_request", /^env\.__proto__: /);
-  });
-
-  it("answers 401 without the token", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "anon", runtime: "python", code: "x" }, token: null });
-    await expectError(res, 401, "unauthorized");
-  });
+      url: "/api/functions",
+      headers: { "content-type": "application/json" },
+      body: '{"name": "x",',
+      expectedStatus: 400,
+      expectedError: "invalid_json",
+    },
+    {
+      name: "answers 415 with a hint when the body is not sent as JSON",
+      method: "POST",
+      url: "/api/functions",
+      headers: { "content-type": "text/plain" },
+      body: "{}",
+      expectedStatus: 415,
+      expectedError: "unsupported_media_type",
+      expectedMessage: /Content-Type: application\/json/,
+    },
+    post("answers 400 naming each missing field", { name: "nofields" }, 400, "invalid_request", ["runtime: is required", "code: is required"]),
+    { name: "answers 400 on an empty body", method: "POST", url: "/api/functions", expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /name: is required/ },
+    ...(
+      [
+        ["Upper", "uppercase"],
+        ["-leading-dash", "a leading dash"],
+        ["has space", "a space"],
+        ["a".repeat(64), "64 characters"],
+        ["dots.not.allowed", "a dot"],
+        ["", "nothing"],
+      ] as const
+    ).map(([name, what]) =>
+      post(`answers 400 for the name ${JSON.stringify(name)} (${what})`, { name, runtime: "python", code: PY_HELLO }, 400, "invalid_request", /^name: /),
+    ),
+    post("answers 400 for an unknown runtime", { name: "ruby", runtime: "ruby", code: "puts 1" }, 400, "invalid_request", /^runtime: /),
+    post("answers 400 for an unknown field instead of ignoring it", { name: "typo", runtime: "python", code: "x", timeout: 5 }, 400, "invalid_request", /timeout/),
+    post(
+      "answers 400 for code over MAX_CODE_BYTES, counted in UTF-8 bytes",
+      { name: "big", runtime: "python", code: "é".repeat(501) },
+      400,
+      "invalid_request",
+      /^code: .*1000 bytes/,
+    ),
+    post("answers 400 for empty code", { name: "empty", runtime: "python", code: "" }, 400, "invalid_request", /^code: /),
+    post("answers 413 for a body far larger than any function may be", { name: "huge", runtime: "python", code: "x".repeat(400_000) }, 413, "payload_too_large"),
+    limits({ timeout_ms: 60001 }, /^timeout_ms: /),
+    limits({ timeout_ms: 50 }, /^timeout_ms: /),
+    limits({ timeout_ms: 1.5 }, /^timeout_ms: /),
+    limits({ memory_mb: 16 }, /^memory_mb: /),
+    limits({ memory_mb: 513 }, /^memory_mb: /),
+    limits({ network: "yes" }, /^network: /),
+    limits({ public: 1 }, /^public: /),
+    limits({ env: { "BAD-NAME": "x" } }, /^env\.BAD-NAME: /),
+    limits({ env: { "1ST": "x" } }, /^env\.1ST: /),
+    limits({ env: { A: 1 } }, /^env\.A: /),
+    limits({ env: { A: "1", B: "2", C: "3", D: "4" } }, /^env: at most 3 variables/),
+    limits({ env: { A: "nul\0byte" } }, /NUL/),
+    {
+      name: "answers 400 for an env variable named __proto__ rather than dropping it",
+      method: "POST",
+      url: "/api/functions",
+      headers: { "content-type": "application/json" },
+      body: '{"name":"proto","runtime":"python","code":"x","env":{"__proto__":"x","A":"1"}}',
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /^env\.__proto__: /,
+    },
+    { ...post("answers 401 without the token", { name: "anon", runtime: "python", code: "x" }, 401, "unauthorized"), token: null },
+  ]);
 });
 
 describe("GET /api/functions", () => {
@@ -192,13 +169,10 @@ describe("GET /api/functions/:name", () => {
     expect(fn.env).toEqual({ API_KEY: "***", _X: "***" });
   });
 
-  it("answers 404 for an unknown function", async () => {
-    await expectError(await gw.call("/api/functions/nope"), 404, "not_found", /nope/);
-  });
-
-  it("answers 400 for a name that cannot exist", async () => {
-    await expectError(await gw.call("/api/functions/Bad.Name"), 400, "invalid_request", /^name: /);
-  });
+  runScenarios(() => gw, [
+    { name: "answers 404 for an unknown function", url: "/api/functions/nope", expectedStatus: 404, expectedError: "not_found", expectedMessage: /nope/ },
+    { name: "answers 400 for a name that cannot exist", url: "/api/functions/Bad.Name", expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /^name: / },
+  ]);
 });
 
 describe("PUT /api/functions/:name", () => {
@@ -228,18 +202,27 @@ describe("PUT /api/functions/:name", () => {
     await expectError(await gw.call("/api/functions/full_1", { method: "PUT", json: { name: "other", code: "x" } }), 400, "invalid_request", /renamed/);
   });
 
-  it("answers 404 for an unknown function", async () => {
-    await expectError(await gw.call("/api/functions/nope", { method: "PUT", json: { code: "x" } }), 404, "not_found");
-  });
-
-  it("validates like POST", async () => {
-    await expectError(await gw.call("/api/functions/full_1", { method: "PUT", json: { runtime: "cobol" } }), 400, "invalid_request", /^runtime: /);
-    await expectError(
-      await gw.call("/api/functions/full_1", { method: "PUT", headers: { "content-type": "application/json" }, body: "nope" }),
-      400,
-      "invalid_json",
-    );
-  });
+  runScenarios(() => gw, [
+    { name: "answers 404 for an unknown function", method: "PUT", url: "/api/functions/nope", json: { code: "x" }, expectedStatus: 404, expectedError: "not_found" },
+    {
+      name: "validates like POST: a runtime it does not know",
+      method: "PUT",
+      url: "/api/functions/full_1",
+      json: { runtime: "cobol" },
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /^runtime: /,
+    },
+    {
+      name: "validates like POST: a body that is not JSON",
+      method: "PUT",
+      url: "/api/functions/full_1",
+      headers: { "content-type": "application/json" },
+      body: "nope",
+      expectedStatus: 400,
+      expectedError: "invalid_json",
+    },
+  ]);
 });
 
 describe("GET /api/functions/:name/versions", () => {
@@ -257,11 +240,17 @@ describe("GET /api/functions/:name/versions", () => {
     expect(v1).toMatchObject({ name: "full_1", version: 1, code: "export default () => 1", env: { API_KEY: "***", _X: "***" } });
   });
 
-  it("answers 404 for an unknown version or function, 400 for a version that is not a positive integer", async () => {
-    await expectError(await gw.call("/api/functions/full_1/versions/99"), 404, "not_found", /no version 99/);
-    await expectError(await gw.call("/api/functions/nope/versions"), 404, "not_found");
-    await expectError(await gw.call("/api/functions/full_1/versions/0"), 400, "invalid_request", /^version: /);
-  });
+  runScenarios(() => gw, [
+    { name: "answers 404 for an unknown version", url: "/api/functions/full_1/versions/99", expectedStatus: 404, expectedError: "not_found", expectedMessage: /no version 99/ },
+    { name: "answers 404 for the versions of an unknown function", url: "/api/functions/nope/versions", expectedStatus: 404, expectedError: "not_found" },
+    {
+      name: "answers 400 for a version that is not a positive integer",
+      url: "/api/functions/full_1/versions/0",
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /^version: /,
+    },
+  ]);
 });
 
 describe("DELETE /api/functions/:name", () => {
@@ -278,16 +267,16 @@ describe("DELETE /api/functions/:name", () => {
     expect((await register(gw, { name: "doomed" })).version).toBe(1);
   });
 
-  it("answers 404 for an unknown function", async () => {
-    await expectError(await gw.call("/api/functions/nope", { method: "DELETE" }), 404, "not_found");
-  });
+  runScenarios(() => gw, [
+    { name: "answers 404 for an unknown function", method: "DELETE", url: "/api/functions/nope", expectedStatus: 404, expectedError: "not_found" },
+  ]);
 });
 
 describe("unknown routes", () => {
-  it("answer 404 in the error shape", async () => {
-    await expectError(await gw.call("/api/nothing-here"), 404, "not_found");
-    await expectError(await gw.call("/nothing-here"), 404, "not_found");
-  });
+  runScenarios(() => gw, [
+    { name: "answer 404 in the error shape under /api", url: "/api/nothing-here", expectedStatus: 404, expectedError: "not_found" },
+    { name: "answer 404 in the error shape elsewhere", url: "/nothing-here", expectedStatus: 404, expectedError: "not_found" },
+  ]);
 });
 
 describe("max_concurrency", () => {
@@ -299,16 +288,32 @@ describe("max_concurrency", () => {
     expect((await register(gw, { name: "unlimited" })).max_concurrency).toBeNull();
   });
 
-  it.each([0, 1.5, 10_000])("answers 400 for max_concurrency %s", async (value) => {
-    const res = await gw.call("/api/functions", { method: "POST", json: { name: "badlimit", runtime: "python", code: "x", max_concurrency: value } });
-    await expectError(res, 400, "invalid_request", /^max_concurrency: /);
-  });
+  runScenarios(
+    () => gw,
+    [0, 1.5, 10_000].map((value) => ({
+      name: `answers 400 for max_concurrency ${value}`,
+      method: "POST",
+      url: "/api/functions",
+      json: { name: "badlimit", runtime: "python", code: "x", max_concurrency: value },
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /^max_concurrency: /,
+    })),
+  );
 });
 
 describe("PUT /api/functions/:name without anything to change", () => {
-  it.each([["no body", undefined], ["an empty object", {}], ["only the name", { name: "hello" }]])("answers 400 for %s", async (_what, json) => {
-    await register(gw, { name: "unchanged" }).catch(() => undefined);
-    const res = await gw.call("/api/functions/unchanged", json === undefined ? { method: "PUT" } : { method: "PUT", json });
-    await expectError(res, 400, "invalid_request", /at least one field/);
-  });
+  runScenarios(
+    () => gw,
+    ([["no body", undefined], ["an empty object", {}], ["only the name", { name: "hello" }]] as const).map(([what, json]) => ({
+      name: `answers 400 for ${what}`,
+      before: (gateway) => register(gateway, { name: "unchanged" }).catch(() => undefined),
+      method: "PUT",
+      url: "/api/functions/unchanged",
+      json,
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /at least one field/,
+    })),
+  );
 });

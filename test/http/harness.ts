@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { expect, it } from "vitest";
 import { loadConfig, type Config } from "../../src/core/config.js";
 import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
 import { createStores, type Stores } from "../../src/db/stores.js";
@@ -127,4 +128,72 @@ export async function register(gw: Gateway, body: Record<string, unknown>): Prom
   const res = await gw.call("/api/functions", { method: "POST", json: { runtime: "python", code: PY_HELLO, ...body } });
   if (res.status !== 201) throw new Error(`register ${String(body.name)}: ${res.status} ${await res.text()}`);
   return (await res.json()) as Record<string, unknown>;
+}
+
+/**
+ * One row of a table-driven API scenario, after PocketBase's tests/api.go: a name, a request, the
+ * expected status and what the body must contain.
+ */
+export interface Scenario {
+  name: string;
+  /** GET unless given. */
+  method?: string;
+  url: string;
+  /** A JSON body (sent with Content-Type: application/json). */
+  json?: unknown;
+  /** A raw body, sent as is (with whatever `headers` say). */
+  body?: RequestInit["body"];
+  headers?: Record<string, string>;
+  /** The token presented; the gateway's own unless given, none with null. */
+  token?: string | null;
+  /** State the row needs, set up just before its request. */
+  before?: (gw: Gateway) => unknown;
+  expectedStatus: number;
+  /**
+   * The error code of an error answer. Every answer of 400 or more is checked to be the error
+   * shape {"error": {"code", "message"}} as JSON, with no stack trace in the message.
+   */
+  expectedError?: string;
+  /** What error.message must match, each of them. */
+  expectedMessage?: RegExp | string | (RegExp | string)[];
+  /** Fragments the raw body must contain. */
+  expectedContent?: string[];
+  /** Response headers: a string must be the exact value, a RegExp must match it. */
+  expectedHeaders?: Record<string, string | RegExp>;
+  /** Further checks of what the request did (log rows, runner calls), after the ones above. */
+  after?: (gw: Gateway, res: Response, body: string) => unknown;
+}
+
+/** Runs each row as a test of its own, against the gateway `gw()` gives when the row runs. */
+export function runScenarios(gw: () => Gateway, rows: Scenario[]): void {
+  for (const row of rows) {
+    it(row.name, async () => {
+      const gateway = gw();
+      await row.before?.(gateway);
+      const init: RequestInit & { json?: unknown; token?: string | null } = { method: row.method ?? "GET" };
+      if (row.headers) init.headers = row.headers;
+      if (row.json !== undefined) init.json = row.json;
+      if (row.body !== undefined) init.body = row.body;
+      if (row.token !== undefined) init.token = row.token;
+      const res = await gateway.call(row.url, init);
+      const text = await res.text();
+      expect(res.status, text).toBe(row.expectedStatus);
+      for (const [name, value] of Object.entries(row.expectedHeaders ?? {})) {
+        if (typeof value === "string") expect(res.headers.get(name), name).toBe(value);
+        else expect(res.headers.get(name), name).toMatch(value);
+      }
+      for (const fragment of row.expectedContent ?? []) expect(text).toContain(fragment);
+      if (row.expectedStatus >= 400) {
+        expect(res.headers.get("content-type")).toMatch(/application\/json/);
+        const { error } = JSON.parse(text) as { error: { code: unknown; message: unknown } };
+        if (row.expectedError !== undefined) expect(error.code).toBe(row.expectedError);
+        expect(typeof error.code).toBe("string");
+        expect(typeof error.message).toBe("string");
+        expect(error.message).not.toMatch(/\n\s+at /); // never a stack trace
+        const messages = row.expectedMessage === undefined ? [] : [row.expectedMessage].flat();
+        for (const message of messages) expect(error.message).toMatch(message);
+      }
+      await row.after?.(gateway, res, text);
+    });
+  }
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeCursor } from "../../src/http/routes/invocations.js";
 import { SaturatedError } from "../../src/core/runner.js";
 import { type RunStatus } from "../../src/core/statuses.js";
-import { makeGateway, okResult, register, result, type Gateway } from "./harness.js";
+import { makeGateway, okResult, register, result, runScenarios, type Gateway } from "./harness.js";
 
 let gw: Gateway;
 const MINUTE = 60_000;
@@ -114,35 +114,42 @@ describe("GET /api/invocations", () => {
     expect((await get("/api/invocations?limit=500")).json.items.length).toBeGreaterThan(50);
   });
 
-  it.each([
-    ["limit=501", /^limit: /],
-    ["limit=0", /^limit: /],
-    ["limit=ten", /^limit: /],
-    ["cursor=not-a-cursor!", /^cursor: /],
-    [`cursor=${Buffer.from("0").toString("base64url")}`, /^cursor: /],
-    [`cursor=${Buffer.from("12abc").toString("base64url")}`, /^cursor: /],
-    [`cursor=${encodeCursor(12)}=`, /^cursor: /],
-    ["since=yesterday", /^since: /],
-    ["since=2025-13-01T00:00:00Z", /^since: /],
-    ["since=2020-02-30", /^since: /],
-    ["until=2021-02-29T00:00:00Z", /^until: /],
-    ["since=2025-01-01T10:00:00", /^since: .*zone/],
-    ["until=1700000000", /^until: /],
-    ["since=2025-01-02&until=2025-01-01", /^since: since must not be after until/],
-    ["status=exploded", /^status: /],
-    ["function=Not_A_Name", /^function: /],
-  ])("answers 400 for ?%s", async (query, message) => {
-    const { status, json } = await get(`/api/invocations?${query}`);
-    expect(status).toBe(400);
-    expect(json.error.code).toBe("invalid_request");
-    expect(json.error.message).toMatch(message);
-  });
-
-  it("answers 401 without the token", async () => {
-    const res = await gw.call("/api/invocations", { token: null });
-    expect(res.status).toBe(401);
-    expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
-  });
+  runScenarios(() => gw, [
+    ...(
+      [
+        ["limit=501", /^limit: /],
+        ["limit=0", /^limit: /],
+        ["limit=ten", /^limit: /],
+        ["cursor=not-a-cursor!", /^cursor: /],
+        [`cursor=${Buffer.from("0").toString("base64url")}`, /^cursor: /],
+        [`cursor=${Buffer.from("12abc").toString("base64url")}`, /^cursor: /],
+        [`cursor=${encodeCursor(12)}=`, /^cursor: /],
+        ["since=yesterday", /^since: /],
+        ["since=2025-13-01T00:00:00Z", /^since: /],
+        ["since=2020-02-30", /^since: /],
+        ["until=2021-02-29T00:00:00Z", /^until: /],
+        ["since=2025-01-01T10:00:00", /^since: .*zone/],
+        ["until=1700000000", /^until: /],
+        ["since=2025-01-02&until=2025-01-01", /^since: since must not be after until/],
+        ["status=exploded", /^status: /],
+        ["function=Not_A_Name", /^function: /],
+      ] as const
+    ).map(([query, message]) => ({
+      name: `answers 400 for ?${query}`,
+      url: `/api/invocations?${query}`,
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: message,
+    })),
+    {
+      name: "answers 401 without the token",
+      url: "/api/invocations",
+      token: null,
+      expectedStatus: 401,
+      expectedError: "unauthorized",
+      expectedHeaders: { "www-authenticate": /^Bearer/ },
+    },
+  ]);
 });
 
 describe("GET /api/invocations/:id", () => {
@@ -155,11 +162,9 @@ describe("GET /api/invocations/:id", () => {
     expect(json).toMatchObject({ id, function: "alpha", stdout: "out", stderr: "err", stdout_truncated: false, stderr_truncated: true });
   });
 
-  it("answers 404 for an unknown id", async () => {
-    const { status, json } = await get("/api/invocations/0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f");
-    expect(status).toBe(404);
-    expect(json.error.code).toBe("not_found");
-  });
+  runScenarios(() => gw, [
+    { name: "answers 404 for an unknown id", url: "/api/invocations/0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f", expectedStatus: 404, expectedError: "not_found" },
+  ]);
 });
 
 describe("a deleted function's log", () => {
@@ -223,13 +228,14 @@ describe("GET /api/functions/:name/stats", () => {
     expect(json).toMatchObject({ count: 0, errors: 0, duration_ms: { p50: null, p95: null, p99: null, max: null, mean: null } });
   });
 
-  it.each(["1w", "0h", "91d", "h", "1.5h", "-1h"])("answers 400 for window=%s", async (window) => {
-    const { status, json } = await get(`/api/functions/stats/stats?window=${window}`);
-    expect(status).toBe(400);
-    expect(json.error.message).toMatch(/^window: /);
-  });
-
-  it("answers 404 for a function that neither exists nor appears in the log", async () => {
-    expect((await get("/api/functions/never/stats")).status).toBe(404);
-  });
+  runScenarios(() => gw, [
+    ...["1w", "0h", "91d", "h", "1.5h", "-1h"].map((window) => ({
+      name: `answers 400 for window=${window}`,
+      url: `/api/functions/stats/stats?window=${window}`,
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /^window: /,
+    })),
+    { name: "answers 404 for a function that neither exists nor appears in the log", url: "/api/functions/never/stats", expectedStatus: 404, expectedError: "not_found" },
+  ]);
 });
