@@ -93,6 +93,10 @@ export class GatewayClient {
       return await fetch(url, { method: options.method ?? "GET", headers, body, signal: options.signal, redirect: "manual" });
     } catch (error) {
       if (options.signal?.aborted) throw error;
+      // fetch says "fetch failed" with the socket's error as the cause; without one, it refused to build the request.
+      if (!(error instanceof TypeError) || error.cause === undefined) {
+        throw usageError(`cannot send this request: ${error instanceof Error ? error.message : String(error)}`);
+      }
       throw new CliError(EXIT.unreachable, `cannot reach the gateway at ${this.conn.url}: ${networkReason(error)}`);
     } finally {
       done();

@@ -3,6 +3,7 @@
 import fs from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { ReadableStream } from "node:stream/web";
 import { type Command, InvalidArgumentError } from "commander";
 import { EXIT, FUNCTION_NAME, usageError } from "./client.js";
 import { collect, contextOf } from "./context.js";
@@ -20,7 +21,10 @@ interface InvokeFlags {
 
 function method(value: string): string {
   if (!/^[A-Za-z]{1,20}$/.test(value)) throw new InvalidArgumentError("must be an HTTP method such as GET or POST");
-  return value.toUpperCase();
+  const upper = value.toUpperCase();
+  // fetch (like browsers) refuses to send these; the gateway would refuse TRACE anyway.
+  if (["CONNECT", "TRACE", "TRACK"].includes(upper)) throw new InvalidArgumentError(`${upper} cannot be sent`);
+  return upper;
 }
 
 /** `-H 'Name: value'` lines, checked the way fetch itself checks them. */
@@ -55,6 +59,20 @@ async function bodyOf(data: string): Promise<Uint8Array<ArrayBuffer>> {
   return Buffer.from(data, "utf8");
 }
 
+/**
+ * The gateway's own refusals (unknown function or version, wrong method) carry its error shape
+ * without an `invocation_id`: nothing ran, so they become a one-line error. A function's failure
+ * carries the id in the body, and anything else a function answered is its own body.
+ */
+function refusedByGateway(body: Buffer): boolean {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { error?: { message?: unknown; invocation_id?: unknown } };
+    return typeof parsed.error?.message === "string" && parsed.error.invocation_id === undefined;
+  } catch {
+    return false;
+  }
+}
+
 async function invoke(target: string, flags: InvokeFlags, command: Command): Promise<void> {
   const { client, json } = contextOf(command);
   if (!TARGET.test(target)) throw usageError(`'${target}' is not a function name, or name@version`);
@@ -67,10 +85,14 @@ async function invoke(target: string, flags: InvokeFlags, command: Command): Pro
 
   const res = await client.send(`/fn/${target}${subPath}`, { method: verb, headers, body, waitingFor: `invoking ${target}` });
   const invocationId = res.headers.get("x-invocation-id");
-  // Without an invocation id nothing ran: the gateway refused the call itself (401, 404, 405...).
-  if (invocationId === null && !res.ok) throw await client.errorOf(res);
-
-  if (res.body) await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>), process.stdout, { end: false });
+  if (res.ok) {
+    if (res.body) await pipeline(Readable.fromWeb(res.body as ReadableStream<Uint8Array>), process.stdout, { end: false });
+  } else {
+    // A non-2xx body is bounded (MAX_RESPONSE_BYTES), so it can be read whole to tell who answered.
+    const body = Buffer.from(await res.arrayBuffer());
+    if (res.status === 401 || refusedByGateway(body)) throw await client.errorOf(new Response(body, res));
+    process.stdout.write(body);
+  }
   if (json) note(JSON.stringify({ status: res.status, invocation_id: invocationId }));
   else note(`${res.status} ${res.statusText}`.trim() + (invocationId ? `\ninvocation ${invocationId}` : ""));
   if (!res.ok) process.exitCode = EXIT.failed;
