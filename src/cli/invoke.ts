@@ -85,14 +85,22 @@ async function invoke(target: string, flags: InvokeFlags, command: Command): Pro
 
   const res = await client.send(`/fn/${target}${subPath}`, { method: verb, headers, body, waitingFor: `invoking ${target}` });
   const invocationId = res.headers.get("x-invocation-id");
+  let lastByte: number | undefined;
   if (res.ok) {
-    if (res.body) await pipeline(Readable.fromWeb(res.body as ReadableStream<Uint8Array>), process.stdout, { end: false });
+    if (res.body) {
+      const body = Readable.fromWeb(res.body as ReadableStream<Uint8Array>);
+      body.on("data", (chunk: Buffer) => (lastByte = chunk[chunk.length - 1]));
+      await pipeline(body, process.stdout, { end: false });
+    }
   } else {
     // A non-2xx body is bounded (MAX_RESPONSE_BYTES), so it can be read whole to tell who answered.
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status === 401 || refusedByGateway(body)) throw await client.errorOf(new Response(body, res));
     process.stdout.write(body);
+    lastByte = body[body.length - 1];
   }
+  // On a terminal the status line should not run on from a body without a final newline; piped, the body stays byte for byte.
+  if (process.stdout.isTTY && lastByte !== undefined && lastByte !== 0x0a) process.stdout.write("\n");
   if (json) note(JSON.stringify({ status: res.status, invocation_id: invocationId }));
   else note(`${res.status} ${res.statusText}`.trim() + (invocationId ? `\ninvocation ${invocationId}` : ""));
   if (!res.ok) process.exitCode = EXIT.failed;
