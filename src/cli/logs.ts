@@ -94,7 +94,6 @@ async function follow(client: GatewayClient, filter: { function?: string; status
     lastId = item.id;
     printLine(json ? JSON.stringify(item) : fixedLine(rowOf(item)));
   };
-  if (!json) printLine(fixedLine(HEAD));
 
   for (;;) {
     let stream: Response;
@@ -108,12 +107,14 @@ async function follow(client: GatewayClient, filter: { function?: string; status
       continue;
     }
     unreachableSince = null;
+    if (stream.status === 404) throw new CliError(EXIT.failed, "this gateway has no invocation stream (GET /api/invocations/stream answered 404): upgrade it to follow the log");
     await client.expectOk(stream);
     if (!stream.headers.get("content-type")?.startsWith("text/event-stream")) {
       throw new CliError(EXIT.failed, `the gateway's invocation stream answered ${stream.headers.get("content-type") ?? "no content type"}, not text/event-stream`);
     }
     // The stream is open, so nothing finishing from now on is missed: catch up on what came before.
     if (lastId === null) {
+      if (!json && seen.size === 0) printLine(fixedLine(HEAD));
       const page = await client.json<Page>("/api/invocations", { query: { ...filter, since: flags.since, limit: flags.limit ?? 20 } });
       for (const item of page.items.reverse()) print(item);
     } else {

@@ -1,8 +1,11 @@
 // The `fngw` command against a real gateway (src/main.ts in a child process, real sandboxed
 // interpreters): what each command prints, what it changed on the gateway, and its exit code.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { client, removeDataDir, startServer, type Json, type Server } from "../e2e/harness.js";
-import { closedPort, runCli, tableRows, workDir, writeFile } from "./harness.js";
+import { closedPort, mapLimit, runCli, tableRows, workDir, writeFile } from "./harness.js";
+
+// Each command is a Node process of its own: generous on a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 const TOKEN = "cli-test-token-7d2e91b4c3a5";
 
@@ -192,7 +195,7 @@ describe("errors: one line on stderr and the documented exit code", () => {
 
   it("an unknown function exits 1 with the gateway's message, from every command that names one", async () => {
     const commands = [["show", "nope"], ["versions", "nope"], ["rm", "nope"], ["stats", "nope"], ["invoke", "nope"]];
-    const results = await Promise.all(commands.map((args) => fngw(args)));
+    const results = await mapLimit(commands, 2, (args) => fngw(args));
     results.forEach((result, index) => {
       expect(result, commands[index]!.join(" ")).toMatchObject({ code: 1, stdout: "", stderr: "error: no function named 'nope'\n" });
     });
@@ -217,7 +220,7 @@ describe("errors: one line on stderr and the documented exit code", () => {
       [["ls", "--url", "localhost:8080"], /must start with http:\/\/ or https:\/\//],
     ];
     // An unreachable gateway would exit 3: exit 2 shows each was refused before any request.
-    const results = await Promise.all(cases.map(([args]) => fngw(args, { env: unreachable })));
+    const results = await mapLimit(cases, 2, ([args]) => fngw(args, { env: unreachable }));
     results.forEach((result, index) => {
       const [args, message] = cases[index]!;
       expect(result.code, `${args.join(" ")}: ${result.stderr}`).toBe(2);

@@ -37,7 +37,7 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     child.stdin.end(options.input ?? "");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 25_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
@@ -99,4 +99,18 @@ export function tableRows(stdout: string): string[][] {
     .split("\n")
     .slice(1)
     .map((line) => line.split(/\s{2,}/));
+}
+
+/** Runs `task` over `items`, at most `limit` at once (each CLI run is a Node process of its own). */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }

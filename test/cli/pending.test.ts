@@ -4,9 +4,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { client, removeDataDir, startServer, waitFor, type Json, type Server } from "../e2e/harness.js";
 import { runCli, startCli, workDir, writeFile } from "./harness.js";
+
+// Each command is a Node process of its own: generous on a busy machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 const TOKEN = "cli-pending-token-5b8e0f2a6c19";
 
