@@ -1,0 +1,185 @@
+// deploy, ls, show, versions, rollback, rm: the functions and their versions.
+import fs from "node:fs/promises";
+import path from "node:path";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { checkName, usageError } from "./client.js";
+import { collect, contextOf, positiveInteger } from "./context.js";
+import { keyValues, printJson, printLine, table } from "./output.js";
+
+/** The fields of GET /api/functions/:name (and of each version) the tool shows. */
+export interface FunctionJson {
+  name: string;
+  version: number;
+  runtime: string;
+  timeout_ms: number;
+  memory_mb: number;
+  network: boolean;
+  public: boolean;
+  max_concurrency: number | null;
+  env: Record<string, string>;
+  code: string;
+  created_at: string;
+  updated_at?: string;
+  packages?: string[];
+  isolation?: string;
+}
+
+interface FunctionSummary {
+  name: string;
+  runtime: string;
+  version: number;
+  public: boolean;
+  updated_at: string;
+}
+
+const RUNTIME_BY_EXTENSION: Record<string, string> = { ".py": "python", ".js": "node", ".mjs": "node", ".cjs": "node" };
+
+interface DeployFlags {
+  name?: string;
+  public?: boolean;
+  network?: boolean;
+  env?: Record<string, string>;
+  timeout?: number;
+  memory?: number;
+  maxConcurrency?: number;
+  packages?: string[];
+  isolation?: string;
+}
+
+function collectEnv(pair: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const at = pair.indexOf("=");
+  if (at <= 0) throw new InvalidArgumentError(`'${pair}' is not KEY=VALUE`);
+  return { ...previous, [pair.slice(0, at)]: pair.slice(at + 1) };
+}
+
+/** The settings to send: only what was given, so an update keeps everything else. */
+function settingsOf(flags: DeployFlags): Record<string, unknown> {
+  const settings: Record<string, unknown> = {
+    public: flags.public,
+    network: flags.network,
+    env: flags.env,
+    timeout_ms: flags.timeout,
+    memory_mb: flags.memory,
+    max_concurrency: flags.maxConcurrency,
+    packages: flags.packages,
+    isolation: flags.isolation,
+  };
+  return Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined));
+}
+
+async function deploy(file: string, flags: DeployFlags, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  const extension = path.extname(file).toLowerCase();
+  const runtime = RUNTIME_BY_EXTENSION[extension];
+  if (!runtime) throw usageError(`cannot tell the runtime of '${file}': name it .py (python) or .js, .mjs, .cjs (node)`);
+  const name = checkName(flags.name ?? path.basename(file, path.extname(file)));
+  let code: string;
+  try {
+    code = await fs.readFile(file, "utf8");
+  } catch (error) {
+    throw usageError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const fields = { runtime, code, ...settingsOf(flags) };
+
+  const created = await client.send("/api/functions", { method: "POST", json: { name, ...fields }, waitingFor: `deploying ${name}` });
+  let fn: FunctionJson;
+  if (created.status === 409) {
+    // The name exists: the same request as a new version.
+    fn = await client.json<FunctionJson>(`/api/functions/${name}`, { method: "PUT", json: fields, waitingFor: `deploying ${name}` });
+  } else {
+    await client.expectOk(created);
+    fn = (await created.json()) as FunctionJson;
+  }
+  if (json) return printJson(fn);
+  printLine(`${fn.version === 1 ? "created" : "updated"} ${fn.name} (${fn.runtime}): version ${fn.version}`);
+}
+
+async function list(_flags: unknown, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  const page = await client.json<{ items: FunctionSummary[] }>("/api/functions");
+  if (json) return printJson(page);
+  if (page.items.length === 0) return printLine("no functions");
+  printLine(table(["NAME", "RUNTIME", "VERSION", "PUBLIC", "UPDATED"], page.items.map((f) => [f.name, f.runtime, f.version, f.public, f.updated_at])));
+}
+
+async function showFunction(name: string, _flags: unknown, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  const fn = await client.json<FunctionJson>(`/api/functions/${checkName(name)}`);
+  if (json) return printJson(fn);
+  const env = Object.keys(fn.env);
+  printLine(
+    keyValues([
+      ["name", fn.name],
+      ["version", fn.version],
+      ["runtime", fn.runtime],
+      ["public", fn.public],
+      ["network", fn.network],
+      ["timeout_ms", fn.timeout_ms],
+      ["memory_mb", fn.memory_mb],
+      ["max_concurrency", fn.max_concurrency],
+      ...(fn.isolation !== undefined ? [["isolation", fn.isolation] as [string, string]] : []),
+      ...(fn.packages !== undefined ? [["packages", fn.packages.join(" ") || "-"] as [string, string]] : []),
+      ["env", env.length > 0 ? env.join(" ") : "-"],
+      ["created_at", fn.created_at],
+      ["updated_at", fn.updated_at],
+    ]),
+  );
+  printLine("");
+  process.stdout.write(fn.code.endsWith("\n") ? fn.code : `${fn.code}\n`);
+}
+
+async function versions(name: string, _flags: unknown, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  const page = await client.json<{ name: string; items: FunctionJson[] }>(`/api/functions/${checkName(name)}/versions`);
+  if (json) return printJson(page);
+  const rows = page.items.map((v, index) => [v.version, index === 0 ? "current" : "", v.runtime, v.timeout_ms, v.memory_mb, v.network, v.public, v.created_at]);
+  printLine(table(["VERSION", "", "RUNTIME", "TIMEOUT_MS", "MEMORY_MB", "NETWORK", "PUBLIC", "CREATED"], rows));
+}
+
+async function rollback(name: string, version: number, _flags: unknown, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  const fn = await client.json<FunctionJson>(`/api/functions/${checkName(name)}/rollback`, {
+    method: "POST",
+    json: { version },
+    waitingFor: `rolling ${name} back`,
+  });
+  if (json) return printJson(fn);
+  printLine(`rolled ${fn.name} back to version ${version}: now version ${fn.version}`);
+}
+
+async function remove(name: string, _flags: unknown, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  await client.json<undefined>(`/api/functions/${checkName(name)}`, { method: "DELETE" });
+  if (json) return printJson({ removed: name });
+  printLine(`removed ${name} (its invocation log stays)`);
+}
+
+export function registerFunctionCommands(program: Command): void {
+  program
+    .command("deploy")
+    .description("create a function from FILE, or add a version when it exists (runtime from the extension: .py, .js, .mjs, .cjs)")
+    .argument("<file>", "the function's source")
+    .option("--name <name>", "the function's name (default: the file name without its extension)")
+    .option("--public", "callable without the token")
+    .option("--no-public", "callable only with the token")
+    .option("--network", "may open network sockets")
+    .option("--no-network", "may not open network sockets")
+    .option("--env <KEY=VALUE>", "an environment variable (repeatable; replaces the whole set)", collectEnv)
+    .option("--timeout <ms>", "wall-clock limit in milliseconds", positiveInteger)
+    .option("--memory <mb>", "memory limit in MiB", positiveInteger)
+    .option("--max-concurrency <n>", "invocations in progress at once", positiveInteger)
+    .option("--packages <spec>", "a package to install for the function (repeatable)", collect)
+    .addOption(new Option("--isolation <mode>", "a fresh interpreter per invocation, or one per function").choices(["invocation", "function"]))
+    .action(deploy);
+
+  program.command("ls").description("list the functions").action(list);
+  program.command("show").description("a function's current version, code included").argument("<name>").action(showFunction);
+  program.command("versions").description("every version of a function, newest first").argument("<name>").action(versions);
+  program
+    .command("rollback")
+    .description("make an older version current again (stored as a new version)")
+    .argument("<name>")
+    .argument("<version>", "the version to go back to", positiveInteger)
+    .action(rollback);
+  program.command("rm").description("remove a function (its log stays)").argument("<name>").action(remove);
+}
