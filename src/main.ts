@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig, type Config } from "./core/config.js";
+import { DataDirBusyError, lockDataDir } from "./data-dir-lock.js";
 import { openDatabase } from "./db/client.js";
 import { startRetention } from "./db/retention.js";
 import { createStores } from "./db/stores.js";
@@ -6,9 +7,22 @@ import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
 import { Sandbox } from "./sandbox/sandbox.js";
-import { serveGateway } from "./server.js";
+import { closeServer, listen } from "./server.js";
 
-// Boots the gateway: configuration, database, token, sandbox, app; then hands it to the server.
+// Boots the gateway: lock the data dir, open the database, listen, start the sandbox, serve the
+// app; and stops it in the reverse order. Every failed start undoes what it did.
+
+/** What the process undoes as it exits, newest first, on every exit path (the lock goes last). */
+const undo: Array<() => void> = [];
+process.on("exit", () => {
+  for (const step of undo.reverse()) {
+    try {
+      step();
+    } catch (err) {
+      console.error("clean-up step failed:", err);
+    }
+  }
+});
 
 function fail(message: string): never {
   console.error(message);
@@ -27,8 +41,26 @@ async function main(): Promise<void> {
     fail("fngw must run as root (or in its Docker image): every invocation is jailed with chroot, a uid switch and cgroups.");
   }
 
+  let lock: ReturnType<typeof lockDataDir>;
+  try {
+    lock = lockDataDir(config.DATA_DIR, { host: config.HOST, port: config.PORT });
+  } catch (err) {
+    if (err instanceof DataDirBusyError) fail(err.message);
+    throw err;
+  }
+  undo.push(() => lock.release());
+
   const database = openDatabase(config.DB_PATH);
-  const stores = createStores(database);
+  undo.push(() => database.close());
+  const stores = createStores(database, { maxOutputBytes: config.LOG_OUTPUT_MAX_BYTES });
+
+  let gateway: Awaited<ReturnType<typeof listen>>;
+  try {
+    gateway = await listen(config);
+  } catch (err) {
+    fail(`cannot listen on ${config.HOST}:${config.PORT}: ${(err as Error).message}`);
+  }
+
   const interrupted = stores.invocations.markInterrupted();
   if (interrupted > 0) console.log(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
   const token = provisionToken(stores.keyValue, config.GATEWAY_TOKEN);
@@ -40,28 +72,54 @@ async function main(): Promise<void> {
   try {
     sandbox = await Sandbox.start(config);
   } catch (err) {
-    database.close();
     fail(`the sandbox could not start: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // Whatever way the process ends, the jail's mounts, the cgroups and the netfilter rules go.
+  undo.push(() => sandbox.abandon());
+  process.on("uncaughtException", (err) => {
+    console.error("fngw: uncaught error, exiting:", err);
+    process.exit(1);
+  });
 
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
-  const app = createApp({ config, stores, runner: sandbox, tokenHash: token.hash, health: () => sandbox.health(), admission });
+  const app = createApp({
+    config,
+    stores,
+    runner: sandbox,
+    tokenHash: token.hash,
+    health: () => sandbox.health(),
+    checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
+    admission,
+  });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,
     retentionRows: config.LOG_RETENTION_ROWS,
     intervalMs: config.LOG_PRUNE_INTERVAL_MS,
+    maxBytes: config.LOG_MAX_MB * 1024 * 1024,
+    usedBytes: () => database.usedBytes(),
   });
   // First pass right away, so a lowered limit applies without waiting an interval.
   retention.runOnce().catch((err: unknown) => console.error("log retention failed:", err));
+  gateway.serveApp(app.fetch);
 
-  serveGateway({
-    config,
-    app,
-    admission,
-    invocations: stores.invocations,
-    stopBackground: () => retention.stop(),
-    closeSandbox: () => sandbox.close(),
-    closeDatabase: () => database.close(),
+  gateway.onShutdown(async (server, signal) => {
+    console.log(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
+    retention.stop();
+    server.close();
+    server.closeIdleConnections();
+    if (!(await admission.idle(config.SHUTDOWN_GRACE_MS))) {
+      console.log(`${admission.size} invocation(s) outlived the grace period; closing the sandbox ends them`);
+    }
+    try {
+      await sandbox.close();
+    } catch (err) {
+      console.error("closing the sandbox failed:", err);
+    }
+    // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
+    await admission.idle(1000);
+    const cut = stores.invocations.markInterrupted();
+    if (cut > 0) console.log(`${cut} invocation(s) end as interrupted`);
+    await closeServer(server);
   });
 }
 

@@ -2,9 +2,6 @@ import type { Server } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { serve } from "@hono/node-server";
 import type { Config } from "./core/config.js";
-import type { InvocationLog } from "./db/invocations.js";
-import type { Admission } from "./http/admission.js";
-import type { App } from "./http/app.js";
 
 /**
  * How long a client may take to send a whole request (headers and body; not the time the
@@ -12,61 +9,76 @@ import type { App } from "./http/app.js";
  */
 const REQUEST_TIMEOUT_MS = 60_000;
 
-export interface ServeDeps {
-  config: Config;
-  app: App;
-  admission: Admission;
-  invocations: InvocationLog;
-  /** Stops what runs beside the server, in order, before the process exits: retention, the sandbox, the database. */
-  stopBackground(): void;
-  closeSandbox(): Promise<void>;
-  closeDatabase(): void;
+type Fetch = (request: Request) => Response | Promise<Response>;
+
+/** While the sandbox starts: everything answers 503 in the API's error shape. */
+const starting: Fetch = () =>
+  Response.json({ error: { code: "starting", message: "the gateway is starting; retry in a moment" } }, { status: 503, headers: { "Retry-After": "1" } });
+
+export interface Gateway {
+  server: Server;
+  /** Starts serving the app (until then every request answers 503). */
+  serveApp(fetch: Fetch): void;
+  /** Calls `stop` once on SIGTERM/SIGINT; a third signal exits at once (the exit hooks still run). */
+  onShutdown(stop: (server: Server, signal: NodeJS.Signals) => Promise<void>): void;
 }
 
-/** Serves the app and stops it cleanly on SIGTERM or SIGINT; a second signal exits at once. */
-export function serveGateway(deps: ServeDeps): Server {
-  const { config, admission, invocations } = deps;
-  // serve() makes an http.Server unless told to make an http2 one.
-  const server = serve(
-    { fetch: deps.app.fetch, hostname: config.HOST, port: config.PORT, serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS } },
-    (info) => {
-      const shownHost = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
-      console.log(`fngw listening on http://${shownHost}:${info.port} (bound to ${config.HOST}; API docs at /docs)`);
+/**
+ * Listens first, so a port in use fails the start before anything is mounted; the app is
+ * handed over once it is ready.
+ */
+export async function listen(config: Config): Promise<Gateway> {
+  let current = starting;
+  const server = serve({
+    fetch: (request: Request) => current(request),
+    hostname: config.HOST,
+    port: config.PORT,
+    serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS },
+  }) as Server; // serve() makes an http.Server unless told to make an http2 one
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const shownHost = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.PORT;
+  return {
+    server,
+    serveApp(fetch) {
+      current = fetch;
+      console.log(`fngw listening on http://${shownHost}:${port} (bound to ${config.HOST}; API docs at /docs)`);
     },
-  ) as Server;
-
-  let stopping = false;
-  const shutdown = async (signal: NodeJS.Signals) => {
-    if (stopping) {
-      console.error(`${signal} again: exiting now`);
-      process.exit(1);
-    }
-    stopping = true;
-    console.log(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
-    deps.stopBackground();
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    if (!(await admission.idle(config.SHUTDOWN_GRACE_MS))) {
-      console.log(`${admission.size} invocation(s) outlived the grace period; closing the sandbox ends them`);
-    }
-    try {
-      await deps.closeSandbox();
-    } catch (err) {
-      console.error("closing the sandbox failed:", err);
-    }
-    // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
-    await admission.idle(1000);
-    const cut = invocations.markInterrupted();
-    if (cut > 0) console.log(`${cut} invocation(s) end as interrupted`);
-    // Answers still being written reach their clients: sockets close as they go idle, the rest are cut after 2 s.
-    const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
-    await Promise.race([serverClosed, delay(2000)]);
-    clearInterval(closeIdle);
-    server.closeAllConnections();
-    deps.closeDatabase();
-    process.exit(0);
+    onShutdown(stop) {
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++;
+        // Supervisors and `npm`/`tsx` may relay one signal twice: the second is noted, the third is final.
+        if (signals === 1) {
+          stop(server, signal).then(
+            () => process.exit(0),
+            (err: unknown) => {
+              console.error("shutdown failed:", err);
+              process.exit(1);
+            },
+          );
+        } else if (signals === 2) {
+          console.log(`${signal} again: still stopping (a third signal exits at once)`);
+        } else {
+          console.error(`${signal}: exiting now`);
+          process.exit(1);
+        }
+      };
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+    },
   };
-  process.on("SIGTERM", (signal) => void shutdown(signal));
-  process.on("SIGINT", (signal) => void shutdown(signal));
-  return server;
+}
+
+/** Stops accepting, lets answers being written reach their clients, then closes every socket (at most `ms` later). */
+export async function closeServer(server: Server, ms = 2000): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
+  await Promise.race([closed, delay(ms)]);
+  clearInterval(closeIdle);
+  server.closeAllConnections();
 }

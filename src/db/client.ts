@@ -17,6 +17,8 @@ export interface OpenedDatabase {
   readInBackground: ReadInBackground;
   /** Whether a write goes through now, and how large the database is. */
   status(): DatabaseStatus;
+  /** Bytes of the database's pages in use (the log's byte budget counts these). */
+  usedBytes(): number;
   close(): void;
 }
 
@@ -31,7 +33,7 @@ export interface DatabaseStatus {
 }
 
 /** Bytes of the database's pages in use; free pages are reused before the file grows. */
-export function usedBytes(sqlite: Database.Database): number {
+function usedBytes(sqlite: Database.Database): number {
   const pageSize = sqlite.pragma("page_size", { simple: true }) as number;
   const pages = sqlite.pragma("page_count", { simple: true }) as number;
   const free = sqlite.pragma("freelist_count", { simple: true }) as number;
@@ -75,6 +77,7 @@ export function openDatabase(file: string): OpenedDatabase {
     db,
     sqlite,
     readInBackground: reader?.read ?? (async ({ sql, params }) => sqlite.prepare(sql).raw().all(...params) as unknown[][]),
+    usedBytes: () => usedBytes(sqlite),
     status() {
       const sizes = { file_bytes: fileBytes(file), used_bytes: usedBytes(sqlite) };
       try {

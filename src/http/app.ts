@@ -9,7 +9,7 @@ import { requireToken } from "./middleware/auth.js";
 import { bodyLimit } from "./middleware/body-limit.js";
 import { mountDocs } from "./openapi.js";
 import { functionsApi } from "./routes/functions.js";
-import { healthApi } from "./routes/health.js";
+import { healthApi, type HealthChecks } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
 import { statsApi } from "./routes/stats.js";
@@ -20,7 +20,9 @@ export interface AppDeps {
   runner: Runner;
   /** SHA-256 of the API token (see provisionToken). */
   tokenHash: Buffer;
-  /** The runner's readiness for /healthz; reports ready when absent. */
+  /** What /healthz checks besides the runner, by name (the database). */
+  checks?: HealthChecks;
+  /** The runner's readiness for /healthz (as `sandbox`); reports ready when absent. */
   health?: () => RunnerHealth;
   /** Shared with the server so shutdown can wait for invocations in progress. */
   admission?: Admission;
@@ -52,7 +54,7 @@ export function createApp(deps: AppDeps) {
   app.notFound(notFound);
   app.use("/api/*", requireToken(deps.tokenHash), bodyLimit(maxApiBody, "a function definition"));
 
-  app.route("/healthz", healthApi({ health: deps.health }));
+  app.route("/healthz", healthApi({ checks: { sandbox: deps.health ?? (() => ({ ready: true })), ...deps.checks } }));
   app.route("/api/functions", functionsApi({ config, functions }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations", invocationsApi({ invocations }));
