@@ -51,6 +51,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   dataDir?: string;
   uidIndex?: number;
+  /** Its own process group, so a test can signal the group as a supervisor would. */
+  detached?: boolean;
 }
 
 /** Starts the gateway on a free port (PORT=0; the port is read from its listen line) and waits for /healthz to say ready. */
@@ -70,6 +72,7 @@ export async function startServer(options: StartOptions = {}): Promise<Server> {
     cwd: ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: options.detached ?? false,
   });
   let out = "";
   let err = "";
@@ -139,6 +142,32 @@ export async function startServer(options: StartOptions = {}): Promise<Server> {
 }
 
 /** The token printed on stdout at a first start without GATEWAY_TOKEN, or null. */
+/** Runs a gateway that is expected to refuse to start; resolves with its exit code and output. */
+export async function startRefused(env: Record<string, string>): Promise<{ code: number | string; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await new Promise<number | string>((resolve) => child.on("exit", (c, signal) => resolve(c ?? signal ?? "unknown")));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** Mount points at or below `dir`, from this process's mount table. */
+export function mountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "")
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
+}
+
 export function generatedToken(stdout: string): string | null {
   return GENERATED_TOKEN.exec(stdout)?.[1] ?? null;
 }

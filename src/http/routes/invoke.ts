@@ -48,9 +48,29 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokenHash));
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
+  // The log must not stand between a caller and its answer: a failed write (a full disk) is
+  // reported on stderr and by /healthz, and the invocation goes on without its row.
+  const logStart = (requestBytes: number): number | null => {
+    try {
+      return invocations.start({ ...row, requestBytes }).seq;
+    } catch (err) {
+      console.error(`invocation ${id} could not be logged: ${(err as Error).message}`);
+      return null;
+    }
+  };
+  const logEnd = (seq: number | null, outcome: Outcome) => {
+    if (seq === null) return;
+    try {
+      invocations.finish(seq, outcome.end);
+    } catch (err) {
+      // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
+      console.error(`invocation ${id}: could not record its end: ${(err as Error).message}`);
+    }
+  };
+
   /** Logs a refusal (the body unread or dropped) and answers it. */
   const refuse = (outcome: Outcome) => {
-    invocations.finish(invocations.start({ ...row, requestBytes: 0 }).seq, outcome.end);
+    logEnd(logStart(0), outcome);
     return outcome.response;
   };
 
@@ -78,7 +98,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       request: toSandboxRequest(c.req.raw, target.path, body, id),
     };
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
-    const { seq } = invocations.start({ ...row, requestBytes: body.byteLength });
+    const seq = logStart(body.byteLength);
     const started = performance.now();
     let outcome: Outcome;
     try {
@@ -86,12 +106,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     } catch (err) {
       outcome = outcomeOfRunnerError(err, id, performance.now() - started);
     }
-    try {
-      invocations.finish(seq, outcome.end);
-    } catch (err) {
-      // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
-      console.error(`invocation ${id}: could not record its end:`, err);
-    }
+    logEnd(seq, outcome);
     return outcome.response;
   } finally {
     release();
