@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createStores, openDatabase } from "./db/index.js";
 import { startRetention } from "./db/retention.js";
 import { createApp } from "./http/app.js";
+import { functionsOriginIsolation } from "./http/console.js";
 import { provisionToken } from "./http/auth.js";
 import { Inflight } from "./http/inflight.js";
 import { Sandbox } from "./sandbox/index.js";
@@ -22,8 +23,10 @@ function fail(message: string): never {
 
 async function main(): Promise<void> {
   let config: Config;
+  let isolation: boolean;
   try {
     config = loadConfig();
+    isolation = functionsOriginIsolation(process.env.FUNCTIONS_ORIGIN_ISOLATION);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
@@ -50,7 +53,7 @@ async function main(): Promise<void> {
   }
 
   const inflight = new Inflight();
-  const app = createApp({ config, stores, runner: sandbox, tokenHash: token.hash, health: () => sandbox.health(), inflight });
+  const app = createApp({ config, stores, runner: sandbox, tokenHash: token.hash, health: () => sandbox.health(), inflight, functionsOriginIsolation: isolation });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,
     retentionRows: config.LOG_RETENTION_ROWS,

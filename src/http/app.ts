@@ -3,7 +3,7 @@ import type { Config } from "../config.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
 import type { Runner } from "../sandbox/types.js";
-import { requireToken } from "./auth.js";
+import { consoleRoutes, isolateFunctionPages } from "./console.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { functionRoutes } from "./functions.js";
 import { healthRoutes, type SandboxHealth } from "./health.js";
@@ -11,6 +11,9 @@ import { Inflight } from "./inflight.js";
 import { invocationRoutes } from "./invocations.js";
 import { invokeRoutes, readBodyWithin } from "./invoke.js";
 import { mountDocs } from "./openapi.js";
+import { rollbackRoutes } from "./rollback.js";
+import { requireTokenOrSession, SessionStore, sessionRoutes } from "./session.js";
+import { InvocationFeed, publishingFinishes, streamRoutes } from "./stream.js";
 
 export interface AppDeps {
   config: Config;
@@ -26,6 +29,8 @@ export interface AppDeps {
   newId?: () => string;
   /** The wall clock for stats windows; Date.now by default. */
   now?: () => number;
+  /** Whether /fn answers carry the sandbox CSP (FUNCTIONS_ORIGIN_ISOLATION); on by default. */
+  functionsOriginIsolation?: boolean;
 }
 
 /** The order methods are listed in an Allow header. */
@@ -92,7 +97,13 @@ export function createApp(deps: AppDeps) {
   app.notFound(notFound);
 
   const maxApiBody = JSON_ESCAPE_GROWTH * (config.MAX_CODE_BYTES + config.MAX_ENV_BYTES) + API_BODY_SLACK;
-  app.use("/api/*", requireToken(deps.tokenHash));
+  const sessions = new SessionStore();
+  const feed = new InvocationFeed();
+  const invocationLog = publishingFinishes(stores.invocations, feed);
+  app.route("/", consoleRoutes());
+  app.use("/fn/*", isolateFunctionPages(deps.functionsOriginIsolation ?? true));
+  app.route("/", sessionRoutes(deps.tokenHash, sessions)); // before the guard: signing in needs no session
+  app.use("/api/*", requireTokenOrSession(deps.tokenHash, sessions));
   app.use("/api/*", async (c, next) => {
     if (!c.req.raw.body) return next();
     // Not hono's bodyLimit: it leaves an oversize body unread, and the connection then ends under a client still sending.
@@ -107,13 +118,15 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", healthRoutes({ health: deps.health }));
   app.route("/", functionRoutes({ config, functions: stores.functions }));
+  app.route("/", rollbackRoutes({ functions: stores.functions }));
+  app.route("/", streamRoutes(feed)); // before /api/invocations/:id
   app.route("/", invocationRoutes({ functions: stores.functions, invocations: stores.invocations, now: deps.now }));
   app.route(
     "/",
     invokeRoutes({
       config,
       functions: stores.functions,
-      invocations: stores.invocations,
+      invocations: invocationLog,
       runner: deps.runner,
       tokenHash: deps.tokenHash,
       inflight,

@@ -117,7 +117,7 @@ const VersionFields = {
   env: z.record(z.string(), z.string()).openapi({ description: `Values are masked as "${MASKED}"` }),
 };
 
-const FunctionSchema = z
+export const FunctionSchema = z
   .object({
     name: FunctionNameSchema,
     ...VersionFields,
@@ -156,7 +156,7 @@ function versionJson(v: FunctionVersion): z.infer<typeof VersionSchema> {
   return { name: v.name, ...versionFields(v), code: v.code, created_at: isoTime(v.createdAt) };
 }
 
-function functionJson(fn: CurrentFunction): z.infer<typeof FunctionSchema> {
+export function functionJson(fn: CurrentFunction): z.infer<typeof FunctionSchema> {
   return {
     name: fn.name,
     ...versionFields(fn),

@@ -113,7 +113,9 @@ const StatsSchema = z
   })
   .openapi("FunctionStats");
 
-function invocationJson(row: InvocationSummary): z.infer<typeof InvocationSchema> {
+export type InvocationJson = z.infer<typeof InvocationSchema>;
+
+export function invocationJson(row: InvocationSummary): InvocationJson {
   return {
     id: row.id,
     function: row.functionName,
