@@ -36,12 +36,31 @@ export function functionsOriginIsolation(value: string | undefined): boolean {
   throw new ConfigError(`FUNCTIONS_ORIGIN_ISOLATION must be on or off, not '${value}'`);
 }
 
+/** The Cookie header without the console's session (pairs are `name=value` joined by `;`, RFC 6265 §5.4). */
+function withoutSessionCookie(cookie: string): string {
+  return cookie
+    .split(";")
+    .filter((pair) => pair.trim().split("=", 1)[0] !== SESSION_COOKIE)
+    .join(";")
+    .trim();
+}
+
 /**
- * On /fn: adds the sandbox policy (appended, so a function's own policy still applies too) and
- * drops any Set-Cookie of the console's session name, so a function cannot plant or clear it.
+ * On /fn: the console's session cookie never reaches a function (the browser sends it along on
+ * any same-origin request to /fn); the answer gets the sandbox policy (appended, so a function's
+ * own policy still applies too) and loses any Set-Cookie of the session's name, so a function
+ * cannot plant or clear it.
  */
 export function isolateFunctionPages(isolation: boolean): MiddlewareHandler {
   return async (c, next) => {
+    const cookie = c.req.header("cookie");
+    if (cookie?.includes(SESSION_COOKIE)) {
+      const headers = new Headers(c.req.raw.headers);
+      const kept = withoutSessionCookie(cookie);
+      if (kept) headers.set("cookie", kept);
+      else headers.delete("cookie");
+      c.req.raw = new Request(c.req.raw, { headers });
+    }
     await next();
     const headers = c.res.headers;
     if (isolation) headers.append("Content-Security-Policy", FUNCTION_CSP);

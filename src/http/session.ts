@@ -81,7 +81,7 @@ function sameOrigin(c: Context): boolean {
   if (origin === undefined) return true;
   try {
     const url = new URL(origin);
-    return (url.protocol === "http:" || url.protocol === "https:") && url.host === c.req.header("host");
+    return (url.protocol === "http:" || url.protocol === "https:") && url.host === (c.req.header("host") ?? new URL(c.req.url).host);
   } catch {
     return false;
   }
