@@ -1,19 +1,14 @@
-import { CodeJar } from "codejar";
-import hljs from "highlight.js/lib/core";
-import javascript from "highlight.js/lib/languages/javascript";
-import python from "highlight.js/lib/languages/python";
+import { createEditor, type PrismEditor } from "prism-code-editor";
+import "prism-code-editor/prism/languages/javascript";
+import "prism-code-editor/prism/languages/python";
+import "prism-code-editor/languages/python";
+import "prism-code-editor/languages/clike";
+import "prism-code-editor/layout.css";
+import "prism-code-editor/themes/github-light.css";
 import { useEffect, useRef } from "preact/hooks";
 import type { Runtime } from "./api";
 
-hljs.registerLanguage("python", python);
-hljs.registerLanguage("javascript", javascript);
-
 export const languageOf = (runtime: Runtime) => (runtime === "python" ? "python" : "javascript");
-
-/** Highlighted HTML of `code` (highlight.js escapes the source). */
-export function highlight(code: string, runtime: Runtime): string {
-  return hljs.highlight(code, { language: languageOf(runtime), ignoreIllegals: true }).value;
-}
 
 interface EditorProps {
   value: string;
@@ -23,32 +18,49 @@ interface EditorProps {
   label: string;
 }
 
-/** A small code editor: CodeJar on a contenteditable <pre>, highlighted by highlight.js. */
+/**
+ * A small code editor: prism-code-editor (a native textarea over Prism-highlighted code, so
+ * typing, selection and undo are the browser's own) with only the Python and JavaScript grammars.
+ */
 export function CodeEditor({ value, runtime, onChange, readOnly = false, label }: EditorProps) {
-  const element = useRef<HTMLPreElement>(null);
-  const jar = useRef<CodeJar | null>(null);
+  const container = useRef<HTMLDivElement>(null);
+  const editor = useRef<PrismEditor | null>(null);
   const changed = useRef(onChange);
   changed.current = onChange;
 
   useEffect(() => {
-    const el = element.current;
+    const el = container.current;
     if (!el) return;
-    const editor = CodeJar(el, (node) => {
-      node.innerHTML = highlight(node.textContent ?? "", runtime);
-    }, { tab: runtime === "python" ? "    " : "  ", addClosing: false });
-    editor.updateCode(value);
-    editor.onUpdate((code) => changed.current?.(code));
-    jar.current = editor;
-    if (readOnly) el.setAttribute("contenteditable", "false");
+    const created = createEditor(el, {
+      language: languageOf(runtime),
+      value,
+      tabSize: runtime === "python" ? 4 : 2,
+      insertSpaces: true,
+      lineNumbers: true,
+      readOnly,
+      onUpdate: (code) => changed.current?.(code),
+    });
+    created.textarea.setAttribute("aria-label", label);
+    created.textarea.name = "code";
+    editor.current = created;
     return () => {
-      editor.destroy();
-      jar.current = null;
+      created.remove();
+      editor.current = null;
     };
-  }, [runtime, readOnly]);
+  }, []);
 
   useEffect(() => {
-    if (jar.current && jar.current.toString() !== value) jar.current.updateCode(value);
-  }, [value]);
+    const current = editor.current;
+    if (!current) return;
+    const options: { language: string; readOnly: boolean; tabSize: number; value?: string } = {
+      language: languageOf(runtime),
+      readOnly,
+      tabSize: runtime === "python" ? 4 : 2,
+    };
+    // Only a change from outside (a template, a reload) is written back: typing already holds it.
+    if (current.value !== value) options.value = value;
+    current.setOptions(options);
+  }, [value, runtime, readOnly]);
 
-  return <pre ref={element} class={`editor hljs language-${languageOf(runtime)}`} aria-label={label} data-testid="code-editor" spellcheck={false} />;
+  return <div ref={container} class="editor" data-testid="code-editor" />;
 }

@@ -29,8 +29,8 @@ function App() {
     addEventListener("hashchange", onHash);
     const stop = onSignedOut(() => setSignedIn(false));
     // Whether the session cookie (invisible to script) is still good.
-    api("/api/functions").then(
-      () => setSignedIn(true),
+    api<{ signed_in: boolean }>("/api/session").then(
+      (session) => setSignedIn(session.signed_in),
       () => setSignedIn(false),
     );
     return () => {

@@ -117,7 +117,7 @@ export function requireTokenOrSession(tokenHash: Buffer, sessions: SessionStore)
 
 const SignIn = z.strictObject({ token: z.string().min(1).max(1024) });
 
-/** POST /api/session (sign in with the token) and DELETE /api/session (sign out); mounted before the API's guard. */
+/** POST /api/session (sign in with the token), GET (signed in?), DELETE (sign out); mounted before the API's guard. */
 export function sessionRoutes(tokenHash: Buffer, sessions: SessionStore) {
   const app = new Hono();
   const tooLarge = () => {
@@ -146,6 +146,13 @@ export function sessionRoutes(tokenHash: Buffer, sessions: SessionStore) {
       secure: new URL(c.req.url).protocol === "https:",
     });
     return c.body(null, 204);
+  });
+
+  // Whether the browser's cookie (which the console's script cannot see) is a live session.
+  app.get("/api/session", (c) => {
+    requireConsoleRequest(c);
+    const sessionId = getCookie(c, SESSION_COOKIE);
+    return c.json({ signed_in: sessionId !== undefined && sessions.valid(sessionId) }, 200);
   });
 
   app.delete("/api/session", (c) => {
