@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CONSOLE_CSP, FUNCTION_CSP } from "../../src/http/console.js";
+import { ConfigError } from "../../src/config.js";
+import { CONSOLE_CSP, FUNCTION_CSP, functionsOriginIsolation } from "../../src/http/console.js";
+import { InvocationFeed, streamRoutes } from "../../src/http/stream.js";
 import { makeGateway, okResult, register, TOKEN, type Gateway } from "./harness.js";
 
 type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
@@ -60,6 +62,14 @@ describe("console sessions", () => {
     expect((await create("http://localhost")).status).toBe(201);
   });
 
+  it("GET /api/session tells the console whether its cookie is a live session", async () => {
+    const cookie = await signIn();
+    const live = await gw.call("/api/session", { token: null, headers: { cookie, ...CONSOLE } });
+    expect(await live.json()).toEqual({ signed_in: true });
+    const none = await gw.call("/api/session", { token: null, headers: CONSOLE });
+    expect(await none.json()).toEqual({ signed_in: false });
+  });
+
   it("signing out ends the session on the server", async () => {
     const cookie = await signIn();
     const out = await gw.call("/api/session", { method: "DELETE", token: null, headers: { cookie, ...CONSOLE } });
@@ -88,6 +98,15 @@ describe("/fn isolation", () => {
     const seen = new Map(gw.runner.last.request.headers);
     expect(seen.get("cookie")).toBe("a=1; b=2");
     expect(res.headers.getSetCookie()).toEqual(["own=1"]);
+  });
+});
+
+describe("FUNCTIONS_ORIGIN_ISOLATION", () => {
+  it("is on unless set to off; anything else is a configuration error", () => {
+    expect(functionsOriginIsolation(undefined)).toBe(true);
+    expect(functionsOriginIsolation("on")).toBe(true);
+    expect(functionsOriginIsolation("off")).toBe(false);
+    expect(() => functionsOriginIsolation("no")).toThrow(ConfigError);
   });
 });
 
@@ -145,6 +164,17 @@ describe("GET /api/invocations/stream", () => {
     const event = EVENT.exec(text);
     expect(JSON.parse(event![1]!)).toMatchObject({ id, function: "streamed", status: "ok", http_status: 200 });
     expect(text).not.toContain("other-fn");
+  });
+
+  it("sends a keep-alive comment when nothing happens", async () => {
+    const app = streamRoutes(new InvocationFeed(), 50);
+    const abort = new AbortController();
+    const res = await app.request("/api/invocations/stream", { signal: abort.signal });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes(": keep-alive\n\n")) text += (await reader.read()).value ?? "";
+    abort.abort();
+    expect(text.startsWith(": connected\n\n")).toBe(true);
   });
 
   it("refuses an unknown filter", async () => {
