@@ -64,6 +64,11 @@ describe("the web console", { timeout: 90_000 }, () => {
     page.on("dialog", (dialog) => void dialog.accept());
     await signIn(page);
     await page.click("text=New function");
+    // Both runtimes' templates are highlighted as their language.
+    await page.selectOption("select[name=runtime]", "node");
+    await expect.poll(() => page.locator("[data-testid=code-editor] .language-javascript .token.keyword").count()).toBeGreaterThan(0);
+    await page.selectOption("select[name=runtime]", "python");
+    await expect.poll(() => page.locator("[data-testid=code-editor] .language-python .token.keyword").count()).toBeGreaterThan(0);
     await page.fill("input[name=name]", "greet");
     await page.check("input[name=public]");
     await page.click("button:has-text('Deploy')");
