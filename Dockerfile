@@ -16,6 +16,14 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
+# The web console: static files built by Vite (served at /console/).
+FROM node:22-bookworm AS console
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY console ./console
+RUN npx vite build --config console/vite.config.ts
+
 FROM node:22-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates tzdata libc-bin iptables \
@@ -27,6 +35,7 @@ COPY package.json tsconfig.json ./
 COPY src ./src
 COPY prescripts ./prescripts
 COPY migrations ./migrations
+COPY --from=console /app/console/dist ./console/dist
 ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0 DATA_DIR=/data
 VOLUME ["/data"]
 EXPOSE 8080

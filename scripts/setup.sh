@@ -6,3 +6,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 sh scripts/build-native.sh
+sh scripts/build-console.sh

@@ -4,4 +4,5 @@ set -eu
 cd "$(dirname "$0")/.."
 (cd native && go vet ./... && go test ./...)
 npx tsc --noEmit
+npx tsc -p console --noEmit
 npx vitest run "$@"

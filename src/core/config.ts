@@ -71,6 +71,12 @@ const EnvSchema = z.object({
   /** How often old log rows are pruned (in batches, in the background). */
   LOG_PRUNE_INTERVAL_MS: int(1000, 60_000),
   SHUTDOWN_GRACE_MS: int(0, 30_000),
+  /**
+   * `on`: every /fn answer carries `Content-Security-Policy: sandbox ...`, so a function's page runs
+   * in an opaque origin and cannot reach the console's session. `off` only when functions are
+   * served from a host name of their own.
+   */
+  FUNCTIONS_ORIGIN_ISOLATION: z.enum(["on", "off"]).default("on"),
 });
 
 function isCidr(text: string): boolean {

@@ -147,20 +147,22 @@ export class InvocationLog {
     return { seq: inserted.seq, startedAt };
   }
 
-  /** Records how the invocation ended (only if the row is still `running`). */
-  finish(seq: number, end: InvocationEnd): void {
+  /** Records how the invocation ended (only if the row is still `running`); returns the truncation flags as stored. */
+  finish(seq: number, end: InvocationEnd): { stdoutTruncated: boolean; stderrTruncated: boolean } {
     const stdout = clip(end.stdout, this.maxOutputBytes);
     const stderr = clip(end.stderr, this.maxOutputBytes);
     this.bytesWritten += stdout.text.length + stderr.text.length;
+    const flags = { stdoutTruncated: end.stdoutTruncated || stdout.clipped, stderrTruncated: end.stderrTruncated || stderr.clipped };
     this.updateEnd.run({
       seq,
       ...end,
       stdout: stdout.text,
       stderr: stderr.text,
       // SQLite has no boolean; the prepared SET bypasses the column's mapping.
-      stdoutTruncated: end.stdoutTruncated || stdout.clipped ? 1 : 0,
-      stderrTruncated: end.stderrTruncated || stderr.clipped ? 1 : 0,
+      stdoutTruncated: flags.stdoutTruncated ? 1 : 0,
+      stderrTruncated: flags.stderrTruncated ? 1 : 0,
     });
+    return flags;
   }
 
   /** Output bytes recorded since the counter was last reset: what the byte budget's check looks at. */

@@ -5,14 +5,19 @@ import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
 import { Admission } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
-import { requireToken } from "./middleware/auth.js";
+import { InvocationFeed } from "./feed.js";
 import { bodyLimit } from "./middleware/body-limit.js";
+import { isolateFunctionPages } from "./middleware/function-isolation.js";
+import { requireTokenOrSession, SessionStore } from "./middleware/session.js";
 import { mountDocs } from "./openapi.js";
+import { consoleApi } from "./routes/console.js";
 import { functionsApi } from "./routes/functions.js";
 import { healthApi, type HealthChecks } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
+import { sessionApi } from "./routes/session.js";
 import { statsApi } from "./routes/stats.js";
+import { streamApi } from "./routes/stream.js";
 
 export interface AppDeps {
   config: Config;
@@ -52,13 +57,20 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.onError(onError);
   app.notFound(notFound);
-  app.use("/api/*", requireToken(deps.tokenHash), bodyLimit(maxApiBody, "a function definition"));
+  const sessions = new SessionStore();
+  const feed = new InvocationFeed();
+
+  app.route("/", consoleApi());
+  app.route("/api/session", sessionApi(deps.tokenHash, sessions)); // before the guard: signing in needs no session
+  app.use("/api/*", requireTokenOrSession(deps.tokenHash, sessions), bodyLimit(maxApiBody, "a function definition"));
+  app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
 
   app.route("/healthz", healthApi({ checks: { sandbox: deps.health ?? (() => ({ ready: true })), ...deps.checks } }));
   app.route("/api/functions", functionsApi({ config, functions }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
+  app.route("/api/invocations/stream", streamApi(feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
-  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, newId: deps.newId }));
+  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, feed, newId: deps.newId }));
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");
   return app;

@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import { apiName, apiSettings, apiSettingsShape, SETTING_KEYS, settingsOfCreate, settingsOfUpdate } from "../../core/settings.js";
+import { apiName, apiSettings, apiSettingsShape, requiredField, SETTING_KEYS, settingsOfCreate, settingsOfUpdate } from "../../core/settings.js";
 import type { CurrentFunction, FunctionStore, FunctionVersion } from "../../db/functions.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, protectedRoute } from "../schemas.js";
@@ -22,7 +22,8 @@ export function functionsApi(deps: FunctionsDeps) {
     .openapi(routes.update, updateFunction(deps))
     .openapi(routes.versions, listVersions(deps))
     .openapi(routes.version, showVersion(deps))
-    .openapi(routes.remove, deleteFunction(deps));
+    .openapi(routes.remove, deleteFunction(deps))
+    .openapi(routes.rollback, rollbackFunction(deps));
 }
 
 const errors = {
@@ -124,6 +125,26 @@ function functionRouteDefinitions(config: Config) {
       request: { params: VersionParams },
       responses: { 200: json(VersionSchema, "The version"), ...errors, 404: json(ErrorSchema, "No such function or version") },
     }),
+    rollback: createRoute({
+      method: "post",
+      path: "/{name}/rollback",
+      summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
+      ...protectedRoute,
+      request: {
+        params: NameParamSchema,
+        body: {
+          content: {
+            "application/json": {
+              schema: z
+                .strictObject({ version: z.number(requiredField).int().min(1).openapi({ example: 1, description: "The version to restore" }) })
+                .openapi("Rollback"),
+            },
+          },
+          required: true,
+        },
+      },
+      responses: { 201: json(FunctionSchema, "The function at its new version"), ...errors, 404: json(ErrorSchema, "No such function or version") },
+    }),
     remove: createRoute({
       method: "delete",
       path: "/{name}",
@@ -213,6 +234,22 @@ function showVersion({ functions }: FunctionsDeps): RouteHandler<Routes["version
     const found = functions.getVersion(name, version);
     if (!found) throw notFoundError(functions.get(name) ? `function '${name}' has no version ${version}` : `no function named '${name}'`);
     return c.json(versionJson(found), 200);
+  };
+}
+
+function rollbackFunction({ functions }: FunctionsDeps): RouteHandler<Routes["rollback"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    const { version } = c.req.valid("json");
+    const current = functions.get(name);
+    if (!current) throw unknownFunction(name);
+    const target = functions.getVersion(name, version);
+    if (!target) throw notFoundError(`function '${name}' has no version ${version}`);
+    // History only grows: the restored version is a new one, so a rollback can itself be rolled back.
+    const restored = functions.addVersion(name, { ...settingsOfUpdate(target, {}), env: current.env });
+    if (!restored) throw unknownFunction(name);
+    c.header("Location", `/api/functions/${name}`);
+    return c.json(functionJson(restored), 201);
   };
 }
 

@@ -5,6 +5,7 @@ import type { InvocationSpec, Runner } from "../../core/runner.js";
 import type { FunctionStore, FunctionVersion } from "../../db/functions.js";
 import type { InvocationLog } from "../../db/invocations.js";
 import type { Admission } from "../admission.js";
+import type { InvocationFeed } from "../feed.js";
 import { readBodyWithin } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
@@ -20,6 +21,8 @@ export interface InvokeDeps {
   runner: Runner;
   tokenHash: Buffer;
   admission: Admission;
+  /** Where each finished invocation is published (the live stream). */
+  feed?: InvocationFeed;
   /** Makes invocation ids; UUIDv7 (time-ordered) unless a test passes its own. */
   newId?: () => string;
 }
@@ -50,18 +53,20 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
 
   // The log must not stand between a caller and its answer: a failed write (a full disk) is
   // reported on stderr and by /healthz, and the invocation goes on without its row.
-  const logStart = (requestBytes: number): number | null => {
+  const logStart = (requestBytes: number) => {
     try {
-      return invocations.start({ ...row, requestBytes }).seq;
+      return { ...invocations.start({ ...row, requestBytes }), requestBytes };
     } catch (err) {
       console.error(`invocation ${id} could not be logged: ${(err as Error).message}`);
       return null;
     }
   };
-  const logEnd = (seq: number | null, outcome: Outcome) => {
-    if (seq === null) return;
+  const logEnd = (started: ReturnType<typeof logStart>, outcome: Outcome) => {
+    if (started === null) return;
     try {
-      invocations.finish(seq, outcome.end);
+      const flags = invocations.finish(started.seq, outcome.end);
+      const { stdout: _stdout, stderr: _stderr, ...end } = outcome.end;
+      deps.feed?.publish({ ...row, ...started, ...end, ...flags });
     } catch (err) {
       // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
       console.error(`invocation ${id}: could not record its end: ${(err as Error).message}`);
@@ -98,15 +103,15 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       request: toSandboxRequest(c.req.raw, target.path, body, id),
     };
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
-    const seq = logStart(body.byteLength);
-    const started = performance.now();
+    const started = logStart(body.byteLength);
+    const runStarted = performance.now();
     let outcome: Outcome;
     try {
       outcome = outcomeOfResult(await runner.run(spec), id);
     } catch (err) {
-      outcome = outcomeOfRunnerError(err, id, performance.now() - started);
+      outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
     }
-    logEnd(seq, outcome);
+    logEnd(started, outcome);
     return outcome.response;
   } finally {
     release();

@@ -1,0 +1,83 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+
+/** Debian's Chromium (`apt-get install chromium`); no browser is downloaded. */
+export const CHROMIUM = "/usr/bin/chromium";
+export const SCREENSHOTS = new URL("./screenshots/", import.meta.url).pathname;
+
+/** The set-up's console build (a no-op when console/dist is newer than its sources). */
+export function buildConsole(): void {
+  execFileSync("sh", ["scripts/build-console.sh"], { cwd: new URL("../..", import.meta.url).pathname, stdio: "inherit" });
+}
+
+export interface Chromium {
+  browser: Browser;
+  close(): Promise<void>;
+}
+
+/**
+ * Headless Chromium with nothing of its own talking to the network. Playwright gives it a fresh
+ * `--user-data-dir` of its own (a new temporary profile per launch, removed on close); passing one
+ * here is refused, since contexts need launch() rather than a persistent profile.
+ */
+export async function launchChromium(): Promise<Chromium> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+    },
+  };
+}
+
+export interface Watched {
+  context: BrowserContext;
+  /** Requests to any host but the gateway: aborted, and listed here. */
+  foreign: string[];
+  /** Console errors and uncaught exceptions of every page (CSP violations show up here). */
+  errors: string[];
+}
+
+/** A context that lets requests reach only `gatewayUrl` and records everything else it tried. */
+export async function watchedContext(browser: Browser, gatewayUrl: string, options: Parameters<Browser["newContext"]>[0] = {}): Promise<Watched> {
+  const context = await browser.newContext({ baseURL: gatewayUrl, ...options });
+  context.setDefaultTimeout(15_000);
+  const gateway = new URL(gatewayUrl);
+  const foreign: string[] = [];
+  const errors: string[] = [];
+  await context.route("**/*", async (route) => {
+    const url = new URL(route.request().url());
+    if (url.host === gateway.host && url.protocol === gateway.protocol) return route.continue();
+    foreign.push(route.request().url());
+    return route.abort("blockedbyclient");
+  });
+  context.on("page", (page) => watchPage(page, errors));
+  return { context, foreign, errors };
+}
+
+function watchPage(page: Page, errors: string[]): void {
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`${page.url()}: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => errors.push(`${page.url()}: ${error.message}`));
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}

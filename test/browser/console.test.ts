@@ -1,0 +1,222 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { client, register, removeDataDir, startServer, type Call, type Json, type Server } from "../e2e/harness.js";
+import { buildConsole, launchChromium, screenshot, watchedContext, type Chromium, type Watched } from "./browser.js";
+
+/**
+ * The console in a real Chromium against a real gateway (src/main.ts, real sandboxed
+ * interpreters): every request to a host other than the gateway is blocked and recorded.
+ */
+
+const TOKEN = "browser-test-token-0123456789";
+let server: Server;
+let chromium: Chromium;
+let desktop: Watched;
+let call: Call;
+
+beforeAll(async () => {
+  buildConsole();
+  server = await startServer({ env: { GATEWAY_TOKEN: TOKEN } });
+  call = client(() => server.url, () => TOKEN);
+  chromium = await launchChromium();
+  desktop = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
+}, 180_000);
+
+afterAll(async () => {
+  await chromium?.close();
+  await server?.stop();
+  if (server) removeDataDir(server.dataDir);
+});
+
+/** Opens the console; signs in unless the context's session cookie is still good. */
+async function signIn(page: Page): Promise<void> {
+  await page.goto("/");
+  expect(new URL(page.url()).pathname).toBe("/console/");
+  const functions = page.getByRole("heading", { name: "Functions" });
+  await Promise.race([functions.waitFor(), page.locator("input[name=token]").waitFor()]);
+  if (await functions.isVisible()) return;
+  await page.fill("input[name=token]", TOKEN);
+  await page.click("button[type=submit]");
+  await functions.waitFor();
+}
+
+const heading = (page: Page) => page.locator("h2").first();
+
+describe("the web console", { timeout: 90_000 }, () => {
+  it("signs in: the session lives in an HttpOnly SameSite=Strict cookie that script cannot read, and nothing is stored", async () => {
+    const page = await desktop.context.newPage();
+    await signIn(page);
+    const cookies = await desktop.context.cookies();
+    expect(cookies).toHaveLength(1);
+    expect(cookies[0]).toMatchObject({ name: "fngw_session", httpOnly: true, sameSite: "Strict", path: "/" });
+    expect(cookies[0]!.value).not.toContain(TOKEN);
+    const seen = await page.evaluate(() => ({
+      cookie: document.cookie,
+      local: Object.keys(localStorage).length,
+      session: Object.keys(sessionStorage).length,
+    }));
+    expect(seen).toEqual({ cookie: "", local: 0, session: 0 });
+    await page.close();
+  });
+
+  it("deploys a function, invokes it, shows its row live with its stdout, diffs two versions and rolls back", async () => {
+    const page = await desktop.context.newPage();
+    page.on("dialog", (dialog) => void dialog.accept());
+    await signIn(page);
+    await page.click("text=New function");
+    // Both runtimes' templates are highlighted as their language.
+    await page.selectOption("select[name=runtime]", "node");
+    await expect.poll(() => page.locator("[data-testid=code-editor] .language-javascript .token.keyword").count()).toBeGreaterThan(0);
+    await page.selectOption("select[name=runtime]", "python");
+    await expect.poll(() => page.locator("[data-testid=code-editor] .language-python .token.keyword").count()).toBeGreaterThan(0);
+    await page.fill("input[name=name]", "greet");
+    await page.check("input[name=public]");
+    await page.click("button:has-text('Deploy')");
+    await page.waitForURL(/#\/fn\/greet$/);
+    await expect.poll(() => heading(page).textContent()).toBe("greet v1");
+    // Highlighted Python in the editor.
+    await expect.poll(() => page.locator("[data-testid=code-editor] .token.keyword").count()).toBeGreaterThan(0);
+    const v1 = (await (await call("/api/functions/greet")).json()) as Json;
+    expect(v1).toMatchObject({ runtime: "python", version: 1, public: true });
+
+    // A second tab follows the log while the first one invokes.
+    const log = await desktop.context.newPage();
+    await log.goto("/console/#/fn/greet/log");
+    await log.getByText("No invocations yet").waitFor();
+    await page.click("a[role=tab]:has-text('invoke')");
+    await page.fill("input[name=path]", "?name=ada");
+    await page.click("button:has-text('Send')");
+    await expect.poll(() => page.locator("[data-testid=invoke-status]").textContent(), { timeout: 20_000 }).toBe("200");
+    expect(JSON.parse((await page.locator("[data-testid=invoke-body]").textContent()) ?? "")).toEqual({ hello: "ada" });
+
+    const row = log.locator("[data-testid=invocations] tr[data-id]");
+    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
+    expect(await row.textContent()).toContain("ok");
+    await row.click();
+    await expect.poll(() => log.locator("[data-testid=stdout]").textContent()).toBe("called\n");
+    await screenshot(log, "desktop-log");
+    await log.close();
+
+    // A second version, edited in the editor.
+    await page.click("a[role=tab]:has-text('code')");
+    await page.click("[data-testid=code-editor]");
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("# second version", { delay: 40 }); // about a fast typist's pace
+    await page.click("button:has-text('Save as v2')");
+    await expect.poll(() => heading(page).textContent()).toBe("greet v2");
+    const v2 = (await (await call("/api/functions/greet")).json()) as Json;
+    expect(v2.code).toBe(`${v1.code}# second version`);
+
+    await page.click("a[role=tab]:has-text('versions')");
+    await expect.poll(() => page.locator("[data-testid=diff] .added").textContent()).toBe("+ # second version\n");
+    await screenshot(page, "desktop-versions");
+    await page.click("button[data-version='1']");
+    await expect.poll(() => heading(page).textContent()).toBe("greet v3");
+    const v3 = (await (await call("/api/functions/greet")).json()) as Json;
+    expect(v3.code).toBe(v1.code);
+
+    await page.click("a[role=tab]:has-text('metrics')");
+    await expect.poll(() => page.locator("[data-testid=stats]").textContent()).toMatch(/^1 invocations/);
+    await page.locator("[data-testid=chart] canvas").waitFor();
+    await screenshot(page, "desktop-metrics");
+    await page.click("text=Functions");
+    await expect.poll(() => page.locator("table.functions tbody tr").textContent()).toMatch(/greet.*python.*v3.*ok.*0\.0% \(0\/1\)/);
+    await screenshot(page, "desktop-list");
+    await page.close();
+  });
+
+  it("a hostile function's page runs in an opaque origin: no cookie, no storage, and the API refuses it", async () => {
+    await register(call, { name: "hostile", runtime: "python", public: true, code: HOSTILE });
+    await register(call, { name: "echo-cookie", runtime: "python", public: true, code: ECHO_COOKIE });
+    const page = await desktop.context.newPage();
+    await signIn(page);
+    const apiAnswers: { status: number; consoleHeader: boolean }[] = [];
+    page.on("response", (res) => {
+      // Only what the function's page asked for, not the console's own calls.
+      if (new URL(res.url()).pathname.startsWith("/api/") && new URL(res.frame().url()).pathname === "/fn/hostile") {
+        apiAnswers.push({ status: res.status(), consoleHeader: res.request().headers()["x-fngw-console"] === "1" });
+      }
+    });
+    const answer = await page.goto("/fn/hostile");
+    expect(answer?.headers()["content-security-policy"]).toMatch(/^sandbox allow-scripts/);
+    await page.locator("#out[data-done='1']").waitFor();
+    const seen = JSON.parse((await page.locator("#out").textContent()) ?? "") as Record<string, string>;
+    expect(seen).toEqual({
+      origin: "null",
+      cookie: "threw SecurityError",
+      localStorage: "threw SecurityError",
+      sessionStorage: "threw SecurityError",
+      plain: "threw TypeError",
+      withConsoleHeader: "threw TypeError",
+      noCors: "opaque 0 0",
+    });
+    // What reached the gateway was refused; the request with the console header never got past its preflight.
+    expect(apiAnswers.length).toBeGreaterThan(0);
+    for (const answered of apiAnswers) expect(answered.status).toBe(401);
+
+    // A same-origin navigation to /fn carries the cookie, but the function never sees it.
+    await page.goto("/fn/echo-cookie");
+    expect(await page.locator("body").textContent()).toBe("cookie: none");
+    await page.close();
+  });
+
+  it("works on a phone", async () => {
+    const phone = await watchedContext(chromium.browser, server.url, {
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    const page = await phone.context.newPage();
+    await signIn(page);
+    await expect.poll(() => page.locator("table.functions").textContent()).toMatch(/^(?!.*…).*greet/); // details loaded
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBe(0);
+    await screenshot(page, "phone-list");
+    await page.goto("/console/#/fn/greet/log");
+    await page.locator("[data-testid=invocations] tr[data-id]").first().click();
+    await page.locator("[data-testid=stdout]").waitFor();
+    await screenshot(page, "phone-log");
+    await page.goto("/console/#/fn/greet/code");
+    await page.locator("[data-testid=code-editor] .token.keyword").first().waitFor();
+    await screenshot(page, "phone-code");
+    expect(phone.foreign).toEqual([]);
+    expect(phone.errors).toEqual([]);
+    await phone.context.close();
+  });
+
+  it("asked for nothing but the gateway, and no console page logged an error (CSP violations included)", () => {
+    expect(desktop.foreign).toEqual([]);
+    expect(desktop.errors.filter((error) => error.includes("/console/"))).toEqual([]);
+  });
+});
+
+/** A page whose script tries to reach what the console holds. */
+const HOSTILE = `PAGE = """<!doctype html><html><body><pre id="out">running</pre><script>
+(async () => {
+  const out = { origin: self.origin };
+  const attempt = async (label, action) => {
+    try { out[label] = await action(); } catch (e) { out[label] = "threw " + e.name; }
+  };
+  await attempt("cookie", () => document.cookie);
+  await attempt("localStorage", () => String(localStorage.length));
+  await attempt("sessionStorage", () => String(sessionStorage.length));
+  await attempt("plain", async () => { const r = await fetch("/api/functions", { credentials: "include" }); return r.status + " " + (await r.text()); });
+  await attempt("withConsoleHeader", async () => {
+    const r = await fetch("/api/functions", { credentials: "include", headers: { "X-Fngw-Console": "1" } });
+    return r.status + " " + (await r.text());
+  });
+  await attempt("noCors", async () => { const r = await fetch("/api/functions", { mode: "no-cors", credentials: "include" }); return r.type + " " + r.status + " " + (await r.text()).length; });
+  const el = document.getElementById("out");
+  el.textContent = JSON.stringify(out);
+  el.dataset.done = "1";
+})();
+</script></body></html>"""
+
+def handler(request):
+    return (PAGE, 200, {"content-type": "text/html; charset=utf-8"})
+`;
+
+const ECHO_COOKIE = `def handler(request):
+    return "cookie: " + (request.headers.get("cookie") or "none")
+`;
