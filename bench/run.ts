@@ -52,7 +52,8 @@ const perCase = options.requests ?? (options.quick ? 24 : 300);
 const idleRequests = options.idleRequests ?? (options.quick ? 8 : 40);
 
 interface CaseResult {
-  mode: IsolationMode | "bare";
+  /** For bare spawns: the mode whose rows they were measured beside. */
+  mode: IsolationMode;
   runtime: Runtime;
   kind: "hello" | "json" | "spawn";
   /** "idle" = one at a time, 400 ms apart. */
@@ -68,21 +69,10 @@ const loadBefore = os.loadavg();
 const results: CaseResult[] = [];
 const skippedModes: { mode: IsolationMode; reason: string }[] = [];
 
-// Bare interpreters first, with nothing else running.
 const config = loadConfig({ DATA_DIR: os.tmpdir() });
 const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
 const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
-const bare = new Map<string, Figures>();
-for (const runtime of RUNTIMES) {
-  const [binary, args] = bareCommand(runtime, binaries);
-  await spawnLoad(binary, args, 1, 3); // warm the page cache
-  for (const concurrency of CONCURRENCIES) {
-    const figures = await spawnLoad(binary, args, concurrency, perCase);
-    bare.set(`${runtime}/${concurrency}`, figures);
-    results.push({ mode: "bare", runtime, kind: "spawn", concurrency, figures, p50Ratio: 1, throughputRatio: 1 });
-    process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
-  }
-}
+for (const runtime of RUNTIMES) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
 
 const nodeArgs = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProf)}`] : [];
 const gateway = await Gateway.start({}, nodeArgs);
@@ -93,7 +83,7 @@ try {
   for (const mode of ISOLATION_MODES) {
     const registered = await registerAll(mode);
     if (registered === null) continue;
-    for (const [name, fn] of registered) await measureFunction(name, fn, mode);
+    for (const runtime of RUNTIMES) await measureRuntime(runtime, [...registered].filter(([, fn]) => fn.runtime === runtime), mode);
   }
 } catch (error) {
   console.error(gateway.log);
@@ -145,21 +135,27 @@ async function registerAll(mode: IsolationMode): Promise<Map<string, BenchFuncti
   return registered;
 }
 
-async function measureFunction(name: string, fn: BenchFunction, mode: IsolationMode): Promise<void> {
-  const target: Target = {
-    url: `${gateway.url}/fn/${name}${fn.query}`,
-    method: fn.method,
-    headers: { authorization: `Bearer ${gateway.token}`, ...fn.headers },
-    body: fn.body,
-  };
-  let sent = 0;
-  const record = (concurrency: number | "idle", figures: Figures) => {
-    sent += figures.sent;
-    const base = bare.get(`${fn.runtime}/${concurrency === "idle" ? 1 : concurrency}`)!;
+/**
+ * A runtime's functions at each concurrency, each level right after the bare spawn at the same
+ * level, so that the load of the host (shared with other work) is alike for both.
+ */
+async function measureRuntime(runtime: Runtime, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
+  const targets = functions.map(([name, fn]): [string, Target] => [
+    name,
+    {
+      url: `${gateway.url}/fn/${name}${fn.query}`,
+      method: fn.method,
+      headers: { authorization: `Bearer ${gateway.token}`, ...fn.headers },
+      body: fn.body,
+    },
+  ]);
+  const kindOf = new Map(functions.map(([name, fn]) => [name, fn.kind]));
+  const record = (name: string, concurrency: number | "idle", figures: Figures, base: Figures) => {
+    countSent(name, figures.sent);
     results.push({
       mode,
-      runtime: fn.runtime,
-      kind: fn.kind,
+      runtime,
+      kind: kindOf.get(name)!,
       concurrency,
       figures,
       p50Ratio: figures.p50 / base.p50,
@@ -167,10 +163,22 @@ async function measureFunction(name: string, fn: BenchFunction, mode: IsolationM
     });
     process.stderr.write(`${name} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms, ${figures.throughput.toFixed(1)}/s\n`);
   };
-  sent += (await drive(target, 1, WARMUP_REQUESTS)).sent;
-  record("idle", await driveIdle(target, idleRequests, IDLE_GAP_MS));
-  for (const concurrency of CONCURRENCIES) record(concurrency, await drive(target, concurrency, perCase));
-  expectedRows.set(name, sent);
+  const countSent = (name: string, sent: number) => expectedRows.set(name, (expectedRows.get(name) ?? 0) + sent);
+  // The warm-up's rows count in the log check; its figures are not kept.
+  for (const [name, target] of targets) countSent(name, (await drive(target, 1, WARMUP_REQUESTS)).sent);
+  for (const concurrency of CONCURRENCIES) {
+    const base = await bareAt(runtime, concurrency, mode);
+    if (concurrency === 1) for (const [name, target] of targets) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
+    for (const [name, target] of targets) record(name, concurrency, await drive(target, concurrency, perCase), base);
+  }
+}
+
+/** The bare interpreter of `runtime`: `perCase` spawns by `concurrency` spawners. */
+async function bareAt(runtime: Runtime, concurrency: number, mode: IsolationMode): Promise<Figures> {
+  const figures = await spawnLoad(...bareCommand(runtime, binaries), concurrency, perCase);
+  results.push({ mode, runtime, kind: "spawn", concurrency, figures, p50Ratio: 1, throughputRatio: 1 });
+  process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
+  return figures;
 }
 
 async function checkLog() {
@@ -191,20 +199,20 @@ async function checkLog() {
 function printTable(): void {
   const fmt = (value: number | null, digits = 1) => (value === null || Number.isNaN(value) ? "-" : value.toFixed(digits));
   const rows = results.map((r) => [
-    r.mode === "bare" ? `bare ${r.runtime}` : `${r.runtime} ${r.kind}`,
+    r.kind === "spawn" ? `bare ${r.runtime}` : `${r.runtime} ${r.kind}`,
     r.mode,
     String(r.concurrency),
     fmt(r.figures.p50),
     fmt(r.figures.p95),
     fmt(r.figures.p99),
     fmt(r.figures.throughput),
-    r.mode === "bare" ? `${r.figures.errors} failed` : String(r.figures.non2xx + r.figures.errors),
+    r.kind === "spawn" ? `${r.figures.errors} failed` : String(r.figures.non2xx + r.figures.errors),
     r.p50Ratio === null ? "-" : `${fmt(r.p50Ratio, 2)}x`,
     r.throughputRatio === null ? "-" : `${fmt(r.throughputRatio, 2)}x`,
   ]);
   console.log(
     `\n${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
-      "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency (idle: against c=1)\n",
+      "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1)\n",
   );
   console.log(table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio"], rows));
   for (const { mode, reason } of skippedModes) console.log(`isolation "${mode}" skipped: the gateway answers 400 (${reason})`);
