@@ -24,7 +24,7 @@ import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/loa
 import { table, type Figures } from "./lib/stats.js";
 
 /** Isolation modes to try; "default" registers without the field. A mode the gateway refuses (400) is skipped. */
-export const ISOLATION_MODES = ["default", "invocation", "function"] as const;
+const ISOLATION_MODES = ["default", "invocation", "function"] as const;
 type IsolationMode = (typeof ISOLATION_MODES)[number];
 const CONCURRENCIES = [1, 4, 8] as const;
 const IDLE_GAP_MS = 400;

@@ -24,7 +24,15 @@ export async function drive(target: Target, concurrency: number, total: number):
   const finished = new Promise<{ error: Error | null; result: autocannon.Result }>((resolve) => (finish = resolve));
   const started = performance.now();
   const instance = autocannon(
-    { url: target.url, method: target.method, headers: target.headers, body: target.body, connections: concurrency, amount: total, timeout: 30 },
+    {
+      url: target.url,
+      method: target.method,
+      headers: target.headers,
+      body: target.body,
+      connections: concurrency,
+      amount: Math.max(total, concurrency), // autocannon refuses fewer requests than connections
+      timeout: 30,
+    },
     (error, result) => finish({ error: error as Error | null, result }),
   );
   instance.on("response", (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
