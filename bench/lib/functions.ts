@@ -1,0 +1,59 @@
+import type { Runtime } from "../../src/core/runtimes.js";
+
+/** A function the bench registers, and the request it sends to it. */
+export interface BenchFunction {
+  /** Short label: `hello` or `json`. */
+  kind: "hello" | "json";
+  runtime: Runtime;
+  code: string;
+  method: "GET" | "POST";
+  /** Path and query after `/fn/<name>`. */
+  query: string;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+/** What the JSON-transform functions receive: a small order, ~1 KiB. */
+export const ORDER_BODY = JSON.stringify({
+  customer: "bench",
+  items: Array.from({ length: 12 }, (_, i) => ({ sku: `sku-${i}`, name: `item number ${i}`, price: 1.25 * (i + 1), qty: (i % 3) + 1 })),
+});
+
+const PYTHON_HELLO = `def handler(request):
+    return {"hello": request.query.get("name", "world")}
+`;
+
+const NODE_HELLO = `export default async function (request) {
+  return Response.json({ hello: new URL(request.url).searchParams.get("name") });
+}
+`;
+
+// Parse the body, transform (totals, upper-cased names, sorted by line total), answer JSON.
+const PYTHON_JSON = `def handler(request):
+    order = request.json()
+    lines = [
+        {"sku": item["sku"], "name": item["name"].upper(), "total": round(item["price"] * item["qty"], 2)}
+        for item in order["items"]
+    ]
+    lines.sort(key=lambda line: line["total"], reverse=True)
+    return {"customer": order["customer"], "lines": lines, "total": round(sum(l["total"] for l in lines), 2)}
+`;
+
+const NODE_JSON = `export default async function (request) {
+  const order = await request.json();
+  const lines = order.items
+    .map((item) => ({ sku: item.sku, name: item.name.toUpperCase(), total: Math.round(item.price * item.qty * 100) / 100 }))
+    .sort((a, b) => b.total - a.total);
+  const total = Math.round(lines.reduce((sum, line) => sum + line.total, 0) * 100) / 100;
+  return Response.json({ customer: order.customer, lines, total });
+}
+`;
+
+const JSON_REQUEST = { method: "POST", query: "", body: ORDER_BODY, headers: { "content-type": "application/json" } } as const;
+
+export const BENCH_FUNCTIONS: readonly BenchFunction[] = [
+  { kind: "hello", runtime: "python", code: PYTHON_HELLO, method: "GET", query: "?name=bench" },
+  { kind: "hello", runtime: "node", code: NODE_HELLO, method: "GET", query: "?name=bench" },
+  { kind: "json", runtime: "python", code: PYTHON_JSON, ...JSON_REQUEST },
+  { kind: "json", runtime: "node", code: NODE_JSON, ...JSON_REQUEST },
+];

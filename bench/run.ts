@@ -1,0 +1,219 @@
+/**
+ * The gateway end to end, beside the bare interpreters, in one run.
+ *   npm run bench [-- --quick] [-- --requests 300] [-- --cpu-prof DIR]
+ *
+ * Starts the gateway (src/main.ts) as a child process on a free loopback port with a fresh
+ * DATA_DIR and token, registers a hello world and a JSON transform in each runtime for every
+ * isolation mode it accepts, and drives each over HTTP (autocannon) at concurrency 1, 4 and 8,
+ * plus one at a time with 400 ms between calls (idle: a standby always ready). The bare
+ * interpreters (`python3 -I -S -c pass`, `node -e 0`, the real binaries the gateway resolves)
+ * are spawned the same way. Prints a table, writes every figure to bench/results/<time>.json,
+ * then checks the log lost nothing: one row per request sent, and no 5xx.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import { loadConfig } from "../src/core/config.js";
+import { resolveInterpreters } from "../src/sandbox/binaries.js";
+import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
+import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
+import { Gateway } from "./lib/gateway.js";
+import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/load.js";
+import { table, type Figures } from "./lib/stats.js";
+
+/** Isolation modes to try; "default" registers without the field. A mode the gateway refuses (400) is skipped. */
+const ISOLATION_MODES = ["default", "invocation", "function"] as const;
+type IsolationMode = (typeof ISOLATION_MODES)[number];
+const CONCURRENCIES = [1, 4, 8] as const;
+const IDLE_GAP_MS = 400;
+const WARMUP_REQUESTS = 3;
+const RESULTS_DIR = fileURLToPath(new URL("./results", import.meta.url));
+
+const positiveInt = (text: string) => {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError("a positive integer");
+  return value;
+};
+
+const options = new Command()
+  .name("bench")
+  .description("Latency and throughput of the gateway against the bare interpreters")
+  .option("--quick", "a short run (under a minute): fewer requests per case")
+  .option("--requests <n>", "requests per case at each concurrency (default 300, quick 24)", positiveInt)
+  .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 8)", positiveInt)
+  .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
+  .option("--out <dir>", "where the JSON results go", RESULTS_DIR)
+  .parse()
+  .opts<{ quick?: boolean; requests?: number; idleRequests?: number; cpuProf?: string; out: string }>();
+
+const perCase = options.requests ?? (options.quick ? 24 : 300);
+const idleRequests = options.idleRequests ?? (options.quick ? 8 : 40);
+
+interface CaseResult {
+  /** For bare spawns: the mode whose rows they were measured beside. */
+  mode: IsolationMode;
+  runtime: Runtime;
+  kind: "hello" | "json" | "spawn";
+  /** "idle" = one at a time, 400 ms apart. */
+  concurrency: number | "idle";
+  figures: Figures;
+  p50Ratio: number | null;
+  throughputRatio: number | null;
+}
+
+const startedAt = new Date();
+// Other work on the host skews every figure; the load average says how much there was.
+const loadBefore = os.loadavg();
+const results: CaseResult[] = [];
+const skippedModes: { mode: IsolationMode; reason: string }[] = [];
+
+const config = loadConfig({ DATA_DIR: os.tmpdir() });
+const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
+const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
+for (const runtime of RUNTIMES) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
+
+const nodeArgs = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProf)}`] : [];
+const gateway = await Gateway.start({}, nodeArgs);
+let health: unknown = null;
+const expectedRows = new Map<string, number>();
+try {
+  health = await (await fetch(`${gateway.url}/healthz`)).json();
+  for (const mode of ISOLATION_MODES) {
+    const registered = await registerAll(mode);
+    if (registered === null) continue;
+    for (const runtime of RUNTIMES) await measureRuntime(runtime, [...registered].filter(([, fn]) => fn.runtime === runtime), mode);
+  }
+} catch (error) {
+  console.error(gateway.log);
+  await gateway.stop();
+  throw error;
+}
+const logCheck = await checkLog();
+await gateway.stop();
+
+printTable();
+fs.mkdirSync(options.out, { recursive: true });
+const file = path.join(options.out, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
+const environment = {
+  cores: os.availableParallelism(),
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  kernel: os.release(),
+  loadAverage: { before: loadBefore, after: os.loadavg() },
+  node: process.version,
+  python: interpreters.python.version,
+  binaries,
+  gatewayHealth: health,
+};
+const settings = { quick: Boolean(options.quick), perCase, idleRequests, idleGapMs: IDLE_GAP_MS, warmup: WARMUP_REQUESTS };
+fs.writeFileSync(file, JSON.stringify({ startedAt, settings, environment, skippedModes, results, logCheck }, null, 2) + "\n");
+console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
+const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
+if (lost.length > 0) {
+  console.error(`LOG CHECK FAILED: ${lost.map((c) => `${c.function}: ${c.rows} rows for ${c.sent} sent, ${c.fiveXX} 5xx`).join("; ")}`);
+  process.exitCode = 1;
+} else {
+  console.log(`log check: ${logCheck.reduce((sum, c) => sum + c.rows, 0)} rows for as many requests, no 5xx`);
+}
+
+/** Registers every bench function in `mode`; null (and the mode noted as skipped) if the gateway refuses it with 400. */
+async function registerAll(mode: IsolationMode): Promise<Map<string, BenchFunction> | null> {
+  const registered = new Map<string, BenchFunction>();
+  for (const fn of BENCH_FUNCTIONS) {
+    const name = `bench-${fn.runtime}-${fn.kind}-${mode}`;
+    const body = { name, runtime: fn.runtime, code: fn.code, ...(mode === "default" ? {} : { isolation: mode }) };
+    const { status, json } = await gateway.api<{ error?: { message: string } }>("POST", "/api/functions", body, [201, 400]);
+    if (status === 400) {
+      const reason = json.error?.message ?? "400";
+      skippedModes.push({ mode, reason });
+      console.log(`isolation "${mode}": skipped, the gateway refuses it (400: ${reason})`);
+      return null;
+    }
+    registered.set(name, fn);
+  }
+  return registered;
+}
+
+/**
+ * A runtime's functions at each concurrency, each level right after the bare spawn at the same
+ * level, so that the load of the host (shared with other work) is alike for both.
+ */
+async function measureRuntime(runtime: Runtime, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
+  const targets = functions.map(([name, fn]): [string, Target] => [
+    name,
+    {
+      url: `${gateway.url}/fn/${name}${fn.query}`,
+      method: fn.method,
+      headers: { authorization: `Bearer ${gateway.token}`, ...fn.headers },
+      body: fn.body,
+    },
+  ]);
+  const kindOf = new Map(functions.map(([name, fn]) => [name, fn.kind]));
+  const record = (name: string, concurrency: number | "idle", figures: Figures, base: Figures) => {
+    countSent(name, figures.sent);
+    results.push({
+      mode,
+      runtime,
+      kind: kindOf.get(name)!,
+      concurrency,
+      figures,
+      p50Ratio: figures.p50 / base.p50,
+      throughputRatio: concurrency === "idle" ? null : figures.throughput / base.throughput,
+    });
+    process.stderr.write(`${name} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms, ${figures.throughput.toFixed(1)}/s\n`);
+  };
+  const countSent = (name: string, sent: number) => expectedRows.set(name, (expectedRows.get(name) ?? 0) + sent);
+  // The warm-up's rows count in the log check; its figures are not kept.
+  for (const [name, target] of targets) countSent(name, (await drive(target, 1, WARMUP_REQUESTS)).sent);
+  for (const concurrency of CONCURRENCIES) {
+    const base = await bareAt(runtime, concurrency, mode);
+    if (concurrency === 1) for (const [name, target] of targets) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
+    for (const [name, target] of targets) record(name, concurrency, await drive(target, concurrency, perCase), base);
+  }
+}
+
+/** The bare interpreter of `runtime`: `perCase` spawns by `concurrency` spawners. */
+async function bareAt(runtime: Runtime, concurrency: number, mode: IsolationMode): Promise<Figures> {
+  const figures = await spawnLoad(...bareCommand(runtime, binaries), concurrency, perCase);
+  results.push({ mode, runtime, kind: "spawn", concurrency, figures, p50Ratio: 1, throughputRatio: 1 });
+  process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
+  return figures;
+}
+
+async function checkLog() {
+  const checks = [];
+  for (const [name, sent] of expectedRows) {
+    const rows = await gateway.invocations(name);
+    checks.push({
+      function: name,
+      sent,
+      rows: rows.length,
+      fiveXX: rows.filter((row) => (row.http_status ?? 0) >= 500).length,
+      statuses: rows.reduce<Record<string, number>>((counts, row) => ({ ...counts, [row.status]: (counts[row.status] ?? 0) + 1 }), {}),
+    });
+  }
+  return checks;
+}
+
+function printTable(): void {
+  const fmt = (value: number | null, digits = 1) => (value === null || Number.isNaN(value) ? "-" : value.toFixed(digits));
+  const rows = results.map((r) => [
+    r.kind === "spawn" ? `bare ${r.runtime}` : `${r.runtime} ${r.kind}`,
+    r.mode,
+    String(r.concurrency),
+    fmt(r.figures.p50),
+    fmt(r.figures.p95),
+    fmt(r.figures.p99),
+    fmt(r.figures.throughput),
+    r.kind === "spawn" ? `${r.figures.errors} failed` : String(r.figures.non2xx + r.figures.errors),
+    r.p50Ratio === null ? "-" : `${fmt(r.p50Ratio, 2)}x`,
+    r.throughputRatio === null ? "-" : `${fmt(r.throughputRatio, 2)}x`,
+  ]);
+  console.log(
+    `\n${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
+      "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1)\n",
+  );
+  console.log(table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio"], rows));
+  for (const { mode, reason } of skippedModes) console.log(`isolation "${mode}" skipped: the gateway answers 400 (${reason})`);
+}
