@@ -29,6 +29,8 @@ import {
 //                                      its site-packages hidden under an empty tmpfs
 //       lib/...                        copies of the few shared libraries lib-dynload modules open
 //       tmp/             mount point for each invocation's private tmpfs
+//       packages/        mount point for a function's package environment (docs/packages.md)
+//       node_modules     symlink to packages/node_modules: Node resolves bare specifiers from there
 //     slots/<k>/         a recursive, read-only bind of base/ per sandbox slot; the
 //                        slot's /tmp is a fresh size-bounded tmpfs per invocation
 //
@@ -38,6 +40,8 @@ const DEVICES = ["null", "zero", "random", "urandom"];
 const CA_CERTIFICATES = "/usr/share/ca-certificates";
 const JAIL_TMPFS_SIZE = "256m";
 const TMP_INODES = 16384;
+/** Where a function's package environment appears inside the jail. */
+export const PACKAGES_MOUNT = "/packages";
 
 export interface SlotIdentity {
   uid: number;
@@ -93,6 +97,19 @@ export class Jail {
     mount("fngw-tmp", path.join(this.root(k), "tmp"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
   }
 
+  /** Binds a package environment read-only (and without devices or set-uid) at the slot's /packages. */
+  mountPackages(k: number, dir: string): void {
+    const target = path.join(this.root(k), PACKAGES_MOUNT);
+    mount(dir, target, null, MS_BIND | MS_REC);
+    mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV);
+  }
+
+  /** Detaches the slot's /packages, leaving the empty mount point. */
+  unmountPackages(k: number): void {
+    const target = path.join(this.root(k), PACKAGES_MOUNT);
+    if (isMountPoint(target)) umount2(target, MNT_DETACH);
+  }
+
   /** Detaches the slot's /tmp; its files go with it. */
   unmountTmp(k: number): void {
     umount2(path.join(this.root(k), "tmp"), MNT_DETACH);
@@ -122,7 +139,9 @@ function unescapeMountPath(field: string): string {
 
 function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall): void {
   const inside = (p: string) => path.join(base, p);
-  for (const d of ["etc", "dev", "tmp", "usr/share/zoneinfo"]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
+  for (const d of ["etc", "dev", "tmp", "usr/share/zoneinfo", PACKAGES_MOUNT]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
+  // Node looks for bare specifiers in /node_modules when walking up from /function.js or /tmp.
+  fs.symlinkSync("packages/node_modules", inside("node_modules"));
 
   const users = slots.map(({ uid, gid }, k) => ({ name: `sandbox${k}`, uid, gid }));
   writeFile(inside("etc/passwd"), ["root:x:0:0:root:/root:/usr/sbin/nologin", ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:sandbox:/tmp:/usr/sbin/nologin`)]);

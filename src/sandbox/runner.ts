@@ -51,6 +51,7 @@ export async function runInSlot(settings: RunnerSettings, resources: SlotResourc
   };
   jail.mountTmp(slot.index);
   try {
+    if (spec.packagesDir !== undefined) jail.mountPackages(slot.index, spec.packagesDir);
     cgroup?.setMemoryLimit(spec.memoryMb);
     const oomBefore = cgroup?.oomKills() ?? 0;
     const interpreter = settings.standby.take(spec.runtime);
@@ -60,6 +61,7 @@ export async function runInSlot(settings: RunnerSettings, resources: SlotResourc
     const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
     return classify(outcome, spec, oomKilled, settings);
   } finally {
+    if (spec.packagesDir !== undefined) jail.unmountPackages(slot.index);
     jail.unmountTmp(slot.index);
     settings.standby.refill();
   }
@@ -72,6 +74,7 @@ function encodePayload(spec: InvocationSpec): Buffer {
     ...envelope,
     env: { ...BASE_ENV, ...spec.env },
     code: Buffer.from(spec.code).toString("base64"),
+    packages: spec.packagesDir !== undefined,
     body_length: body.byteLength,
   });
   return Buffer.concat([Buffer.from(header + "\n"), body]);

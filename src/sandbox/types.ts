@@ -34,6 +34,8 @@ export interface InvocationSpec {
   memoryMb: number;
   network: boolean;
   request: SandboxRequest;
+  /** A ready package environment (docs/packages.md), bound read-only at /packages for this run. */
+  packagesDir?: string;
 }
 
 /**
