@@ -52,14 +52,7 @@ export interface InstallOutcome {
 export async function runInstall(tools: InstallerTools, limits: InstallLimits, job: InstallJob): Promise<InstallOutcome> {
   const tree = path.join(job.stagingDir, "tree");
   const home = path.join(job.stagingDir, "home");
-  const env = {
-    PATH: "/usr/local/bin:/usr/bin:/bin",
-    HOME: home,
-    TMPDIR: home,
-    LANG: "C.UTF-8",
-    PIP_NO_CACHE_DIR: "1",
-    npm_config_cache: path.join(home, ".npm"),
-  };
+  const env = installerEnv(home);
   const run = (args: string[], binary: string) => runConfined(tools.confinement.wrap(limits.uid, [binary, ...args]), { cwd: tree, env, limits, cgroup: job.cgroup });
 
   if (job.runtime === "python") {
@@ -81,6 +74,18 @@ export async function runInstall(tools: InstallerTools, limits: InstallLimits, j
   if (!installed.ok) return { ok: false, error: explainNpmFailure(installed), output: installed.output, lock: null };
   const lock = fs.readFileSync(path.join(tree, "package-lock.json"), "utf8");
   return { ok: true, error: null, output: installed.output, lock };
+}
+
+/** The installer's whole environment: nothing of the gateway's (no token, no settings). */
+export function installerEnv(home: string): Record<string, string> {
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: home,
+    TMPDIR: home,
+    LANG: "C.UTF-8",
+    PIP_NO_CACHE_DIR: "1",
+    npm_config_cache: path.join(home, ".npm"),
+  };
 }
 
 interface ProcessResult {
@@ -135,8 +140,9 @@ function killGroup(pid: number | undefined): void {
 
 /** pip says the same for a missing package, an unmatched constraint and a source-only one; the index tells them apart. */
 async function explainPipFailure(result: ProcessResult, packages: PackageSpec[], pip: (args: string[]) => Promise<ProcessResult>): Promise<string> {
+  if (!result.reason.startsWith("the installer exited")) return result.reason; // time, memory, signal
   const unsatisfied = /Could not find a version that satisfies the requirement ([A-Za-z0-9._-]+)/.exec(result.output);
-  if (unsatisfied && result.reason.startsWith("the installer exited")) {
+  if (unsatisfied) {
     const name = canonicalPythonName(unsatisfied[1]!);
     // Lists every release, source-only ones included; reads the index, runs no package code.
     const listed = await pip(["index", "versions", name, "--disable-pip-version-check", "--no-input"]);
@@ -155,6 +161,7 @@ async function explainPipFailure(result: ProcessResult, packages: PackageSpec[],
 }
 
 function explainNpmFailure(result: ProcessResult): string {
+  if (!result.reason.startsWith("the installer exited")) return result.reason; // time, memory, signal
   const missing = /404\s+'?([^'\s]+)'? is not in this registry|404 Not Found - GET \S+\/([^/\s]+)(?:\s|$)/.exec(result.output);
   if (missing) return `${decodeURIComponent(missing[1] ?? missing[2]!)}: no such package in the npm registry`;
   if (/ETARGET/.test(result.output)) {

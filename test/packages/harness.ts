@@ -19,8 +19,8 @@ export interface StoreHandle extends OpenedPackageStore {
 
 export const installerUid = () => 299_000 + Math.floor(Number(process.env.TEST_UID_OFFSET ?? "0") / 1000);
 
-export function openStore(env: Record<string, string> = {}): StoreHandle {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-packages-"));
+/** Opens a store on a new data directory, or on `dataDir` to see what an earlier store left. */
+export function openStore(env: Record<string, string> = {}, dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-packages-"))): StoreHandle {
   const stagingDir = path.join(dataDir, "staging");
   const uid = installerUid();
   const config = loadPackagesConfig({ PACKAGES_UID: String(uid), PACKAGES_STAGING_DIR: stagingDir, PACKAGES_PARALLEL: "2", ...env });
