@@ -1,3 +1,5 @@
+// One class, the store's whole life cycle (queue, build, seal, record, sweep): longer than
+// usual because splitting it would scatter one state machine.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -53,7 +55,7 @@ export interface PackageStoreOptions {
   log?: (line: string) => void;
 }
 
-interface Worker {
+interface InstallWorker {
   uid: number;
   cgroup: SlotCgroup | null;
 }
@@ -70,7 +72,7 @@ export class PackageStore {
   private readonly records = new Map<string, EnvironmentRecord>();
   private readonly queue: string[] = [];
   /** One per parallel install: its own uid (PACKAGES_UID, PACKAGES_UID - 1, ...) and cgroup. */
-  private readonly idleWorkers: Worker[];
+  private readonly idleWorkers: InstallWorker[];
   private readonly settled = new Map<string, { promise: Promise<EnvironmentRecord>; resolve: (r: EnvironmentRecord) => void }>();
   private readonly lastUsed = new Map<string, number>();
   private referenced = new Set<string>();
@@ -81,9 +83,7 @@ export class PackageStore {
   constructor(private readonly options: PackageStoreOptions) {
     // Separate uids, so that ending one install's strays never touches another install.
     this.idleWorkers = Array.from({ length: options.parallel }, (_, k) => ({ uid: options.limits.uid - k, cgroup: options.cgroups[k] ?? null }));
-    fs.mkdirSync(options.stagingDir, { recursive: true, mode: 0o711 });
-    fs.chownSync(options.stagingDir, 0, 0);
-    fs.chmodSync(options.stagingDir, 0o711);
+    ensureRootDir(options.stagingDir, 0o711);
     for (const runtime of ["python", "node"] as const) {
       const dir = path.join(options.dataDir, "packages", runtime);
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -206,7 +206,7 @@ export class PackageStore {
     }
   }
 
-  private async build(key: string, worker: Worker): Promise<void> {
+  private async build(key: string, worker: InstallWorker): Promise<void> {
     let record = this.records.get(key);
     if (!record) return;
     record = this.update(record, { state: "building", error: null, output: "" });
@@ -270,6 +270,21 @@ export class PackageStore {
   private envDir(record: Pick<EnvironmentRecord, "runtime" | "key">): string {
     return path.join(this.options.dataDir, "packages", record.runtime, record.key);
   }
+}
+
+/**
+ * The staging root may sit in a shared directory such as /tmp: a path someone else created
+ * (a link, or a directory of theirs) is refused rather than followed or taken over.
+ */
+function ensureRootDir(dir: string, mode: number): void {
+  try {
+    fs.mkdirSync(dir, { mode });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  const stat = fs.lstatSync(dir);
+  if (!stat.isDirectory() || stat.uid !== 0) throw new Error(`${dir} must be a directory owned by root (it is not: refusing to use it for package installs)`);
+  fs.chmodSync(dir, mode);
 }
 
 function nameOf(runtime: Runtime, spec: string): string {

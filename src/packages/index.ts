@@ -38,7 +38,9 @@ export function openPackageStore(
   const npmCli = npmCliPath(interpreters.node.binary);
   // Everything the installers read: the Python prefix (binary, libpython, stdlib, pip), Node and npm.
   const reach = [path.dirname(path.dirname(interpreters.python.binary)), path.dirname(interpreters.node.binary), path.dirname(path.dirname(npmCli))];
-  const store = new PackageStore({
+  let store: PackageStore;
+  try {
+    store = new PackageStore({
     dataDir,
     stagingDir,
     maxBytes: config.PACKAGES_MAX_MB * 2 ** 20,
@@ -54,7 +56,11 @@ export function openPackageStore(
     versions: { python: interpreters.python.version, node: interpreters.node.version },
     cgroups: cgroups && cgroups.mode !== "none" ? Array.from({ length: config.PACKAGES_PARALLEL }, (_, k) => cgroups!.slot(k)) : [],
     log,
-  });
+    });
+  } catch (error) {
+    cgroups?.close();
+    throw error;
+  }
   return {
     store,
     close: async () => {

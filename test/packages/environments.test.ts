@@ -152,6 +152,19 @@ describe("the store", () => {
     }
   }, INSTALL_TIMEOUT);
 
+  it("refuses a staging directory that is a link or someone else's, and leaves it untouched", () => {
+    const elsewhere = fs.mkdtempSync(path.join(handle.dataDir, "elsewhere-"));
+    const link = path.join(handle.dataDir, "staging-link");
+    fs.symlinkSync(elsewhere, link);
+    expect(() => openStore({ PACKAGES_STAGING_DIR: link }, handle.dataDir)).toThrow(/must be a directory owned by root/);
+    const theirs = path.join(handle.dataDir, "staging-theirs");
+    fs.mkdirSync(theirs, { mode: 0o700 });
+    fs.chownSync(theirs, handle.uid + 1, handle.uid + 1);
+    expect(() => openStore({ PACKAGES_STAGING_DIR: theirs }, handle.dataDir)).toThrow(/must be a directory owned by root/);
+    expect(fs.statSync(elsewhere).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(theirs).uid).toBe(handle.uid + 1);
+  });
+
   it("removes environments nobody references once the grace period is over", async () => {
     const kept = await settle(handle.store.request("node", normalisePackages("node", ["lodash@4", "zod"])));
     const unused = handle.store.request("node", normalisePackages("node", ["this-package-does-not-exist-fngw"]));
