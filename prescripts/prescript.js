@@ -134,7 +134,7 @@
     }
 
     /** Loads the user's code; returns its exports (CommonJS `module.exports` or the ES module namespace). */
-    async function load(source) {
+    async function load(source, packages) {
       let wrapper;
       try {
         wrapper = vm.compileFunction(source, ["exports", "require", "module", "__filename", "__dirname"], {
@@ -142,6 +142,13 @@
         });
       } catch (error) {
         if (!isModuleSyntaxError(error)) throw error;
+        if (packages) {
+          // A data: URL has no directory, so bare specifiers cannot resolve from it: the module
+          // is loaded from the invocation's own /tmp instead, and resolution walks up to
+          // /node_modules, the jail's link to /packages/node_modules.
+          fs.writeFileSync("/tmp/function.mjs", source, { mode: 0o600 });
+          return import("file:///tmp/function.mjs");
+        }
         const url = "data:text/javascript;base64," + Buffer.from(`${source}\n//# sourceURL=function.mjs\n`).toString("base64");
         return import(url);
       }
@@ -209,7 +216,7 @@
       Object.assign(process.env, envelope.env);
 
       const source = Buffer.from(envelope.code, "base64").toString("utf8");
-      const handler = findHandler(await load(source));
+      const handler = findHandler(await load(source, envelope.packages === true));
       if (handler === null) return; // script mode: stdout is the response, the process ends when its work does
       // Handler mode from here: a handler that exits or never settles is an error, and its
       // output stays in the log.

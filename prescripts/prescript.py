@@ -187,6 +187,10 @@ def _prescript():
     del raw, received
     os.environ.clear()
     os.environ.update(envelope["env"])
+    if envelope.get("packages"):
+        # The function's package environment, bound read-only at /packages. Appended, so
+        # the standard library cannot be shadowed by a package.
+        sys.path.append("/packages")
 
     module = type(sys)("__main__")
     module.__file__ = FILENAME

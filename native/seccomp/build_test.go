@@ -196,7 +196,8 @@ func TestPlainActions(t *testing.T) {
 		"mknodat": EPERM, "tkill": EPERM, "socketpair": EPERM, "listen": EPERM,
 		"accept4": EPERM, "pidfd_open": EPERM, "process_vm_readv": EPERM,
 		"open_by_handle_at": EPERM, "setsid": EPERM, "personality": EPERM,
-		"clone3": ENOSYS,
+		"clone3": ENOSYS, "mbind": ENOSYS, "set_mempolicy": ENOSYS, "get_mempolicy": ENOSYS,
+		"migrate_pages": ENOSYS, "move_pages": ENOSYS,
 		"syslog": Trap, "kcmp": EPERM, "vmsplice": Trap, "inotify_init1": EPERM,
 		"memfd_create": Trap, "getsid": EPERM,
 	}

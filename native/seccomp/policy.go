@@ -96,6 +96,11 @@ func Policy(opts Options) []Rule {
 	add(Allow, "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
 		"getgroups", "getppid", "getpgrp", "capget", "uname", "sysinfo", "getrusage",
 		"times", "getrandom", "getrlimit", "setrlimit", "prlimit64")
+	// NUMA memory policy: OpenBLAS (numpy's BLAS) binds its thread buffers to a node with
+	// mbind. Placement is the host's business, not a function's, so these fail as in a kernel
+	// built without NUMA, and callers fall back to the default placement.
+	add(ENOSYS, "mbind", "set_mempolicy", "get_mempolicy", "set_mempolicy_home_node",
+		"migrate_pages", "move_pages")
 	rules = append(rules, networkRules(opts)...)
 	rules = append(rules, refusedRules()...)
 	return rules

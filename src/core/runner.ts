@@ -33,6 +33,8 @@ export interface SandboxResponse {
  */
 export interface InvocationSpec extends Pick<FunctionSettings, "runtime" | "code" | "env" | "timeoutMs" | "memoryMb" | "network"> {
   request: SandboxRequest;
+  /** A ready package environment (docs/packages.md), bound read-only at /packages for this run. */
+  packagesDir?: string;
 }
 
 export interface CapturedOutput {

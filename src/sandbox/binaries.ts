@@ -26,6 +26,11 @@ export interface Interpreters {
   node: NodeInstall;
 }
 
+// The system libraries a manylinux wheel may link against without bundling them (PEP 600's
+// list, display libraries left out) plus zlib, which numpy's bundled libgfortran opens:
+// copied into the jail so that binary packages (docs/packages.md) load there.
+const WHEEL_LIBRARIES = ["libstdc++.so.6", "libgcc_s.so.1", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", "libz.so.1"];
+
 // Extension modules that need a display or a terminal; their libraries stay out of the jail.
 const SKIPPED_MODULES = /^(_tkinter|_curses|_curses_panel|readline)\./;
 
@@ -61,7 +66,8 @@ function resolvePython(pythonBin: string): PythonInstall {
   const existing = probe.paths.filter((p) => fs.existsSync(p)).map((p) => fs.realpathSync(p));
   const libraryDirs = [stdlib, ...existing.filter((p) => !isInside(p, stdlib))];
   const dynload = existing.find((p) => path.basename(p) === "lib-dynload");
-  return { binary, version: probe.version, libraryDirs: dedupe(libraryDirs), sharedLibraries: dynload ? sharedLibrariesOf(dynload) : [] };
+  const sharedLibraries = dedupe([...(dynload ? sharedLibrariesOf(dynload) : []), ...systemLibraries(WHEEL_LIBRARIES)]).sort();
+  return { binary, version: probe.version, libraryDirs: dedupe(libraryDirs), sharedLibraries };
 }
 
 function resolveNode(nodeBin: string): NodeInstall {
@@ -81,6 +87,18 @@ function sharedLibrariesOf(dynloadDir: string): string[] {
   const libraries = new Set<string>();
   for (const match of output.matchAll(/=>\s+(\/\S+)\s+\(0x/g)) libraries.add(match[1]!);
   return [...libraries].sort();
+}
+
+/** Where the dynamic linker finds each named library on this host (those it does not know are left out). */
+function systemLibraries(names: string[]): string[] {
+  const cache = execFileSync("ldconfig", ["-p"], { encoding: "utf8" });
+  const found: string[] = [];
+  for (const name of names) {
+    const escaped = name.replace(/[.+]/g, "\\$&");
+    const match = new RegExp(`^\\s+${escaped} \\((?:libc6,x86-64|libc6,AArch64)[^)]*\\) => (\\S+)$`, "m").exec(cache);
+    if (match) found.push(match[1]!);
+  }
+  return found;
 }
 
 function which(command: string): string {

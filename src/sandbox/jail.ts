@@ -5,6 +5,7 @@ import type { PythonInstall } from "./binaries.js";
 import { isMountPoint } from "./mountinfo.js";
 import {
   MNT_DETACH,
+  MS_BIND,
   MS_NODEV,
   MS_NOEXEC,
   MS_NOSUID,
@@ -33,6 +34,8 @@ import {
 //       usr/share/zoneinfo, etc/ssl, usr/share/ca-certificates   overlays of the host's
 //       dev/             a tmpfs of the slot's own null, zero, random, urandom nodes
 //       tmp/             mount point for each invocation's private, size-bounded tmpfs
+//       packages/        mount point for a function's package environment (docs/packages.md)
+//       node_modules     symlink to packages/node_modules: Node resolves bare specifiers from there
 //
 // Nothing of the gateway (its data directory, its code, node_modules) is inside, and
 // nothing of the host's layout: the standard library sits at a neutral path, whatever
@@ -50,6 +53,8 @@ const CA_CERTIFICATES = "/usr/share/ca-certificates";
 const READ_ONLY = MS_RDONLY | MS_NOSUID | MS_NODEV;
 const JAIL_TMPFS_SIZE = "256m";
 const TMP_INODES = 16384;
+/** Where a function's package environment appears inside the jail. */
+export const PACKAGES_MOUNT = "/packages";
 
 export interface SlotIdentity {
   uid: number;
@@ -105,6 +110,19 @@ export class Jail {
     const { uid, gid } = this.slots[k]!;
     const options = `size=${this.tmpSizeMb}m,nr_inodes=${TMP_INODES},mode=0700,uid=${uid},gid=${gid}`;
     mount("fngw-tmp", path.join(this.root(k), "tmp"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options);
+  }
+
+  /** Binds a package environment read-only (and without devices or set-uid) at the slot's /packages. */
+  mountPackages(k: number, dir: string): void {
+    const target = path.join(this.root(k), PACKAGES_MOUNT);
+    mount(dir, target, null, MS_BIND | MS_REC);
+    mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV);
+  }
+
+  /** Detaches the slot's /packages, leaving the empty mount point. */
+  unmountPackages(k: number): void {
+    const target = path.join(this.root(k), PACKAGES_MOUNT);
+    if (isMountPoint(target)) umount2(target, MNT_DETACH);
   }
 
   /** Detaches the slot's /tmp; its files go with it. */
@@ -192,7 +210,9 @@ function mountOverlay(lower: string, empty: string, target: string): void {
 
 function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall, layers: HostLayer[]): void {
   const inside = (p: string) => path.join(base, p);
-  for (const d of ["etc", "dev", "tmp", ...layers.map((l) => l.jailPath)]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
+  for (const d of ["etc", "dev", "tmp", PACKAGES_MOUNT, ...layers.map((l) => l.jailPath)]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
+  // Node looks for bare specifiers in /node_modules when walking up from /function.js or /tmp.
+  fs.symlinkSync("packages/node_modules", inside("node_modules"));
 
   const users = slots.map(({ uid, gid }, k) => ({ name: `sandbox${k}`, uid, gid }));
   writeFile(inside("etc/passwd"), ["root:x:0:0:root:/root:/usr/sbin/nologin", ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:sandbox:/tmp:/usr/sbin/nologin`)]);

@@ -55,6 +55,8 @@ export function encodePayload(spec: InvocationSpec): Buffer {
     ...envelope,
     env: { ...BASE_ENV, ...spec.env },
     code: Buffer.from(spec.code).toString("base64"),
+    // The function has a package environment at /packages: the prescript puts it on the import path.
+    packages: spec.packagesDir !== undefined,
     body_length: body.byteLength,
   });
   return Buffer.concat([Buffer.from(header + "\n"), body]);

@@ -37,6 +37,7 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
   };
   jail.mountTmp(slot.index);
   try {
+    if (spec.packagesDir !== undefined) jail.mountPackages(slot.index, spec.packagesDir);
     cgroup?.setMemoryLimit(spec.memoryMb);
     const oomBefore = cgroup?.oomKills() ?? 0;
     const interpreter = settings.standby.take(spec.runtime);
@@ -46,6 +47,7 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
     const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
     return classify(exit, spec, oomKilled, settings);
   } finally {
+    if (spec.packagesDir !== undefined) jail.unmountPackages(slot.index);
     jail.unmountTmp(slot.index);
     settings.standby.refill();
   }

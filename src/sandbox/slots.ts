@@ -94,7 +94,7 @@ export class SlotPool {
  * (the lock-down sets PDEATHSIG and the cgroups are swept too); this also covers a
  * host without cgroups, where RLIMIT_NPROC counts a uid's processes.
  */
-export function killStrayProcesses(slots: readonly Slot[]): number {
+export function killStrayProcesses(slots: readonly Pick<Slot, "uid">[]): number {
   const uids = new Set(slots.map((slot) => slot.uid));
   let killed = 0;
   for (const entry of fs.readdirSync("/proc")) {

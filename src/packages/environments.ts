@@ -1,0 +1,304 @@
+// One class, the store's whole life cycle (queue, build, seal, record, sweep): longer than
+// usual because splitting it would scatter one state machine.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
+import type { Runtime } from "../core/runtimes.js";
+import { runInstall, type InstallerTools, type InstallLimits } from "./installer.js";
+import type { PackageSpec } from "./spec.js";
+import { freshOwnedDir, SealError, sealTree } from "./tree.js";
+
+// Content-addressed package environments (docs/packages.md):
+//
+//   DATA_DIR/packages/<runtime>/<key>/     root-owned, 0755
+//     environment.json                     state, packages, error, installer output (bounded), size
+//     lock                                 pip list --format=freeze (Python) or package-lock.json (Node)
+//     tree/                                what the sandbox mounts read-only at /packages
+//
+// key = sha256(runtime, interpreter version, normalised list): identical lists share one
+// environment. Installs run in the background, PACKAGES_PARALLEL at a time; callers read the
+// state and never wait on their request's path.
+
+export type EnvironmentState = "pending" | "building" | "ready" | "failed";
+
+export interface EnvironmentRecord {
+  key: string;
+  runtime: Runtime;
+  interpreterVersion: string;
+  packages: string[];
+  state: EnvironmentState;
+  error: string | null;
+  output: string;
+  sizeBytes: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** New environments are refused: the store is at PACKAGES_MAX_MB. */
+export class PackagesFullError extends Error {
+  readonly code = "packages_storage_full";
+}
+
+export interface PackageStoreOptions {
+  dataDir: string;
+  stagingDir: string;
+  maxBytes: number;
+  parallel: number;
+  graceMs: number;
+  limits: InstallLimits;
+  tools: InstallerTools;
+  /** The interpreter versions environments are built for (part of the key). */
+  versions: Record<Runtime, string>;
+  /** One cgroup per parallel install (memory limit), or none. */
+  cgroups: (SlotCgroup | null)[];
+  log?: (line: string) => void;
+}
+
+interface InstallWorker {
+  uid: number;
+  cgroup: SlotCgroup | null;
+}
+
+const RECORD = "environment.json";
+const MAX_FILES = 200_000;
+
+export function environmentKey(runtime: Runtime, interpreterVersion: string, packages: PackageSpec[]): string {
+  const text = JSON.stringify([runtime, interpreterVersion, packages.map((p) => p.spec)]);
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+export class PackageStore {
+  private readonly records = new Map<string, EnvironmentRecord>();
+  private readonly queue: string[] = [];
+  /** One per parallel install: its own uid (PACKAGES_UID, PACKAGES_UID - 1, ...) and cgroup. */
+  private readonly idleWorkers: InstallWorker[];
+  private readonly settled = new Map<string, { promise: Promise<EnvironmentRecord>; resolve: (r: EnvironmentRecord) => void }>();
+  private readonly lastUsed = new Map<string, number>();
+  private referenced = new Set<string>();
+  private readonly builds = new Set<Promise<void>>();
+  private closed = false;
+
+  /** Loads the environments a previous run left; interrupted installs start again. */
+  constructor(private readonly options: PackageStoreOptions) {
+    // Separate uids, so that ending one install's strays never touches another install.
+    this.idleWorkers = Array.from({ length: options.parallel }, (_, k) => ({ uid: options.limits.uid - k, cgroup: options.cgroups[k] ?? null }));
+    ensureRootDir(options.stagingDir, 0o711);
+    for (const runtime of ["python", "node"] as const) {
+      const dir = path.join(options.dataDir, "packages", runtime);
+      fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      for (const key of fs.readdirSync(dir)) {
+        if (!/^[0-9a-f]{64}$/.test(key)) continue;
+        const record = readRecord(path.join(dir, key, RECORD));
+        if (!record) {
+          fs.rmSync(path.join(dir, key), { recursive: true, force: true });
+          continue;
+        }
+        this.records.set(key, record);
+        this.lastUsed.set(key, Date.now());
+        if (record.state === "pending" || record.state === "building") this.enqueue(this.update(record, { state: "pending" }));
+      }
+    }
+  }
+
+  /**
+   * The environment for a normalised list, created and queued when new. A ready or failed
+   * one is returned as it is: nothing is installed twice. Throws PackagesFullError.
+   */
+  request(runtime: Runtime, packages: PackageSpec[]): EnvironmentRecord {
+    const interpreterVersion = this.options.versions[runtime];
+    const key = environmentKey(runtime, interpreterVersion, packages);
+    this.lastUsed.set(key, Date.now());
+    const existing = this.records.get(key);
+    if (existing) return existing;
+    const used = this.usageBytes();
+    if (used >= this.options.maxBytes) {
+      throw new PackagesFullError(`package environments use ${mb(used)} MB of the ${mb(this.options.maxBytes)} MB allowed (PACKAGES_MAX_MB); no new environment can be built`);
+    }
+    const now = new Date().toISOString();
+    const record: EnvironmentRecord = { key, runtime, interpreterVersion, packages: packages.map((p) => p.spec), state: "pending", error: null, output: "", sizeBytes: 0, createdAt: now, updatedAt: now };
+    fs.mkdirSync(this.envDir(record), { mode: 0o755 });
+    this.enqueue(this.update(record, {}));
+    return record;
+  }
+
+  /** Queues a failed environment for another install (e.g. after a network failure). */
+  retry(key: string): EnvironmentRecord | null {
+    const record = this.records.get(key);
+    if (!record || record.state !== "failed") return record ?? null;
+    this.enqueue(this.update(record, { state: "pending", error: null }));
+    return this.records.get(key)!;
+  }
+
+  get(key: string): EnvironmentRecord | null {
+    return this.records.get(key) ?? null;
+  }
+
+  /** The directory to mount at /packages, for a ready environment only. */
+  treeDir(key: string): string | null {
+    const record = this.records.get(key);
+    return record?.state === "ready" ? path.join(this.envDir(record), "tree") : null;
+  }
+
+  lock(key: string): string | null {
+    const record = this.records.get(key);
+    if (record?.state !== "ready") return null;
+    return fs.readFileSync(path.join(this.envDir(record), "lock"), "utf8");
+  }
+
+  /** Resolves when the environment is ready or failed. */
+  settledRecord(key: string): Promise<EnvironmentRecord> {
+    const record = this.records.get(key);
+    if (!record) return Promise.reject(new Error(`no environment ${key}`));
+    if (record.state === "ready" || record.state === "failed") return Promise.resolve(record);
+    return this.waiter(key).promise;
+  }
+
+  /** Replaces the set of keys that function versions reference; the others age towards removal. */
+  markReferenced(keys: Iterable<string>): void {
+    const now = Date.now();
+    for (const key of this.referenced) this.lastUsed.set(key, now);
+    this.referenced = new Set(keys);
+  }
+
+  /** Removes settled environments unreferenced for longer than the grace period; returns their keys. */
+  sweep(now = Date.now()): string[] {
+    const removed: string[] = [];
+    for (const record of this.records.values()) {
+      if (this.referenced.has(record.key) || (record.state !== "ready" && record.state !== "failed")) continue;
+      if (now - (this.lastUsed.get(record.key) ?? 0) < this.options.graceMs) continue;
+      this.records.delete(record.key);
+      this.lastUsed.delete(record.key);
+      fs.rmSync(this.envDir(record), { recursive: true, force: true });
+      removed.push(record.key);
+    }
+    return removed;
+  }
+
+  /** Bytes held by environments (ready ones, as measured when sealed). */
+  usageBytes(): number {
+    let total = 0;
+    for (const record of this.records.values()) total += record.sizeBytes;
+    return total;
+  }
+
+  /** Stops starting installs; resolves when the running ones have ended (queued ones resume at the next start). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.builds]);
+  }
+
+  private enqueue(record: EnvironmentRecord): void {
+    if (!this.queue.includes(record.key)) this.queue.push(record.key);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.closed && this.queue.length > 0 && this.idleWorkers.length > 0) {
+      const key = this.queue.shift()!;
+      const worker = this.idleWorkers.pop()!;
+      const build = this.build(key, worker).finally(() => {
+        this.builds.delete(build);
+        this.idleWorkers.push(worker);
+        this.pump();
+      });
+      this.builds.add(build);
+    }
+  }
+
+  private async build(key: string, worker: InstallWorker): Promise<void> {
+    let record = this.records.get(key);
+    if (!record) return;
+    record = this.update(record, { state: "building", error: null, output: "" });
+    const staging = path.join(this.options.stagingDir, key);
+    const envDir = this.envDir(record);
+    try {
+      freshOwnedDir(staging, 0);
+      freshOwnedDir(path.join(staging, "tree"), worker.uid);
+      freshOwnedDir(path.join(staging, "home"), worker.uid);
+      fs.chmodSync(staging, 0o711);
+      const packages = record.packages.map((spec) => ({ name: nameOf(record!.runtime, spec), spec }));
+      const limits = { ...this.options.limits, uid: worker.uid };
+      const outcome = await runInstall(this.options.tools, limits, { runtime: record.runtime, packages, stagingDir: staging, cgroup: worker.cgroup });
+      if (!outcome.ok) {
+        this.finish(record, { state: "failed", error: outcome.error, output: outcome.output });
+        return;
+      }
+      const room = this.options.maxBytes - (this.usageBytes() - record.sizeBytes);
+      fs.rmSync(path.join(envDir, "tree"), { recursive: true, force: true });
+      const sealed = sealTree(path.join(staging, "tree"), path.join(envDir, "tree"), { maxBytes: Math.max(room, 0), maxFiles: MAX_FILES });
+      fs.writeFileSync(path.join(envDir, "lock"), outcome.lock ?? "", { mode: 0o644 });
+      this.finish(record, { state: "ready", output: outcome.output, sizeBytes: sealed.bytes });
+    } catch (error) {
+      const message = error instanceof SealError ? `${error.message} (PACKAGES_MAX_MB is ${mb(this.options.maxBytes)})` : (error as Error).message;
+      if (!(error instanceof SealError)) this.options.log?.(`package environment ${key}: ${message}`);
+      fs.rmSync(path.join(envDir, "tree"), { recursive: true, force: true });
+      this.finish(record, { state: "failed", error: message, sizeBytes: 0 });
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  private finish(record: EnvironmentRecord, changes: Partial<EnvironmentRecord>): void {
+    const done = this.update(record, changes);
+    const waiter = this.settled.get(record.key);
+    this.settled.delete(record.key);
+    waiter?.resolve(done);
+  }
+
+  private waiter(key: string) {
+    let entry = this.settled.get(key);
+    if (!entry) {
+      let resolve!: (r: EnvironmentRecord) => void;
+      const promise = new Promise<EnvironmentRecord>((r) => (resolve = r));
+      entry = { promise, resolve };
+      this.settled.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Applies changes and writes the record beside the environment (atomically), so a restart keeps it. */
+  private update(record: EnvironmentRecord, changes: Partial<EnvironmentRecord>): EnvironmentRecord {
+    const next = { ...record, ...changes, updatedAt: new Date().toISOString() };
+    this.records.set(next.key, next);
+    const file = path.join(this.envDir(next), RECORD);
+    fs.writeFileSync(file + ".tmp", JSON.stringify(next, null, 2) + "\n", { mode: 0o644 });
+    fs.renameSync(file + ".tmp", file);
+    return next;
+  }
+
+  private envDir(record: Pick<EnvironmentRecord, "runtime" | "key">): string {
+    return path.join(this.options.dataDir, "packages", record.runtime, record.key);
+  }
+}
+
+/**
+ * The staging root may sit in a shared directory such as /tmp: a path someone else created
+ * (a link, or a directory of theirs) is refused rather than followed or taken over.
+ */
+function ensureRootDir(dir: string, mode: number): void {
+  try {
+    fs.mkdirSync(dir, { mode });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  const stat = fs.lstatSync(dir);
+  if (!stat.isDirectory() || stat.uid !== 0) throw new Error(`${dir} must be a directory owned by root (it is not: refusing to use it for package installs)`);
+  fs.chmodSync(dir, mode);
+}
+
+function nameOf(runtime: Runtime, spec: string): string {
+  return runtime === "python" ? /^[a-z0-9-]+/.exec(spec)![0] : spec.slice(0, spec.indexOf("@", 1));
+}
+
+function readRecord(file: string): EnvironmentRecord | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as EnvironmentRecord;
+  } catch {
+    return null;
+  }
+}
+
+function mb(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
+}
