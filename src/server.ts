@@ -8,7 +8,8 @@ import type { App } from "./http/app.js";
 
 /**
  * How long a client may take to send a whole request (headers and body; not the time the
- * function runs): a slow sender holds a body buffer and an admission place, so not for long.
+ * function runs). A body is cut sooner, at BODY_READ_TIMEOUT_MS (a 408); this is Node's own
+ * backstop, kept above it so the gateway's answer goes out first.
  */
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -28,7 +29,7 @@ export function serveGateway(deps: ServeDeps): Server {
   const { config, admission, invocations } = deps;
   // serve() makes an http.Server unless told to make an http2 one.
   const server = serve(
-    { fetch: deps.app.fetch, hostname: config.HOST, port: config.PORT, serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS } },
+    { fetch: deps.app.fetch, hostname: config.HOST, port: config.PORT, serverOptions: { requestTimeout: Math.max(REQUEST_TIMEOUT_MS, config.BODY_READ_TIMEOUT_MS + 10_000) } },
     (info) => {
       const shownHost = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
       console.log(`fngw listening on http://${shownHost}:${info.port} (bound to ${config.HOST}; API docs at /docs)`);

@@ -3,7 +3,7 @@ import type { Config } from "../core/config.js";
 import type { Runner, RunnerHealth } from "../core/runner.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
-import { Admission } from "./admission.js";
+import { Admission, ReadingLimit } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { requireToken } from "./middleware/auth.js";
 import { bodyLimit } from "./middleware/body-limit.js";
@@ -45,18 +45,19 @@ export function createApp(deps: AppDeps) {
   const functions = stores.functions;
   const invocations = stores.invocations;
   const admission = deps.admission ?? new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
+  const reading = new ReadingLimit(config.MAX_READING_REQUESTS);
   const maxApiBody = JSON_ESCAPE_GROWTH * (config.MAX_CODE_BYTES + config.MAX_ENV_BYTES) + API_BODY_SLACK;
 
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.onError(onError);
   app.notFound(notFound);
-  app.use("/api/*", requireToken(deps.tokenHash), bodyLimit(maxApiBody, "a function definition"));
+  app.use("/api/*", requireToken(deps.tokenHash), bodyLimit({ maxBytes: maxApiBody, timeoutMs: config.BODY_READ_TIMEOUT_MS }, "a function definition"));
 
   app.route("/healthz", healthApi({ health: deps.health }));
   app.route("/api/functions", functionsApi({ config, functions }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations", invocationsApi({ invocations }));
-  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, newId: deps.newId }));
+  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, reading, newId: deps.newId }));
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");
   return app;
