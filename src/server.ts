@@ -5,6 +5,7 @@ import type { Config } from "./core/config.js";
 import type { InvocationLog } from "./db/invocations.js";
 import type { Admission } from "./http/admission.js";
 import type { App } from "./http/app.js";
+import { answerClientErrorsAsJson } from "./http/client-error.js";
 
 /**
  * How long a client may take to send a whole request (headers and body; not the time the
@@ -35,6 +36,7 @@ export function serveGateway(deps: ServeDeps): Server {
       console.log(`fngw listening on http://${shownHost}:${info.port} (bound to ${config.HOST}; API docs at /docs)`);
     },
   ) as Server;
+  answerClientErrorsAsJson(server);
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {

@@ -1,4 +1,8 @@
 import fs from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig, type Config } from "../../src/core/config.js";
@@ -127,4 +131,24 @@ export async function register(gw: Gateway, body: Record<string, unknown>): Prom
   const res = await gw.call("/api/functions", { method: "POST", json: { runtime: "python", code: PY_HELLO, ...body } });
   if (res.status !== 201) throw new Error(`register ${String(body.name)}: ${res.status} ${await res.text()}`);
   return (await res.json()) as Record<string, unknown>;
+}
+
+/**
+ * Serves the gateway's app on a free loopback port through the same Node adapter as the real
+ * server, so answers go through Node's writeHead (which refuses what `Response` accepts).
+ */
+export async function listen(gw: Gateway): Promise<{ url: string; close(): Promise<void> }> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch: gw.app.fetch, hostname: "127.0.0.1", port: 0 }, (info: AddressInfo) => {
+      answerClientErrorsAsJson(server as Server);
+      resolve({
+        url: `http://127.0.0.1:${info.port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            if ("closeAllConnections" in server) server.closeAllConnections();
+          }),
+      });
+    });
+  });
 }
