@@ -65,8 +65,9 @@ const kindOf = (i: number): Kind => {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the soak run starts a gateway: run it as root");
-  const tmpBefore = tempEntries(os.tmpdir());
   const dataDir = tempDataDir();
+  // A temp directory of the gateway's own: the system's is shared with whatever else runs.
+  const gatewayTmp = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-soak-tmp-"));
   const env = {
     GATEWAY_TOKEN: TOKEN,
     MAX_CONCURRENCY: String(MAX_CONCURRENCY),
@@ -74,12 +75,13 @@ async function main(): Promise<void> {
     BODY_READ_TIMEOUT_MS: String(BODY_READ_TIMEOUT_MS),
     SANDBOX_UID_BASE: String(UID_BASE),
     LOG_RETENTION_DAYS: "0",
+    TMPDIR: gatewayTmp,
   };
   const server = await startServer({ env, dataDir });
   const pid = server.child.pid!;
   const cgroupDir = cgroupDirOf(pid);
   const call = client(() => server.url, () => TOKEN);
-  for (const [name, fn] of Object.entries(FUNCTIONS)) if (name !== "slow-body") await register(call, { name, public: true, ...fn });
+  for (const [name, fn] of Object.entries(FUNCTIONS)) await register(call, { name, public: true, ...fn });
   console.log(`soak: ${total} requests, ${CONCURRENCY} at once, admission ${MAX_CONCURRENCY}+${QUEUE_LIMIT}, gateway pid ${pid}`);
 
   const pool = new Pool(server.url, { connections: CONCURRENCY });
@@ -136,8 +138,11 @@ async function main(): Promise<void> {
   checks.push({ name: "no leftover cgroups", ok: groups.length === 0, detail: groups.length ? groups.join(", ") : `none in ${cgroupDir}` });
   const mounts = mountsBelow(dataDir);
   checks.push({ name: "no leftover mounts", ok: mounts.length === 0, detail: mounts.length ? mounts.join(", ") : "none" });
-  const newTemp = [...tempEntries(os.tmpdir())].filter((e) => !tmpBefore.has(e) && e !== path.basename(dataDir));
-  checks.push({ name: "no leftover temp directories", ok: newTemp.length === 0, detail: newTemp.length ? newTemp.join(", ") : "none" });
+  const leftTemp = [...tempEntries(gatewayTmp)].filter((e) => !e.startsWith("tsx-")); // tsx's compile cache, the loader's
+  const leftData = [...tempEntries(dataDir)].filter((e) => !/^gateway\.db(-wal|-shm)?$/.test(e) && e !== "jail");
+  const jailLeft = fs.existsSync(path.join(dataDir, "jail")) ? fs.readdirSync(path.join(dataDir, "jail")) : [];
+  const left = [...leftTemp.map((e) => `TMPDIR/${e}`), ...leftData.map((e) => `DATA_DIR/${e}`), ...jailLeft.map((e) => `DATA_DIR/jail/${e}`)];
+  checks.push({ name: "no leftover temp directories", ok: left.length === 0, detail: left.length ? left.join(", ") : "none in TMPDIR, DATA_DIR or its jail" });
 
   // Flat memory and descriptors: the first and the last third of the run compared.
   const third = Math.max(1, Math.floor(footprints.length / 3));
@@ -153,7 +158,10 @@ async function main(): Promise<void> {
   console.log(`database: ${(dbBytes / 1024).toFixed(0)} KiB for ${rows.size} rows; ${(answers.length / seconds).toFixed(1)} requests/s over ${seconds.toFixed(0)} s`);
 
   const passed = printChecks(checks);
-  if (passed) removeDataDir(dataDir);
+  if (passed) {
+    removeDataDir(dataDir);
+    fs.rmSync(gatewayTmp, { recursive: true, force: true });
+  }
   else console.log(`data kept in ${dataDir}`);
   process.exit(passed ? 0 : 1);
 }
