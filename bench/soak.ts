@@ -155,6 +155,8 @@ async function main(): Promise<void> {
   const MiB = 1024 * 1024;
   checks.push({ name: "gateway RSS flat", ok: rssLast <= rssFirst * 1.25 + 16 * MiB, detail: `${(rssFirst / MiB).toFixed(0)} MiB → ${(rssLast / MiB).toFixed(0)} MiB (first and last third)` });
   checks.push({ name: "open descriptors flat", ok: fdsLast <= fdsFirst + 8, detail: `max ${fdsFirst} → ${fdsLast}` });
+  const step = Math.max(1, Math.floor(footprints.length / 10));
+  console.log(`gateway RSS (MiB) / fds along the run: ${footprints.filter((_, i) => i % step === 0).map((f) => `${f.done}:${(f.rss / MiB).toFixed(0)}/${f.fds}`).join(" ")}`);
   console.log(`database: ${(dbBytes / 1024).toFixed(0)} KiB for ${rows.size} rows; ${(answers.length / seconds).toFixed(1)} requests/s over ${seconds.toFixed(0)} s`);
 
   const passed = printChecks(checks);
