@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { serve } from "@hono/node-server";
 import type { Config } from "./core/config.js";
+import { answerClientErrorsAsJson } from "./http/client-error.js";
 
 /**
  * How long a client may take to send a whole request (headers and body; not the time the
@@ -33,8 +34,10 @@ export async function listen(config: Config): Promise<Gateway> {
     fetch: (request: Request) => current(request),
     hostname: config.HOST,
     port: config.PORT,
-    serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS },
+    // Above the body deadline, so the gateway's own 408 goes out before Node's.
+    serverOptions: { requestTimeout: Math.max(REQUEST_TIMEOUT_MS, config.BODY_READ_TIMEOUT_MS + 10_000) },
   }) as Server; // serve() makes an http.Server unless told to make an http2 one
+  answerClientErrorsAsJson(server);
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);

@@ -27,6 +27,10 @@ const EnvSchema = z.object({
   QUEUE_TIMEOUT_MS: int(0, 10_000),
 
   MAX_BODY_BYTES: int(0, 6 * MiB),
+  /** How long a request body may take to arrive, from when the gateway starts reading it; past it 408. */
+  BODY_READ_TIMEOUT_MS: int(100, 15_000, 600_000),
+  /** Request bodies read at once, before admission; past it 429. */
+  MAX_READING_REQUESTS: int(1, 64, 65_536),
   MAX_CODE_BYTES: int(1, 1 * MiB),
   /** Environment variables one function may have, and their total size (names + values). */
   MAX_ENV_VARS: int(0, 64, 1024),

@@ -1,9 +1,11 @@
 /**
- * The gateway's one admission control. An invocation is admitted past lookup and auth, and
- * counted until it has answered: while it reads its body, waits for a slot and runs. Bounding the
- * count bounds the request bodies held in memory, which a public function would otherwise let
- * anyone grow without limit; a function's own `max_concurrency` bounds its share. Shutdown waits
- * on the same count. The sandbox's slot pool only queues what is admitted here.
+ * The gateway's one admission control. An invocation is admitted past lookup and auth once its
+ * body has been read, and counted until it has answered: while it waits for a slot and runs.
+ * Bounding the count bounds the bodies held by invocations, which a public function would
+ * otherwise let anyone grow without limit; a function's own `max_concurrency` bounds its share.
+ * A client still sending holds no place here (ReadingLimit bounds those), so slow senders cannot
+ * lock the others out. Shutdown waits on the same count. The sandbox's slot pool only queues what
+ * is admitted here.
  */
 export class Admission {
   private admitted = 0;
@@ -17,10 +19,16 @@ export class Admission {
     return this.admitted;
   }
 
+  /** Whether `enter` would admit now: checked before a body is read, so a full gateway reads none. */
+  wouldAdmit(name: string, maxConcurrency: number | null): boolean {
+    const mine = this.byFunction.get(name) ?? 0;
+    return this.admitted < this.limit && (maxConcurrency === null || mine < maxConcurrency);
+  }
+
   /** Counts the invocation in and returns its release, or null when the gateway or the function is at its limit. */
   enter(name: string, maxConcurrency: number | null): (() => void) | null {
+    if (!this.wouldAdmit(name, maxConcurrency)) return null;
     const mine = this.byFunction.get(name) ?? 0;
-    if (this.admitted >= this.limit || (maxConcurrency !== null && mine >= maxConcurrency)) return null;
     this.admitted++;
     this.byFunction.set(name, mine + 1);
     let released = false;
@@ -49,5 +57,32 @@ export class Admission {
       };
       this.waiters.push(done);
     });
+  }
+}
+
+/**
+ * Request bodies being received at once (MAX_READING_REQUESTS), before admission. Each holds at
+ * most MAX_BODY_BYTES, and only for BODY_READ_TIMEOUT_MS: together they bound what clients still
+ * sending can hold, apart from the admitted invocations.
+ */
+export class ReadingLimit {
+  private reading = 0;
+
+  constructor(private readonly limit: number) {}
+
+  get size(): number {
+    return this.reading;
+  }
+
+  /** Counts a body in and returns its release, or null when MAX_READING_REQUESTS are being read. */
+  enter(): (() => void) | null {
+    if (this.reading >= this.limit) return null;
+    this.reading++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reading--;
+    };
   }
 }

@@ -3,7 +3,7 @@ import type { Config } from "../core/config.js";
 import type { Runner, RunnerHealth } from "../core/runner.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
-import { Admission } from "./admission.js";
+import { Admission, ReadingLimit } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { InvocationFeed } from "./feed.js";
 import { bodyLimit } from "./middleware/body-limit.js";
@@ -52,6 +52,7 @@ export function createApp(deps: AppDeps) {
   const functions = stores.functions;
   const invocations = stores.invocations;
   const admission = deps.admission ?? new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
+  const reading = new ReadingLimit(config.MAX_READING_REQUESTS);
   const maxApiBody = JSON_ESCAPE_GROWTH * (config.MAX_CODE_BYTES + config.MAX_ENV_BYTES) + API_BODY_SLACK;
 
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -62,7 +63,11 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", consoleApi());
   app.route("/api/session", sessionApi(deps.tokenHash, sessions)); // before the guard: signing in needs no session
-  app.use("/api/*", requireTokenOrSession(deps.tokenHash, sessions), bodyLimit(maxApiBody, "a function definition"));
+  app.use(
+    "/api/*",
+    requireTokenOrSession(deps.tokenHash, sessions),
+    bodyLimit({ maxBytes: maxApiBody, timeoutMs: config.BODY_READ_TIMEOUT_MS }, "a function definition"),
+  );
   app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
 
   app.route("/healthz", healthApi({ checks: { sandbox: deps.health ?? (() => ({ ready: true })), ...deps.checks } }));
@@ -70,7 +75,10 @@ export function createApp(deps: AppDeps) {
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations/stream", streamApi(feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
-  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, feed, newId: deps.newId }));
+  app.route(
+    "/fn",
+    invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, reading, feed, newId: deps.newId }),
+  );
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");
   return app;

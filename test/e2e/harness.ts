@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -278,4 +279,93 @@ export function invocationId(res: Response): string {
   const id = res.headers.get("x-invocation-id");
   expect(id, "x-invocation-id").toMatch(/^[0-9a-f-]{36}$/);
   return id!;
+}
+
+/** Resident memory of a process in bytes (VmRSS of /proc/<pid>/status). */
+export function rssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** An answer read off a raw socket; `reset` when the connection was cut instead. */
+export interface RawAnswer {
+  status: number | null;
+  headers: Record<string, string>;
+  body: string;
+  reset: boolean;
+  /** Milliseconds from the request's first byte to the end of the connection. */
+  elapsedMs: number;
+}
+
+/**
+ * A request over a socket of its own, for what fetch cannot send: bodies in 1-byte chunks,
+ * bodies that stall. `head` is the request line and headers (Connection: close is added);
+ * `send` writes the body as it likes. The server closes after its answer, so the answer is
+ * whatever arrived before the end.
+ */
+export function rawRequest(port: number, head: string, send: (socket: net.Socket) => Promise<void> | void = () => {}): Promise<RawAnswer> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const socket = net.connect(port, "127.0.0.1");
+    const received: Buffer[] = [];
+    let reset = false;
+    socket.on("data", (chunk) => received.push(chunk));
+    socket.on("error", () => (reset = true));
+    socket.on("close", () => resolve({ ...parseAnswer(Buffer.concat(received)), reset, elapsedMs: performance.now() - started }));
+    socket.on("connect", () => {
+      socket.write(`${head.trimEnd()}\r\nConnection: close\r\n\r\n`);
+      Promise.resolve(send(socket)).catch(() => socket.destroy());
+    });
+  });
+}
+
+/** Writes `data` and waits for the socket to take it (backpressure), unless the socket is gone. */
+export function writeAll(socket: net.Socket, data: Buffer | string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.destroyed) return reject(new Error("socket closed"));
+    if (socket.write(data)) return resolve();
+    const onDrain = () => (socket.off("close", onClose), resolve());
+    const onClose = () => (socket.off("drain", onDrain), reject(new Error("socket closed")));
+    socket.once("drain", onDrain);
+    socket.once("close", onClose);
+  });
+}
+
+/** Sends `bytes` bytes of `fill` as a chunked body in 1-byte chunks, in writes of about 64 KiB, then the last chunk. */
+export async function sendOneByteChunks(socket: net.Socket, bytes: number, fill = "x"): Promise<void> {
+  const perWrite = 10_000;
+  const block = Buffer.from(`1\r\n${fill}\r\n`.repeat(perWrite));
+  for (let sent = 0; sent < bytes; sent += perWrite) {
+    const count = Math.min(perWrite, bytes - sent);
+    await writeAll(socket, count === perWrite ? block : block.subarray(0, count * 6));
+  }
+  await writeAll(socket, "0\r\n\r\n");
+}
+
+/** Status, headers and body of an HTTP/1.1 answer (Content-Length or read to the end; chunked decoded). */
+function parseAnswer(raw: Buffer): Pick<RawAnswer, "status" | "headers" | "body"> {
+  const end = raw.indexOf("\r\n\r\n");
+  if (end < 0) return { status: null, headers: {}, body: "" };
+  const [statusLine = "", ...lines] = raw.subarray(0, end).toString("latin1").split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  let body = raw.subarray(end + 4);
+  if (headers["transfer-encoding"] === "chunked") {
+    const parts: Buffer[] = [];
+    for (let at = 0; ; ) {
+      const lineEnd = body.indexOf("\r\n", at);
+      const size = lineEnd < 0 ? 0 : parseInt(body.subarray(at, lineEnd).toString("latin1"), 16);
+      if (!size) break;
+      parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+      at = lineEnd + 2 + size + 2;
+    }
+    body = Buffer.concat(parts);
+  } else if (headers["content-length"] !== undefined) {
+    body = body.subarray(0, Number(headers["content-length"]));
+  }
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine)?.[1] ?? NaN) || null, headers, body: body.toString("utf8") };
 }

@@ -1,4 +1,8 @@
 import fs from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
 import os from "node:os";
 import path from "node:path";
 import { expect, it } from "vitest";
@@ -196,4 +200,24 @@ export function runScenarios(gw: () => Gateway, rows: Scenario[]): void {
       await row.after?.(gateway, res, text);
     });
   }
+}
+
+/**
+ * Serves the gateway's app on a free loopback port through the same Node adapter as the real
+ * server, so answers go through Node's writeHead (which refuses what `Response` accepts).
+ */
+export async function listen(gw: Gateway): Promise<{ url: string; close(): Promise<void> }> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch: gw.app.fetch, hostname: "127.0.0.1", port: 0 }, (info: AddressInfo) => {
+      answerClientErrorsAsJson(server as Server);
+      resolve({
+        url: `http://127.0.0.1:${info.port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            if ("closeAllConnections" in server) server.closeAllConnections();
+          }),
+      });
+    });
+  });
 }

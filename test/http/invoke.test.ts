@@ -234,7 +234,7 @@ describe("ANY /fn/:name — the body cap (MAX_BODY_BYTES = 1024)", () => {
         return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
-    expect(await readBodyWithin(forged, 1024)).toMatchObject({ tooLarge: true });
+    expect(await readBodyWithin(forged, { maxBytes: 1024, timeoutMs: 1000 })).toMatchObject({ tooLarge: true });
   });
 });
 

@@ -1,3 +1,4 @@
+import { validateHeaderName, validateHeaderValue } from "node:http";
 import type { SandboxRequest, SandboxResponse } from "../../core/runner.js";
 import { INVOCATION_ID_HEADER } from "../middleware/invocation-id.js";
 
@@ -34,21 +35,45 @@ export function toSandboxRequest(request: Request, path: string, body: Uint8Arra
   return { method: request.method, path, query: [...url.searchParams], headers, body, url: request.url };
 }
 
-/** The function's answer as an HTTP response, and the bytes of its body. */
-export function toHttpResponse(answer: SandboxResponse): { response: Response; bytes: number } {
+/** A header of the function's answer that did not go out, and why. */
+export interface DroppedHeader {
+  name: string;
+  reason: string;
+}
+
+/**
+ * The function's answer as an HTTP response, the bytes of its body, and the headers dropped from
+ * it. Names and values are checked with Node's own rules (`validateHeaderName`,
+ * `validateHeaderValue`): the Headers class lets a control character such as \x01 or \x7f through,
+ * and Node then refuses to write the whole answer.
+ */
+export function toHttpResponse(answer: SandboxResponse): { response: Response; bytes: number; dropped: DroppedHeader[] } {
   const { status } = answer;
   const headers = new Headers();
+  const dropped: DroppedHeader[] = [];
   for (const [name, value] of answer.headers) {
     if (DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) continue;
     try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
       headers.append(name, value);
-    } catch {
-      // An invalid header name or value is dropped rather than failing the whole answer.
+    } catch (err) {
+      dropped.push({ name, reason: err instanceof Error ? err.message : String(err) });
     }
   }
   // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
   const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
   // Node frames a bodiless 205 as chunked; an explicit empty length is what RFC 9110 asks for.
   if (status === 205) headers.set("content-length", "0");
-  return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0 };
+  return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0, dropped };
+}
+
+/** One line per dropped header, for the invocation's stderr: the function's author reads the log, not the gateway's. */
+export function describeDropped(dropped: DroppedHeader[]): string {
+  // JSON quoting keeps the offending characters visible (and out of the stored text as raw control bytes).
+  return dropped.map(({ name, reason }) => `[fngw] dropped response header ${quoteIfNeeded(name)}: ${reason}\n`).join("");
+}
+
+function quoteIfNeeded(name: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) ? name : JSON.stringify(name);
 }

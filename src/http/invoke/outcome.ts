@@ -2,7 +2,7 @@ import { SaturatedError, type InvocationResult } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
 import type { InvocationEnd } from "../../db/invocations.js";
 import { errorBody } from "../errors.js";
-import { toHttpResponse } from "./exchange.js";
+import { describeDropped, toHttpResponse } from "./exchange.js";
 
 /** An HTTP answer and the log row's end that goes with it. */
 export interface Outcome {
@@ -41,8 +41,9 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string):
   };
   if (result.status === "ok") {
     if (result.response) {
-      const { response, bytes } = toHttpResponse(result.response);
-      return { response, end: { ...output, status: "ok", httpStatus: response.status, responseBytes: bytes, error: null } };
+      const { response, bytes, dropped } = toHttpResponse(result.response);
+      const stderr = output.stderr + describeDropped(dropped);
+      return { response, end: { ...output, stderr, status: "ok", httpStatus: response.status, responseBytes: bytes, error: null } };
     }
     const message = "the function produced no response";
     const { response, bytes } = jsonError(500, "error", message, invocationId);
@@ -54,9 +55,9 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string):
   return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
 }
 
-/** An invocation the gateway refuses without running it: a `rejected` row with the status it answered. */
+/** An invocation the gateway refuses without running it: a `rejected` row with the status it answered (408, 413, 429). */
 export function rejected(
-  httpStatus: 413 | 429,
+  httpStatus: 408 | 413 | 429,
   code: string,
   message: string,
   invocationId: string,

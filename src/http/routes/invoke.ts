@@ -4,9 +4,9 @@ import type { Config } from "../../core/config.js";
 import type { InvocationSpec, Runner } from "../../core/runner.js";
 import type { FunctionStore, FunctionVersion } from "../../db/functions.js";
 import type { InvocationLog } from "../../db/invocations.js";
-import type { Admission } from "../admission.js";
+import type { Admission, ReadingLimit } from "../admission.js";
 import type { InvocationFeed } from "../feed.js";
-import { readBodyWithin } from "../body.js";
+import { declaresBody, incomingOf, readBodyWithin, type CappedBody } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
 import { outcomeOfResult, outcomeOfRunnerError, rejected, saturated, type Outcome } from "../invoke/outcome.js";
@@ -21,6 +21,8 @@ export interface InvokeDeps {
   runner: Runner;
   tokenHash: Buffer;
   admission: Admission;
+  /** Request bodies being received, before admission. */
+  reading: ReadingLimit;
   /** Where each finished invocation is published (the live stream). */
   feed?: InvocationFeed;
   /** Makes invocation ids; UUIDv7 (time-ordered) unless a test passes its own. */
@@ -30,7 +32,7 @@ export interface InvokeDeps {
 /** Methods a function cannot be invoked with: a Web Request refuses them. */
 const UNSUPPORTED_METHODS = new Set(["TRACE", "TRACK", "CONNECT"]);
 
-/** ANY /fn/:name[@N][/*], mounted at /fn: look up, authorize, admit, read the body, run, log, answer. */
+/** ANY /fn/:name[@N][/*], mounted at /fn: look up, authorize, read the body, admit, run, log, answer. */
 export function invokeApi(deps: InvokeDeps) {
   const app = new Hono<InvocationIdEnv>();
   app.use("/*", invocationId(deps.newId));
@@ -79,19 +81,39 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     return outcome.response;
   };
 
-  const release = deps.admission.enter(fn.name, fn.maxConcurrency);
-  if (!release) {
+  if (!deps.admission.wouldAdmit(fn.name, fn.maxConcurrency)) {
+    // A full gateway reads no body: the 429 goes out at once and the connection closes under it.
     const outcome = saturated("the gateway is saturated; retry later", id, 1);
-    // The body is left unread: closing the connection is what keeps it out of memory.
-    if (c.req.raw.body) outcome.response.headers.set("Connection", "close");
+    if (declaresBody(c.req.raw, incomingOf(c))) outcome.response.headers.set("Connection", "close");
     return refuse(outcome);
   }
-  try {
-    const read = await readBodyWithin(c.req.raw, config.MAX_BODY_BYTES);
-    if (!("body" in read)) {
-      const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
-      return refuse(rejected(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" }));
+
+  // The body is read before admission, bounded on its own (reading places, a deadline), so a client
+  // that stalls mid-body holds no admission place.
+  let read: CappedBody = { body: Buffer.alloc(0) };
+  if (declaresBody(c.req.raw, incomingOf(c))) {
+    const stopReading = deps.reading.enter();
+    if (!stopReading) {
+      const message = `${config.MAX_READING_REQUESTS} request bodies are being received (MAX_READING_REQUESTS); retry later`;
+      return refuse(rejected(429, "rejected", message, id, { "Retry-After": "1", Connection: "close" }));
     }
+    try {
+      read = await readBodyWithin(c.req.raw, { maxBytes: config.MAX_BODY_BYTES, timeoutMs: config.BODY_READ_TIMEOUT_MS }, incomingOf(c));
+    } finally {
+      stopReading();
+    }
+  }
+  if ("timedOut" in read) {
+    const message = `the request body did not arrive within ${config.BODY_READ_TIMEOUT_MS} ms (BODY_READ_TIMEOUT_MS)`;
+    return refuse(rejected(408, "request_timeout", message, id, { Connection: "close" }));
+  }
+  if ("tooLarge" in read) {
+    const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
+    return refuse(rejected(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" }));
+  }
+  const release = deps.admission.enter(fn.name, fn.maxConcurrency);
+  if (!release) return refuse(saturated("the gateway is saturated; retry later", id, 1));
+  try {
     const { body } = read;
     const spec: InvocationSpec = {
       runtime: fn.runtime,
