@@ -1,6 +1,8 @@
 import { ConfigError, loadConfig, type Config } from "./core/config.js";
 import { openDatabase } from "./db/client.js";
 import { startRetention } from "./db/retention.js";
+import { sealStoredSecrets } from "./db/seal.js";
+import { loadSecretBox } from "./db/secrets.js";
 import { createStores } from "./db/stores.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
@@ -27,8 +29,23 @@ async function main(): Promise<void> {
     fail("fngw must run as root (or in its Docker image): every invocation is jailed with chroot, a uid switch and cgroups.");
   }
 
+  let secrets: ReturnType<typeof loadSecretBox>;
+  try {
+    secrets = loadSecretBox(config);
+  } catch (err) {
+    fail(`the secrets key could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (secrets.createdKeyFile) console.log(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
   const database = openDatabase(config.DB_PATH);
-  const stores = createStores(database);
+  try {
+    const sealed = sealStoredSecrets(database, secrets.box);
+    if (sealed.sealed > 0) console.log(`sealed the env values of ${sealed.sealed} version(s) stored in clear`);
+    if (sealed.resealed > 0) console.log(`sealed the env values of ${sealed.resealed} version(s) again with the current key`);
+  } catch (err) {
+    database.close();
+    fail(`stored secrets could not be opened: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const stores = createStores(database, secrets.box);
   const interrupted = stores.invocations.markInterrupted();
   if (interrupted > 0) console.log(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
   const token = provisionToken(stores.keyValue, config.GATEWAY_TOKEN);

@@ -33,6 +33,8 @@ export const functionVersions = sqliteTable(
       .references(() => functions.name, { onDelete: "cascade" }),
     version: integer("version").notNull(),
     ...settingColumns,
+    /** Whether `env` holds sealed values (db/secrets.ts); rows stored before sealing existed are converted at start. */
+    envSealed: integer("env_sealed", { mode: "boolean" }).notNull().default(false),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.functionName, t.version] })],

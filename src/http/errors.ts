@@ -3,6 +3,7 @@ import type { Context, Env, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
+import { SettingsError } from "../core/settings.js";
 
 /** Every error the gateway answers with: `{ "error": { "code", "message" } }`. */
 export const ErrorSchema = z
@@ -79,6 +80,7 @@ function fromHttpException(err: HTTPException): { code: string; message: string 
 /** Turns anything thrown into the error shape; unexpected errors are logged and never shown. */
 export const onError: ErrorHandler = (err, c: Context) => {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status, err.headers);
+  if (err instanceof SettingsError) return c.json(errorBody("invalid_request", err.message), 400);
   if (err instanceof HTTPException) {
     const { code, message } = fromHttpException(err);
     return c.json(errorBody(code, message), err.status);

@@ -1,11 +1,20 @@
 import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import { apiName, apiSettings, apiSettingsShape, SETTING_KEYS, settingsOfCreate, settingsOfUpdate } from "../../core/settings.js";
+import {
+  apiName,
+  apiSettings,
+  apiSettingsShape,
+  requiredField,
+  SETTING_KEYS,
+  settingsOfCreate,
+  settingsOfRollback,
+  settingsOfUpdate,
+} from "../../core/settings.js";
 import type { CurrentFunction, FunctionStore, FunctionVersion } from "../../db/functions.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, protectedRoute } from "../schemas.js";
 
-// /api/functions: register, list, show, update (a new version), versions, delete.
+// /api/functions: register, list, show, update (a new version), roll back (a new version), versions, delete.
 
 export interface FunctionsDeps {
   config: Config;
@@ -20,6 +29,7 @@ export function functionsApi(deps: FunctionsDeps) {
     .openapi(routes.list, listFunctions(deps))
     .openapi(routes.show, showFunction(deps))
     .openapi(routes.update, updateFunction(deps))
+    .openapi(routes.rollback, rollbackFunction(deps))
     .openapi(routes.versions, listVersions(deps))
     .openapi(routes.version, showVersion(deps))
     .openapi(routes.remove, deleteFunction(deps));
@@ -48,6 +58,9 @@ function functionRouteDefinitions(config: Config) {
   const VersionParams = NameParamSchema.extend({
     version: z.coerce.number().int().min(1).openapi({ param: { name: "version", in: "path" }, example: 1 }),
   });
+  const RollbackRequest = z
+    .strictObject({ version: z.number(requiredField).int().min(1).openapi({ description: "The version to make current again", example: 1 }) })
+    .openapi("Rollback");
   const Settings = z.object(apiSettingsShape(config, "create"));
   const FunctionSchema = Settings.extend({
     name: FunctionNameSchema,
@@ -104,6 +117,21 @@ function functionRouteDefinitions(config: Config) {
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
       responses: { 200: json(FunctionSchema, "The new current version"), ...errors, ...notFound },
     }),
+    rollback: createRoute({
+      method: "post",
+      path: "/{name}/rollback",
+      summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
+      ...protectedRoute,
+      request: {
+        params: NameParamSchema,
+        body: { content: { "application/json": { schema: RollbackRequest } }, required: true },
+      },
+      responses: {
+        201: json(FunctionSchema, "The new current version (current + 1)"),
+        ...errors,
+        404: json(ErrorSchema, "No such function or version"),
+      },
+    }),
     versions: createRoute({
       method: "get",
       path: "/{name}/versions",
@@ -137,13 +165,13 @@ function functionRouteDefinitions(config: Config) {
 
 type Routes = ReturnType<typeof functionRouteDefinitions>;
 
-const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
+export const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
 
-function versionJson(v: FunctionVersion) {
+export function versionJson(v: FunctionVersion) {
   return { name: v.name, version: v.version, ...apiSettings(v), created_at: isoTime(v.createdAt) };
 }
 
-function functionJson(fn: CurrentFunction) {
+export function functionJson(fn: CurrentFunction) {
   return { ...versionJson(fn), created_at: isoTime(fn.functionCreatedAt), updated_at: isoTime(fn.createdAt) };
 }
 
@@ -195,6 +223,21 @@ function updateFunction({ functions }: FunctionsDeps): RouteHandler<Routes["upda
     const updated = functions.addVersion(name, settingsOfUpdate(current, given));
     if (!updated) throw unknownFunction(name);
     return c.json(functionJson(updated), 200);
+  };
+}
+
+function rollbackFunction({ functions }: FunctionsDeps): RouteHandler<Routes["rollback"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    const { version } = c.req.valid("json");
+    const current = functions.get(name);
+    if (!current) throw unknownFunction(name);
+    const target = functions.getVersion(name, version);
+    if (!target) throw notFoundError(`function '${name}' has no version ${version}`);
+    const rolledBack = functions.addVersion(name, settingsOfRollback(current, target));
+    if (!rolledBack) throw unknownFunction(name);
+    c.header("Location", `/api/functions/${name}`);
+    return c.json(functionJson(rolledBack), 201);
   };
 }
 
