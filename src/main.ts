@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const stores = createStores(database, secrets.box);
   const interrupted = stores.invocations.markInterrupted();
   if (interrupted > 0) console.log(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
-  const token = provisionToken(stores.keyValue, config.GATEWAY_TOKEN);
+  const token = provisionToken(stores.tokens, config.GATEWAY_TOKEN);
   if (token.generated) {
     console.log(`API token (printed this once; only its hash is stored; set GATEWAY_TOKEN to choose your own): ${token.generated}`);
   }
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   }
 
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
-  const app = createApp({ config, stores, runner: sandbox, tokenHash: token.hash, health: () => sandbox.health(), admission });
+  const app = createApp({ config, stores, runner: sandbox, health: () => sandbox.health(), admission });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,
     retentionRows: config.LOG_RETENTION_ROWS,

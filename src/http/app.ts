@@ -3,6 +3,7 @@ import type { Config } from "../core/config.js";
 import type { Runner, RunnerHealth } from "../core/runner.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
+import type { TokenStore } from "../db/tokens.js";
 import { Admission } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { requireToken } from "./middleware/auth.js";
@@ -13,13 +14,12 @@ import { healthApi } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
 import { statsApi } from "./routes/stats.js";
+import { tokensApi } from "./routes/tokens.js";
 
 export interface AppDeps {
   config: Config;
-  stores: { functions: FunctionStore; invocations: InvocationLog };
+  stores: { functions: FunctionStore; invocations: InvocationLog; tokens: TokenStore };
   runner: Runner;
-  /** SHA-256 of the API token (see provisionToken). */
-  tokenHash: Buffer;
   /** The runner's readiness for /healthz; reports ready when absent. */
   health?: () => RunnerHealth;
   /** Shared with the server so shutdown can wait for invocations in progress. */
@@ -50,13 +50,14 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.onError(onError);
   app.notFound(notFound);
-  app.use("/api/*", requireToken(deps.tokenHash), bodyLimit(maxApiBody, "a function definition"));
+  app.use("/api/*", requireToken(stores.tokens), bodyLimit(maxApiBody, "a function definition"));
 
   app.route("/healthz", healthApi({ health: deps.health }));
   app.route("/api/functions", functionsApi({ config, functions }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations", invocationsApi({ invocations }));
-  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, newId: deps.newId }));
+  app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));
+  app.route("/fn", invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, newId: deps.newId }));
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");
   return app;

@@ -7,7 +7,7 @@ import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
 import { loadSecretBox } from "../../src/db/secrets.js";
 import { createStores, type Stores } from "../../src/db/stores.js";
 import { createApp, type App } from "../../src/http/app.js";
-import { sha256 } from "../../src/http/middleware/auth.js";
+import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
 import { Admission } from "../../src/http/admission.js";
 import type { InvocationResult, InvocationSpec, Runner, SandboxResponse } from "../../src/core/runner.js";
@@ -83,6 +83,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
   const database = openDatabase(config.DB_PATH);
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const stores = createStores(database, loadSecretBox(config).box, { now: () => clock.now });
+  provisionToken(stores.tokens, TOKEN);
   const runner = new ScriptedRunner();
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
@@ -90,7 +91,6 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     config,
     stores,
     runner,
-    tokenHash: sha256(TOKEN),
     health: () => health.value,
     admission,
     now: () => clock.now,

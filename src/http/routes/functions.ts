@@ -12,7 +12,7 @@ import {
 } from "../../core/settings.js";
 import type { CurrentFunction, FunctionStore, FunctionVersion } from "../../db/functions.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, NameParamSchema, protectedRoute } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
 
 // /api/functions: register, list, show, update (a new version), roll back (a new version), versions, delete.
 
@@ -82,7 +82,7 @@ function functionRouteDefinitions(config: Config) {
       method: "post",
       path: "/",
       summary: "Register a function (version 1)",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { body: { content: { "application/json": { schema: CreateFunction } }, required: true } },
       responses: {
         201: json(FunctionSchema, "The function, version 1"),
@@ -95,7 +95,7 @@ function functionRouteDefinitions(config: Config) {
       method: "get",
       path: "/",
       summary: "List functions",
-      ...protectedRoute,
+      ...requires("deploy"),
       responses: {
         200: json(z.object({ items: z.array(FunctionSummarySchema) }), "Every function, by name"),
         401: errors[401],
@@ -105,7 +105,7 @@ function functionRouteDefinitions(config: Config) {
       method: "get",
       path: "/{name}",
       summary: "The current version of a function, code included, env values masked",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema },
       responses: { 200: json(FunctionSchema, "The current version"), ...errors, ...notFound },
     }),
@@ -113,7 +113,7 @@ function functionRouteDefinitions(config: Config) {
       method: "put",
       path: "/{name}",
       summary: "Store a new version (version + 1); older versions stay",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
       responses: { 200: json(FunctionSchema, "The new current version"), ...errors, ...notFound },
     }),
@@ -121,7 +121,7 @@ function functionRouteDefinitions(config: Config) {
       method: "post",
       path: "/{name}/rollback",
       summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: {
         params: NameParamSchema,
         body: { content: { "application/json": { schema: RollbackRequest } }, required: true },
@@ -136,7 +136,7 @@ function functionRouteDefinitions(config: Config) {
       method: "get",
       path: "/{name}/versions",
       summary: "Every version of a function, newest first, each with its code",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema },
       responses: {
         200: json(z.object({ name: FunctionNameSchema, items: z.array(VersionSchema) }), "Newest first"),
@@ -148,7 +148,7 @@ function functionRouteDefinitions(config: Config) {
       method: "get",
       path: "/{name}/versions/{version}",
       summary: "One version of a function, code included",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: VersionParams },
       responses: { 200: json(VersionSchema, "The version"), ...errors, 404: json(ErrorSchema, "No such function or version") },
     }),
@@ -156,7 +156,7 @@ function functionRouteDefinitions(config: Config) {
       method: "delete",
       path: "/{name}",
       summary: "Remove a function and its versions; its invocation log stays",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema },
       responses: { 204: { description: "Removed" }, ...errors, ...notFound },
     }),
