@@ -53,7 +53,7 @@ export function createApp(deps: AppDeps) {
   app.use("/api/*", requireToken(stores.tokens), bodyLimit(maxApiBody, "a function definition"));
 
   app.route("/healthz", healthApi({ health: deps.health }));
-  app.route("/api/functions", functionsApi({ config, functions }));
+  app.route("/api/functions", functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code) }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations", invocationsApi({ invocations }));
   app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));

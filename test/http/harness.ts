@@ -10,7 +10,12 @@ import { createApp, type App } from "../../src/http/app.js";
 import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
 import { Admission } from "../../src/http/admission.js";
-import type { InvocationResult, InvocationSpec, Runner, SandboxResponse } from "../../src/core/runner.js";
+import type { InvocationResult, InvocationSpec, Runner, SandboxResponse, SyntaxProblem } from "../../src/core/runner.js";
+import type { Runtime } from "../../src/core/runtimes.js";
+import { resolveInterpreters, type Interpreters } from "../../src/sandbox/binaries.js";
+import { checkSyntax } from "../../src/sandbox/syntax.js";
+
+let interpreters: Interpreters | undefined;
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -29,6 +34,12 @@ export class ScriptedRunner implements Runner {
   async run(spec: InvocationSpec): Promise<InvocationResult> {
     this.calls.push(spec);
     return this.script(spec);
+  }
+
+  /** The real check, with the real interpreters: registration's syntax errors are not scripted. */
+  checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
+    interpreters ??= resolveInterpreters(loadConfig({}).PYTHON_BIN, process.execPath);
+    return checkSyntax(interpreters, runtime, code);
   }
 
   get last(): InvocationSpec {

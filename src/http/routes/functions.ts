@@ -1,5 +1,7 @@
 import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
+import type { Runner } from "../../core/runner.js";
+import type { Runtime } from "../../core/runtimes.js";
 import {
   apiName,
   apiSettings,
@@ -19,6 +21,8 @@ import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "..
 export interface FunctionsDeps {
   config: Config;
   functions: FunctionStore;
+  /** Parses code with the real interpreter (never runs it). */
+  checkSyntax: Runner["checkSyntax"];
 }
 
 /** The routes, mounted at /api/functions. */
@@ -36,7 +40,7 @@ export function functionsApi(deps: FunctionsDeps) {
 }
 
 const errors = {
-  400: json(ErrorSchema, "Invalid request"),
+  400: json(ErrorSchema, "Invalid request; `syntax_error` (with line and column) when the code does not parse"),
   401: json(ErrorSchema, "Missing or wrong token"),
 };
 const notFound = { 404: json(ErrorSchema, "No such function") };
@@ -89,6 +93,7 @@ function functionRouteDefinitions(config: Config) {
         ...errors,
         409: json(ErrorSchema, "The name is taken"),
         413: json(ErrorSchema, "Body too large"),
+        503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
       },
     }),
     list: createRoute({
@@ -115,7 +120,12 @@ function functionRouteDefinitions(config: Config) {
       summary: "Store a new version (version + 1); older versions stay",
       ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
-      responses: { 200: json(FunctionSchema, "The new current version"), ...errors, ...notFound },
+      responses: {
+        200: json(FunctionSchema, "The new current version"),
+        ...errors,
+        ...notFound,
+        503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
+      },
     }),
     rollback: createRoute({
       method: "post",
@@ -175,10 +185,26 @@ export function functionJson(fn: CurrentFunction) {
   return { ...versionJson(fn), created_at: isoTime(fn.functionCreatedAt), updated_at: isoTime(fn.createdAt) };
 }
 
-function createFunction({ config, functions }: FunctionsDeps): RouteHandler<Routes["create"]> {
-  return (c) => {
+/** Refuses code that does not parse, with the interpreter's message, line and column; fails closed when the check cannot answer. */
+async function requireValidSyntax(checkSyntax: FunctionsDeps["checkSyntax"], runtime: Runtime, code: string): Promise<void> {
+  let problem;
+  try {
+    problem = await checkSyntax(runtime, code);
+  } catch (err) {
+    console.error("the syntax check failed:", err);
+    throw new ApiError(503, "unavailable", "the syntax check could not run; the function was not stored, retry later");
+  }
+  if (!problem) return;
+  const place = problem.line === null ? "" : ` at line ${problem.line}${problem.column === null ? "" : `, column ${problem.column}`}`;
+  throw new ApiError(400, "syntax_error", `code: ${problem.message}${place}`, {}, { line: problem.line, column: problem.column });
+}
+
+function createFunction({ config, functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["create"]> {
+  return async (c) => {
     const { name, ...given } = c.req.valid("json");
-    const created = functions.create(name, settingsOfCreate(config, given));
+    const settings = settingsOfCreate(config, given);
+    await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
+    const created = functions.create(name, settings);
     if (!created) throw new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
     c.header("Location", `/api/functions/${created.name}`);
     return c.json(functionJson(created), 201);
@@ -207,8 +233,8 @@ function showFunction({ functions }: FunctionsDeps): RouteHandler<Routes["show"]
   };
 }
 
-function updateFunction({ functions }: FunctionsDeps): RouteHandler<Routes["update"]> {
-  return (c) => {
+function updateFunction({ functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["update"]> {
+  return async (c) => {
     const { name } = c.req.valid("param");
     const { name: bodyName, ...given } = c.req.valid("json") ?? {};
     if (Object.keys(given).length === 0) {
@@ -220,7 +246,9 @@ function updateFunction({ functions }: FunctionsDeps): RouteHandler<Routes["upda
     }
     const current = functions.get(name);
     if (!current) throw unknownFunction(name);
-    const updated = functions.addVersion(name, settingsOfUpdate(current, given));
+    const settings = settingsOfUpdate(current, given);
+    if (given.code !== undefined || given.runtime !== undefined) await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
+    const updated = functions.addVersion(name, settings);
     if (!updated) throw unknownFunction(name);
     return c.json(functionJson(updated), 200);
   };
