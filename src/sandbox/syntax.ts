@@ -39,7 +39,8 @@ try:
     compile(source, "<function>", "exec", dont_inherit=True)
     print(json.dumps(None))
 except SyntaxError as e:
-    print(json.dumps({"line": e.lineno, "column": e.offset, "message": f"{type(e).__name__}: {e.msg}"}))
+    place = lambda n: n if isinstance(n, int) and n > 0 else None  # a decoding error names line 0, column -1
+    print(json.dumps({"line": place(e.lineno), "column": place(e.lineno) and place(e.offset), "message": f"{type(e).__name__}: {e.msg}"}))
 except (ValueError, MemoryError, RecursionError) as e:
     print(json.dumps({"line": None, "column": None, "message": f"{type(e).__name__}: {e}"}))
 `;

@@ -16,6 +16,7 @@ describe("POST /api/functions with code that does not parse", () => {
     ["an unclosed bracket", "python", "def handler(request):\n    return {\n", 2, 12, /^code: SyntaxError: '\{' was never closed at line 2, column 12$/],
     ["a missing indent", "python", "def handler(request):\nreturn 1\n", 2, 1, /^code: IndentationError: expected an indented block/],
     ["a NUL byte", "python", "x = 1\0\n", null, null, /^code: SyntaxError: source code string cannot contain null bytes$/],
+    ["a source its coding line cannot decode", "python", "# coding: utf-16\nx = 1\n", null, null, /^code: SyntaxError: 'utf-16-le' codec can't decode/],
     ["an ES module's bad expression", "node", "export default function (request) {\n  return 1 +;\n}\n", 2, 13, /^code: SyntaxError: Unexpected token ';' at line 2, column 13$/],
     ["a CommonJS module's bad statement", "node", "module.exports = (request) => {\n  let = ;\n};\n", 2, 9, /^code: SyntaxError: Unexpected token ';'/],
     ["an ES module's error after its exports", "node", "export default () => 1\nlet a = (;\n", 2, 10, /at line 2, column 10$/],
@@ -53,5 +54,20 @@ describe("PUT /api/functions/:name", () => {
   it("checks the current code against a new runtime", async () => {
     const res = await gw.call("/api/functions/existing", { method: "PUT", json: { runtime: "node" } });
     await expectError(res, 400, "syntax_error", /^code: SyntaxError: /);
+  });
+});
+
+describe("when the check cannot answer", () => {
+  it("stores nothing and answers 503 (fails closed)", async () => {
+    const real = gw.runner.checkSyntax.bind(gw.runner);
+    // The interpreter failing to start, as the check's port reports it.
+    gw.runner.checkSyntax = () => Promise.reject(new Error("the syntax check could not run: spawn ENOENT"));
+    try {
+      const res = await gw.call("/api/functions", { method: "POST", json: { name: "unchecked", runtime: "python", code: "x = 1\n" } });
+      await expectError(res, 503, "unavailable", /syntax check could not run/);
+    } finally {
+      gw.runner.checkSyntax = real;
+    }
+    expect((await gw.call("/api/functions/unchecked")).status).toBe(404);
   });
 });

@@ -1,20 +1,17 @@
 import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import type { Runner } from "../../core/runner.js";
-import type { Runtime } from "../../core/runtimes.js";
 import {
   apiName,
-  apiSettings,
-  apiSettingsShape,
-  requiredField,
   SETTING_KEYS,
   settingsOfCreate,
   settingsOfRollback,
   settingsOfUpdate,
 } from "../../core/settings.js";
-import type { CurrentFunction, FunctionStore, FunctionVersion } from "../../db/functions.js";
+import type { FunctionStore } from "../../db/functions.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
+import { requireValidSyntax, type CheckSyntax } from "../syntax-check.js";
+import { functionJson, functionSchemas, versionJson } from "./function-schemas.js";
 
 // /api/functions: register, list, show, update (a new version), roll back (a new version), versions, delete.
 
@@ -22,7 +19,7 @@ export interface FunctionsDeps {
   config: Config;
   functions: FunctionStore;
   /** Parses code with the real interpreter (never runs it). */
-  checkSyntax: Runner["checkSyntax"];
+  checkSyntax: CheckSyntax;
 }
 
 /** The routes, mounted at /api/functions. */
@@ -47,40 +44,8 @@ const notFound = { 404: json(ErrorSchema, "No such function") };
 
 /** The route definitions; the request schemas carry the configured limits. */
 function functionRouteDefinitions(config: Config) {
-  const CreateFunction = z
-    .strictObject({ name: FunctionNameSchema, ...apiSettingsShape(config, "create") })
-    .openapi("CreateFunction");
-  const UpdateFunction = z
-    .strictObject({
-      name: FunctionNameSchema.optional().openapi({ description: "If given, must be the name in the path" }),
-      ...apiSettingsShape(config, "update"),
-    })
-    .openapi("UpdateFunction", {
-      description: "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
-      minProperties: 1,
-    });
-  const VersionParams = NameParamSchema.extend({
-    version: z.coerce.number().int().min(1).openapi({ param: { name: "version", in: "path" }, example: 1 }),
-  });
-  const RollbackRequest = z
-    .strictObject({ version: z.number(requiredField).int().min(1).openapi({ description: "The version to make current again", example: 1 }) })
-    .openapi("Rollback");
-  const Settings = z.object(apiSettingsShape(config, "create"));
-  const FunctionSchema = Settings.extend({
-    name: FunctionNameSchema,
-    version: z.number().int().openapi({ example: 1 }),
-    created_at: z.string().openapi({ description: "When the function was first registered" }),
-    updated_at: z.string().openapi({ description: "When the current version was stored" }),
-  }).openapi("Function");
-  const VersionSchema = Settings.extend({
-    name: FunctionNameSchema,
-    version: z.number().int().openapi({ example: 1 }),
-    created_at: z.string(),
-  }).openapi("FunctionVersion");
-  const FunctionSummarySchema = z
-    .object({ name: FunctionNameSchema, runtime: Settings.shape.runtime, version: z.number().int(), public: z.boolean(), updated_at: z.string() })
-    .openapi("FunctionSummary");
-
+  const { CreateFunction, UpdateFunction, VersionParams, RollbackRequest, FunctionSchema, VersionSchema, FunctionSummarySchema } =
+    functionSchemas(config);
   return {
     create: createRoute({
       method: "post",
@@ -176,28 +141,6 @@ function functionRouteDefinitions(config: Config) {
 type Routes = ReturnType<typeof functionRouteDefinitions>;
 
 export const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
-
-export function versionJson(v: FunctionVersion) {
-  return { name: v.name, version: v.version, ...apiSettings(v), created_at: isoTime(v.createdAt) };
-}
-
-export function functionJson(fn: CurrentFunction) {
-  return { ...versionJson(fn), created_at: isoTime(fn.functionCreatedAt), updated_at: isoTime(fn.createdAt) };
-}
-
-/** Refuses code that does not parse, with the interpreter's message, line and column; fails closed when the check cannot answer. */
-async function requireValidSyntax(checkSyntax: FunctionsDeps["checkSyntax"], runtime: Runtime, code: string): Promise<void> {
-  let problem;
-  try {
-    problem = await checkSyntax(runtime, code);
-  } catch (err) {
-    console.error("the syntax check failed:", err);
-    throw new ApiError(503, "unavailable", "the syntax check could not run; the function was not stored, retry later");
-  }
-  if (!problem) return;
-  const place = problem.line === null ? "" : ` at line ${problem.line}${problem.column === null ? "" : `, column ${problem.column}`}`;
-  throw new ApiError(400, "syntax_error", `code: ${problem.message}${place}`, {}, { line: problem.line, column: problem.column });
-}
 
 function createFunction({ config, functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["create"]> {
   return async (c) => {
