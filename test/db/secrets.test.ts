@@ -3,15 +3,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { drizzle } from "drizzle-orm/better-sqlite3";
-import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/core/config.js";
-import { MIGRATIONS_DIR, openDatabase } from "../../src/db/client.js";
+import { openDatabase } from "../../src/db/client.js";
 import { FunctionStore } from "../../src/db/functions.js";
 import { rotateSecrets } from "../../src/db/rotate.js";
 import { sealStoredSecrets } from "../../src/db/seal.js";
 import { keyId, loadSecretBox, nextKeyFile, SecretBox } from "../../src/db/secrets.js";
+import { databaseBeforeSealing } from "./legacy.js";
 
 const SECRET = "clear-secret-from-before-sealing-91c2";
 const settings = { runtime: "python" as const, code: "x = 1\n", timeoutMs: 1000, memoryMb: 64, network: false, public: false, maxConcurrency: null };
@@ -32,22 +31,16 @@ const storedKeyIds = () => {
   return new Set(rows.flatMap((row) => Object.values(JSON.parse(row.env) as Record<string, string>).map((v) => v.split(":")[1])));
 };
 
-/** A database as the gateway wrote it before env values were sealed: migrations 0000-0001, env in clear. */
+/** A database as the gateway wrote it before env values were sealed: env in clear. */
 function legacyDatabase(): void {
-  const legacyMigrations = path.join(dir, "legacy-migrations");
-  fs.mkdirSync(path.join(legacyMigrations, "meta"), { recursive: true });
-  const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8"));
-  journal.entries = journal.entries.filter((entry: { idx: number }) => entry.idx <= 1);
-  fs.writeFileSync(path.join(legacyMigrations, "meta/_journal.json"), JSON.stringify(journal));
-  for (const entry of journal.entries as { tag: string }[]) fs.copyFileSync(path.join(MIGRATIONS_DIR, `${entry.tag}.sql`), path.join(legacyMigrations, `${entry.tag}.sql`));
-  const sqlite = new Database(dbPath());
-  sqlite.pragma("journal_mode = WAL");
-  migrate(drizzle(sqlite), { migrationsFolder: legacyMigrations });
-  sqlite.prepare("INSERT INTO functions VALUES ('old', 2, 1, 1)").run();
-  const insert = sqlite.prepare("INSERT INTO function_versions (function_name, version, runtime, code, timeout_ms, memory_mb, network, env, public, created_at) VALUES ('old', ?, 'python', 'x = 1', 1000, 64, 0, ?, 0, 1)");
-  insert.run(1, JSON.stringify({ API_KEY: SECRET }));
-  insert.run(2, JSON.stringify({ API_KEY: SECRET, OTHER: "o" }));
-  sqlite.close();
+  databaseBeforeSealing(dbPath(), (sqlite) => {
+    sqlite.prepare("INSERT INTO functions VALUES ('old', 2, 1, 1)").run();
+    const insert = sqlite.prepare(
+      "INSERT INTO function_versions (function_name, version, runtime, code, timeout_ms, memory_mb, network, env, public, created_at) VALUES ('old', ?, 'python', 'x = 1', 1000, 64, 0, ?, 0, 1)",
+    );
+    insert.run(1, JSON.stringify({ API_KEY: SECRET }));
+    insert.run(2, JSON.stringify({ API_KEY: SECRET, OTHER: "o" }));
+  });
   expect(fileBytesContain(SECRET)).toBe(true);
 }
 
