@@ -4,19 +4,21 @@
  * Prints the per-invocation cost of a log write (insert `running` + update at the end),
  * the time of each query the API makes, and SQLite's plan for it.
  */
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { v7 as uuidv7 } from "uuid";
 import { openDatabase } from "../src/db/client.js";
+import { SecretBox } from "../src/db/secrets.js";
 import { createStores } from "../src/db/stores.js";
 import type { InvocationEnd } from "../src/db/invocations.js";
 
 const totalRows = Number(process.argv[2] ?? 1_000_000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));
 const opened = openDatabase(path.join(dir, "gateway.db"));
-const log = createStores(opened).invocations;
+const log = createStores(opened, new SecretBox(crypto.randomBytes(32))).invocations;
 
 function end(stdout: string): InvocationEnd {
   return {
@@ -181,7 +183,7 @@ await timed("prune one batch of 1000 by count", () => log.pruneBatch({ olderThan
 opened.close();
 const reopenStarted = performance.now();
 const reopened = openDatabase(path.join(dir, "gateway.db"));
-createStores(reopened).invocations.markInterrupted();
+createStores(reopened, new SecretBox(crypto.randomBytes(32))).invocations.markInterrupted();
 console.log(`\nreopen at ${totalRows} rows (migrate + optimize + mark interrupted): ${(performance.now() - reopenStarted).toFixed(1)} ms`);
 reopened.close();
 fs.rmSync(dir, { recursive: true, force: true });

@@ -200,11 +200,30 @@
         return { status: 200, headers: [["content-type", "application/octet-stream"]], body: bytes };
       }
       if (typeof result === "object" || typeof result === "number" || typeof result === "boolean") {
-        const json = JSON.stringify(result);
+        const json = JSON.stringify(result, refuseNonFinite);
         if (json === undefined) throw new TypeError("the handler's result cannot be serialised as JSON");
         return { status: 200, headers: [["content-type", "application/json"]], body: Buffer.from(json) };
       }
       throw new TypeError(`handler returned an unsupported type: ${typeof result}`);
+    }
+
+    // JSON.stringify would send NaN and Infinity as null: a changed answer, so refused instead.
+    function refuseNonFinite(key, value) {
+      if (typeof value === "number" && !Number.isFinite(value)) {
+        throw new TypeError(`the handler's result holds ${value} (at ${key === "" ? "the top level" : JSON.stringify(key)}), which JSON cannot carry`);
+      }
+      return value;
+    }
+
+    /** Exported functions that are not the handler: the author may have meant one of them. */
+    function warnIfHandlerMisnamed(exported) {
+      if (exported === null || (typeof exported !== "object" && typeof exported !== "function")) return;
+      const names = Object.keys(exported).filter((name) => typeof exported[name] === "function");
+      if (names.length === 0) return;
+      process.stderr.write(
+        `fngw: warning: no default export or handler is a function, so this ran as a script (its stdout is the response); ` +
+          `it exports ${names.join(", ")}: export the handler as default\n`,
+      );
     }
 
     async function main() {
@@ -216,8 +235,12 @@
       Object.assign(process.env, envelope.env);
 
       const source = Buffer.from(envelope.code, "base64").toString("utf8");
-      const handler = findHandler(await load(source, envelope.packages === true));
-      if (handler === null) return; // script mode: stdout is the response, the process ends when its work does
+      const exported = await load(source, envelope.packages === true);
+      const handler = findHandler(exported);
+      if (handler === null) {
+        warnIfHandlerMisnamed(exported);
+        return; // script mode: stdout is the response, the process ends when its work does
+      }
       // Handler mode from here: a handler that exits or never settles is an error, and its
       // output stays in the log.
       send({ kind: "handler" });

@@ -66,6 +66,17 @@ def _prescript():
     def dumps(value):
         return "".join(encode(value, 0))
 
+    # A handler's JSON answer: NaN and Infinity are not JSON, so they are refused, not sent.
+    encode_answer = _json.make_encoder({}, not_serialisable, _json.encode_basestring_ascii, None, ": ", ", ", False, False, False)
+
+    def dumps_answer(value):
+        try:
+            return "".join(encode_answer(value, 0))
+        except ValueError as exc:
+            if "Out of range float" not in str(exc):
+                raise
+            raise ValueError("the handler's result holds NaN or Infinity, which JSON cannot carry; return None or a string for it") from None
+
     def read_all(fd, start):
         chunks = [start]
         while True:
@@ -156,7 +167,7 @@ def _prescript():
         if isinstance(value, str):
             return value.encode(), "text/plain; charset=utf-8"
         if isinstance(value, (dict, list, int, float, bool)):
-            return dumps(value).encode(), "application/json"
+            return dumps_answer(value).encode(), "application/json"
         raise TypeError(f"handler returned an unsupported type: {type(value).__name__}")
 
     def respond(result):
@@ -204,7 +215,14 @@ def _prescript():
     handler = module.__dict__.get("handler")
     if not callable(handler):
         # Script mode: stdout is the response. Returning lets Python exit as usual, after
-        # the script's non-daemon threads.
+        # the script's non-daemon threads. A callable under a name handlers often have elsewhere
+        # says the author meant handler mode: say so in the log rather than answer 200 empty.
+        meant = [n for n in ("main", "handle", "lambda_handler", "app") if callable(module.__dict__.get(n))]
+        if meant:
+            sys.stderr.write(
+                f"fngw: warning: no handler(request) is defined, so this ran as a script (its stdout is the response); "
+                f"{', '.join(meant)} looks like one: name it handler\n"
+            )
         return
     # Handler mode from here: a handler that exits without answering is an error, and its
     # output stays in the log.

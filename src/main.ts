@@ -2,6 +2,8 @@ import { ConfigError, loadConfig, type Config } from "./core/config.js";
 import { DataDirBusyError, lockDataDir } from "./data-dir-lock.js";
 import { openDatabase } from "./db/client.js";
 import { startRetention } from "./db/retention.js";
+import { sealStoredSecrets } from "./db/seal.js";
+import { loadSecretBox } from "./db/secrets.js";
 import { createStores } from "./db/stores.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
@@ -50,9 +52,23 @@ async function main(): Promise<void> {
   }
   undo.push(() => lock.release());
 
+  let secrets: ReturnType<typeof loadSecretBox>;
+  try {
+    secrets = loadSecretBox(config);
+  } catch (err) {
+    fail(`the secrets key could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (secrets.createdKeyFile) console.log(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
   const database = openDatabase(config.DB_PATH);
   undo.push(() => database.close());
-  const stores = createStores(database, { maxOutputBytes: config.LOG_OUTPUT_MAX_BYTES });
+  try {
+    const sealed = sealStoredSecrets(database, secrets.box);
+    if (sealed.sealed > 0) console.log(`sealed the env values of ${sealed.sealed} version(s) stored in clear`);
+    if (sealed.resealed > 0) console.log(`sealed the env values of ${sealed.resealed} version(s) again with the current key`);
+  } catch (err) {
+    fail(`stored secrets could not be opened: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const stores = createStores(database, secrets.box, { maxOutputBytes: config.LOG_OUTPUT_MAX_BYTES });
 
   let gateway: Awaited<ReturnType<typeof listen>>;
   try {
@@ -63,7 +79,7 @@ async function main(): Promise<void> {
 
   const interrupted = stores.invocations.markInterrupted();
   if (interrupted > 0) console.log(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
-  const token = provisionToken(stores.keyValue, config.GATEWAY_TOKEN);
+  const token = provisionToken(stores.tokens, config.GATEWAY_TOKEN);
   if (token.generated) {
     console.log(`API token (printed this once; only its hash is stored; set GATEWAY_TOKEN to choose your own): ${token.generated}`);
   }
@@ -86,7 +102,6 @@ async function main(): Promise<void> {
     config,
     stores,
     runner: sandbox,
-    tokenHash: token.hash,
     health: () => sandbox.health(),
     checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
     admission,

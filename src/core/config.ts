@@ -18,6 +18,12 @@ const EnvSchema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   DATA_DIR: z.string().min(1).default("./data"),
   GATEWAY_TOKEN: z.string().min(16, "GATEWAY_TOKEN must be at least 16 characters").optional(),
+  /** The key that seals functions' env values at rest (base64 of 32 bytes); unset: SECRETS_KEY_FILE. */
+  SECRETS_KEY: secretKey("SECRETS_KEY").optional(),
+  /** A key file (base64 of 32 bytes), created 0600 at first start when absent; defaults to DATA_DIR/secrets.key. */
+  SECRETS_KEY_FILE: z.string().min(1).optional(),
+  /** The key values were sealed with before a rotation; at start every value under it is sealed again with the current key. */
+  SECRETS_KEY_PREVIOUS: secretKey("SECRETS_KEY_PREVIOUS").optional(),
 
   /** Invocations that run at once; each holds one sandbox slot (uid, jail, cgroup). */
   MAX_CONCURRENCY: int(1, 2 * cores, 256),
@@ -83,6 +89,16 @@ const EnvSchema = z.object({
   FUNCTIONS_ORIGIN_ISOLATION: z.enum(["on", "off"]).default("on"),
 });
 
+/** A 256-bit key given as base64. */
+function secretKey(name: string) {
+  return z
+    .string()
+    .refine((text) => /^[A-Za-z0-9+/_-]+=*$/.test(text.trim()) && Buffer.from(text.trim(), "base64").length === 32, {
+      message: `${name} must be the base64 of 32 bytes (e.g. openssl rand -base64 32)`,
+    })
+    .transform((text) => Buffer.from(text.trim(), "base64"));
+}
+
 function isCidr(text: string): boolean {
   const [address = "", bits, ...rest] = text.split("/");
   const family = net.isIP(address);
@@ -90,7 +106,7 @@ function isCidr(text: string): boolean {
 }
 
 export type Config = Readonly<
-  Omit<z.infer<typeof EnvSchema>, "JAIL_DIR"> & { JAIL_DIR: string; DB_PATH: string }
+  Omit<z.infer<typeof EnvSchema>, "JAIL_DIR" | "SECRETS_KEY_FILE"> & { JAIL_DIR: string; DB_PATH: string; SECRETS_KEY_FILE: string }
 >;
 
 export class ConfigError extends Error {
@@ -111,5 +127,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     DATA_DIR: dataDir,
     DB_PATH: path.join(dataDir, "gateway.db"),
     JAIL_DIR: path.resolve(parsed.data.JAIL_DIR ?? path.join(dataDir, "jail")),
+    SECRETS_KEY_FILE: path.resolve(parsed.data.SECRETS_KEY_FILE ?? path.join(dataDir, "secrets.key")),
   });
 }

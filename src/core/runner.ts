@@ -1,4 +1,5 @@
 import type { FunctionSettings } from "./settings.js";
+import type { Runtime } from "./runtimes.js";
 import type { RunStatus } from "./statuses.js";
 
 /**
@@ -42,10 +43,19 @@ export interface CapturedOutput {
   truncated: boolean;
 }
 
+/** Where a function's source fails to parse, as its interpreter reports it (1-based; null when it names no place). */
+export interface SyntaxProblem {
+  line: number | null;
+  column: number | null;
+  message: string;
+}
+
 /** Runs invocations. */
 export interface Runner {
   /** Rejects with `SaturatedError` when no slot frees up in time or the sandbox is closing. */
   run(spec: InvocationSpec): Promise<InvocationResult>;
+  /** Parses (never runs) a function's source with the real interpreter; null when it parses. */
+  checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null>;
 }
 
 /** No sandbox slot freed up within the queue timeout, or the sandbox is closing. */

@@ -94,25 +94,53 @@ export function apiSettingsShape<M extends "create" | "update">(config: Config, 
   ) as { [K in SettingKey as Snake<K>]: M extends "create" ? Fields[K]["schema"] : z.ZodOptional<Fields[K]["schema"]> };
 }
 
+/** A request's settings cannot be applied as given (the handler answers 400 with the message). */
+export class SettingsError extends Error {
+  override name = "SettingsError";
+}
+
+/**
+ * The env a request asks for, with the mask read as "keep the current value of this variable":
+ * PUTting back what GET shows keeps every secret. The mask for a variable that has no current
+ * value is refused rather than stored as the value.
+ */
+export function unmaskEnv(given: Record<string, string>, current: Record<string, string>): Record<string, string> {
+  const unknown = Object.keys(given).filter((name) => given[name] === MASKED && !Object.hasOwn(current, name));
+  if (unknown.length > 0) {
+    throw new SettingsError(
+      `env: "${MASKED}" keeps a variable's current value, and ${unknown.join(", ")} ${unknown.length === 1 ? "has" : "have"} none; give the value`,
+    );
+  }
+  return Object.fromEntries(Object.entries(given).map(([name, value]) => [name, value === MASKED ? current[name]! : value]));
+}
+
 /** Settings for a new function: what the request gives, the fallback for the rest. */
 export function settingsOfCreate(config: Config, given: Partial<ApiSettings>): FunctionSettings {
   const fields = settingFields(config);
-  return Object.fromEntries(
+  const settings = Object.fromEntries(
     keysOf(fields).map((key) => {
       const value = given[apiName(key)];
       return [key, value === undefined ? (fields[key] as Field<z.ZodType>).fallback?.() : value];
     }),
   ) as FunctionSettings;
+  return { ...settings, env: unmaskEnv(settings.env, {}) };
 }
 
-/** A new version's settings: the current ones, with what the request changes. */
+/** A new version's settings: the current ones, with what the request changes (a masked env value kept). */
 export function settingsOfUpdate(current: FunctionSettings, given: Partial<ApiSettings>): FunctionSettings {
-  return Object.fromEntries(
+  const settings = Object.fromEntries(
     SETTING_KEYS.map((key) => {
       const value = given[apiName(key)];
       return [key, value === undefined ? current[key] : value];
     }),
   ) as FunctionSettings;
+  return { ...settings, env: given.env === undefined ? current.env : unmaskEnv(given.env, current.env) };
+}
+
+/** A rollback: the settings of an older version (code included), with the current env: secrets are not rolled back. */
+export function settingsOfRollback(current: FunctionSettings, target: FunctionSettings): FunctionSettings {
+  const settings = Object.fromEntries(SETTING_KEYS.map((key) => [key, target[key]])) as FunctionSettings;
+  return { ...settings, env: current.env };
 }
 
 /** The settings as the API shows them: env values masked. */

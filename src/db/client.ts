@@ -66,6 +66,9 @@ export function openDatabase(file: string): OpenedDatabase {
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 5000");
   sqlite.pragma("foreign_keys = ON");
+  // Deleted and overwritten content is zeroed rather than left in free space: env values replaced
+  // by sealed ones (db/seal.ts) and dropped versions leave nothing behind in the file.
+  sqlite.pragma("secure_delete = ON");
   const db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: MIGRATIONS_DIR });
   // Lets the planner use fresh statistics for the log's indexes; cheap when nothing changed.

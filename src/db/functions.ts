@@ -3,6 +3,7 @@ import type { Runtime } from "../core/runtimes.js";
 import type { FunctionSettings } from "../core/settings.js";
 import type { Db } from "./client.js";
 import { functions, functionVersions } from "./schema.js";
+import type { SecretBox } from "./secrets.js";
 
 export interface FunctionVersion extends FunctionSettings {
   name: string;
@@ -27,12 +28,26 @@ export interface FunctionSummary {
 /**
  * The function registry. It keeps the current version of every function it has looked up in
  * memory, so an invocation does no SQL read in the common case; this process is the only
- * writer, so updating the cache in `addVersion` and `delete` keeps it exact.
+ * writer, so updating the cache in `addVersion` and `delete` keeps it exact. Env values are
+ * sealed (`secrets.ts`) before they reach the database and opened as rows are read.
  */
 export class FunctionStore {
   private readonly current = new Map<string, CurrentFunction>();
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly secrets: SecretBox,
+  ) {}
+
+  /** A version's row as stored: its env values sealed to this function and version. */
+  private row(name: string, version: number, settings: FunctionSettings, createdAt: number): typeof functionVersions.$inferInsert {
+    return { ...settings, functionName: name, version, env: this.secrets.sealEnv(settings.env, name, version), envSealed: true, createdAt };
+  }
+
+  private toVersion(row: typeof functionVersions.$inferSelect): FunctionVersion {
+    const { functionName, envSealed: _sealed, ...rest } = row;
+    return { name: functionName, ...rest, env: this.secrets.openEnv(rest.env, functionName, rest.version) };
+  }
 
   /** Registers version 1; returns null when the name is taken. */
   create(name: string, settings: FunctionSettings): CurrentFunction | null {
@@ -45,7 +60,7 @@ export class FunctionStore {
         .returning({ name: functions.name })
         .all();
       if (inserted.length === 0) return null;
-      tx.insert(functionVersions).values({ functionName: name, version: 1, ...settings, createdAt: now }).run();
+      tx.insert(functionVersions).values(this.row(name, 1, settings, now)).run();
       return { name, version: 1, ...settings, createdAt: now, functionCreatedAt: now };
     });
     if (created) this.current.set(name, created);
@@ -59,7 +74,7 @@ export class FunctionStore {
       const row = tx.select().from(functions).where(eq(functions.name, name)).get();
       if (!row) return null;
       const version = row.currentVersion + 1;
-      tx.insert(functionVersions).values({ functionName: name, version, ...settings, createdAt: now }).run();
+      tx.insert(functionVersions).values(this.row(name, version, settings, now)).run();
       tx.update(functions).set({ currentVersion: version, updatedAt: now }).where(eq(functions.name, name)).run();
       return { name, version, ...settings, createdAt: now, functionCreatedAt: row.createdAt };
     });
@@ -82,7 +97,7 @@ export class FunctionStore {
       .where(eq(functions.name, name))
       .get();
     if (!row) return undefined;
-    const found = { ...toVersion(row.version), functionCreatedAt: row.functionCreatedAt };
+    const found = { ...this.toVersion(row.version), functionCreatedAt: row.functionCreatedAt };
     this.current.set(name, found);
     return found;
   }
@@ -96,7 +111,7 @@ export class FunctionStore {
       .from(functionVersions)
       .where(and(eq(functionVersions.functionName, name), eq(functionVersions.version, version)))
       .get();
-    return row ? toVersion(row) : undefined;
+    return row ? this.toVersion(row) : undefined;
   }
 
   /** Every function with its current version, by name. */
@@ -126,7 +141,7 @@ export class FunctionStore {
       .where(eq(functionVersions.functionName, name))
       .orderBy(desc(functionVersions.version))
       .all();
-    return rows.length > 0 ? rows.map(toVersion) : undefined;
+    return rows.length > 0 ? rows.map((row) => this.toVersion(row)) : undefined;
   }
 
   /** Removes the function and its versions (the invocation log keeps its rows); false when unknown. */
@@ -135,9 +150,4 @@ export class FunctionStore {
     const result = this.db.delete(functions).where(eq(functions.name, name)).run();
     return result.changes > 0;
   }
-}
-
-function toVersion(row: typeof functionVersions.$inferSelect): FunctionVersion {
-  const { functionName, ...rest } = row;
-  return { name: functionName, ...rest };
 }

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import type { Db } from "./client.js";
 import { settings } from "./schema.js";
 
-/** Small key/value settings that must survive restarts (e.g. the API token's hash). */
+/** Small key/value settings that must survive restarts. */
 export class KeyValueStore {
   constructor(private readonly db: Db) {}
 

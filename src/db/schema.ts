@@ -33,6 +33,8 @@ export const functionVersions = sqliteTable(
       .references(() => functions.name, { onDelete: "cascade" }),
     version: integer("version").notNull(),
     ...settingColumns,
+    /** Whether `env` holds sealed values (db/secrets.ts); rows stored before sealing existed are converted at start. */
+    envSealed: integer("env_sealed", { mode: "boolean" }).notNull().default(false),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.functionName, t.version] })],
@@ -82,7 +84,21 @@ export const invocations = sqliteTable(
   ],
 );
 
-/** Key/value settings of the gateway (the token's SHA-256 hash lives here). */
+/**
+ * API tokens: only their SHA-256 (hex) is stored. `root` is the first-start admin token
+ * (GATEWAY_TOKEN or the generated one). Times are epoch ms; null `expires_at`: never.
+ */
+export const tokens = sqliteTable("tokens", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  tokenHash: text("token_hash").notNull().unique(),
+  scopes: text("scopes", { mode: "json" }).$type<string[]>().notNull(),
+  createdAt: integer("created_at").notNull(),
+  expiresAt: integer("expires_at"),
+  lastUsedAt: integer("last_used_at"),
+});
+
+/** Key/value settings of the gateway. */
 export const settings = sqliteTable("settings", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),

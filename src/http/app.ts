@@ -3,6 +3,7 @@ import type { Config } from "../core/config.js";
 import type { Runner, RunnerHealth } from "../core/runner.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
+import type { TokenStore } from "../db/tokens.js";
 import { Admission, ReadingLimit } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { InvocationFeed } from "./feed.js";
@@ -18,13 +19,12 @@ import { invokeApi } from "./routes/invoke.js";
 import { sessionApi } from "./routes/session.js";
 import { statsApi } from "./routes/stats.js";
 import { streamApi } from "./routes/stream.js";
+import { tokensApi } from "./routes/tokens.js";
 
 export interface AppDeps {
   config: Config;
-  stores: { functions: FunctionStore; invocations: InvocationLog };
+  stores: { functions: FunctionStore; invocations: InvocationLog; tokens: TokenStore };
   runner: Runner;
-  /** SHA-256 of the API token (see provisionToken). */
-  tokenHash: Buffer;
   /** What /healthz checks besides the runner, by name (the database). */
   checks?: HealthChecks;
   /** The runner's readiness for /healthz (as `sandbox`); reports ready when absent. */
@@ -62,22 +62,23 @@ export function createApp(deps: AppDeps) {
   const feed = new InvocationFeed();
 
   app.route("/", consoleApi());
-  app.route("/api/session", sessionApi(deps.tokenHash, sessions)); // before the guard: signing in needs no session
+  app.route("/api/session", sessionApi(stores.tokens, sessions)); // before the guard: signing in needs no session
   app.use(
     "/api/*",
-    requireTokenOrSession(deps.tokenHash, sessions),
+    requireTokenOrSession(stores.tokens, sessions),
     bodyLimit({ maxBytes: maxApiBody, timeoutMs: config.BODY_READ_TIMEOUT_MS }, "a function definition"),
   );
   app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
 
   app.route("/healthz", healthApi({ checks: { sandbox: deps.health ?? (() => ({ ready: true })), ...deps.checks } }));
-  app.route("/api/functions", functionsApi({ config, functions }));
+  app.route("/api/functions", functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code) }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations/stream", streamApi(feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
+  app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));
   app.route(
     "/fn",
-    invokeApi({ config, functions, invocations, runner: deps.runner, tokenHash: deps.tokenHash, admission, reading, feed, newId: deps.newId }),
+    invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, newId: deps.newId }),
   );
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");

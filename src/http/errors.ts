@@ -3,6 +3,7 @@ import type { Context, Env, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
+import { SettingsError } from "../core/settings.js";
 
 /** Every error the gateway answers with: `{ "error": { "code", "message" } }`. */
 export const ErrorSchema = z
@@ -11,13 +12,17 @@ export const ErrorSchema = z
       code: z.string().openapi({ example: "not_found" }),
       message: z.string().openapi({ example: "no function named 'hello'" }),
       invocation_id: z.string().optional().openapi({ description: "Set on errors of an invocation that reached the log" }),
+      line: z.number().int().nullable().optional().openapi({ description: "Set on a syntax_error: where the code fails to parse (1-based)" }),
+      column: z.number().int().nullable().optional(),
     }),
   })
   .openapi("Error");
 
 export type ErrorBody = z.infer<typeof ErrorSchema>;
 
-export function errorBody(code: string, message: string, extra: { invocation_id?: string } = {}): ErrorBody {
+type ErrorExtra = Omit<ErrorBody["error"], "code" | "message">;
+
+export function errorBody(code: string, message: string, extra: ErrorExtra = {}): ErrorBody {
   return { error: { code, message, ...extra } };
 }
 
@@ -28,6 +33,7 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly extra: ErrorExtra = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -78,7 +84,8 @@ function fromHttpException(err: HTTPException): { code: string; message: string 
 
 /** Turns anything thrown into the error shape; unexpected errors are logged and never shown. */
 export const onError: ErrorHandler = (err, c: Context) => {
-  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status, err.headers);
+  if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, err.extra), err.status, err.headers);
+  if (err instanceof SettingsError) return c.json(errorBody("invalid_request", err.message), 400);
   if (err instanceof HTTPException) {
     const { code, message } = fromHttpException(err);
     return c.json(errorBody(code, message), err.status);

@@ -12,7 +12,9 @@ export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): 
   app.openAPIRegistry.registerComponent("securitySchemes", BEARER_SCHEME, {
     type: "http",
     scheme: "bearer",
-    description: "GATEWAY_TOKEN, or the token printed at the first start",
+    description:
+      "GATEWAY_TOKEN or the token printed at the first start (admin), or a scoped token from POST /api/tokens. " +
+      "Each route lists the scope it needs; admin has every scope.",
   });
   for (const method of ["get", "post"] as const) {
     app.openAPIRegistry.registerPath({
@@ -20,7 +22,8 @@ export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): 
       path: "/fn/{target}",
       summary: "Invoke a function (any method; also /fn/{target}/any/sub/path)",
       description:
-        "`target` is `name` (current version) or `name@N` (version N). Needs the token unless the function is public. " +
+        "`target` is `name` (current version) or `name@N` (version N). Needs a token with `invoke:<name>`, " +
+        "`invoke:<prefix>*` or `admin` unless the function is public. " +
         "The function's status, headers and body come back as they are; every answer carries `x-invocation-id`.",
       security: [{ [BEARER_SCHEME]: [] }, {}],
       request: {
@@ -28,7 +31,8 @@ export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): 
       },
       responses: {
         200: { description: "What the function returned" },
-        401: { content: { "application/json": { schema: ErrorSchema } }, description: "Missing or wrong token" },
+        401: { content: { "application/json": { schema: ErrorSchema } }, description: "Missing, wrong or expired token" },
+        403: { content: { "application/json": { schema: ErrorSchema } }, description: "The token's scopes do not cover this function" },
         404: { content: { "application/json": { schema: ErrorSchema } }, description: "No such function or version" },
         413: { content: { "application/json": { schema: ErrorSchema } }, description: "Body over MAX_BODY_BYTES" },
         429: { content: { "application/json": { schema: ErrorSchema } }, description: "Saturated; see Retry-After" },

@@ -1,5 +1,7 @@
 import { z } from "@hono/zod-openapi";
+import type { RouteScope } from "../core/scopes.js";
 import { requiredField } from "../core/settings.js";
+import { requireScope } from "./middleware/auth.js";
 
 /** Function names: lower-case, URL-safe, up to 63 characters. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -18,7 +20,12 @@ export const isoTime = (ms: number): string => new Date(ms).toISOString();
 
 /** Routes under /api need the bearer token; the OpenAPI document says so through this scheme. */
 export const BEARER_SCHEME = "bearer";
-export const protectedRoute = { security: [{ [BEARER_SCHEME]: [] }] };
+
+/** A route that needs a token with `scope` (or admin): documented in the OpenAPI document, checked before validation. */
+export const requires = (scope: RouteScope) => ({
+  security: [{ [BEARER_SCHEME]: [scope] }],
+  middleware: requireScope(scope),
+});
 
 /** A JSON response in an OpenAPI route definition. */
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({

@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
-import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner, type RunnerHealth } from "../core/runner.js";
+import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner, type RunnerHealth, type SyntaxProblem } from "../core/runner.js";
+import type { Runtime } from "../core/runtimes.js";
 import { resolveInterpreters, type Interpreters } from "./binaries.js";
 import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js";
 import { setupFirewall, type Firewall } from "./firewall.js";
@@ -13,6 +14,7 @@ import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE } from "./protocol.js";
 import { runInSlot, type RunSettings } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
+import { checkSyntax } from "./syntax.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
 
@@ -131,6 +133,10 @@ export class Sandbox implements Runner {
       this.running.delete(run);
       this.pool.release(slot);
     }
+  }
+
+  checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
+    return checkSyntax(this.interpreters, runtime, code);
   }
 
   health(): SandboxHealth {

@@ -1,8 +1,10 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
+import { SecretBox } from "../../src/db/secrets.js";
 import { createStores } from "../../src/db/stores.js";
 import { INTERRUPTED_MESSAGE, InvocationLog, type InvocationEnd } from "../../src/db/invocations.js";
 import { startRetention } from "../../src/db/retention.js";
@@ -15,7 +17,7 @@ const DAY = 24 * 3600_000;
 
 function open(): void {
   opened = openDatabase(path.join(dir, "gateway.db"));
-  log = createStores(opened, { now: () => clock.now }).invocations;
+  log = createStores(opened, new SecretBox(crypto.randomBytes(32)), { now: () => clock.now }).invocations;
 }
 
 beforeEach(() => {

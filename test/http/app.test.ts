@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkBearer, provisionToken, sha256 } from "../../src/http/middleware/auth.js";
+import { sha256, TokenStore } from "../../src/db/tokens.js";
+import { checkBearer, provisionToken } from "../../src/http/middleware/auth.js";
 import { Admission } from "../../src/http/admission.js";
 import { makeGateway, register, runScenarios, TOKEN, type Gateway, type Scenario } from "./harness.js";
 
@@ -114,27 +115,32 @@ describe("the token on /api", () => {
 });
 
 describe("provisionToken", () => {
-  it("generates a token at the first start and stores only its SHA-256", () => {
-    const { keyValue: settings } = gw.stores;
-    gw.database.sqlite.prepare("delete from settings").run(); // as if never started
-    const first = provisionToken(settings, undefined);
+  // A store of its own over the same database, so the gateway's cached tokens stay as they are.
+  let store: TokenStore;
+
+  it("generates an admin token at the first start and stores only its SHA-256", () => {
+    gw.database.sqlite.prepare("delete from tokens").run(); // as if never started
+    store = new TokenStore(gw.database.db);
+    const first = provisionToken(store, undefined);
     expect(first.generated).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const stored = gw.database.sqlite.prepare("select value from settings").pluck().all();
-    expect(stored).toEqual([sha256(first.generated ?? "").toString("hex")]);
+    const stored = gw.database.sqlite.prepare("select id, token_hash, scopes from tokens").all();
+    expect(stored).toEqual([{ id: "root", token_hash: sha256(first.generated ?? "").toString("hex"), scopes: '["admin"]' }]);
     expect(JSON.stringify(stored)).not.toContain(first.generated);
-    expect(checkBearer(`Bearer ${first.generated}`, first.hash)).toBe("ok");
+    const check = checkBearer(`Bearer ${first.generated}`, store);
+    expect(check.kind === "ok" && check.token.scopes).toEqual(["admin"]);
   });
 
   it("prints nothing new at later starts: the stored hash is kept", () => {
-    const again = provisionToken(gw.stores.keyValue, undefined);
+    const again = provisionToken(new TokenStore(gw.database.db), undefined);
     expect(again.generated).toBeNull();
-    expect(checkBearer(`Bearer ${TOKEN}`, again.hash)).toBe("invalid");
+    expect(checkBearer(`Bearer ${TOKEN}`, new TokenStore(gw.database.db)).kind).toBe("invalid");
   });
 
   it("lets GATEWAY_TOKEN replace the stored hash", () => {
-    const fromEnv = provisionToken(gw.stores.keyValue, TOKEN);
-    expect(fromEnv.generated).toBeNull();
-    expect(provisionToken(gw.stores.keyValue, undefined).hash.equals(sha256(TOKEN))).toBe(true);
+    expect(provisionToken(new TokenStore(gw.database.db), TOKEN).generated).toBeNull();
+    const later = new TokenStore(gw.database.db);
+    expect(provisionToken(later, undefined).generated).toBeNull();
+    expect(checkBearer(`Bearer ${TOKEN}`, later).kind).toBe("ok");
   });
 });
 

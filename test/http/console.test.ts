@@ -67,9 +67,9 @@ describe("console sessions", () => {
   it("GET /api/session tells the console whether its cookie is a live session", async () => {
     const cookie = await signIn();
     const live = await gw.call("/api/session", { token: null, headers: { cookie, ...CONSOLE } });
-    expect(await live.json()).toEqual({ signed_in: true });
+    expect(await live.json()).toEqual({ signed_in: true, scopes: ["admin"] });
     const none = await gw.call("/api/session", { token: null, headers: CONSOLE });
-    expect(await none.json()).toEqual({ signed_in: false });
+    expect(await none.json()).toEqual({ signed_in: false, scopes: [] });
   });
 
   it("signing out ends the session on the server", async () => {

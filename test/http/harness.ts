@@ -8,12 +8,18 @@ import path from "node:path";
 import { expect, it } from "vitest";
 import { loadConfig, type Config } from "../../src/core/config.js";
 import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
+import { loadSecretBox } from "../../src/db/secrets.js";
 import { createStores, type Stores } from "../../src/db/stores.js";
 import { createApp, type App } from "../../src/http/app.js";
-import { sha256 } from "../../src/http/middleware/auth.js";
+import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
 import { Admission } from "../../src/http/admission.js";
-import type { InvocationResult, InvocationSpec, Runner, SandboxResponse } from "../../src/core/runner.js";
+import type { InvocationResult, InvocationSpec, Runner, SandboxResponse, SyntaxProblem } from "../../src/core/runner.js";
+import type { Runtime } from "../../src/core/runtimes.js";
+import { resolveInterpreters, type Interpreters } from "../../src/sandbox/binaries.js";
+import { checkSyntax } from "../../src/sandbox/syntax.js";
+
+let interpreters: Interpreters | undefined;
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -32,6 +38,12 @@ export class ScriptedRunner implements Runner {
   async run(spec: InvocationSpec): Promise<InvocationResult> {
     this.calls.push(spec);
     return this.script(spec);
+  }
+
+  /** The real check, with the real interpreters: registration's syntax errors are not scripted. */
+  checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
+    interpreters ??= resolveInterpreters(loadConfig({}).PYTHON_BIN, process.execPath);
+    return checkSyntax(interpreters, runtime, code);
   }
 
   get last(): InvocationSpec {
@@ -85,7 +97,8 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
   const database = openDatabase(config.DB_PATH);
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
-  const stores = createStores(database, { now: () => clock.now });
+  const stores = createStores(database, loadSecretBox(config).box, { now: () => clock.now });
+  provisionToken(stores.tokens, TOKEN);
   const runner = new ScriptedRunner();
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
@@ -93,7 +106,6 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     config,
     stores,
     runner,
-    tokenHash: sha256(TOKEN),
     health: () => health.value,
     admission,
     now: () => clock.now,
@@ -220,4 +232,31 @@ export async function listen(gw: Gateway): Promise<{ url: string; close(): Promi
       });
     });
   });
+}
+
+export type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
+
+/** Expects the error shape with `status` and `code` (and a message matching `messagePart`); returns the body. */
+export async function expectError(res: Response, status: number, code: string, messagePart?: string | RegExp): Promise<Json> {
+  const text = await res.text();
+  if (res.status !== status) throw new Error(`expected ${status} ${code}, got ${res.status}: ${text}`);
+  expect(res.headers.get("content-type")).toMatch(/application\/json/);
+  const json = JSON.parse(text) as Json;
+  expect(json.error.code).toBe(code);
+  expect(json.error.message).not.toMatch(/\n\s+at /); // never a stack trace
+  if (messagePart) expect(json.error.message).toMatch(messagePart);
+  return json;
+}
+
+/** Invokes /fn/<name> and returns the env the runner was handed. */
+export async function envSeenBy(gw: Gateway, name: string): Promise<Record<string, string>> {
+  const res = await gw.call(`/fn/${name}`);
+  if (res.status !== 200) throw new Error(`/fn/${name}: ${res.status} ${await res.text()}`);
+  return gw.runner.last.env;
+}
+
+/** Whether `needle` occurs anywhere in the database's files (main, WAL, shared memory). */
+export function databaseFilesContain(gw: Gateway, needle: string): boolean {
+  const file = gw.config.DB_PATH;
+  return [file, `${file}-wal`, `${file}-shm`].some((f) => fs.existsSync(f) && fs.readFileSync(f).includes(Buffer.from(needle)));
 }

@@ -1,64 +1,79 @@
 import crypto from "node:crypto";
 import type { MiddlewareHandler } from "hono";
-import type { KeyValueStore } from "../../db/key-value.js";
+import { grants, type RouteScope } from "../../core/scopes.js";
+import { ROOT_TOKEN_ID, sha256, type Authentication, type TokenRecord, type TokenStore } from "../../db/tokens.js";
 import { ApiError } from "../errors.js";
 
-/** Settings key of the API token's SHA-256 (hex); the token itself is never stored. */
-export const TOKEN_HASH_KEY = "api_token_sha256";
-
-export function sha256(text: string): Buffer {
-  return crypto.createHash("sha256").update(text, "utf8").digest();
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The token of an authenticated /api request. */
+    apiToken: TokenRecord;
+  }
 }
 
-export interface ApiToken {
-  /** SHA-256 of the token every protected request must present. */
-  hash: Buffer;
-  /** The token, only when it was generated just now (to be printed once); otherwise null. */
+export interface ProvisionedToken {
+  /** The admin token, only when it was generated just now (to be printed once); otherwise null. */
   generated: string | null;
 }
 
 /**
- * GATEWAY_TOKEN wins when set (its hash replaces the stored one). Otherwise the stored hash is
- * kept, and on the very first start a random token is generated and only its hash stored.
+ * The first-start admin token. GATEWAY_TOKEN wins when set (its hash replaces the stored one).
+ * Otherwise the stored one is kept, and on the very first start a random token is generated
+ * and only its hash stored.
  */
-export function provisionToken(store: KeyValueStore, envToken: string | undefined): ApiToken {
+export function provisionToken(store: TokenStore, envToken: string | undefined): ProvisionedToken {
   if (envToken !== undefined) {
-    const hash = sha256(envToken);
-    store.set(TOKEN_HASH_KEY, hash.toString("hex"));
-    return { hash, generated: null };
+    store.setRoot(sha256(envToken), "GATEWAY_TOKEN");
+    return { generated: null };
   }
-  const stored = store.get(TOKEN_HASH_KEY);
-  if (stored !== undefined) return { hash: Buffer.from(stored, "hex"), generated: null };
+  if (store.get(ROOT_TOKEN_ID)) return { generated: null };
   const token = crypto.randomBytes(32).toString("base64url");
-  const hash = sha256(token);
-  store.set(TOKEN_HASH_KEY, hash.toString("hex"));
-  return { hash, generated: token };
+  store.setRoot(sha256(token), "generated at first start");
+  return { generated: token };
 }
 
-export type TokenCheck = "ok" | "missing" | "invalid";
+export type TokenCheck = Authentication | { kind: "missing" };
 
-/** Compares hashes, not tokens, so timingSafeEqual gets equal lengths and the token's length does not leak. */
-export function checkBearer(authorization: string | undefined, tokenHash: Buffer): TokenCheck {
+/** Reads `Authorization: Bearer <token>` and authenticates the token. */
+export function checkBearer(authorization: string | undefined, tokens: TokenStore): TokenCheck {
   const match = authorization?.match(/^Bearer[ \t]+(\S+)[ \t]*$/i);
-  if (!match?.[1]) return "missing";
-  return crypto.timingSafeEqual(sha256(match[1]), tokenHash) ? "ok" : "invalid";
+  if (!match?.[1]) return { kind: "missing" };
+  return tokens.authenticate(match[1]);
 }
 
-export function unauthorized(check: Exclude<TokenCheck, "ok">): ApiError {
-  return check === "missing"
-    ? new ApiError(401, "unauthorized", "missing token: send Authorization: Bearer <token>", {
-        "WWW-Authenticate": 'Bearer realm="fngw"',
-      })
-    : new ApiError(401, "unauthorized", "invalid token", {
-        "WWW-Authenticate": 'Bearer realm="fngw", error="invalid_token"',
-      });
+export function unauthorized(check: Exclude<TokenCheck, { kind: "ok" }>): ApiError {
+  if (check.kind === "missing") {
+    return new ApiError(401, "unauthorized", "missing token: send Authorization: Bearer <token>", {
+      "WWW-Authenticate": 'Bearer realm="fngw"',
+    });
+  }
+  const message = check.kind === "expired" ? "the token has expired" : "invalid token";
+  return new ApiError(401, "unauthorized", message, {
+    "WWW-Authenticate": `Bearer realm="fngw", error="invalid_token", error_description="${message}"`,
+  });
 }
 
-/** Guards the management API. */
-export function requireToken(tokenHash: Buffer): MiddlewareHandler {
+/** A token without the scope a route needs. */
+export const forbidden = (message: string) => new ApiError(403, "forbidden", message);
+
+/** Authenticates every request to the management API; what the token may do is checked per route. */
+export function requireToken(tokens: TokenStore): MiddlewareHandler {
   return async (c, next) => {
-    const check = checkBearer(c.req.header("authorization"), tokenHash);
-    if (check !== "ok") throw unauthorized(check);
+    const check = checkBearer(c.req.header("authorization"), tokens);
+    if (check.kind !== "ok") throw unauthorized(check);
+    c.set("apiToken", check.token);
+    await next();
+  };
+}
+
+/** A route's scope check (runs after requireToken, before the request is validated). */
+export function requireScope(scope: RouteScope): MiddlewareHandler {
+  return async (c, next) => {
+    const token = c.get("apiToken");
+    if (!grants(token.scopes, scope)) {
+      const also = scope === "admin" ? "" : " (or admin)";
+      throw forbidden(`this needs a token with the '${scope}' scope${also}; this token has ${token.scopes.join(", ")}`);
+    }
     await next();
   };
 }

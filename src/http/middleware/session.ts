@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { checkBearer, sha256, unauthorized } from "./auth.js";
+import { sha256, type TokenRecord, type TokenStore } from "../../db/tokens.js";
+import { checkBearer, unauthorized } from "./auth.js";
 import { ApiError } from "../errors.js";
 
 /**
@@ -20,35 +21,37 @@ const MAX_SESSIONS = 1000;
 
 /** The server-side session table, in memory: a restart signs everyone out. */
 export class SessionStore {
-  /** Keyed by the id's SHA-256, so a lookup's timing says nothing about stored ids. */
-  private readonly expiries = new Map<string, number>();
+  /** Keyed by the id's SHA-256, so a lookup's timing says nothing about stored ids: when it expires, and the token it signed in with. */
+  private readonly sessions = new Map<string, { expiry: number; tokenId: string }>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  create(): string {
+  /** A new session for the token `tokenId`; the session acts with that token's scopes for as long as the token stands. */
+  create(tokenId: string): string {
     this.prune();
-    if (this.expiries.size >= MAX_SESSIONS) {
-      const oldest = this.expiries.keys().next().value;
-      if (oldest !== undefined) this.expiries.delete(oldest);
+    if (this.sessions.size >= MAX_SESSIONS) {
+      const oldest = this.sessions.keys().next().value;
+      if (oldest !== undefined) this.sessions.delete(oldest);
     }
     const id = crypto.randomBytes(32).toString("base64url");
-    this.expiries.set(this.key(id), this.now() + SESSION_TTL_MS);
+    this.sessions.set(this.key(id), { expiry: this.now() + SESSION_TTL_MS, tokenId });
     return id;
   }
 
-  valid(id: string): boolean {
+  /** The token a live session signed in with, or null. */
+  tokenOf(id: string): string | null {
     const key = this.key(id);
-    const expiry = this.expiries.get(key);
-    if (expiry === undefined) return false;
-    if (expiry <= this.now()) {
-      this.expiries.delete(key);
-      return false;
+    const session = this.sessions.get(key);
+    if (session === undefined) return null;
+    if (session.expiry <= this.now()) {
+      this.sessions.delete(key);
+      return null;
     }
-    return true;
+    return session.tokenId;
   }
 
   delete(id: string): void {
-    this.expiries.delete(this.key(id));
+    this.sessions.delete(this.key(id));
   }
 
   private key(id: string): string {
@@ -58,9 +61,9 @@ export class SessionStore {
   /** Insertion order is expiry order (every session lives as long), so expired ones are at the front. */
   private prune(): void {
     const now = this.now();
-    for (const [key, expiry] of this.expiries) {
+    for (const [key, { expiry }] of this.sessions) {
       if (expiry > now) break;
-      this.expiries.delete(key);
+      this.sessions.delete(key);
     }
   }
 }
@@ -98,17 +101,32 @@ export function requireConsoleRequest(c: Context): void {
  * Guards the management API: the bearer token as before, or a console session cookie sent
  * with the console header (and, for state-changing methods, from the gateway's own origin).
  */
-export function requireTokenOrSession(tokenHash: Buffer, sessions: SessionStore): MiddlewareHandler {
+export function requireTokenOrSession(tokens: TokenStore, sessions: SessionStore): MiddlewareHandler {
   return async (c, next) => {
-    const bearer = checkBearer(c.req.header("authorization"), tokenHash);
-    if (bearer === "ok") return next();
+    const bearer = checkBearer(c.req.header("authorization"), tokens);
+    if (bearer.kind === "ok") {
+      c.set("apiToken", bearer.token);
+      return next();
+    }
     const sessionId = getCookie(c, SESSION_COOKIE);
-    if (bearer === "missing" && sessionId !== undefined) {
+    if (bearer.kind === "missing" && sessionId !== undefined) {
       requireConsoleRequest(c);
-      if (sessions.valid(sessionId)) return next();
-      throw new ApiError(401, "unauthorized", "the console session has expired or was signed out: sign in again");
+      const token = sessionToken(tokens, sessions, sessionId);
+      if (token) {
+        c.set("apiToken", token);
+        return next();
+      }
+      throw new ApiError(401, "unauthorized", "the console session has expired, was signed out or its token was revoked: sign in again");
     }
     throw unauthorized(bearer);
   };
+}
+
+/** The token behind a live session, if it still stands (not revoked, not expired). */
+export function sessionToken(tokens: TokenStore, sessions: SessionStore, sessionId: string, now = Date.now()): TokenRecord | null {
+  const tokenId = sessions.tokenOf(sessionId);
+  const token = tokenId === null ? undefined : tokens.get(tokenId);
+  if (!token || (token.expiresAt !== null && token.expiresAt <= now)) return null;
+  return token;
 }
 

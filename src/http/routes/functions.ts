@@ -1,15 +1,25 @@
 import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import { apiName, apiSettings, apiSettingsShape, requiredField, SETTING_KEYS, settingsOfCreate, settingsOfUpdate } from "../../core/settings.js";
-import type { CurrentFunction, FunctionStore, FunctionVersion } from "../../db/functions.js";
+import {
+  apiName,
+  SETTING_KEYS,
+  settingsOfCreate,
+  settingsOfRollback,
+  settingsOfUpdate,
+} from "../../core/settings.js";
+import type { FunctionStore } from "../../db/functions.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, NameParamSchema, protectedRoute } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
+import { requireValidSyntax, type CheckSyntax } from "../syntax-check.js";
+import { functionJson, functionSchemas, versionJson } from "./function-schemas.js";
 
-// /api/functions: register, list, show, update (a new version), versions, delete.
+// /api/functions: register, list, show, update (a new version), roll back (a new version), versions, delete.
 
 export interface FunctionsDeps {
   config: Config;
   functions: FunctionStore;
+  /** Parses code with the real interpreter (never runs it). */
+  checkSyntax: CheckSyntax;
 }
 
 /** The routes, mounted at /api/functions. */
@@ -20,70 +30,42 @@ export function functionsApi(deps: FunctionsDeps) {
     .openapi(routes.list, listFunctions(deps))
     .openapi(routes.show, showFunction(deps))
     .openapi(routes.update, updateFunction(deps))
+    .openapi(routes.rollback, rollbackFunction(deps))
     .openapi(routes.versions, listVersions(deps))
     .openapi(routes.version, showVersion(deps))
-    .openapi(routes.remove, deleteFunction(deps))
-    .openapi(routes.rollback, rollbackFunction(deps));
+    .openapi(routes.remove, deleteFunction(deps));
 }
 
 const errors = {
-  400: json(ErrorSchema, "Invalid request"),
+  400: json(ErrorSchema, "Invalid request; `syntax_error` (with line and column) when the code does not parse"),
   401: json(ErrorSchema, "Missing or wrong token"),
 };
 const notFound = { 404: json(ErrorSchema, "No such function") };
 
 /** The route definitions; the request schemas carry the configured limits. */
 function functionRouteDefinitions(config: Config) {
-  const CreateFunction = z
-    .strictObject({ name: FunctionNameSchema, ...apiSettingsShape(config, "create") })
-    .openapi("CreateFunction");
-  const UpdateFunction = z
-    .strictObject({
-      name: FunctionNameSchema.optional().openapi({ description: "If given, must be the name in the path" }),
-      ...apiSettingsShape(config, "update"),
-    })
-    .openapi("UpdateFunction", {
-      description: "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
-      minProperties: 1,
-    });
-  const VersionParams = NameParamSchema.extend({
-    version: z.coerce.number().int().min(1).openapi({ param: { name: "version", in: "path" }, example: 1 }),
-  });
-  const Settings = z.object(apiSettingsShape(config, "create"));
-  const FunctionSchema = Settings.extend({
-    name: FunctionNameSchema,
-    version: z.number().int().openapi({ example: 1 }),
-    created_at: z.string().openapi({ description: "When the function was first registered" }),
-    updated_at: z.string().openapi({ description: "When the current version was stored" }),
-  }).openapi("Function");
-  const VersionSchema = Settings.extend({
-    name: FunctionNameSchema,
-    version: z.number().int().openapi({ example: 1 }),
-    created_at: z.string(),
-  }).openapi("FunctionVersion");
-  const FunctionSummarySchema = z
-    .object({ name: FunctionNameSchema, runtime: Settings.shape.runtime, version: z.number().int(), public: z.boolean(), updated_at: z.string() })
-    .openapi("FunctionSummary");
-
+  const { CreateFunction, UpdateFunction, VersionParams, RollbackRequest, FunctionSchema, VersionSchema, FunctionSummarySchema } =
+    functionSchemas(config);
   return {
     create: createRoute({
       method: "post",
       path: "/",
       summary: "Register a function (version 1)",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { body: { content: { "application/json": { schema: CreateFunction } }, required: true } },
       responses: {
         201: json(FunctionSchema, "The function, version 1"),
         ...errors,
         409: json(ErrorSchema, "The name is taken"),
         413: json(ErrorSchema, "Body too large"),
+        503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
       },
     }),
     list: createRoute({
       method: "get",
       path: "/",
       summary: "List functions",
-      ...protectedRoute,
+      ...requires("deploy"),
       responses: {
         200: json(z.object({ items: z.array(FunctionSummarySchema) }), "Every function, by name"),
         401: errors[401],
@@ -93,7 +75,7 @@ function functionRouteDefinitions(config: Config) {
       method: "get",
       path: "/{name}",
       summary: "The current version of a function, code included, env values masked",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema },
       responses: { 200: json(FunctionSchema, "The current version"), ...errors, ...notFound },
     }),
@@ -101,15 +83,35 @@ function functionRouteDefinitions(config: Config) {
       method: "put",
       path: "/{name}",
       summary: "Store a new version (version + 1); older versions stay",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
-      responses: { 200: json(FunctionSchema, "The new current version"), ...errors, ...notFound },
+      responses: {
+        200: json(FunctionSchema, "The new current version"),
+        ...errors,
+        ...notFound,
+        503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
+      },
+    }),
+    rollback: createRoute({
+      method: "post",
+      path: "/{name}/rollback",
+      summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
+      ...requires("deploy"),
+      request: {
+        params: NameParamSchema,
+        body: { content: { "application/json": { schema: RollbackRequest } }, required: true },
+      },
+      responses: {
+        201: json(FunctionSchema, "The new current version (current + 1)"),
+        ...errors,
+        404: json(ErrorSchema, "No such function or version"),
+      },
     }),
     versions: createRoute({
       method: "get",
       path: "/{name}/versions",
       summary: "Every version of a function, newest first, each with its code",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema },
       responses: {
         200: json(z.object({ name: FunctionNameSchema, items: z.array(VersionSchema) }), "Newest first"),
@@ -121,35 +123,15 @@ function functionRouteDefinitions(config: Config) {
       method: "get",
       path: "/{name}/versions/{version}",
       summary: "One version of a function, code included",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: VersionParams },
       responses: { 200: json(VersionSchema, "The version"), ...errors, 404: json(ErrorSchema, "No such function or version") },
-    }),
-    rollback: createRoute({
-      method: "post",
-      path: "/{name}/rollback",
-      summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
-      ...protectedRoute,
-      request: {
-        params: NameParamSchema,
-        body: {
-          content: {
-            "application/json": {
-              schema: z
-                .strictObject({ version: z.number(requiredField).int().min(1).openapi({ example: 1, description: "The version to restore" }) })
-                .openapi("Rollback"),
-            },
-          },
-          required: true,
-        },
-      },
-      responses: { 201: json(FunctionSchema, "The function at its new version"), ...errors, 404: json(ErrorSchema, "No such function or version") },
     }),
     remove: createRoute({
       method: "delete",
       path: "/{name}",
       summary: "Remove a function and its versions; its invocation log stays",
-      ...protectedRoute,
+      ...requires("deploy"),
       request: { params: NameParamSchema },
       responses: { 204: { description: "Removed" }, ...errors, ...notFound },
     }),
@@ -158,20 +140,14 @@ function functionRouteDefinitions(config: Config) {
 
 type Routes = ReturnType<typeof functionRouteDefinitions>;
 
-const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
+export const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
 
-function versionJson(v: FunctionVersion) {
-  return { name: v.name, version: v.version, ...apiSettings(v), created_at: isoTime(v.createdAt) };
-}
-
-function functionJson(fn: CurrentFunction) {
-  return { ...versionJson(fn), created_at: isoTime(fn.functionCreatedAt), updated_at: isoTime(fn.createdAt) };
-}
-
-function createFunction({ config, functions }: FunctionsDeps): RouteHandler<Routes["create"]> {
-  return (c) => {
+function createFunction({ config, functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["create"]> {
+  return async (c) => {
     const { name, ...given } = c.req.valid("json");
-    const created = functions.create(name, settingsOfCreate(config, given));
+    const settings = settingsOfCreate(config, given);
+    await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
+    const created = functions.create(name, settings);
     if (!created) throw new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
     c.header("Location", `/api/functions/${created.name}`);
     return c.json(functionJson(created), 201);
@@ -200,8 +176,8 @@ function showFunction({ functions }: FunctionsDeps): RouteHandler<Routes["show"]
   };
 }
 
-function updateFunction({ functions }: FunctionsDeps): RouteHandler<Routes["update"]> {
-  return (c) => {
+function updateFunction({ functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["update"]> {
+  return async (c) => {
     const { name } = c.req.valid("param");
     const { name: bodyName, ...given } = c.req.valid("json") ?? {};
     if (Object.keys(given).length === 0) {
@@ -213,9 +189,26 @@ function updateFunction({ functions }: FunctionsDeps): RouteHandler<Routes["upda
     }
     const current = functions.get(name);
     if (!current) throw unknownFunction(name);
-    const updated = functions.addVersion(name, settingsOfUpdate(current, given));
+    const settings = settingsOfUpdate(current, given);
+    if (given.code !== undefined || given.runtime !== undefined) await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
+    const updated = functions.addVersion(name, settings);
     if (!updated) throw unknownFunction(name);
     return c.json(functionJson(updated), 200);
+  };
+}
+
+function rollbackFunction({ functions }: FunctionsDeps): RouteHandler<Routes["rollback"]> {
+  return (c) => {
+    const { name } = c.req.valid("param");
+    const { version } = c.req.valid("json");
+    const current = functions.get(name);
+    if (!current) throw unknownFunction(name);
+    const target = functions.getVersion(name, version);
+    if (!target) throw notFoundError(`function '${name}' has no version ${version}`);
+    const rolledBack = functions.addVersion(name, settingsOfRollback(current, target));
+    if (!rolledBack) throw unknownFunction(name);
+    c.header("Location", `/api/functions/${name}`);
+    return c.json(functionJson(rolledBack), 201);
   };
 }
 
@@ -234,22 +227,6 @@ function showVersion({ functions }: FunctionsDeps): RouteHandler<Routes["version
     const found = functions.getVersion(name, version);
     if (!found) throw notFoundError(functions.get(name) ? `function '${name}' has no version ${version}` : `no function named '${name}'`);
     return c.json(versionJson(found), 200);
-  };
-}
-
-function rollbackFunction({ functions }: FunctionsDeps): RouteHandler<Routes["rollback"]> {
-  return (c) => {
-    const { name } = c.req.valid("param");
-    const { version } = c.req.valid("json");
-    const current = functions.get(name);
-    if (!current) throw unknownFunction(name);
-    const target = functions.getVersion(name, version);
-    if (!target) throw notFoundError(`function '${name}' has no version ${version}`);
-    // History only grows: the restored version is a new one, so a rollback can itself be rolled back.
-    const restored = functions.addVersion(name, { ...settingsOfUpdate(target, {}), env: current.env });
-    if (!restored) throw unknownFunction(name);
-    c.header("Location", `/api/functions/${name}`);
-    return c.json(functionJson(restored), 201);
   };
 }
 

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import { ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, protectedRoute } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, requires } from "../schemas.js";
 
 export const MAX_PAGE = 500;
 export const DEFAULT_PAGE = 50;
@@ -118,7 +118,7 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
       method: "get",
       path: "/",
       summary: "The invocation log, newest first (items without stdout/stderr)",
-      ...protectedRoute,
+      ...requires("logs:read"),
       request: { query: ListQuery },
       responses: {
         200: json(
@@ -157,7 +157,7 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
       method: "get",
       path: "/{id}",
       summary: "One invocation, stdout and stderr included",
-      ...protectedRoute,
+      ...requires("logs:read"),
       request: {
         params: z.object({ id: z.string().max(64).openapi({ param: { name: "id", in: "path" } }) }),
       },

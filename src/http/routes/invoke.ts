@@ -4,6 +4,8 @@ import type { Config } from "../../core/config.js";
 import type { InvocationSpec, Runner } from "../../core/runner.js";
 import type { FunctionStore, FunctionVersion } from "../../db/functions.js";
 import type { InvocationLog } from "../../db/invocations.js";
+import type { TokenStore } from "../../db/tokens.js";
+import { grantsInvoke } from "../../core/scopes.js";
 import type { Admission, ReadingLimit } from "../admission.js";
 import type { InvocationFeed } from "../feed.js";
 import { declaresBody, incomingOf, readBodyWithin, type CappedBody } from "../body.js";
@@ -11,7 +13,7 @@ import { ApiError, notFoundError } from "../errors.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
 import { outcomeOfResult, outcomeOfRunnerError, rejected, saturated, type Outcome } from "../invoke/outcome.js";
 import { parseTarget, type InvocationTarget } from "../invoke/target.js";
-import { checkBearer, unauthorized, type TokenCheck } from "../middleware/auth.js";
+import { checkBearer, forbidden, unauthorized, type TokenCheck } from "../middleware/auth.js";
 import { invocationId, type InvocationIdEnv } from "../middleware/invocation-id.js";
 
 export interface InvokeDeps {
@@ -19,7 +21,7 @@ export interface InvokeDeps {
   functions: FunctionStore;
   invocations: InvocationLog;
   runner: Runner;
-  tokenHash: Buffer;
+  tokens: TokenStore;
   admission: Admission;
   /** Request bodies being received, before admission. */
   reading: ReadingLimit;
@@ -50,7 +52,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   }
   const target = parseTarget(new URL(c.req.url).pathname);
   if (!target) throw notFoundError("no such function");
-  const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokenHash));
+  const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
   // The log must not stand between a caller and its answer: a failed write (a full disk) is
@@ -143,14 +145,20 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
 /**
  * The version to run, if the caller may run it. Without a valid token, a function that does not
  * exist and one that is not public answer alike (401): names and versions of private functions
- * are not for anonymous callers to probe.
+ * are not for anonymous callers to probe; nor, with a token whose scopes do not cover the name
+ * (403), for its holder.
  */
 function authorize(functions: FunctionStore, target: InvocationTarget, token: TokenCheck): FunctionVersion {
   const current = functions.get(target.name);
   const fn = current && (target.version === null ? current : functions.getVersion(target.name, target.version));
   // An old version is public only while the current one is too: making a function private covers every version.
   const open = current?.public === true && (fn === undefined || fn.public);
-  if (token !== "ok" && !open) throw unauthorized(token);
+  if (!open) {
+    if (token.kind !== "ok") throw unauthorized(token);
+    if (!grantsInvoke(token.token.scopes, target.name)) {
+      throw forbidden(`calling '${target.name}' needs a token with the 'invoke:${target.name}' scope (or a matching invoke:<prefix>*, or admin)`);
+    }
+  }
   if (!current) throw notFoundError(`no function named '${target.name}'`);
   if (!fn) throw notFoundError(`function '${target.name}' has no version ${target.version}`);
   return fn;

@@ -3,13 +3,13 @@ import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
 import { ApiError, describeZodError } from "../errors.js";
-import { checkBearer } from "../middleware/auth.js";
-import { requireConsoleRequest, SESSION_COOKIE, SESSION_TTL_MS, type SessionStore } from "../middleware/session.js";
+import type { TokenStore } from "../../db/tokens.js";
+import { requireConsoleRequest, SESSION_COOKIE, SESSION_TTL_MS, sessionToken, type SessionStore } from "../middleware/session.js";
 
 const SignIn = z.strictObject({ token: z.string().min(1).max(1024) });
 
 /** POST /api/session (sign in with the token), GET (signed in?), DELETE (sign out); mounted at /api/session before the API's guard. */
-export function sessionApi(tokenHash: Buffer, sessions: SessionStore) {
+export function sessionApi(tokens: TokenStore, sessions: SessionStore) {
   const app = new Hono();
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", "the sign-in body is at most 4 KiB");
@@ -28,8 +28,9 @@ export function sessionApi(tokenHash: Buffer, sessions: SessionStore) {
     }
     const parsed = SignIn.safeParse(raw);
     if (!parsed.success) throw new ApiError(400, "invalid_request", describeZodError(parsed.error));
-    if (checkBearer(`Bearer ${parsed.data.token}`, tokenHash) !== "ok") throw new ApiError(401, "unauthorized", "invalid token");
-    setCookie(c, SESSION_COOKIE, sessions.create(), {
+    const signedIn = tokens.authenticate(parsed.data.token);
+    if (signedIn.kind !== "ok") throw new ApiError(401, "unauthorized", signedIn.kind === "expired" ? "the token has expired" : "invalid token");
+    setCookie(c, SESSION_COOKIE, sessions.create(signedIn.token.id), {
       httpOnly: true,
       sameSite: "Strict",
       path: "/",
@@ -43,7 +44,8 @@ export function sessionApi(tokenHash: Buffer, sessions: SessionStore) {
   app.get("/", (c) => {
     requireConsoleRequest(c);
     const sessionId = getCookie(c, SESSION_COOKIE);
-    return c.json({ signed_in: sessionId !== undefined && sessions.valid(sessionId) }, 200);
+    const token = sessionId === undefined ? null : sessionToken(tokens, sessions, sessionId);
+    return c.json({ signed_in: token !== null, scopes: token?.scopes ?? [] }, 200);
   });
 
   app.delete("/", (c) => {

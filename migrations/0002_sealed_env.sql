@@ -1,0 +1,1 @@
+ALTER TABLE `function_versions` ADD `env_sealed` integer DEFAULT false NOT NULL;
