@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Hono } from "hono";
 import { ConfigError, loadConfig } from "../../src/core/config.js";
+import type { TokenRecord } from "../../src/db/tokens.js";
 import { InvocationFeed } from "../../src/http/feed.js";
 import { FUNCTION_CSP } from "../../src/http/middleware/function-isolation.js";
 import { CONSOLE_CSP } from "../../src/http/routes/console.js";
@@ -170,7 +172,13 @@ describe("GET /api/invocations/stream", () => {
   });
 
   it("sends a keep-alive comment when nothing happens", async () => {
-    const app = streamApi(new InvocationFeed(), 50);
+    // As mounted behind the API's guard, which has authenticated an admin token.
+    const app = new Hono();
+    app.use(async (c, next) => {
+      c.set("apiToken", { scopes: ["admin"] } as TokenRecord);
+      await next();
+    });
+    app.route("/", streamApi(new InvocationFeed(), 50));
     const abort = new AbortController();
     const res = await app.request("/", { signal: abort.signal });
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();

@@ -42,6 +42,8 @@ const ROUTES: Record<string, Request> = {
   "roll back": ["POST", "/api/functions/other/rollback", { version: 1 }],
   "delete": ["DELETE", "/api/functions/no-such-function"],
   "read the log": ["GET", "/api/invocations"],
+  // An invalid filter: a token that may follow the stream gets the 400 rather than an endless stream.
+  "follow the log": ["GET", "/api/invocations/stream?status=nope"],
   "read stats": ["GET", "/api/functions/other/stats"],
   "list tokens": ["GET", "/api/tokens"],
   "create a token": ["POST", "/api/tokens", { name: "x", scopes: ["deploy"] }],
@@ -58,23 +60,23 @@ const created = ALLOWED(201);
 const MATRIX: Record<string, Record<string, { status: number; scope?: string }>> = {
   deploy: {
     "list functions": ALLOWED(), "show a function": ALLOWED(), register: created, update: ALLOWED(), "roll back": created, delete: ALLOWED(404),
-    "read the log": DENIED("logs:read"), "read stats": DENIED("logs:read"), "list tokens": DENIED("admin"), "create a token": DENIED("admin"),
+    "read the log": DENIED("logs:read"), "follow the log": DENIED("logs:read"), "read stats": DENIED("logs:read"), "list tokens": DENIED("admin"), "create a token": DENIED("admin"),
     "call billing-report": DENIED("invoke:billing-report"), "call billing-export": DENIED("invoke:billing-export"), "call other": DENIED("invoke:other"), "call a public function": ALLOWED(),
   },
   logs: {
     "list functions": DENIED("deploy"), "show a function": DENIED("deploy"), register: DENIED("deploy"), update: DENIED("deploy"), "roll back": DENIED("deploy"), delete: DENIED("deploy"),
-    "read the log": ALLOWED(), "read stats": ALLOWED(), "list tokens": DENIED("admin"), "create a token": DENIED("admin"),
+    "read the log": ALLOWED(), "follow the log": ALLOWED(400), "read stats": ALLOWED(), "list tokens": DENIED("admin"), "create a token": DENIED("admin"),
     "call billing-report": DENIED("invoke:billing-report"), "call billing-export": DENIED("invoke:billing-export"), "call other": DENIED("invoke:other"), "call a public function": ALLOWED(),
   },
   invokeOne: {
-    "list functions": DENIED("deploy"), register: DENIED("deploy"), "read the log": DENIED("logs:read"), "list tokens": DENIED("admin"),
+    "list functions": DENIED("deploy"), register: DENIED("deploy"), "read the log": DENIED("logs:read"), "follow the log": DENIED("logs:read"), "list tokens": DENIED("admin"),
     "call billing-report": ALLOWED(), "call billing-export": DENIED("invoke:billing-export"), "call other": DENIED("invoke:other"), "call a public function": ALLOWED(),
   },
   invokePrefix: {
     "list functions": DENIED("deploy"), "call billing-report": ALLOWED(), "call billing-export": ALLOWED(), "call other": DENIED("invoke:other"),
   },
   invokeAll: { "list functions": DENIED("deploy"), "call billing-report": ALLOWED(), "call other": ALLOWED(), "create a token": DENIED("admin") },
-  admin: Object.fromEntries(Object.keys(ROUTES).map((route) => [route, ["register", "roll back", "create a token"].includes(route) ? created : route === "delete" ? ALLOWED(404) : ALLOWED()])),
+  admin: Object.fromEntries(Object.keys(ROUTES).map((route) => [route, ["register", "roll back", "create a token"].includes(route) ? created : route === "delete" ? ALLOWED(404) : route === "follow the log" ? ALLOWED(400) : ALLOWED()])),
 };
 
 describe("what each scope may do", () => {

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { InvocationSummary } from "../../db/invocations.js";
 import { ApiError, describeZodError } from "../errors.js";
+import { requireScope } from "../middleware/auth.js";
 import { MAX_SUBSCRIBERS, type InvocationFeed } from "../feed.js";
 import { FunctionNameSchema } from "../schemas.js";
 import { invocationJson } from "./invocations.js";
@@ -24,7 +25,7 @@ const StreamQuery = z.strictObject({
  */
 export function streamApi(feed: InvocationFeed, keepAliveMs = KEEP_ALIVE_MS) {
   const app = new Hono();
-  app.get("/", (c) => {
+  app.get("/", requireScope("logs:read"), (c) => {
     if (feed.subscribers >= MAX_SUBSCRIBERS) throw new ApiError(429, "rejected", "too many open streams", { "Retry-After": "5" });
     const parsed = StreamQuery.safeParse(c.req.query());
     if (!parsed.success) throw new ApiError(400, "invalid_request", describeZodError(parsed.error));
