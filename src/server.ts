@@ -10,7 +10,8 @@ import { answerClientErrorsAsJson } from "./http/client-error.js";
  */
 const REQUEST_TIMEOUT_MS = 60_000;
 
-type Fetch = (request: Request) => Response | Promise<Response>;
+/** The app's fetch, with the Node request and response @hono/node-server passes as its env (body reading uses them). */
+type Fetch = (request: Request, env?: object) => Response | Promise<Response>;
 
 /** While the sandbox starts: everything answers 503 in the API's error shape. */
 const starting: Fetch = () =>
@@ -31,7 +32,7 @@ export interface Gateway {
 export async function listen(config: Config): Promise<Gateway> {
   let current = starting;
   const server = serve({
-    fetch: (request: Request) => current(request),
+    fetch: (request: Request, env: object) => current(request, env),
     hostname: config.HOST,
     port: config.PORT,
     // Above the body deadline, so the gateway's own 408 goes out before Node's.
