@@ -142,7 +142,9 @@ export class InvocationLog {
   /** Writes the row with status `running`, before the runner starts; returns its key and start time. */
   start(row: InvocationStart): { seq: number; startedAt: number } {
     const startedAt = this.nextStartedAt();
-    const inserted = this.insertRunning.get({ ...row, startedAt });
+    // all(), not get(): get() stops at the first row and resets the statement, and the commit's
+    // error (SQLITE_FULL on a full disk) is lost there; all() steps to the end, where it is thrown.
+    const [inserted] = this.insertRunning.all({ ...row, startedAt });
     if (!inserted) throw new Error("invocation insert returned no row");
     return { seq: inserted.seq, startedAt };
   }
