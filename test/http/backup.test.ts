@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeGateway, okResult, register, runScenarios, type Gateway } from "./harness.js";
+import { type Gateway, makeGateway, okResult, register, runScenarios } from "./harness.js";
 
 let gw: Gateway;
 let deployToken: string;
@@ -76,9 +76,10 @@ describe("GET /api/backup", () => {
     expect(JSON.stringify(await res.json())).toContain("admin");
   });
 
-  runScenarios(() => gw, [
-    { name: "answers 401 without the token", url: "/api/backup", token: null, expectedStatus: 401, expectedError: "unauthorized" },
-  ]);
+  runScenarios(
+    () => gw,
+    [{ name: "answers 401 without the token", url: "/api/backup", token: null, expectedStatus: 401, expectedError: "unauthorized" }],
+  );
 });
 
 describe("a backup directory left by a process that died mid-copy", () => {

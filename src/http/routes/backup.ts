@@ -51,7 +51,8 @@ export function backupApi(deps: BackupDeps) {
       },
     }),
     async (c) => {
-      if (running) throw new ApiError(429, "backup_in_progress", "a backup is already being made; retry when it is done", { "Retry-After": "5" });
+      if (running)
+        throw new ApiError(429, "backup_in_progress", "a backup is already being made; retry when it is done", { "Retry-After": "5" });
       running = true;
       let fd: number;
       try {
