@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     health: () => sandbox.health(),
     checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
     admission,
+    backup: (file) => database.sqlite.backup(file),
   });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,

@@ -1,4 +1,4 @@
-import { and, desc, eq, getTableColumns, gte, inArray, isNotNull, lt, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, sql, type SQL } from "drizzle-orm";
 import { INVOCATION_STATUSES, TIMED_STATUSES, type EndStatus, type InvocationStatus } from "../core/statuses.js";
 import type { Db } from "./client.js";
 import type { ReadInBackground } from "./reader.js";
@@ -52,6 +52,8 @@ export interface InvocationFilter {
   until?: number;
   /** Only rows older than this key (the cursor). */
   beforeSeq?: number;
+  /** Instead: only rows that finished after this finish key, oldest first (`?after=`). */
+  afterFinishedSeq?: number;
   limit: number;
 }
 
@@ -59,6 +61,8 @@ export interface InvocationPage {
   items: InvocationSummary[];
   /** Key of the last item when more rows follow, else null. */
   nextBeforeSeq: number | null;
+  /** With afterFinishedSeq: whether more rows follow the last item already. */
+  more: boolean;
 }
 
 export interface InvocationStats {
@@ -124,9 +128,11 @@ export class InvocationLog {
         stderrTruncated: sql`${p("stderrTruncated")}`,
         error: sql`${p("error")}`,
         blockedSyscall: sql`${p("blockedSyscall")}`,
+        finishedSeq: sql`(select coalesce(max(${invocations.finishedSeq}), 0) + 1 from ${invocations})`,
       })
       // A row ends once: when shutdown or a restart has marked it `interrupted`, a late end changes nothing.
       .where(and(eq(invocations.seq, p("seq")), eq(invocations.status, "running")))
+      .returning({ finishedSeq: invocations.finishedSeq })
       .prepare();
   }
 
@@ -149,13 +155,13 @@ export class InvocationLog {
     return { seq: inserted.seq, startedAt };
   }
 
-  /** Records how the invocation ended (only if the row is still `running`); returns the truncation flags as stored. */
-  finish(seq: number, end: InvocationEnd): { stdoutTruncated: boolean; stderrTruncated: boolean } {
+  /** Records how the invocation ended (only if the row is still `running`); returns the truncation flags and finish key as stored. */
+  finish(seq: number, end: InvocationEnd): { stdoutTruncated: boolean; stderrTruncated: boolean; finishedSeq: number | null } {
     const stdout = clip(end.stdout, this.maxOutputBytes);
     const stderr = clip(end.stderr, this.maxOutputBytes);
     this.bytesWritten += stdout.text.length + stderr.text.length;
     const flags = { stdoutTruncated: end.stdoutTruncated || stdout.clipped, stderrTruncated: end.stderrTruncated || stderr.clipped };
-    this.updateEnd.run({
+    const ended = this.updateEnd.get({
       seq,
       ...end,
       stdout: stdout.text,
@@ -164,7 +170,7 @@ export class InvocationLog {
       stdoutTruncated: flags.stdoutTruncated ? 1 : 0,
       stderrTruncated: flags.stderrTruncated ? 1 : 0,
     });
-    return flags;
+    return { ...flags, finishedSeq: ended?.finishedSeq ?? null };
   }
 
   /** Output bytes recorded since the counter was last reset: what the byte budget's check looks at. */
@@ -174,9 +180,20 @@ export class InvocationLog {
   markInterrupted(): number {
     return this.db
       .update(invocations)
-      .set({ status: "interrupted", error: INTERRUPTED_MESSAGE })
+      // One scalar subquery, evaluated once: the rows end after every earlier one, in start order.
+      .set({
+        status: "interrupted",
+        error: INTERRUPTED_MESSAGE,
+        finishedSeq: sql`(select coalesce(max(${invocations.finishedSeq}), 0) from ${invocations}) + ${invocations.seq}`,
+      })
       .where(eq(invocations.status, "running"))
       .run().changes;
+  }
+
+  /** The finish key of invocation `id`: undefined if there is no such row, null while it runs. */
+  finishedSeqOf(id: string): number | null | undefined {
+    const row = this.db.select({ finishedSeq: invocations.finishedSeq }).from(invocations).where(eq(invocations.id, id)).get();
+    return row?.finishedSeq;
   }
 
   get(id: string): InvocationRow | undefined {
@@ -207,7 +224,7 @@ export class InvocationLog {
     if (filter.status !== undefined) conditions.push(eq(invocations.status, filter.status));
     if (filter.since !== undefined) {
       const first = this.firstSeqAtOrAfter(filter.since);
-      if (first === null) return { items: [], nextBeforeSeq: null };
+      if (first === null) return { items: [], nextBeforeSeq: null, more: false };
       conditions.push(gte(invocations.seq, first));
     }
     if (filter.until !== undefined) {
@@ -215,16 +232,18 @@ export class InvocationLog {
       if (end !== null) conditions.push(lt(invocations.seq, end));
     }
     if (filter.beforeSeq !== undefined) conditions.push(lt(invocations.seq, filter.beforeSeq));
+    const following = filter.afterFinishedSeq !== undefined;
+    if (following) conditions.push(gt(invocations.finishedSeq, filter.afterFinishedSeq ?? 0));
     const rows = this.db
       .select(summaryColumns)
       .from(invocations)
       .where(and(...conditions))
-      .orderBy(desc(invocations.seq))
+      .orderBy(following ? invocations.finishedSeq : desc(invocations.seq))
       .limit(filter.limit + 1)
       .all();
     const items = rows.slice(0, filter.limit);
     const more = rows.length > filter.limit;
-    return { items, nextBeforeSeq: more ? (items.at(-1)?.seq ?? null) : null };
+    return { items, nextBeforeSeq: more && !following ? (items.at(-1)?.seq ?? null) : null, more };
   }
 
   /** Whether the log has ever seen this function (stats of a deleted function stay available). */

@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, real, sqliteTable, text, type SQLiteColumnBuilderBase } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex, type SQLiteColumnBuilderBase } from "drizzle-orm/sqlite-core";
 import { RUNTIMES } from "../core/runtimes.js";
 import type { FunctionSettings, SettingKey } from "../core/settings.js";
 import { INVOCATION_STATUSES } from "../core/statuses.js";
@@ -69,6 +69,8 @@ export const invocations = sqliteTable(
     blockedSyscall: text("blocked_syscall"),
     method: text("method").notNull(),
     path: text("path").notNull(),
+    /** The order in which invocations finished (null while running): what `?after=` follows. */
+    finishedSeq: integer("finished_seq"),
   },
   (t) => [
     // Listing one function's log, newest first, by cursor.
@@ -81,6 +83,8 @@ export const invocations = sqliteTable(
     index("invocations_started_at").on(t.startedAt),
     // Stats: one function over a time window; duration and status make it covering.
     index("invocations_function_started").on(t.functionName, t.startedAt, t.status, t.durationMs),
+    // Pollers: what finished after a given invocation, in the order it finished.
+    uniqueIndex("invocations_finished_seq").on(t.finishedSeq),
   ],
 );
 

@@ -11,6 +11,7 @@ import { bodyLimit } from "./middleware/body-limit.js";
 import { isolateFunctionPages } from "./middleware/function-isolation.js";
 import { requireTokenOrSession, SessionStore } from "./middleware/session.js";
 import { mountDocs } from "./openapi.js";
+import { backupApi } from "./routes/backup.js";
 import { consoleApi } from "./routes/console.js";
 import { functionsApi } from "./routes/functions.js";
 import { healthApi, type HealthChecks } from "./routes/health.js";
@@ -35,6 +36,8 @@ export interface AppDeps {
   newId?: () => string;
   /** The wall clock for stats windows; Date.now by default. */
   now?: () => number;
+  /** SQLite's online backup of the live database into a file (GET /api/backup). */
+  backup: (file: string) => Promise<unknown>;
 }
 
 /** Slack over the largest function (code + env) for the JSON around it. */
@@ -76,6 +79,7 @@ export function createApp(deps: AppDeps) {
   app.route("/api/invocations/stream", streamApi(feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
   app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));
+  app.route("/api/backup", backupApi({ dataDir: config.DATA_DIR, backup: deps.backup, now: deps.now }));
   app.route(
     "/fn",
     invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, newId: deps.newId }),

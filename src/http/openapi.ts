@@ -1,12 +1,12 @@
 import { z, type OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import type { Env } from "hono";
 import { ErrorSchema } from "./errors.js";
+import { docsApi } from "./routes/docs.js";
 import { BEARER_SCHEME } from "./schemas.js";
 
 /**
- * Serves the OpenAPI document (generated from the routes' zod schemas) at /openapi.json and a
- * docs page at /docs. /fn is documented by hand: it takes any method and any body.
+ * Serves the OpenAPI document (generated from the routes' zod schemas) at /openapi.json and its
+ * reference page at /docs (Swagger UI, served by the gateway itself: routes/docs.ts). /fn is documented by hand: it takes any method and any body.
  */
 export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): void {
   app.openAPIRegistry.registerComponent("securitySchemes", BEARER_SCHEME, {
@@ -50,5 +50,5 @@ export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): 
     },
     security: [{ [BEARER_SCHEME]: [] }],
   });
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "fngw API" }));
+  app.route("/", docsApi());
 }

@@ -1,11 +1,12 @@
-// The commands that speak to endpoints the gateway is gaining (rollback, the invocation stream and
-// `?after=`, the backup, the packages and isolation settings). These tests fail against a gateway
-// without them, and pass once they land; the client side is written against their contract.
+// deploy --packages and --isolation: the function settings the gateway is gaining (the package
+// environments and the isolation mode exist in the sandbox, not yet in /api/functions). This test
+// fails against a gateway without them and passes once they land; the client is written against
+// their contract.
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { client, removeDataDir, startServer, waitFor, type Json, type Server } from "../e2e/harness.js";
+import { client, type Json, removeDataDir, type Server, startServer, waitFor } from "../e2e/harness.js";
 import { runCli, startCli, workDir, writeFile } from "./harness.js";
 
 // Each command is a Node process of its own: generous on a busy machine.
@@ -15,7 +16,10 @@ const TOKEN = "cli-pending-token-5b8e0f2a6c19";
 
 let server: Server;
 let dir: string;
-const call = client(() => server.url, () => TOKEN);
+const call = client(
+  () => server.url,
+  () => TOKEN,
+);
 const env = () => ({ GATEWAY_URL: server.url, GATEWAY_TOKEN: TOKEN });
 const fngw = (args: string[]) => runCli(args, { env: env() });
 const api = async (pathname: string): Promise<Json> => (await (await call(pathname)).json()) as Json;
@@ -34,76 +38,6 @@ afterAll(async () => {
   const code = await server.stop();
   removeDataDir(server.dataDir);
   expect(code, `stderr:\n${server.stderr()}`).toBe(0);
-});
-
-describe("rollback", () => {
-  it("makes version 1 current again as version 3, and the function answers as version 1 did", async () => {
-    const result = await fngw(["rollback", "echo", "1"]);
-    expect(result).toMatchObject({ code: 0, stdout: "rolled echo back to version 1: now version 3\n" });
-    expect(await api("/api/functions/echo")).toMatchObject({ version: 3, code: 'def handler(request):\n    return "one"\n' });
-    expect((await fngw(["invoke", "echo"])).stdout).toBe("one");
-  });
-
-  it("exits 1 for a version that does not exist, and 2 for one that is not a number", async () => {
-    expect((await fngw(["rollback", "echo", "42"])).code).toBe(1);
-    expect((await fngw(["rollback", "echo", "latest"])).code).toBe(2);
-  });
-});
-
-describe("logs -f", () => {
-  it("prints the log so far, then each invocation as it finishes, one JSON object a line", async () => {
-    const before = await fngw(["invoke", "echo"]);
-    const beforeId = /invocation (\S+)/.exec(before.stderr)?.[1];
-    const follow = startCli(["logs", "echo", "-f", "--json"], { env: env() });
-    const ids = () =>
-      follow
-        .stdout()
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => (JSON.parse(line) as Json).id as string);
-    try {
-      await waitFor(() => ids().includes(beforeId!), () => `the earlier invocation; output: ${follow.stdout()} ${follow.stderr()}`);
-      const later = await Promise.all([fngw(["invoke", "echo"]), fngw(["invoke", "echo"])]);
-      const laterIds = later.map((result) => /invocation (\S+)/.exec(result.stderr)?.[1]);
-      await waitFor(() => laterIds.every((id) => ids().includes(id!)), () => `the new invocations; output: ${follow.stdout()}`);
-      expect(new Set(ids()).size).toBe(ids().length); // nothing printed twice
-      expect(ids().indexOf(beforeId!)).toBeLessThan(ids().indexOf(laterIds[0]!));
-    } finally {
-      await follow.stop();
-    }
-  });
-
-  it("catches up with ?after= on what finished after a given invocation, oldest first", async () => {
-    const first = (await api("/api/invocations?function=echo&limit=500")).items as Json[];
-    const oldest = first[first.length - 1]!;
-    const after = (await api(`/api/invocations?after=${oldest.id}`)).items as Json[];
-    expect(after.map((item) => item.id)).toEqual(first.slice(0, -1).reverse().map((item) => item.id));
-  });
-});
-
-describe("backup", () => {
-  it("writes a consistent SQLite copy of the database to FILE, replacing what was there, leaving no temp file", async () => {
-    const file = path.join(dir, "gateway-backup.db");
-    fs.writeFileSync(file, "an older file");
-    const result = await fngw(["backup", file]);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^wrote .*gateway-backup\.db \(\d+(\.\d)? (B|KiB|MiB)\)\n$/);
-    const db = new Database(file, { readonly: true, fileMustExist: true });
-    try {
-      expect(db.prepare("PRAGMA integrity_check").pluck().get()).toBe("ok");
-      expect(db.prepare("SELECT name FROM functions").pluck().all()).toEqual(["echo"]);
-    } finally {
-      db.close();
-    }
-    expect(fs.readdirSync(dir).filter((name) => name.endsWith(".tmp"))).toEqual([]);
-  });
-
-  it("exits 4 without the right token and leaves FILE alone", async () => {
-    const file = path.join(dir, "refused.db");
-    const result = await runCli(["backup", file], { env: { GATEWAY_URL: server.url, GATEWAY_TOKEN: "wrong-token-wrong-token" } });
-    expect(result.code).toBe(4);
-    expect(fs.existsSync(file)).toBe(false);
-  });
 });
 
 describe("deploy --packages and --isolation", () => {

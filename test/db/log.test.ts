@@ -151,6 +151,47 @@ describe("listing", () => {
   });
 });
 
+describe("following the log (?after=)", () => {
+  const idOf = (seq: number) => opened.sqlite.prepare("select id from invocations where seq = ?").pluck().get(seq);
+  const keyOf = (seq: number) => log.finishedSeqOf(idOf(seq) as string);
+
+  it("lists what finished after an invocation in the order it finished, not the order it started", () => {
+    const slow = start();
+    const quick = start();
+    const third = start("g");
+    log.finish(quick.seq, ended());
+    expect(keyOf(slow.seq)).toBeNull(); // running: no place in the finish order yet
+    log.finish(third.seq, ended());
+    log.finish(slow.seq, ended());
+    const afterQuick = log.list({ afterFinishedSeq: keyOf(quick.seq)!, limit: 50 });
+    expect(afterQuick.items.map((r) => r.seq)).toEqual([third.seq, slow.seq]);
+    expect(afterQuick.more).toBe(false);
+    expect(log.list({ afterFinishedSeq: keyOf(quick.seq)!, functionName: "f", limit: 50 }).items.map((r) => r.seq)).toEqual([slow.seq]);
+    const firstOnly = log.list({ afterFinishedSeq: 0, limit: 1 });
+    expect(firstOnly).toMatchObject({ items: [{ seq: quick.seq }], more: true, nextBeforeSeq: null });
+    expect(log.list({ afterFinishedSeq: keyOf(slow.seq)!, limit: 50 }).items).toEqual([]);
+  });
+
+  it("gives rows marked interrupted at start-up a place after everything that finished before", () => {
+    const a = start();
+    const b = start();
+    const c = start();
+    log.finish(b.seq, ended());
+    log.markInterrupted();
+    expect(log.list({ afterFinishedSeq: keyOf(b.seq)!, limit: 50 }).items.map((r) => [r.seq, r.status])).toEqual([
+      [a.seq, "interrupted"],
+      [c.seq, "interrupted"],
+    ]);
+    const d = start();
+    log.finish(d.seq, ended());
+    expect(keyOf(d.seq)).toBeGreaterThan(keyOf(c.seq)!);
+  });
+
+  it("answers undefined for an id the log does not hold", () => {
+    expect(log.finishedSeqOf("no-such-id")).toBeUndefined();
+  });
+});
+
 describe("query plans", () => {
   /** EXPLAIN QUERY PLAN of every statement `run` sends, on the main connection or to the read worker. */
   async function plansOf(run: (log: InvocationLog) => unknown): Promise<string[]> {
@@ -182,6 +223,8 @@ describe("query plans", () => {
       ["by status", (l) => l.list({ limit: 50, status: "error" }), /USING INDEX invocations_status_seq/],
       ["one invocation", (l) => l.get("x"), /USING INDEX invocations_id_unique/],
       ["start-up", (l) => l.markInterrupted(), /USING INDEX invocations_status_seq/],
+      ["what finished after an invocation", (l) => l.list({ limit: 50, afterFinishedSeq: 10 }), /USING INDEX invocations_finished_seq \(finished_seq>\?\)/],
+      ["the finish key of an id", (l) => l.finishedSeqOf("x"), /USING INDEX invocations_id_unique/],
     ];
     for (const [label, run, expected] of cases) {
       const plans = await plansOf(run);

@@ -56,11 +56,28 @@ describe("the OpenAPI document and the docs page", () => {
     expect(doc.paths["/healthz"].get.security).toEqual([]);
   });
 
-  it("serves the docs page at /docs without the token", async () => {
+  it("serves the docs page at /docs without the token, every asset from the gateway under a 'self'-only CSP", async () => {
     const res = await gw.call("/docs", { token: null });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/text\/html/);
-    expect(await res.text()).toContain("/openapi.json");
+    expect(res.headers.get("content-security-policy")).toMatch(/^default-src 'self'; script-src 'self'; style-src 'self';/);
+    const page = await res.text();
+    const assets = Array.from(page.matchAll(/(?:src|href)="([^"]+)"/g), (m) => m[1]!);
+    expect(assets).toEqual(["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/init.js"]);
+    for (const asset of assets) {
+      const served = await gw.call(asset, { token: null });
+      expect(served.status, asset).toBe(200);
+      expect(served.headers.get("content-type"), asset).toMatch(asset.endsWith(".css") ? /^text\/css/ : /^text\/javascript/);
+    }
+    const init = await (await gw.call("/docs/init.js", { token: null })).text();
+    expect(init).toContain('url: "/openapi.json"');
+    expect(init).toContain("validatorUrl: null");
+  });
+
+  it("serves nothing else of swagger-ui-dist", async () => {
+    for (const name of ["index.html", "swagger-initializer.js", "package.json", "..%2Fpackage.json"]) {
+      expect((await gw.call(`/docs/${name}`, { token: null })).status, name).toBe(404);
+    }
   });
 });
 

@@ -108,6 +108,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     runner,
     health: () => health.value,
     admission,
+    backup: (file) => database.sqlite.backup(file),
     now: () => clock.now,
   });
   return {

@@ -152,6 +152,56 @@ describe("GET /api/invocations", () => {
   ]);
 });
 
+describe("GET /api/invocations?after=<id>", () => {
+  let ids: string[];
+  beforeAll(async () => {
+    await register(gw, { name: "poll-a" });
+    await register(gw, { name: "poll-b" });
+    ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await invoke(i % 2 === 0 ? "poll-a" : "poll-b", { status: i === 2 ? "error" : "ok" }));
+  });
+
+  it("lists what finished after that invocation, oldest first, with the same filters", async () => {
+    const all = await get(`/api/invocations?after=${ids[0]}`);
+    expect(all.status).toBe(200);
+    expect(all.json.items.map((i: Json) => i.id)).toEqual(ids.slice(1));
+    expect(all.json.next_cursor).toBeNull();
+    expect((await get(`/api/invocations?after=${ids[0]}&function=poll-a`)).json.items.map((i: Json) => i.id)).toEqual([ids[2], ids[4]]);
+    expect((await get(`/api/invocations?after=${ids[0]}&status=error`)).json.items.map((i: Json) => i.id)).toEqual([ids[2]]);
+  });
+
+  it("continues with next_cursor passed as after while more follow, and is empty once caught up", async () => {
+    const page1 = await get(`/api/invocations?after=${ids[0]}&limit=3`);
+    expect(page1.json.items.map((i: Json) => i.id)).toEqual(ids.slice(1, 4));
+    expect(page1.json.next_cursor).toBe(ids[3]);
+    const page2 = await get(`/api/invocations?after=${page1.json.next_cursor}&limit=3`);
+    expect(page2.json).toMatchObject({ items: [{ id: ids[4] }], next_cursor: null });
+    const caughtUp = await get(`/api/invocations?after=${ids[4]}`);
+    expect(caughtUp.json).toEqual({ items: [], next_cursor: null });
+    const newer = await invoke("poll-b");
+    expect((await get(`/api/invocations?after=${ids[4]}`)).json.items.map((i: Json) => i.id)).toEqual([newer]);
+  });
+
+  runScenarios(() => gw, [
+    {
+      name: "answers 400 for an id the log does not hold",
+      url: "/api/invocations?after=0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f",
+      expectedStatus: 400,
+      expectedError: "unknown_invocation",
+      expectedMessage: /^after: no invocation with id '0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f'/,
+    },
+    { name: "answers 400 for an empty after", url: "/api/invocations?after=", expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /^after: / },
+    {
+      name: "answers 400 for after with cursor",
+      url: `/api/invocations?after=x&cursor=${encodeCursor(3)}`,
+      expectedStatus: 400,
+      expectedError: "invalid_request",
+      expectedMessage: /^after: after and cursor do not combine/,
+    },
+    { name: "answers 401 without the token", url: "/api/invocations?after=x", token: null, expectedStatus: 401, expectedError: "unauthorized" },
+  ]);
+});
+
 describe("GET /api/invocations/:id", () => {
   it("returns one invocation with stdout and stderr", async () => {
     gw.runner.script = () =>

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
-import { ErrorSchema, notFoundError, validationHook } from "../errors.js";
+import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, requires } from "../schemas.js";
 
 export const MAX_PAGE = 500;
@@ -53,6 +53,20 @@ const ListQuery = z
       })
       .optional()
       .openapi({ type: "string", description: "next_cursor of the previous page" }),
+    after: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .openapi({
+        description:
+          "An invocation id: instead of newest first, the invocations that finished after that one, oldest first " +
+          "(for pollers: pass the last id you have). Combines with the filters and limit, not with cursor.",
+      }),
+  })
+  .refine((q) => q.after === undefined || q.cursor === undefined, {
+    message: "after and cursor do not combine: after pages continue with next_cursor passed as after",
+    path: ["after"],
   })
   .refine((q) => q.since === undefined || q.until === undefined || q.since <= q.until, {
     message: "since must not be after until",
@@ -108,6 +122,23 @@ export function invocationJson(row: InvocationSummary): z.infer<typeof Invocatio
   };
 }
 
+/** `?after=<id>`: what finished after invocation `id`, oldest first; 400 for an id the log does not hold. */
+function pageAfter(invocations: InvocationLog, after: string, query: z.infer<typeof ListQuery>) {
+  const finishedSeq = invocations.finishedSeqOf(after);
+  if (finishedSeq === undefined) throw new ApiError(400, "unknown_invocation", `after: no invocation with id '${after}' in the log`);
+  if (finishedSeq === null) throw new ApiError(400, "still_running", `after: invocation '${after}' has not finished yet`);
+  const page = invocations.list({
+    functionName: query.function,
+    status: query.status,
+    since: query.since,
+    until: query.until,
+    afterFinishedSeq: finishedSeq,
+    limit: query.limit,
+  });
+  const items = page.items.map(invocationJson);
+  return { items, next_cursor: page.more ? (items.at(-1)?.id ?? null) : null };
+}
+
 /** The log's query API, mounted at /api/invocations: a page of the log, one invocation. */
 export function invocationsApi(deps: { invocations: InvocationLog }) {
   const { invocations } = deps;
@@ -117,14 +148,18 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
     createRoute({
       method: "get",
       path: "/",
-      summary: "The invocation log, newest first (items without stdout/stderr)",
+      summary: "The invocation log, newest first, or with after: what finished after an invocation, oldest first (items without stdout/stderr)",
       ...requires("logs:read"),
       request: { query: ListQuery },
       responses: {
         200: json(
           z.object({
             items: z.array(InvocationSchema),
-            next_cursor: z.string().nullable().openapi({ description: "Pass as cursor for the next page; null on the last" }),
+            next_cursor: z.string().nullable().openapi({
+              description:
+                "Pass as cursor for the next page; null on the last. With after: the id to pass as after, " +
+                "set when more finished invocations follow already; null when caught up (poll again with the last item's id)",
+            }),
           }),
           "A page of the log",
         ),
@@ -134,6 +169,7 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
     }),
     (c) => {
       const query = c.req.valid("query");
+      if (query.after !== undefined) return c.json(pageAfter(invocations, query.after, query), 200);
       const page = invocations.list({
         functionName: query.function,
         status: query.status,
