@@ -15,6 +15,7 @@ import { outcomeOfResult, outcomeOfRunnerError, rejected, saturated, type Outcom
 import { parseTarget, type InvocationTarget } from "../invoke/target.js";
 import { checkBearer, forbidden, unauthorized, type TokenCheck } from "../middleware/auth.js";
 import { invocationId, type InvocationIdEnv } from "../middleware/invocation-id.js";
+import { log } from "../../core/log.js";
 
 export interface InvokeDeps {
   config: Config;
@@ -61,7 +62,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     try {
       return { ...invocations.start({ ...row, requestBytes }), requestBytes };
     } catch (err) {
-      console.error(`invocation ${id} could not be logged: ${(err as Error).message}`);
+      log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id} could not be logged: ${(err as Error).message}`);
       return null;
     }
   };
@@ -73,7 +74,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       deps.feed?.publish({ ...row, ...started, ...end, ...flags });
     } catch (err) {
       // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
-      console.error(`invocation ${id}: could not record its end: ${(err as Error).message}`);
+      log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id}: could not record its end: ${(err as Error).message}`);
     }
   };
 
