@@ -107,6 +107,7 @@ async function main(): Promise<void> {
     health: () => sandbox.health(),
     checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
     admission,
+    databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
   });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,

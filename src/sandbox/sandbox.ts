@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
 import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner, type RunnerHealth, type SyntaxProblem } from "../core/runner.js";
-import type { Runtime } from "../core/runtimes.js";
+import { RUNTIMES, type Runtime } from "../core/runtimes.js";
 import { resolveInterpreters, type Interpreters } from "./binaries.js";
 import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js";
 import { setupFirewall, type Firewall } from "./firewall.js";
@@ -148,6 +148,7 @@ export class Sandbox implements Runner {
       busy: this.pool.busy,
       queued: this.pool.queued,
       standby: this.settings.standby.count,
+      standby_by_runtime: Object.fromEntries(RUNTIMES.map((runtime) => [runtime, this.settings.standby.readyCount(runtime)])),
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,

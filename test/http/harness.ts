@@ -109,6 +109,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     health: () => health.value,
     admission,
     now: () => clock.now,
+    databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
   });
   return {
     app,
