@@ -17,6 +17,13 @@ export interface DataDirLock {
 
 export class DataDirBusyError extends Error {
   override name = "DataDirBusyError";
+  constructor(
+    message: string,
+    /** What the holder wrote into the lock file (pid, host, port, started_at), when it parses. */
+    readonly holder: unknown,
+  ) {
+    super(message);
+  }
 }
 
 /** Takes the lock or throws DataDirBusyError naming the holder. `holder` is written into the lock file for the next one to read. */
@@ -27,7 +34,7 @@ export function lockDataDir(dataDir: string, holder: Record<string, unknown>): D
   if (flock(fd, LOCK_EX | LOCK_NB) !== 0) {
     const current = fs.readFileSync(file, "utf8").trim();
     fs.closeSync(fd);
-    throw new DataDirBusyError(`DATA_DIR ${dataDir} is in use by another gateway (${current || "holder unknown"}); stop it or choose another DATA_DIR`);
+    throw new DataDirBusyError(`DATA_DIR ${dataDir} is in use by another gateway (${current || "holder unknown"}); stop it or choose another DATA_DIR`, parseHolder(current));
   }
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, `${JSON.stringify({ ...holder, pid: process.pid, started_at: new Date().toISOString() })}\n`, 0);
@@ -41,4 +48,12 @@ export function lockDataDir(dataDir: string, holder: Record<string, unknown>): D
       }
     },
   };
+}
+
+function parseHolder(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }

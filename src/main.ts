@@ -5,6 +5,7 @@ import { startRetention } from "./db/retention.js";
 import { sealStoredSecrets } from "./db/seal.js";
 import { loadSecretBox } from "./db/secrets.js";
 import { createStores } from "./db/stores.js";
+import { configureLog, log, printPlain } from "./core/log.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
@@ -21,13 +22,13 @@ process.on("exit", () => {
     try {
       step();
     } catch (err) {
-      console.error("clean-up step failed:", err);
+      log.error({ err }, "clean-up step failed");
     }
   }
 });
 
-function fail(message: string): never {
-  console.error(message);
+function fail(message: string, context: Record<string, unknown> = {}): never {
+  log.fatal(context, message);
   process.exit(1);
 }
 
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
+  configureLog(config.LOG_LEVEL);
   if (process.getuid?.() !== 0) {
     fail("fngw must run as root (or in its Docker image): every invocation is jailed with chroot, a uid switch and cgroups.");
   }
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
   try {
     lock = lockDataDir(config.DATA_DIR, { host: config.HOST, port: config.PORT });
   } catch (err) {
-    if (err instanceof DataDirBusyError) fail(err.message);
+    if (err instanceof DataDirBusyError) fail(err.message, { holder: err.holder });
     throw err;
   }
   undo.push(() => lock.release());
@@ -58,13 +60,13 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`the secrets key could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (secrets.createdKeyFile) console.log(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
+  if (secrets.createdKeyFile) log.info(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
   const database = openDatabase(config.DB_PATH);
   undo.push(() => database.close());
   try {
     const sealed = sealStoredSecrets(database, secrets.box);
-    if (sealed.sealed > 0) console.log(`sealed the env values of ${sealed.sealed} version(s) stored in clear`);
-    if (sealed.resealed > 0) console.log(`sealed the env values of ${sealed.resealed} version(s) again with the current key`);
+    if (sealed.sealed > 0) log.info(`sealed the env values of ${sealed.sealed} version(s) stored in clear`);
+    if (sealed.resealed > 0) log.info(`sealed the env values of ${sealed.resealed} version(s) again with the current key`);
   } catch (err) {
     fail(`stored secrets could not be opened: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -78,10 +80,10 @@ async function main(): Promise<void> {
   }
 
   const interrupted = stores.invocations.markInterrupted();
-  if (interrupted > 0) console.log(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
+  if (interrupted > 0) log.info(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
   const token = provisionToken(stores.tokens, config.GATEWAY_TOKEN);
   if (token.generated) {
-    console.log(`API token (printed this once; only its hash is stored; set GATEWAY_TOKEN to choose your own): ${token.generated}`);
+    printPlain(`API token (printed this once; only its hash is stored; set GATEWAY_TOKEN to choose your own): ${token.generated}`);
   }
 
   let sandbox: Sandbox;
@@ -93,7 +95,7 @@ async function main(): Promise<void> {
   // Whatever way the process ends, the jail's mounts, the cgroups and the netfilter rules go.
   undo.push(() => sandbox.abandon());
   process.on("uncaughtException", (err) => {
-    console.error("fngw: uncaught error, exiting:", err);
+    log.fatal({ err }, "fngw: uncaught error, exiting");
     process.exit(1);
   });
 
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
     admission,
     backup: (file) => database.sqlite.backup(file),
+    databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
   });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,
@@ -115,31 +118,31 @@ async function main(): Promise<void> {
     usedBytes: () => database.usedBytes(),
   });
   // First pass right away, so a lowered limit applies without waiting an interval.
-  retention.runOnce().catch((err: unknown) => console.error("log retention failed:", err));
+  retention.runOnce().catch((err: unknown) => log.error({ err }, "log retention failed"));
   gateway.serveApp(app.fetch);
 
   gateway.onShutdown(async (server, signal) => {
-    console.log(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
+    log.info(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
     retention.stop();
     server.close();
     server.closeIdleConnections();
     if (!(await admission.idle(config.SHUTDOWN_GRACE_MS))) {
-      console.log(`${admission.size} invocation(s) outlived the grace period; closing the sandbox ends them`);
+      log.warn(`${admission.size} invocation(s) outlived the grace period; closing the sandbox ends them`);
     }
     try {
       await sandbox.close();
     } catch (err) {
-      console.error("closing the sandbox failed:", err);
+      log.error({ err }, "closing the sandbox failed");
     }
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
     const cut = stores.invocations.markInterrupted();
-    if (cut > 0) console.log(`${cut} invocation(s) end as interrupted`);
+    if (cut > 0) log.info(`${cut} invocation(s) end as interrupted`);
     await closeServer(server);
   });
 }
 
 main().catch((err: unknown) => {
-  console.error("fngw failed to start:", err);
+  log.fatal({ err }, "fngw failed to start");
   process.exit(1);
 });

@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { serve } from "@hono/node-server";
 import type { Config } from "./core/config.js";
+import { log } from "./core/log.js";
 import { answerClientErrorsAsJson } from "./http/client-error.js";
 
 /**
@@ -50,7 +51,7 @@ export async function listen(config: Config): Promise<Gateway> {
     server,
     serveApp(fetch) {
       current = fetch;
-      console.log(`fngw listening on http://${shownHost}:${port} (bound to ${config.HOST}; API docs at /docs)`);
+      log.info(`fngw listening on http://${shownHost}:${port} (bound to ${config.HOST}; API docs at /docs)`);
     },
     onShutdown(stop) {
       let signals = 0;
@@ -61,14 +62,14 @@ export async function listen(config: Config): Promise<Gateway> {
           stop(server, signal).then(
             () => process.exit(0),
             (err: unknown) => {
-              console.error("shutdown failed:", err);
+              log.error({ err }, "shutdown failed");
               process.exit(1);
             },
           );
         } else if (signals === 2) {
-          console.log(`${signal} again: still stopping (a third signal exits at once)`);
+          log.info(`${signal} again: still stopping (a third signal exits at once)`);
         } else {
-          console.error(`${signal}: exiting now`);
+          log.error(`${signal}: exiting now`);
           process.exit(1);
         }
       };

@@ -2,6 +2,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
+import { LOG_LEVELS } from "./log.js";
 
 const MiB = 1024 * 1024;
 const cores = os.availableParallelism();
@@ -81,6 +82,8 @@ const EnvSchema = z.object({
   /** How often old log rows are pruned (in batches, in the background). */
   LOG_PRUNE_INTERVAL_MS: int(1000, 60_000),
   SHUTDOWN_GRACE_MS: int(0, 30_000),
+  /** The gateway's own log: lines below this level are dropped (`silent`: none). */
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /**
    * `on`: every /fn answer carries `Content-Security-Policy: sandbox ...`, so a function's page runs
    * in an opaque origin and cannot reach the console's session. `off` only when functions are

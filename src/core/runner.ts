@@ -85,4 +85,8 @@ export interface InvocationResult {
 /** What the runner reports about itself at /healthz: `ready` is all the gateway relies on; the rest is shown as is. */
 export interface RunnerHealth {
   ready: boolean;
+  /** Invocations waiting for a sandbox slot (/metrics reads it). */
+  queued?: number;
+  /** Interpreters started ahead of their invocations and ready to take one, by runtime (/metrics reads it). */
+  standby_by_runtime?: Partial<Record<Runtime, number>>;
 }

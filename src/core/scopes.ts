@@ -1,13 +1,13 @@
 /**
  * What a token may do. `admin` may do everything (token management included); `deploy` creates,
  * updates, rolls back and deletes functions and reads their definitions; `logs:read` reads the
- * invocation log and stats; `invoke:<name>` and `invoke:<prefix>*` call private functions.
+ * invocation log and stats; `metrics:read` reads /metrics; `invoke:<name>` and `invoke:<prefix>*` call private functions.
  */
-export const ROUTE_SCOPES = ["admin", "deploy", "logs:read"] as const;
+export const ROUTE_SCOPES = ["admin", "deploy", "logs:read", "metrics:read"] as const;
 export type RouteScope = (typeof ROUTE_SCOPES)[number];
 
 /** A scope as a token may carry it; the name part follows the function name pattern (a prefix may be empty: `invoke:*`). */
-export const SCOPE_PATTERN = /^(admin|deploy|logs:read|invoke:[a-z0-9][a-z0-9_-]{0,62}|invoke:([a-z0-9][a-z0-9_-]{0,61})?\*)$/;
+export const SCOPE_PATTERN = /^(admin|deploy|logs:read|metrics:read|invoke:[a-z0-9][a-z0-9_-]{0,62}|invoke:([a-z0-9][a-z0-9_-]{0,61})?\*)$/;
 
 /** Whether scopes allow a route that needs `needed`. */
 export function grants(scopes: readonly string[], needed: RouteScope): boolean {

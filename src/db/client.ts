@@ -19,6 +19,8 @@ export interface OpenedDatabase {
   status(): DatabaseStatus;
   /** Bytes of the database's pages in use (the log's byte budget counts these). */
   usedBytes(): number;
+  /** The database file and its write-ahead log on disk, in bytes (0 in memory). */
+  fileBytes(): number;
   close(): void;
 }
 
@@ -81,6 +83,7 @@ export function openDatabase(file: string): OpenedDatabase {
     sqlite,
     readInBackground: reader?.read ?? (async ({ sql, params }) => sqlite.prepare(sql).raw().all(...params) as unknown[][]),
     usedBytes: () => usedBytes(sqlite),
+    fileBytes: () => fileBytes(file),
     status() {
       const sizes = { file_bytes: fileBytes(file), used_bytes: usedBytes(sqlite) };
       try {

@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { InvocationLog } from "./invocations.js";
+import { log as gatewayLog } from "../core/log.js";
 
 export interface RetentionOptions {
   /** Rows older than this many days go; 0 keeps them regardless of age. */
@@ -68,13 +69,13 @@ export function startRetention(log: InvocationLog, options: RetentionOptions): R
   };
 
   const timer = setInterval(() => {
-    runOnce().catch((err: unknown) => console.error("log retention failed:", err));
+    runOnce().catch((err: unknown) => gatewayLog.error({ err }, "log retention failed"));
   }, options.intervalMs);
   timer.unref();
   // A flood of output fills the budget faster than the interval: check when a tenth of it was written since.
   const budgetCheck = setInterval(() => {
     if (options.maxBytes && log.bytesWritten > options.maxBytes / 10) {
-      runOnce().catch((err: unknown) => console.error("log retention failed:", err));
+      runOnce().catch((err: unknown) => gatewayLog.error({ err }, "log retention failed"));
     }
   }, 1000);
   budgetCheck.unref();

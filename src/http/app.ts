@@ -7,6 +7,7 @@ import type { TokenStore } from "../db/tokens.js";
 import { Admission, ReadingLimit } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { InvocationFeed } from "./feed.js";
+import { GatewayMetrics } from "./metrics.js";
 import { bodyLimit } from "./middleware/body-limit.js";
 import { isolateFunctionPages } from "./middleware/function-isolation.js";
 import { requireTokenOrSession, SessionStore } from "./middleware/session.js";
@@ -17,6 +18,7 @@ import { functionsApi } from "./routes/functions.js";
 import { healthApi, type HealthChecks } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
+import { metricsApi } from "./routes/metrics.js";
 import { sessionApi } from "./routes/session.js";
 import { statsApi } from "./routes/stats.js";
 import { streamApi } from "./routes/stream.js";
@@ -38,6 +40,8 @@ export interface AppDeps {
   now?: () => number;
   /** SQLite's online backup of the live database into a file (GET /api/backup). */
   backup: (file: string) => Promise<unknown>;
+  /** The database's size for /metrics (file and write-ahead log, pages in use); left out when absent. */
+  databaseBytes?: () => { file: number; used: number };
 }
 
 /** Slack over the largest function (code + env) for the JSON around it. */
@@ -63,6 +67,8 @@ export function createApp(deps: AppDeps) {
   app.notFound(notFound);
   const sessions = new SessionStore();
   const feed = new InvocationFeed();
+  const health = deps.health ?? (() => ({ ready: true }));
+  const metrics = new GatewayMetrics({ inFlight: () => admission.size, health, databaseBytes: deps.databaseBytes });
 
   app.route("/", consoleApi());
   app.route("/api/session", sessionApi(stores.tokens, sessions)); // before the guard: signing in needs no session
@@ -73,16 +79,17 @@ export function createApp(deps: AppDeps) {
   );
   app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
 
-  app.route("/healthz", healthApi({ checks: { sandbox: deps.health ?? (() => ({ ready: true })), ...deps.checks } }));
+  app.route("/healthz", healthApi({ checks: { sandbox: health, ...deps.checks } }));
   app.route("/api/functions", functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code) }));
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations/stream", streamApi(feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
   app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));
   app.route("/api/backup", backupApi({ dataDir: config.DATA_DIR, backup: deps.backup, now: deps.now }));
+  app.route("/metrics", metricsApi({ metrics, tokens: stores.tokens }));
   app.route(
     "/fn",
-    invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, newId: deps.newId }),
+    invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, metrics, newId: deps.newId }),
   );
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");

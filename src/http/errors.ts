@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import { SettingsError } from "../core/settings.js";
+import { log } from "../core/log.js";
 
 /** Every error the gateway answers with: `{ "error": { "code", "message" } }`. */
 export const ErrorSchema = z
@@ -90,7 +91,9 @@ export const onError: ErrorHandler = (err, c: Context) => {
     const { code, message } = fromHttpException(err);
     return c.json(errorBody(code, message), err.status);
   }
-  console.error(`unexpected error on ${c.req.method} ${c.req.path}:`, err);
+  // The invocation id, on /fn, ties this line to the answer the client got (x-invocation-id).
+  const invocationId: unknown = c.get("invocationId" as never);
+  log.error({ err, method: c.req.method, path: c.req.path, invocation_id: invocationId }, `unexpected error on ${c.req.method} ${c.req.path}`);
   return c.json(errorBody("internal", "internal error"), 500);
 };
 

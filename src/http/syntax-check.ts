@@ -1,6 +1,7 @@
 import type { Runner } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
 import { ApiError } from "./errors.js";
+import { log } from "../core/log.js";
 
 export type CheckSyntax = Runner["checkSyntax"];
 
@@ -10,7 +11,7 @@ export async function requireValidSyntax(checkSyntax: CheckSyntax, runtime: Runt
   try {
     problem = await checkSyntax(runtime, code);
   } catch (err) {
-    console.error("the syntax check failed:", err);
+    log.error({ err }, "the syntax check failed");
     throw new ApiError(503, "unavailable", "the syntax check could not run; the function was not stored, retry later");
   }
   if (!problem) return;

@@ -6,6 +6,7 @@ import type { Interpreters } from "../sandbox/binaries.js";
 import type { PackagesConfig } from "./config.js";
 import { confinement } from "./confine.js";
 import { PackageStore } from "./environments.js";
+import { log as gatewayLog } from "../core/log.js";
 
 export { PackageStore, PackagesFullError, environmentKey, type EnvironmentRecord, type EnvironmentState } from "./environments.js";
 export { normalisePackages, PackageSpecError, type PackageSpec } from "./spec.js";
@@ -25,7 +26,7 @@ export function openPackageStore(
   config: PackagesConfig,
   dataDir: string,
   interpreters: Interpreters,
-  log: (line: string) => void = console.warn,
+  log: (line: string) => void = (line) => gatewayLog.warn(line),
 ): OpenedPackageStore {
   let cgroups: Cgroups | null = null;
   try {

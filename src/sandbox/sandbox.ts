@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
 import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner, type RunnerHealth, type SyntaxProblem } from "../core/runner.js";
-import type { Runtime } from "../core/runtimes.js";
+import { RUNTIMES, type Runtime } from "../core/runtimes.js";
 import { resolveInterpreters, type Interpreters } from "./binaries.js";
 import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js";
 import { setupFirewall, type Firewall } from "./firewall.js";
@@ -15,6 +15,7 @@ import { runInSlot, type RunSettings } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
+import { log } from "../core/log.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
 
@@ -67,7 +68,7 @@ export class Sandbox implements Runner {
   ) {}
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
-  static async start(config: SandboxConfig, log: (line: string) => void = console.warn): Promise<Sandbox> {
+  static async start(config: SandboxConfig, warn: (line: string) => void = (line) => log.warn(line)): Promise<Sandbox> {
     if (process.getuid?.() !== 0) throw new Error("the sandbox needs root: it mounts the jail and changes uids");
     if (!fs.existsSync(LIBRARY_PATH)) throw new Error(`the sandbox library is missing: ${LIBRARY_PATH} (run scripts/build-native.sh)`);
     const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
@@ -78,7 +79,7 @@ export class Sandbox implements Runner {
       queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
     });
     const strays = killStrayProcesses(pool.slots);
-    if (strays > 0) log(`killed ${strays} process(es) left running as sandbox uids by an earlier gateway`);
+    if (strays > 0) warn(`killed ${strays} process(es) left running as sandbox uids by an earlier gateway`);
     const jail = Jail.build({ dir: config.JAIL_DIR, slots: [...pool.slots], python: interpreters.python, tmpSizeMb: config.TMP_SIZE_MB });
     let cgroups: Cgroups;
     try {
@@ -92,13 +93,13 @@ export class Sandbox implements Runner {
       blocked: config.SANDBOX_BLOCKED_NETWORKS,
     });
     if (config.SANDBOX_BLOCKED_NETWORKS.length > 0 && !firewall.active) {
-      log(
+      warn(
         "WARNING: the netfilter rules could not be installed (install iptables); functions with network on can reach " +
           `${config.SANDBOX_BLOCKED_NETWORKS.join(", ")}, the gateway's own port included.\n  ${firewall.notes.join("\n  ")}`,
       );
     }
     if (cgroups.mode === "none") {
-      log(
+      warn(
         "WARNING: no usable cgroups (v2 or v1 memory+pids); functions run WITHOUT memory limits and with RLIMIT_NPROC as the only thread limit.\n  " +
           cgroups.notes.join("\n  "),
       );
@@ -147,6 +148,7 @@ export class Sandbox implements Runner {
       busy: this.pool.busy,
       queued: this.pool.queued,
       standby: this.settings.standby.count,
+      standby_by_runtime: Object.fromEntries(RUNTIMES.map((runtime) => [runtime, this.settings.standby.readyCount(runtime)])),
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,

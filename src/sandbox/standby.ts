@@ -38,6 +38,11 @@ export class StandbyPool {
     }
   }
 
+  /** Standbys of `runtime` able to take an invocation now (started, not dead). */
+  readyCount(runtime: Runtime): number {
+    return this.idle[runtime].filter((standby) => standby.ready).length;
+  }
+
   get count(): number {
     return this.idle.python.length + this.idle.node.length;
   }

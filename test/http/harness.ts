@@ -5,6 +5,7 @@ import { serve } from "@hono/node-server";
 import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
 import os from "node:os";
 import path from "node:path";
+import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
 import { expect, it } from "vitest";
 import { loadConfig, type Config } from "../../src/core/config.js";
 import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
@@ -110,6 +111,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     admission,
     backup: (file) => database.sqlite.backup(file),
     now: () => clock.now,
+    databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
   });
   return {
     app,
@@ -260,4 +262,24 @@ export async function envSeenBy(gw: Gateway, name: string): Promise<Record<strin
 export function databaseFilesContain(gw: Gateway, needle: string): boolean {
   const file = gw.config.DB_PATH;
   return [file, `${file}-wal`, `${file}-shm`].some((f) => fs.existsSync(f) && fs.readFileSync(f).includes(Buffer.from(needle)));
+}
+
+/**
+ * A /metrics answer parsed with a Prometheus text-format parser (it throws on a malformed line).
+ * `value(name, labels)` is the value of the sample of `name` whose labels include `labels`, or
+ * undefined. The parser folds a labelled histogram into one object without its labels, so
+ * samples are also read with the histogram TYPE lines left out: then `x_bucket` (with `le`),
+ * `x_sum` and `x_count` are samples like any other.
+ */
+export function parseMetrics(text: string): { families: PromFamily[]; value(name: string, labels?: Record<string, string>): number | undefined } {
+  const families = parsePrometheusTextFormat(text);
+  const samples = parsePrometheusTextFormat(text.replace(/^# TYPE \S+ histogram\n/gm, ""));
+  return {
+    families,
+    value(name, labels = {}) {
+      // Without TYPE lines a histogram's series split into one family per run of lines: look in each.
+      const sample = samples.filter((f) => f.name === name).flatMap((f) => f.metrics).find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+      return sample?.value === undefined ? undefined : Number(sample.value);
+    },
+  };
 }

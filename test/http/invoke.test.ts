@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import { readBodyWithin } from "../../src/http/body.js";
 import { SaturatedError } from "../../src/core/runner.js";
 import { makeGateway, okResult, register, result, runScenarios, TOKEN, type Gateway, type Scenario } from "./harness.js";
+import { log } from "../../src/core/log.js";
 
 let gw: Gateway;
 beforeAll(async () => {
@@ -334,7 +335,7 @@ describe("ANY /fn/:name — mapping the result", () => {
   ]);
 
   it("answers 500 without details when the runner itself fails, and keeps the detail in the log", async () => {
-    const quiet = vi.spyOn(console, "error").mockImplementation(() => {});
+    const quiet = vi.spyOn(log, "error").mockImplementation(() => {});
     gw.runner.script = () => {
       throw new Error("internal detail /var/secret");
     };

@@ -3,6 +3,7 @@ import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
 import type { InvocationEnd } from "../../db/invocations.js";
 import { errorBody } from "../errors.js";
 import { describeDropped, toHttpResponse } from "./exchange.js";
+import { log } from "../../core/log.js";
 
 /** An HTTP answer and the log row's end that goes with it. */
 export interface Outcome {
@@ -77,7 +78,7 @@ export function saturated(message: string, invocationId: string, retryAfterSecon
 /** The runner refused (saturated: 429 with Retry-After) or failed (500, detail only in the log). */
 export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedMs: number): Outcome {
   if (err instanceof SaturatedError) return saturated(err.message, invocationId, err.retryAfterSeconds, waitedMs);
-  console.error(`invocation ${invocationId}: the runner failed:`, err);
+  log.error({ err, invocation_id: invocationId }, `invocation ${invocationId}: the runner failed`);
   const { response, bytes } = jsonError(500, "internal", "the gateway failed to run the function", invocationId);
   return {
     response,

@@ -8,6 +8,7 @@ import type { TokenStore } from "../../db/tokens.js";
 import { grantsInvoke } from "../../core/scopes.js";
 import type { Admission, ReadingLimit } from "../admission.js";
 import type { InvocationFeed } from "../feed.js";
+import type { GatewayMetrics, RejectionReason } from "../metrics.js";
 import { declaresBody, incomingOf, readBodyWithin, type CappedBody } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
@@ -15,6 +16,7 @@ import { outcomeOfResult, outcomeOfRunnerError, rejected, saturated, type Outcom
 import { parseTarget, type InvocationTarget } from "../invoke/target.js";
 import { checkBearer, forbidden, unauthorized, type TokenCheck } from "../middleware/auth.js";
 import { invocationId, type InvocationIdEnv } from "../middleware/invocation-id.js";
+import { log } from "../../core/log.js";
 
 export interface InvokeDeps {
   config: Config;
@@ -27,6 +29,8 @@ export interface InvokeDeps {
   reading: ReadingLimit;
   /** Where each finished invocation is published (the live stream). */
   feed?: InvocationFeed;
+  /** Counts invocations, refusals and log writes for /metrics. */
+  metrics?: GatewayMetrics;
   /** Makes invocation ids; UUIDv7 (time-ordered) unless a test passes its own. */
   newId?: () => string;
 }
@@ -53,32 +57,36 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   const target = parseTarget(new URL(c.req.url).pathname);
   if (!target) throw notFoundError("no such function");
   const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
+  const time = <T>(write: "start" | "finish", run: () => T): T => (deps.metrics ? deps.metrics.timeLogWrite(write, run) : run());
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
   // The log must not stand between a caller and its answer: a failed write (a full disk) is
   // reported on stderr and by /healthz, and the invocation goes on without its row.
   const logStart = (requestBytes: number) => {
     try {
-      return { ...invocations.start({ ...row, requestBytes }), requestBytes };
+      const started = time("start", () => invocations.start({ ...row, requestBytes }));
+      return { ...started, requestBytes };
     } catch (err) {
-      console.error(`invocation ${id} could not be logged: ${(err as Error).message}`);
+      log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id} could not be logged: ${(err as Error).message}`);
       return null;
     }
   };
   const logEnd = (started: ReturnType<typeof logStart>, outcome: Outcome) => {
+    deps.metrics?.invocationEnded(fn.name, outcome.end.status, outcome.end.durationMs);
     if (started === null) return;
     try {
-      const flags = invocations.finish(started.seq, outcome.end);
+      const flags = time("finish", () => invocations.finish(started.seq, outcome.end));
       const { stdout: _stdout, stderr: _stderr, ...end } = outcome.end;
       deps.feed?.publish({ ...row, ...started, ...end, ...flags });
     } catch (err) {
       // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
-      console.error(`invocation ${id}: could not record its end: ${(err as Error).message}`);
+      log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id}: could not record its end: ${(err as Error).message}`);
     }
   };
 
   /** Logs a refusal (the body unread or dropped) and answers it. */
-  const refuse = (outcome: Outcome) => {
+  const refuse = (reason: RejectionReason, outcome: Outcome) => {
+    deps.metrics?.rejected(reason);
     logEnd(logStart(0), outcome);
     return outcome.response;
   };
@@ -87,7 +95,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     // A full gateway reads no body: the 429 goes out at once and the connection closes under it.
     const outcome = saturated("the gateway is saturated; retry later", id, 1);
     if (declaresBody(c.req.raw, incomingOf(c))) outcome.response.headers.set("Connection", "close");
-    return refuse(outcome);
+    return refuse("saturated", outcome);
   }
 
   // The body is read before admission, bounded on its own (reading places, a deadline), so a client
@@ -97,7 +105,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     const stopReading = deps.reading.enter();
     if (!stopReading) {
       const message = `${config.MAX_READING_REQUESTS} request bodies are being received (MAX_READING_REQUESTS); retry later`;
-      return refuse(rejected(429, "rejected", message, id, { "Retry-After": "1", Connection: "close" }));
+      return refuse("reading", rejected(429, "rejected", message, id, { "Retry-After": "1", Connection: "close" }));
     }
     try {
       read = await readBodyWithin(c.req.raw, { maxBytes: config.MAX_BODY_BYTES, timeoutMs: config.BODY_READ_TIMEOUT_MS }, incomingOf(c));
@@ -107,14 +115,14 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   }
   if ("timedOut" in read) {
     const message = `the request body did not arrive within ${config.BODY_READ_TIMEOUT_MS} ms (BODY_READ_TIMEOUT_MS)`;
-    return refuse(rejected(408, "request_timeout", message, id, { Connection: "close" }));
+    return refuse("body_timeout", rejected(408, "request_timeout", message, id, { Connection: "close" }));
   }
   if ("tooLarge" in read) {
     const message = `the request body exceeds ${config.MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`;
-    return refuse(rejected(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" }));
+    return refuse("body_too_large", rejected(413, "payload_too_large", message, id, read.keepAlive ? {} : { Connection: "close" }));
   }
   const release = deps.admission.enter(fn.name, fn.maxConcurrency);
-  if (!release) return refuse(saturated("the gateway is saturated; retry later", id, 1));
+  if (!release) return refuse("saturated", saturated("the gateway is saturated; retry later", id, 1));
   try {
     const { body } = read;
     const spec: InvocationSpec = {
@@ -134,6 +142,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       outcome = outcomeOfResult(await runner.run(spec), id);
     } catch (err) {
       outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
+      if (outcome.end.status === "rejected") deps.metrics?.rejected("queue_timeout");
     }
     logEnd(started, outcome);
     return outcome.response;

@@ -21,7 +21,7 @@ export function tokensApi(deps: TokensDeps) {
 
 const Scope = z
   .string()
-  .regex(SCOPE_PATTERN, "must be admin, deploy, logs:read, invoke:<function name> or invoke:<prefix>*")
+  .regex(SCOPE_PATTERN, "must be admin, deploy, logs:read, metrics:read, invoke:<function name> or invoke:<prefix>*")
   .openapi({ example: "invoke:billing-*" });
 
 const CreateToken = z

@@ -1,0 +1,133 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { RunnerHealth } from "../core/runner.js";
+import { RUNTIMES } from "../core/runtimes.js";
+import type { EndStatus } from "../core/statuses.js";
+
+/** Why the gateway refused an invocation without running it (the `reason` label). */
+export type RejectionReason =
+  | "saturated" // 429: past the admission limit (before or after the body)
+  | "reading" // 429: MAX_READING_REQUESTS bodies being received
+  | "body_too_large" // 413
+  | "body_timeout" // 408
+  | "queue_timeout"; // 429: no sandbox slot within QUEUE_TIMEOUT_MS, or the sandbox closing
+
+/** What the gauges read at scrape time. */
+export interface MetricsSources {
+  /** Invocations admitted and not yet answered. */
+  inFlight: () => number;
+  /** The runner's health: queue depth and standby interpreters, when it reports them. */
+  health: () => RunnerHealth;
+  /** The database's size on disk and in used pages. */
+  databaseBytes?: () => { file: number; used: number };
+}
+
+/** Invocation durations: 1 ms to 60 s (a function's timeout reaches 300 s: those land in +Inf). */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** SQLite writes of a log row: tens of µs normally, up to the busy timeout (5 s) when locked. */
+const LOG_WRITE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5];
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (one per app: nothing global, so
+ * apps built side by side in one process do not share figures). Label values are bounded: a
+ * function name is counted only once the caller was allowed to run it (so only registered
+ * functions appear), statuses and reasons are enums.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly invocations = new Counter({
+    name: "fngw_invocations_total",
+    help: "Invocations that ended, by function and status (rejected included).",
+    labelNames: ["function", "status"] as const,
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: "fngw_invocation_duration_seconds",
+    help: "Wall-clock time of invocations that ran, by function.",
+    labelNames: ["function"] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly rejections = new Counter({
+    name: "fngw_rejections_total",
+    help: "Invocations refused without running, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly logWrites = new Histogram({
+    name: "fngw_log_write_seconds",
+    help: "Time to write an invocation's log row: its start and its finish.",
+    labelNames: ["write"] as const,
+    buckets: LOG_WRITE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    new Gauge({
+      name: "fngw_invocations_in_flight",
+      help: "Invocations admitted and not yet answered (waiting for a slot or running).",
+      registers,
+      collect() {
+        this.set(sources.inFlight());
+      },
+    });
+    new Gauge({
+      name: "fngw_queue_depth",
+      help: "Admitted invocations waiting for a sandbox slot.",
+      registers,
+      collect() {
+        this.set(sources.health().queued ?? 0);
+      },
+    });
+    new Gauge({
+      name: "fngw_standby_interpreters",
+      help: "Interpreters started ahead of their invocations and ready to take one, by runtime.",
+      labelNames: ["runtime"] as const,
+      registers,
+      collect() {
+        const byRuntime = sources.health().standby_by_runtime ?? {};
+        for (const runtime of RUNTIMES) this.set({ runtime }, byRuntime[runtime] ?? 0);
+      },
+    });
+    const databaseBytes = sources.databaseBytes;
+    if (databaseBytes) {
+      new Gauge({
+        name: "fngw_database_bytes",
+        help: "The database: `file` is its file and write-ahead log on disk, `used` its pages in use.",
+        labelNames: ["kind"] as const,
+        registers,
+        collect() {
+          const { file, used } = databaseBytes();
+          this.set({ kind: "file" }, file);
+          this.set({ kind: "used" }, used);
+        },
+      });
+    }
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** An invocation ended (ran or was refused); `durationMs` is its run's, null when it did not run. */
+  invocationEnded(functionName: string, status: EndStatus, durationMs: number | null): void {
+    this.invocations.inc({ function: functionName, status });
+    if (status !== "rejected" && durationMs !== null) this.duration.observe({ function: functionName }, durationMs / 1000);
+  }
+
+  rejected(reason: RejectionReason): void {
+    this.rejections.inc({ reason });
+  }
+
+  /** Times a log write; the write's result (or its throw) passes through. */
+  timeLogWrite<T>(write: "start" | "finish", run: () => T): T {
+    const end = this.logWrites.startTimer({ write });
+    try {
+      return run();
+    } finally {
+      end();
+    }
+  }
+
+  /** The text exposition and its content type. */
+  async expose(): Promise<{ text: string; contentType: string }> {
+    return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+  }
+}
