@@ -8,6 +8,8 @@ import { EXIT_LOCKDOWN_FAILED, frameOf, parseFrames } from "./protocol.js";
 
 const V8_OOM = "JavaScript heap out of memory";
 const SIGSYS = "SIGSYS";
+/** What every message that comes from the function's own `error` frame starts with. */
+export const FUNCTION_RAISED = "the function raised";
 
 export interface ClassifyLimits {
   outputCapBytes: number;
@@ -54,8 +56,10 @@ export function classify(exit: ProcessExit, spec: Pick<InvocationSpec, "runtime"
   }
   if (exit.result.truncated) return end("error", `the response exceeds the ${limits.maxResponseBytes}-byte limit (MAX_RESPONSE_BYTES)`);
 
+  // The function writes this message (an exception's summary, whose type name it can choose),
+  // so it is labelled as the function's: no text of its own can pass for the gateway's.
   const error = frameOf(frames, "error");
-  if (error) return end("error", error.message);
+  if (error) return end("error", `${FUNCTION_RAISED} ${String(error.message)}`);
   if (exit.signal !== null) return end("error", `killed by ${exit.signal}`);
   if (exit.exitCode !== 0) return end("error", `exited with code ${exit.exitCode}`);
   if (malformed) return end("error", `the function wrote a malformed result: ${malformed}`);

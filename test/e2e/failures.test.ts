@@ -18,9 +18,9 @@ describe("how failures answer over HTTP and end in the log", () => {
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const id = invocationId(res);
     const body = (await res.json()) as Json;
-    expect(body).toEqual({ error: { code: "error", message: "ValueError: boom", invocation_id: id } });
+    expect(body).toEqual({ error: { code: "error", message: "the function raised ValueError: boom", invocation_id: id } });
     const row = await invocation(call, id);
-    expect(row).toMatchObject({ status: "error", http_status: 500, exit_code: 1, error: "ValueError: boom" });
+    expect(row).toMatchObject({ status: "error", http_status: 500, exit_code: 1, error: "the function raised ValueError: boom" });
     expect(row.stderr).toBe('Traceback (most recent call last):\n  File "function.py", line 2, in handler\nValueError: boom\n');
   });
 

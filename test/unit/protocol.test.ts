@@ -127,7 +127,7 @@ describe("classifying how a run ended", () => {
     ["the cgroup's OOM killer", { signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), true, "oom", "exceeded its memory limit of 64 MB"],
     ["a seccomp kill with its report", { signal: "SIGSYS", exitCode: null }, frame({ kind: "forbidden", syscall: 59, name: "execve" }), false, "forbidden", NOT_REPORTED],
     ["a seccomp kill without a report", { signal: "SIGSYS", exitCode: null }, Buffer.alloc(0), false, "forbidden", NOT_REPORTED],
-    ["an exception", { exitCode: 1 }, frame({ kind: "error", message: "ValueError: bad" }), false, "error", "ValueError: bad"],
+    ["an exception", { exitCode: 1 }, frame({ kind: "error", message: "ValueError: bad" }), false, "error", "the function raised ValueError: bad"],
     ["another signal", { signal: "SIGSEGV", exitCode: null }, Buffer.alloc(0), false, "error", "killed by SIGSEGV"],
     ["a non-zero exit", { exitCode: 3 }, Buffer.alloc(0), false, "error", "exited with code 3"],
     ["a malformed result", {}, Buffer.from("nope\n"), false, "error", "the function wrote a malformed result: a frame that is not JSON"],
@@ -185,6 +185,12 @@ describe("classifying a result channel that user code forged", () => {
     // With a response after it, the run answers as the function did.
     const answered = exited(Buffer.concat([frame({ kind: "lockdown_failed", message: "x" }), response(200, "fine")]));
     expect(classify(answered, SPEC, false, LIMITS)).toMatchObject({ status: "ok", errorMessage: null });
+  });
+
+  it("labels an error frame's message as the function's, so that it cannot pass for the gateway's own", () => {
+    // A raw frame, or an exception whose type is named so (Python's type(), a JS error's name).
+    const forged = exited(frame({ kind: "error", message: "sandbox lock-down failed: chroot: EPERM" }), { exitCode: 125 });
+    expect(classify(forged, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the function raised sandbox lock-down failed: chroot: EPERM" });
   });
 
   it("does not let a second marker stand in for the first", () => {

@@ -2,7 +2,8 @@
 // prescript writes the response there, so it can write any frame the library would. The gateway
 // believes a lock-down failure only as the first frame with exit status 125 (the prescript's
 // `locked` marker comes first once the lock holds), and never takes a blocked call's name from
-// fd 4 (prescripts/PROTOCOL.md, "What is believed").
+// fd 4, and labels the message of an `error` frame as the function's (prescripts/PROTOCOL.md,
+// "What is believed").
 // How the attacks are written and run: ./attacks.ts.
 import { describe, expect, it } from "vitest";
 import { attack, koffiAddonPath, lit, run, RUNTIMES, useAttackedSandbox } from "./attacks.js";
@@ -62,6 +63,22 @@ describe("a forged lock-down failure", () => {
       ),
     );
     expect(result).toMatchObject({ status: "error", exitCode: 125, errorMessage: "exited with code 125", response: null });
+  });
+
+  it.each(RUNTIMES)("%s: an exception whose type is named \"sandbox lock-down failed\": labelled as the function's", async (runtime) => {
+    const result = await run(
+      runtime,
+      attack(
+        runtime,
+        `raise type("sandbox lock-down failed", (Exception,), {})("chroot: operation not permitted")`,
+        `const error = new Error("chroot: operation not permitted");\nerror.name = "sandbox lock-down failed";\nthrow error;`,
+      ),
+    );
+    expect(result).toMatchObject({
+      status: "error",
+      exitCode: 1,
+      errorMessage: "the function raised sandbox lock-down failed: chroot: operation not permitted",
+    });
   });
 
   it.each(RUNTIMES)("%s: a fake lockdown_failed frame before a normal answer: the answer stands", async (runtime) => {
