@@ -1,9 +1,9 @@
 // Attacks on the log through the result channel (fd 4): user code can write to it, since the
 // prescript writes the response there, so it can write any frame the library would. The gateway
 // believes a lock-down failure only as the first frame with exit status 125 (the prescript's
-// `locked` marker comes first once the lock holds), and never takes a blocked call's name from
-// fd 4, and labels the message of an `error` frame as the function's (prescripts/PROTOCOL.md,
-// "What is believed").
+// `locked` marker comes first once the lock holds), never takes a blocked call's name from fd 4,
+// and labels the message of an `error` frame as the function's (prescripts/PROTOCOL.md, "What
+// is believed").
 // How the attacks are written and run: ./attacks.ts.
 import { describe, expect, it } from "vitest";
 import { attack, koffiAddonPath, lit, run, RUNTIMES, useAttackedSandbox } from "./attacks.js";
