@@ -50,6 +50,7 @@
     if (lockdown(jail, Number(uid), Number(gid), Number(flags), 4, Number(maxThreads)) !== 0) {
       reallyExit(125); // unreachable: the library ends the process itself on any failure
     }
+    fs.writeSync(4, '{"kind":"locked"}\n'); // before any byte of the function: see PROTOCOL.md
     // Drop every handle user code could use to reach the library or the prescript.
     for (const key of Object.keys(require.cache)) delete require.cache[key];
     relocate(require);

@@ -74,7 +74,11 @@ export interface InvocationResult {
   durationMs: number;
   stdout: CapturedOutput;
   stderr: CapturedOutput;
-  /** Name of the syscall the seccomp filter stopped, when known (status `forbidden`). */
+  /**
+   * Name of the syscall the seccomp filter stopped (status `forbidden`), only when a channel the
+   * function cannot write reported it. No such channel exists yet, so it is null
+   * (prescripts/PROTOCOL.md, "What is believed").
+   */
   blockedSyscall: string | null;
   /** A one-line explanation for any status but `ok`. */
   errorMessage: string | null;

@@ -1,13 +1,15 @@
 import type { InvocationResult, InvocationSpec, SandboxResponse } from "../core/runner.js";
 import type { RunStatus } from "../core/statuses.js";
 import type { ProcessExit } from "./process.js";
-import { frameOf, parseFrames } from "./protocol.js";
+import { EXIT_LOCKDOWN_FAILED, frameOf, parseFrames } from "./protocol.js";
 
 // How an invocation ended, from what the process left behind: its exit, its output, its result
 // channel and the cgroup's OOM counter. Pure, so each rule is unit-tested without root.
 
 const V8_OOM = "JavaScript heap out of memory";
 const SIGSYS = "SIGSYS";
+/** What every message that comes from the function's own `error` frame starts with. */
+export const FUNCTION_RAISED = "the function raised";
 
 export interface ClassifyLimits {
   outputCapBytes: number;
@@ -39,17 +41,25 @@ export function classify(exit: ProcessExit, spec: Pick<InvocationSpec, "runtime"
   const v8OutOfMemory = spec.runtime === "node" && exit.signal === "SIGABRT" && exit.stderr.data.includes(V8_OOM);
   if (oomKilled || v8OutOfMemory) return end("oom", `exceeded its memory limit of ${spec.memoryMb} MB`);
   const { frames, malformed } = parseFrames(exit.result.data, limits.maxResponseBytes);
-  if (exit.signal === SIGSYS) {
-    const report = frameOf(frames.toReversed(), "forbidden");
-    const name = report ? report.name || `syscall ${report.syscall}` : null;
-    return end("forbidden", name ? `forbidden: ${name}` : "killed by the seccomp filter", { blockedSyscall: name });
+  // The result channel is writable by user code (the prescript writes the response there), so
+  // only what no byte of user code can precede is believed: the first frame, written before
+  // the function is read. A blocked call's name has no such channel (prescripts/PROTOCOL.md,
+  // "What is believed"): a `forbidden` frame is never trusted, the call is reported unknown.
+  if (exit.signal === SIGSYS) return end("forbidden", "killed by the seccomp filter (call not reported)");
+  const first = frames[0];
+  if (first?.kind === "lockdown_failed" && exit.exitCode === EXIT_LOCKDOWN_FAILED) {
+    return end("error", `sandbox lock-down failed: ${first.message}`);
+  }
+  if (first?.kind !== "locked") {
+    const how = exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
+    return end("error", `sandbox lock-down failed: it was not confirmed (${how})`);
   }
   if (exit.result.truncated) return end("error", `the response exceeds the ${limits.maxResponseBytes}-byte limit (MAX_RESPONSE_BYTES)`);
 
-  const lockdown = frameOf(frames, "lockdown_failed");
-  if (lockdown) return end("error", `sandbox lock-down failed: ${lockdown.message}`);
+  // The function writes this message (an exception's summary, whose type name it can choose),
+  // so it is labelled as the function's: no text of its own can pass for the gateway's.
   const error = frameOf(frames, "error");
-  if (error) return end("error", error.message);
+  if (error) return end("error", `${FUNCTION_RAISED} ${String(error.message)}`);
   if (exit.signal !== null) return end("error", `killed by ${exit.signal}`);
   if (exit.exitCode !== 0) return end("error", `exited with code ${exit.exitCode}`);
   if (malformed) return end("error", `the function wrote a malformed result: ${malformed}`);

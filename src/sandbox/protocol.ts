@@ -62,8 +62,13 @@ export function encodePayload(spec: InvocationSpec): Buffer {
   return Buffer.concat([Buffer.from(header + "\n"), body]);
 }
 
-/** Result-channel frames: written by the prescript (handler, response, error) and by the library (forbidden, lockdown_failed). */
+/**
+ * Result-channel frames: written by the prescript (locked, handler, response, error) and by the
+ * library (forbidden, lockdown_failed). User code can write any of them too: the gateway
+ * believes `locked` and `lockdown_failed` only as the first frame, `forbidden` never.
+ */
 export type Frame =
+  | { kind: "locked" }
   | { kind: "handler" }
   | { kind: "response"; status: number; headers: [string, string][]; body_length: number }
   | { kind: "error"; message: string }
@@ -72,7 +77,7 @@ export type Frame =
 
 /** Frames as the result channel carried them, the response validated (or the reason it is not usable). */
 export type ParsedFrame = Exclude<Frame, { kind: "response" }> | { kind: "response"; value: SandboxResponse | string };
-const OTHER_KINDS = new Set<string>(["handler", "error", "forbidden", "lockdown_failed"] satisfies Exclude<Frame, { kind: "response" }>["kind"][]);
+const OTHER_KINDS = new Set<string>(["locked", "handler", "error", "forbidden", "lockdown_failed"] satisfies Exclude<Frame, { kind: "response" }>["kind"][]);
 
 export function frameOf<K extends ParsedFrame["kind"]>(frames: ParsedFrame[], kind: K): Extract<ParsedFrame, { kind: K }> | undefined {
   return frames.find((f): f is Extract<ParsedFrame, { kind: K }> => f.kind === kind);

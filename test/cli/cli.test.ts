@@ -144,7 +144,7 @@ describe("logs and stats", () => {
     const failed = await fngw(["logs", "broken", "--status", "error"]);
     const rows = tableRows(failed.stdout);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toEqual(expect.arrayContaining(["broken", "error", "500", "Error: broken on purpose"]));
+    expect(rows[0]).toEqual(expect.arrayContaining(["broken", "error", "500", "the function raised Error: broken on purpose"]));
   });
 
   it("logs --json prints the API's page; --limit and --since pass through", async () => {

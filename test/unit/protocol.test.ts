@@ -14,7 +14,16 @@ const response = (status: number, body = "hi", headers: [string, string][] = [])
   frame({ kind: "response", status, headers, body_length: Buffer.byteLength(body) }, Buffer.from(body));
 const output = (text = "") => ({ data: Buffer.from(text), truncated: false });
 
+/** The prescript's marker, written right after the lock-down and before the function is read. */
+const LOCKED = frame({ kind: "locked" });
+
+/** A run that got past the lock-down: `result` is what followed the marker on fd 4. */
 function exited(result: Buffer, overrides: Partial<ProcessExit> = {}): ProcessExit {
+  return unconfirmed(Buffer.concat([LOCKED, result]), overrides);
+}
+
+/** A run whose result channel is exactly `result`, no marker added. */
+function unconfirmed(result: Buffer, overrides: Partial<ProcessExit> = {}): ProcessExit {
   return {
     exitCode: 0,
     signal: null,
@@ -86,6 +95,8 @@ describe("fd 4: reading the result frames", () => {
   });
 });
 
+const NOT_REPORTED = "killed by the seccomp filter (call not reported)";
+
 describe("classifying how a run ended", () => {
   it("answers what the response frame says, duration rounded to the microsecond", () => {
     const result = classify(exited(response(201, "made", [["x-a", "b"]])), SPEC, false, LIMITS);
@@ -99,7 +110,7 @@ describe("classifying how a run ended", () => {
   });
 
   it("treats a truncated result channel as a response over the cap", () => {
-    const exit = exited(Buffer.alloc(10), { result: { data: Buffer.alloc(10), truncated: true } });
+    const exit = exited(Buffer.alloc(0), { result: { data: Buffer.concat([LOCKED, Buffer.alloc(10)]), truncated: true } });
     expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the response exceeds the 4096-byte limit (MAX_RESPONSE_BYTES)" });
   });
 
@@ -114,10 +125,9 @@ describe("classifying how a run ended", () => {
     ["a stopping gateway", { interrupted: true, signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), false, "interrupted", "the gateway stopped while the function ran"],
     ["the deadline", { timedOut: true, signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), false, "timeout", "timed out after 1000 ms"],
     ["the cgroup's OOM killer", { signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), true, "oom", "exceeded its memory limit of 64 MB"],
-    ["a seccomp kill with its report", { signal: "SIGSYS", exitCode: null }, frame({ kind: "forbidden", syscall: 59, name: "execve" }), false, "forbidden", "forbidden: execve"],
-    ["a seccomp kill without a report", { signal: "SIGSYS", exitCode: null }, Buffer.alloc(0), false, "forbidden", "killed by the seccomp filter"],
-    ["a failed lock-down", { exitCode: 125 }, frame({ kind: "lockdown_failed", message: "chroot: EPERM" }), false, "error", "sandbox lock-down failed: chroot: EPERM"],
-    ["an exception", { exitCode: 1 }, frame({ kind: "error", message: "ValueError: bad" }), false, "error", "ValueError: bad"],
+    ["a seccomp kill with its report", { signal: "SIGSYS", exitCode: null }, frame({ kind: "forbidden", syscall: 59, name: "execve" }), false, "forbidden", NOT_REPORTED],
+    ["a seccomp kill without a report", { signal: "SIGSYS", exitCode: null }, Buffer.alloc(0), false, "forbidden", NOT_REPORTED],
+    ["an exception", { exitCode: 1 }, frame({ kind: "error", message: "ValueError: bad" }), false, "error", "the function raised ValueError: bad"],
     ["another signal", { signal: "SIGSEGV", exitCode: null }, Buffer.alloc(0), false, "error", "killed by SIGSEGV"],
     ["a non-zero exit", { exitCode: 3 }, Buffer.alloc(0), false, "error", "exited with code 3"],
     ["a malformed result", {}, Buffer.from("nope\n"), false, "error", "the function wrote a malformed result: a frame that is not JSON"],
@@ -127,14 +137,65 @@ describe("classifying how a run ended", () => {
     expect(classified).toMatchObject({ status, errorMessage: message });
   });
 
-  it("names the blocked call in blockedSyscall", () => {
-    const exit = exited(frame({ kind: "forbidden", syscall: 59, name: "execve" }), { signal: "SIGSYS", exitCode: null });
-    expect(classify(exit, SPEC, false, LIMITS).blockedSyscall).toBe("execve");
+  it("believes a lock-down failure only as the first frame, with exit status 125", () => {
+    const failed = frame({ kind: "lockdown_failed", message: "chroot: EPERM" });
+    expect(classify(unconfirmed(failed, { exitCode: 125 }), SPEC, false, LIMITS)).toMatchObject({
+      status: "error",
+      errorMessage: "sandbox lock-down failed: chroot: EPERM",
+    });
+    // The same frame with another exit status: the library always ends with 125, so this is not its report.
+    expect(classify(unconfirmed(failed, { exitCode: 1 }), SPEC, false, LIMITS).errorMessage).toBe("sandbox lock-down failed: it was not confirmed (exited with code 1)");
+  });
+
+  it("fails closed when the lock-down was not confirmed by the marker", () => {
+    expect(classify(unconfirmed(Buffer.alloc(0), { exitCode: 125 }), SPEC, false, LIMITS)).toMatchObject({
+      status: "error",
+      errorMessage: "sandbox lock-down failed: it was not confirmed (exited with code 125)",
+    });
+    // Even a well-formed response does not count without the marker in front of it.
+    expect(classify(unconfirmed(response(200)), SPEC, false, LIMITS)).toMatchObject({ status: "error", response: null });
   });
 
   it("recognises V8's own out-of-memory abort for node", () => {
     const exit = exited(Buffer.alloc(0), { signal: "SIGABRT", exitCode: null, stderr: output("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory") });
     expect(classify(exit, { ...SPEC, runtime: "node" }, false, LIMITS).status).toBe("oom");
     expect(classify(exit, SPEC, false, LIMITS).status).toBe("error");
+  });
+});
+
+describe("classifying a result channel that user code forged", () => {
+  it("does not name a blocked call from a fake forbidden frame, a partial frame and a real SIGSYS", () => {
+    // The function writes a fake report, then half a frame that swallows the library's real one.
+    const real = frame({ kind: "forbidden", syscall: 103, name: "syslog" });
+    const channel = Buffer.concat([frame({ kind: "forbidden", syscall: 59, name: "execve" }), Buffer.from('{"kind":"forb'), real]);
+    const classified = classify(exited(channel, { signal: "SIGSYS", exitCode: null }), SPEC, false, LIMITS);
+    expect(classified).toMatchObject({ status: "forbidden", blockedSyscall: null, errorMessage: NOT_REPORTED });
+  });
+
+  it("does not name it from a fake report alone, nor from the real one: the channel cannot tell them apart", () => {
+    for (const name of ["execve", "syslog"]) {
+      const classified = classify(exited(frame({ kind: "forbidden", syscall: 1, name }), { signal: "SIGSYS", exitCode: null }), SPEC, false, LIMITS);
+      expect(classified).toMatchObject({ status: "forbidden", blockedSyscall: null, errorMessage: NOT_REPORTED });
+    }
+  });
+
+  it("does not believe a lock-down failure written after the marker, even with exit status 125", () => {
+    const forged = exited(frame({ kind: "lockdown_failed", message: "chroot: EPERM" }), { exitCode: 125 });
+    expect(classify(forged, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "exited with code 125" });
+    // With a response after it, the run answers as the function did.
+    const answered = exited(Buffer.concat([frame({ kind: "lockdown_failed", message: "x" }), response(200, "fine")]));
+    expect(classify(answered, SPEC, false, LIMITS)).toMatchObject({ status: "ok", errorMessage: null });
+  });
+
+  it("labels an error frame's message as the function's, so that it cannot pass for the gateway's own", () => {
+    // A raw frame, or an exception whose type is named so (Python's type(), a JS error's name).
+    const forged = exited(frame({ kind: "error", message: "sandbox lock-down failed: chroot: EPERM" }), { exitCode: 125 });
+    expect(classify(forged, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the function raised sandbox lock-down failed: chroot: EPERM" });
+  });
+
+  it("does not let a second marker stand in for the first", () => {
+    const channel = Buffer.concat([frame({ kind: "lockdown_failed", message: "fake" }), LOCKED]);
+    expect(classify(unconfirmed(channel, { exitCode: 125 }), SPEC, false, LIMITS).errorMessage).toBe("sandbox lock-down failed: fake");
+    expect(classify(unconfirmed(channel, { exitCode: 0 }), SPEC, false, LIMITS).errorMessage).toBe("sandbox lock-down failed: it was not confirmed (exited with code 0)");
   });
 });

@@ -6,7 +6,8 @@
 // The seccomp policy (native/seccomp/policy.go) decides what the attacker sees: fork,
 // exec, socket without network, set*id, mount, chroot, unshare, ptrace and kill of
 // another pid fail with EPERM; clone3 with ENOSYS; any call the policy does not name
-// kills the process with SIGSYS (status `forbidden`, `blockedSyscall` set).
+// kills the process with SIGSYS (status `forbidden`; `blockedSyscall` stays null: the only report
+// of the call is on fd 4, which user code can write too, see forgery.test.ts).
 //
 // Every test file calls useAttackedSandbox() once: it starts a sandbox of its own for that file
 // (vitest gives each file a fresh copy of this module, so the state below is per file).
