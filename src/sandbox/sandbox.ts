@@ -7,7 +7,8 @@ import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js"
 import { setupFirewall, type Firewall } from "./firewall.js";
 import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
-import { renderPrescripts } from "./prescript.js";
+import { ForkServer, PRELOAD_MODULES } from "./forkserver.js";
+import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
 import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE } from "./protocol.js";
 import { runInSlot, type RunSettings } from "./run.js";
@@ -27,6 +28,14 @@ export interface SandboxHealth extends RunnerHealth {
   firewall: boolean;
   python: string;
   node: string;
+  /** How Python interpreters start: forked from the fork-server, or spawned (PYTHON_FORKSERVER=off). */
+  pythonStart: "forkserver" | "spawn";
+  /** Resident memory (bytes, from /proc) of the processes held ready: each standby, the fork-server's parent. */
+  memory: {
+    standby: { runtime: string; pid: number; rssBytes: number }[];
+    forkServer: { pid: number; rssBytes: number } | null;
+    totalBytes: number;
+  };
 }
 
 export type SandboxConfig = Pick<
@@ -43,6 +52,7 @@ export type SandboxConfig = Pick<
   | "MAX_RESPONSE_BYTES"
   | "MAX_MEMORY_MB"
   | "STANDBY_INTERPRETERS"
+  | "PYTHON_FORKSERVER"
   | "SANDBOX_BLOCKED_NETWORKS"
 >;
 
@@ -62,6 +72,7 @@ export class Sandbox implements Runner {
     private readonly cgroups: Cgroups,
     private readonly firewall: Firewall,
     private readonly interpreters: Interpreters,
+    private readonly forkServer: ForkServer | null,
   ) {}
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
@@ -108,7 +119,10 @@ export class Sandbox implements Runner {
       resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
       nodeHeapMb: config.MAX_MEMORY_MB,
     };
-    const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS);
+    const forkServer =
+      config.PYTHON_FORKSERVER === "on" ? new ForkServer(interpreterSettings, renderForkServer(interpreterSettings.prescripts.python, PRELOAD_MODULES)) : null;
+    forkServer?.start();
+    const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS, forkServer);
     standby.refill();
     const settings: RunSettings = {
       jail,
@@ -117,7 +131,7 @@ export class Sandbox implements Runner {
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       maxThreads: config.MAX_THREADS,
     };
-    return new Sandbox(settings, pool, cgroups, firewall, interpreters);
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer);
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
@@ -144,7 +158,17 @@ export class Sandbox implements Runner {
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
+      pythonStart: this.forkServer ? "forkserver" : "spawn",
+      memory: this.memory(),
     };
+  }
+
+  private memory(): SandboxHealth["memory"] {
+    const standby = this.settings.standby.memory();
+    const parentPid = this.forkServer?.pid;
+    const forkServer = parentPid === undefined ? null : { pid: parentPid, rssBytes: this.forkServer!.rssBytes() };
+    const totalBytes = standby.reduce((sum, s) => sum + s.rssBytes, forkServer?.rssBytes ?? 0);
+    return { standby, forkServer, totalBytes };
   }
 
   /**
@@ -157,7 +181,7 @@ export class Sandbox implements Runner {
     this.closed = true;
     this.pool.rejectWaiters(new SaturatedError(1));
     this.stopping.abort();
-    await Promise.allSettled([...this.running, this.settings.standby.close()]);
+    await Promise.allSettled([...this.running, this.settings.standby.close(), this.forkServer?.close()]);
     this.cgroups.close();
     this.firewall.close();
     this.settings.jail.close();
