@@ -82,16 +82,20 @@ def _serve():
             pid = os.fork()
             if pid == 0:
                 # The child: its own process group (killed as one at the deadline), its
-                # channels on fds 1-4, a stdin that is empty and its own, nothing else open.
+                # channels on fds 1-4, a stdin that is empty and its own. The parent's own
+                # descriptors are closed; anything else open (one the gateway leaked into the
+                # parent) is left for the lock-down to refuse, so that it fails closed.
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.setpgid(0, 0)
-                stdin_read, stdin_write = os.pipe()
-                os.close(stdin_write)
-                for target, source in enumerate([stdin_read, *fds]):
+                stdin, peer = socket.socketpair()
+                peer.close()
+                sources = [stdin.detach(), *fds]
+                for target, source in enumerate(sources):
                     os.dup2(source, target)  # dup2 leaves the copy inheritable; nothing is exec'd
-                os.closerange(5, os.sysconf("SC_OPEN_MAX"))
-                control.detach()
+                control.detach()  # fd 3 is now the request channel
+                for fd in {wake_read, wake_write, *sources} - {0, 1, 2, 3, 4}:
+                    os.close(fd)
                 return
             try:
                 os.setpgid(pid, pid)  # also here, so the group exists before the gateway may kill it

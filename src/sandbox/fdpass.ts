@@ -25,6 +25,7 @@ const sendmsgFn = libc.func("sendmsg", "intptr_t", ["int", koffi.pointer(Msghdr)
 
 const O_CLOEXEC = 0o2000000;
 const AF_UNIX = 1;
+const SOCK_STREAM = 1;
 const SOCK_SEQPACKET = 5;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -45,11 +46,20 @@ export function pipe(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
+function socketPair(type: number): [number, number] {
+  const fds = [0, 0];
+  if (socketpairFn(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) !== 0) throw new SyscallError("socketpair", koffi.errno(), "AF_UNIX");
+  return [fds[0]!, fds[1]!];
+}
+
+/** A connected pair of Unix stream sockets: what Node gives a spawned process as its stdio "pipes". */
+export function streamPair(): [number, number] {
+  return socketPair(SOCK_STREAM);
+}
+
 /** A connected pair of Unix sequenced-packet sockets (one message per send, descriptors attached to it). */
 export function seqpacketPair(): [number, number] {
-  const fds = [0, 0];
-  if (socketpairFn(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) !== 0) throw new SyscallError("socketpair", koffi.errno(), "AF_UNIX");
-  return [fds[0]!, fds[1]!];
+  return socketPair(SOCK_SEQPACKET);
 }
 
 export function closeFd(fd: number): void {

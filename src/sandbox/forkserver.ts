@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import os from "node:os";
-import { closeFd, pipe, seqpacketPair, sendFds } from "./fdpass.js";
+import { closeFd, seqpacketPair, sendFds, streamPair } from "./fdpass.js";
 import { Capture, SPAWN_ENV, type Interpreter, type InterpreterSettings, type ProcessExit } from "./process.js";
-import { encodeLockLine, type LockParams } from "./protocol.js";
+import { encodeLockLine, EXIT_LOCKDOWN_FAILED, type LockParams } from "./protocol.js";
 import { rssBytes } from "./memory.js";
 
 // The gateway's side of the Python fork-server (prescripts/forkserver.py): one parent
@@ -145,20 +145,35 @@ export class ForkServer {
   private parent: Parent | null = null;
   private closed = false;
 
+  /** Children forked ahead of their invocations, waiting (as a standby waits) for one each. */
+  private readonly ahead: ForkedInterpreter[] = [];
+
   constructor(
     private readonly settings: InterpreterSettings,
     private readonly source: string,
+    /** Children kept forked ahead; 0 forks each when its invocation starts. */
+    private readonly forkAhead: number,
     private readonly replyTimeoutMs = FORK_REPLY_TIMEOUT_MS,
   ) {}
 
-  /** Starts the parent now rather than at the first invocation. */
+  /** Starts the parent now rather than at the first invocation, and forks ahead. */
   start(): void {
     this.current();
+    this.refill();
   }
 
-  /** A child-to-be for one invocation; it is forked when the invocation runs. */
+  /** A child for one invocation: one forked ahead if one is waiting, else forked now. */
   fork(): Interpreter {
-    return new ForkedInterpreter(this, this.settings);
+    for (let child = this.ahead.shift(); child; child = this.ahead.shift()) {
+      if (child.ready) return child;
+      void child.discard(); // its parent was lost meanwhile
+    }
+    return new ForkedInterpreter(this, this.settings, this.replyTimeoutMs);
+  }
+
+  /** Tops up the children forked ahead; called when an invocation ends, as the standby pool is. */
+  refill(): void {
+    while (!this.closed && this.ahead.length < this.forkAhead) this.ahead.push(new ForkedInterpreter(this, this.settings, this.replyTimeoutMs));
   }
 
   get pid(): number | undefined {
@@ -177,7 +192,7 @@ export class ForkServer {
       if (this.parent !== gone) return;
       this.parent = null;
       // One that had been serving is replaced at once; one that died starting, by the next fork (no restart loop).
-      if (!this.closed && gone.served) this.start();
+      if (!this.closed && gone.served) this.current();
     });
     this.parent = parent;
     return parent;
@@ -203,6 +218,7 @@ export class ForkServer {
 
   async close(): Promise<void> {
     this.closed = true;
+    await Promise.all(this.ahead.splice(0).map((child) => child.discard()));
     const parent = this.parent;
     this.parent = null;
     if (parent?.alive) {
@@ -219,91 +235,117 @@ function aborted(signal: AbortSignal): Promise<null> {
   });
 }
 
-/** One forked child serving one invocation, seen through the same interface as a spawned interpreter. */
+/**
+ * One forked child serving one invocation, seen through the same interface as a spawned
+ * interpreter. It is forked when created: the child loads the library and waits on fd 3, still
+ * outside any slot, until `run` moves it into the slot's cgroup and writes the lock-down line.
+ */
 class ForkedInterpreter implements Interpreter {
   readonly runtime = "python" as const;
   private pid: number | null = null;
+  private lost = false;
   private exited = false;
   private dispatched = false;
+  /** Aborted at the deadline, when the gateway stops, or when let go unused: kill, and stop waiting. */
+  private readonly ended = new AbortController();
+  private readonly stdout: Capture;
+  private readonly stderr: Capture;
+  private readonly result: Capture;
+  private readonly request: net.Socket;
+  private readonly readers: { socket: net.Socket; done: Promise<void> }[];
+  private readonly record: ForkRecord | null;
+  private readonly forked: Promise<number | null>;
+
+  private readonly parent: Parent;
 
   constructor(
-    private readonly server: ForkServer,
-    private readonly settings: InterpreterSettings,
-  ) {}
+    server: ForkServer,
+    settings: InterpreterSettings,
+    private readonly replyTimeoutMs: number,
+  ) {
+    this.stdout = new Capture(settings.outputCapBytes);
+    this.stderr = new Capture(settings.outputCapBytes);
+    this.result = new Capture(settings.resultCapBytes);
+    // Unix stream sockets, as a spawned interpreter's channels are (Node's stdio "pipes").
+    const [outRead, outWrite] = streamPair();
+    const [errRead, errWrite] = streamPair();
+    const [requestRead, requestWrite] = streamPair();
+    const [resultRead, resultWrite] = streamPair();
+    const parent = server.current();
+    this.parent = parent;
+    this.record = parent.fork([outWrite, errWrite, requestRead, resultWrite]);
+    for (const fd of [outWrite, errWrite, requestRead, resultWrite]) closeFd(fd);
+    this.request = new net.Socket({ fd: requestWrite, readable: false, writable: true });
+    this.request.on("error", () => {}); // a child that dies early makes writes fail (EPIPE)
+    this.readers = [
+      drain(outRead, (chunk) => void this.stdout.push(chunk)),
+      drain(errRead, (chunk) => void this.stderr.push(chunk)),
+      drain(resultRead, (chunk) => {
+        if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
+      }),
+    ];
+    this.ended.signal.addEventListener("abort", () => this.kill(), { once: true });
+    this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
+    void this.forked.then((pid) => {
+      this.pid = pid;
+      if (pid === null) this.abandon();
+      else if (this.ended.signal.aborted) this.kill();
+    });
+    void this.record?.status.promise.then((status) => {
+      if (status === null) this.kill(); // the parent was lost: not reaped, so the pid is still the child's
+      this.exited = true;
+      this.lost = status === null;
+      // A child whose lock-down refused (a descriptor the parent inherited, say) would be followed
+      // by others refusing the same way: the next invocation gets a fresh parent.
+      if (status !== null && (status & 0x7f) === 0 && status >> 8 === EXIT_LOCKDOWN_FAILED) parent.kill();
+    });
+  }
 
   get ready(): boolean {
-    return !this.dispatched;
+    return !this.dispatched && !this.lost && !this.exited && !this.ended.signal.aborted && this.record !== null;
   }
 
   async discard(): Promise<void> {
     this.dispatched = true;
+    this.request.destroy(); // end of file on fd 3: the child exits without locking down
+    this.ended.abort();
+    await Promise.all(this.readers.map((reader) => reader.done));
   }
 
   async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit> {
     this.dispatched = true;
     const started = performance.now();
-    const ended = new AbortController(); // the deadline or the gateway's stop: kill, and stop waiting
     let timedOut = false;
     let interrupted = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      ended.abort();
+      this.ended.abort();
     }, timeoutMs);
     const onStop = () => {
       interrupted = true;
-      ended.abort();
+      this.ended.abort();
     };
     stop.addEventListener("abort", onStop, { once: true });
     if (stop.aborted) onStop();
-    ended.signal.addEventListener("abort", () => this.kill(), { once: true });
-
-    const stdout = new Capture(this.settings.outputCapBytes);
-    const stderr = new Capture(this.settings.outputCapBytes);
-    const result = new Capture(this.settings.resultCapBytes);
-    const [outRead, outWrite] = pipe();
-    const [errRead, errWrite] = pipe();
-    const [requestRead, requestWrite] = pipe();
-    const [resultRead, resultWrite] = pipe();
-    const parent = this.server.current();
-    const record = parent.fork([outWrite, errWrite, requestRead, resultWrite]);
-    for (const fd of [outWrite, errWrite, requestRead, resultWrite]) closeFd(fd);
-    const request = new net.Socket({ fd: requestWrite, readable: false, writable: true });
-    request.on("error", () => {}); // a child that dies early makes writes fail (EPIPE)
-    const readers = [
-      drain(outRead, (chunk) => void stdout.push(chunk)),
-      drain(errRead, (chunk) => void stderr.push(chunk)),
-      drain(resultRead, (chunk) => {
-        if (!result.push(chunk)) this.kill(); // an oversized response ends the invocation
-      }),
-    ];
 
     let spawnError: string | null = null;
     let status: number | null = null;
-    const pid = record === null ? null : await this.server.pidOf(parent, record, ended.signal);
+    const pid = await this.forked;
     if (pid === null) {
-      if (!ended.signal.aborted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
-      // No child to wait for: a fork that still comes reads end of file on its request channel and exits.
-      request.destroy();
-      for (const reader of readers) reader.socket.destroy();
+      if (!timedOut && !interrupted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
     } else {
-      this.pid = pid;
-      if (ended.signal.aborted) this.kill();
       try {
         confine(pid);
-        request.end(Buffer.concat([encodeLockLine(params), payload]));
+        this.request.end(Buffer.concat([encodeLockLine(params), payload]));
       } catch (error) {
         spawnError = `could not confine the process: ${(error as Error).message}`;
-        request.destroy();
+        this.request.destroy();
         this.kill();
       }
-      status = await record!.status.promise;
-      if (status === null) {
-        spawnError ??= "the Python fork-server was lost while the function ran";
-        this.kill(); // not reaped, so its pid is still its own
-      }
-      this.exited = true;
+      status = await this.statusOf(this.record!);
+      if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
     }
-    await Promise.all(readers.map((reader) => reader.done));
+    await Promise.all(this.readers.map((reader) => reader.done));
     clearTimeout(timer);
     stop.removeEventListener("abort", onStop);
     return {
@@ -313,10 +355,40 @@ class ForkedInterpreter implements Interpreter {
       timedOut,
       interrupted,
       spawnError,
-      stdout: stdout.output(),
-      stderr: stderr.output(),
-      result: result.output(),
+      stdout: this.stdout.output(),
+      stderr: this.stderr.output(),
+      result: this.result.output(),
     };
+  }
+
+  /**
+   * The child's wait status. Its channels close when it exits; a parent that has not reported
+   * it by FORK_REPLY_TIMEOUT_MS after that is wedged, and is killed (the status is then lost).
+   */
+  private async statusOf(record: ForkRecord): Promise<number | null> {
+    const closed = Promise.all(this.readers.map((reader) => reader.done));
+    let timer: NodeJS.Timeout | undefined;
+    const wedged = closed.then(
+      () =>
+        new Promise<null>((resolve) => {
+          timer = setTimeout(() => {
+            this.parent.kill();
+            resolve(null);
+          }, this.replyTimeoutMs);
+        }),
+    );
+    try {
+      return await Promise.race([record.status.promise, wedged]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** No child to wait for: a fork that still comes reads end of file on its request channel and exits. */
+  private abandon(): void {
+    this.lost = true;
+    this.request.destroy();
+    for (const reader of this.readers) reader.socket.destroy();
   }
 
   /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after). */

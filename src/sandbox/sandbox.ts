@@ -120,8 +120,8 @@ export class Sandbox implements Runner {
       nodeHeapMb: config.MAX_MEMORY_MB,
     };
     const forkServer =
-      config.PYTHON_FORKSERVER === "on" ? new ForkServer(interpreterSettings, renderForkServer(interpreterSettings.prescripts.python, PRELOAD_MODULES)) : null;
-    forkServer?.start();
+      config.PYTHON_FORKSERVER === "on" ? new ForkServer(interpreterSettings, renderForkServer(interpreterSettings.prescripts.python, PRELOAD_MODULES), config.STANDBY_INTERPRETERS) : null;
+    if (config.STANDBY_INTERPRETERS > 0) forkServer?.start(); // else at the first Python invocation, as standbys are
     const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS, forkServer);
     standby.refill();
     const settings: RunSettings = {

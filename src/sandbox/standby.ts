@@ -37,6 +37,7 @@ export class StandbyPool {
   /** Tops the pool up; called when an invocation ends, so the start-up never competes with one. */
   refill(): void {
     if (this.closed) return;
+    this.forkServer?.refill();
     for (const runtime of RUNTIMES) {
       if (runtime === "python" && this.forkServer) continue;
       const idle = this.idle[runtime];

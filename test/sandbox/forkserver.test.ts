@@ -106,7 +106,7 @@ describe("the fork-server", () => {
 });
 
 describe("a fork-server parent that is lost", () => {
-  // A short reply timeout is not configurable: the wedged case waits the real FORK_REPLY_TIMEOUT_MS (2 s).
+  // The reply timeout is not configurable: the wedged case waits the real FORK_REPLY_TIMEOUT_MS (2 s).
   let handle: Handle;
   beforeAll(async () => {
     handle = await startSandbox();
@@ -135,9 +135,12 @@ describe("a fork-server parent that is lost", () => {
     await handle.sandbox.run(spec("python", PARENTS));
     const wedged = forkServerPid(handle.sandbox);
     process.kill(wedged, "SIGSTOP");
+    const started = performance.now();
     const result = await handle.sandbox.run(spec("python", PARENTS));
+    expect(performance.now() - started).toBeLessThan(6000);
     expect(result.status).toBe("error");
-    expect(result.errorMessage).toMatch(/fork-server did not fork/);
+    // A child forked ahead ran, but its exit went unreported; or the parent never forked.
+    expect(result.errorMessage).toMatch(/fork-server (was lost while the function ran|did not fork)/);
     await until(() => handle.sandbox.health().memory.forkServer?.pid !== wedged);
     const next = bodyJson<{ ppid: number }>(await handle.sandbox.run(spec("python", PARENTS)));
     expect(next.ppid).not.toBe(wedged);
