@@ -61,7 +61,10 @@ async function main(): Promise<void> {
     invocations: stores.invocations,
     stopBackground: () => retention.stop(),
     closeSandbox: () => sandbox.close(),
-    closeDatabase: () => database.close(),
+    closeDatabase: () => {
+      stores.invocations.flush(); // the ends of the last turn
+      database.close();
+    },
   });
 }
 

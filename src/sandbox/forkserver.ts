@@ -57,6 +57,8 @@ class Parent {
   alive = true;
   /** Whether it reached its serving loop (a parent that dies before that is not restarted at once). */
   served = false;
+  /** Takes no more forks; ends once its children have (killing it earlier would kill them: PDEATHSIG). */
+  retired = false;
 
   constructor(settings: InterpreterSettings, source: string, onExit: (parent: Parent) => void) {
     const [mine, theirs] = seqpacketPair();
@@ -122,8 +124,14 @@ class Parent {
       } else if (kind === "exit") {
         this.byPid.get(Number(a))?.status.resolve(Number(b));
         this.byPid.delete(Number(a));
+        if (this.retired && this.byId.size === 0 && this.byPid.size === 0) this.kill();
       }
     }
+  }
+
+  retire(): void {
+    this.retired = true;
+    if (this.byId.size === 0 && this.byPid.size === 0) this.kill();
   }
 
   /** The parent is gone: every fork it still owed an answer gets `null`. */
@@ -143,6 +151,8 @@ class Parent {
 
 export class ForkServer {
   private parent: Parent | null = null;
+  /** Parents that take no more forks but still have children running. */
+  private readonly retired = new Set<Parent>();
   private closed = false;
 
   /** Children forked ahead of their invocations, waiting (as a standby waits) for one each. */
@@ -187,9 +197,11 @@ export class ForkServer {
 
   /** The serving parent, started when there is none. */
   current(): Parent {
-    if (this.parent?.alive) return this.parent;
+    if (this.parent?.alive && !this.parent.retired) return this.parent;
+    if (this.parent?.alive) this.retired.add(this.parent);
     const parent = new Parent(this.settings, this.source, (gone) => {
-      if (this.parent !== gone) return;
+      this.retired.delete(gone);
+      if (this.parent !== gone || gone.retired) return;
       this.parent = null;
       // One that had been serving is replaced at once; one that died starting, by the next fork (no restart loop).
       if (!this.closed && gone.served) this.current();
@@ -219,6 +231,7 @@ export class ForkServer {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.ahead.splice(0).map((child) => child.discard()));
+    for (const parent of this.retired) parent.kill();
     const parent = this.parent;
     this.parent = null;
     if (parent?.alive) {
@@ -297,12 +310,12 @@ class ForkedInterpreter implements Interpreter {
       this.lost = status === null;
       // A child whose lock-down refused (a descriptor the parent inherited, say) would be followed
       // by others refusing the same way: the next invocation gets a fresh parent.
-      if (status !== null && (status & 0x7f) === 0 && status >> 8 === EXIT_LOCKDOWN_FAILED) parent.kill();
+      if (status !== null && (status & 0x7f) === 0 && status >> 8 === EXIT_LOCKDOWN_FAILED) parent.retire();
     });
   }
 
   get ready(): boolean {
-    return !this.dispatched && !this.lost && !this.exited && !this.ended.signal.aborted && this.record !== null;
+    return !this.dispatched && !this.lost && !this.exited && !this.ended.signal.aborted && this.record !== null && !this.parent.retired;
   }
 
   async discard(): Promise<void> {
@@ -368,9 +381,11 @@ class ForkedInterpreter implements Interpreter {
   private async statusOf(record: ForkRecord): Promise<number | null> {
     const closed = Promise.all(this.readers.map((reader) => reader.done));
     let timer: NodeJS.Timeout | undefined;
+    let reported = false;
     const wedged = closed.then(
       () =>
         new Promise<null>((resolve) => {
+          if (reported) return; // the usual order: the exit came first
           timer = setTimeout(() => {
             this.parent.kill();
             resolve(null);
@@ -380,6 +395,7 @@ class ForkedInterpreter implements Interpreter {
     try {
       return await Promise.race([record.status.promise, wedged]);
     } finally {
+      reported = true;
       clearTimeout(timer);
     }
   }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FORK_REPLY_TIMEOUT_MS } from "../../src/sandbox/forkserver.js";
 import type { Sandbox } from "../../src/sandbox/sandbox.js";
 import { bodyJson, bodyText, spec, startSandbox, stopSandbox } from "./harness.js";
 
@@ -43,6 +44,10 @@ describe("the fork-server", () => {
     expect(first.ppid).toBe(forkServerPid(handle.sandbox));
     expect(second.ppid).toBe(first.ppid);
     expect(second.pid).not.toBe(first.pid);
+    // Past the reply timeout, the same parent still serves: an exit reported before the channels closed arms nothing.
+    await new Promise((resolve) => setTimeout(resolve, FORK_REPLY_TIMEOUT_MS + 500));
+    const later = bodyJson<{ pid: number; ppid: number }>(await handle.sandbox.run(spec("python", PARENTS)));
+    expect(later.ppid).toBe(first.ppid);
   });
 
   it("reports each child's exit status and the signal that ended it", async () => {
