@@ -61,10 +61,7 @@ async function main(): Promise<void> {
     invocations: stores.invocations,
     stopBackground: () => retention.stop(),
     closeSandbox: () => sandbox.close(),
-    closeDatabase: () => {
-      stores.invocations.flush(); // the ends of the last turn
-      database.close();
-    },
+    closeDatabase: () => database.close(),
   });
 }
 

@@ -73,17 +73,16 @@ export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ra
 /**
  * The invocation log. `start` and `finish` are on every invocation's path, so they use
  * prepared statements; everything else is built per call. `start` writes at once (a `running`
- * row is durable before the run starts); the ends of one event-loop turn are written together
- * in one transaction right after it, and every read and `markInterrupted` writes them first.
+ * row is durable before the run starts); `finishSoon` writes the ends of one event-loop turn
+ * together in one transaction right after it (one commit instead of one per invocation).
  */
 export class InvocationLog {
   private readonly insertRunning;
   private readonly updateEnd;
   private readonly now: () => number;
   private readonly readInBackground: ReadInBackground;
-  /** Ends recorded this turn, not yet written. */
-  private pendingEnds: Parameters<InvocationLog["writeEnd"]>[] = [];
-  private flushScheduled = false;
+  /** Ends recorded this turn by `finishSoon`, not yet written. */
+  private pendingEnds: { seq: number; end: InvocationEnd; written: () => void; failed: (error: unknown) => void }[] = [];
   /** The newest started_at handed out; started_at never goes below it (see `nextStartedAt`). */
   private lastStartedAt: number;
 
@@ -148,27 +147,8 @@ export class InvocationLog {
     return { seq: inserted.seq, startedAt };
   }
 
-  /** Records how the invocation ended (only if the row is still `running`), written after this turn. */
+  /** Records how the invocation ended (only if the row is still `running`). */
   finish(seq: number, end: InvocationEnd): void {
-    this.pendingEnds.push([seq, end]);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  /** Writes the ends recorded so far, in one transaction. */
-  flush(): void {
-    this.flushScheduled = false;
-    if (this.pendingEnds.length === 0) return;
-    const ends = this.pendingEnds;
-    this.pendingEnds = [];
-    this.db.transaction(() => {
-      for (const [seq, end] of ends) this.writeEnd(seq, end);
-    });
-  }
-
-  private writeEnd(seq: number, end: InvocationEnd): void {
     this.updateEnd.run({
       seq,
       ...end,
@@ -178,9 +158,33 @@ export class InvocationLog {
     });
   }
 
+  /** Like `finish`, written with the other ends of this event-loop turn in one transaction; resolves once written. */
+  finishSoon(seq: number, end: InvocationEnd): Promise<void> {
+    return new Promise((written, failed) => {
+      if (this.pendingEnds.length === 0) setImmediate(() => this.flush());
+      this.pendingEnds.push({ seq, end, written, failed });
+    });
+  }
+
+  /** Writes the ends `finishSoon` recorded so far. */
+  flush(): void {
+    const pending = this.pendingEnds;
+    if (pending.length === 0) return;
+    this.pendingEnds = [];
+    try {
+      this.db.transaction(() => {
+        for (const { seq, end } of pending) this.finish(seq, end);
+      });
+    } catch (error) {
+      for (const { failed } of pending) failed(error);
+      return;
+    }
+    for (const { written } of pending) written();
+  }
+
   /** Turns rows left `running` by a previous process into `interrupted`; returns how many. */
   markInterrupted(): number {
-    this.flush();
+    this.flush(); // ends already known are not interruptions
     return this.db
       .update(invocations)
       .set({ status: "interrupted", error: INTERRUPTED_MESSAGE })
@@ -189,7 +193,6 @@ export class InvocationLog {
   }
 
   get(id: string): InvocationRow | undefined {
-    this.flush();
     return this.db.select().from(invocations).where(eq(invocations.id, id)).get();
   }
 
@@ -212,7 +215,6 @@ export class InvocationLog {
    * is a range scan of the primary key instead of a scan of everything newer.
    */
   list(filter: InvocationFilter): InvocationPage {
-    this.flush();
     const conditions: SQL[] = [];
     if (filter.functionName !== undefined) conditions.push(eq(invocations.functionName, filter.functionName));
     if (filter.status !== undefined) conditions.push(eq(invocations.status, filter.status));
@@ -256,7 +258,6 @@ export class InvocationLog {
    * takes about 1-3 µs a row (see bench/log-write.ts).
    */
   async stats(functionName: string, since: number, until: number): Promise<InvocationStats> {
-    this.flush();
     const inWindow = and(
       eq(invocations.functionName, functionName),
       gte(invocations.startedAt, since),
@@ -310,7 +311,6 @@ export class InvocationLog {
    * deleted, so max(seq) - keepRows is exact unless gaps exist, and then it keeps fewer, never more.
    */
   pruneBatch(options: { olderThan: number | null; keepRows: number | null; batchSize: number }): number {
-    this.flush();
     const { olderThan, keepRows, batchSize } = options;
     let deleted = 0;
     if (olderThan !== null) {

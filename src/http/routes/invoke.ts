@@ -87,7 +87,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       outcome = outcomeOfRunnerError(err, id, performance.now() - started);
     }
     try {
-      invocations.finish(seq, outcome.end);
+      // Written (with the other ends of this turn) before the answer goes out: a client that reads the log next finds it.
+      await invocations.finishSoon(seq, outcome.end);
     } catch (err) {
       // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
       console.error(`invocation ${id}: could not record its end:`, err);
