@@ -157,6 +157,11 @@ export class ForkServer {
 
   /** Children forked ahead of their invocations, waiting (as a standby waits) for one each. */
   private readonly ahead: ForkedInterpreter[] = [];
+  /**
+   * A child per idle slot, already moved into that slot's cgroup: a cgroup migration costs
+   * milliseconds (the kernel waits for an RCU grace period), so it is done while the slot is idle.
+   */
+  private readonly bySlot = new Map<number, ForkedInterpreter>();
 
   constructor(
     private readonly settings: InterpreterSettings,
@@ -179,6 +184,36 @@ export class ForkServer {
       void child.discard(); // its parent was lost meanwhile
     }
     return new ForkedInterpreter(this, this.settings, this.replyTimeoutMs);
+  }
+
+  /** The child prepared for slot `slot` if it is in the slot's cgroup and waiting, else any child (see `fork`). */
+  forkFor(slot: number): Interpreter {
+    const prepared = this.bySlot.get(slot);
+    this.bySlot.delete(slot);
+    if (prepared?.ready && prepared.confined) return prepared;
+    if (prepared) void prepared.discard();
+    return this.fork();
+  }
+
+  /**
+   * Forks a child for idle slot `slot` and moves it into the slot's cgroup with `join` (called
+   * after the slot's last invocation was cleaned up, so nothing of it remains in the cgroup).
+   */
+  prepareFor(slot: number, join: (pid: number) => void): void {
+    if (this.closed) return;
+    void this.bySlot.get(slot)?.discard();
+    const child = new ForkedInterpreter(this, this.settings, this.replyTimeoutMs);
+    this.bySlot.set(slot, child);
+    child.whenForked(() => {
+      if (this.bySlot.get(slot) !== child) return; // the slot was taken before: never join a busy slot's cgroup
+      try {
+        join(child.childPid!);
+        child.confined = true;
+      } catch {
+        this.bySlot.delete(slot);
+        void child.discard();
+      }
+    });
   }
 
   /** Tops up the children forked ahead; called when an invocation ends, as the standby pool is. */
@@ -230,7 +265,9 @@ export class ForkServer {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.ahead.splice(0).map((child) => child.discard()));
+    const waiting = [...this.ahead.splice(0), ...this.bySlot.values()];
+    this.bySlot.clear();
+    await Promise.all(waiting.map((child) => child.discard()));
     for (const parent of this.retired) parent.kill();
     const parent = this.parent;
     this.parent = null;
@@ -259,6 +296,8 @@ class ForkedInterpreter implements Interpreter {
   private lost = false;
   private exited = false;
   private dispatched = false;
+  /** Already in its slot's cgroup (see ForkServer.prepareFor): `run` does not move it again. */
+  confined = false;
   /** Aborted at the deadline, when the gateway stops, or when let go unused: kill, and stop waiting. */
   private readonly ended = new AbortController();
   private readonly stdout: Capture;
@@ -314,6 +353,17 @@ class ForkedInterpreter implements Interpreter {
     });
   }
 
+  get childPid(): number | null {
+    return this.pid;
+  }
+
+  /** Calls `then` once the child exists and is waiting (not if it never forks). */
+  whenForked(then: () => void): void {
+    void this.forked.then((pid) => {
+      if (pid !== null && this.ready) then();
+    });
+  }
+
   get ready(): boolean {
     return !this.dispatched && !this.lost && !this.exited && !this.ended.signal.aborted && this.record !== null && !this.parent.retired;
   }
@@ -348,7 +398,7 @@ class ForkedInterpreter implements Interpreter {
       if (!timedOut && !interrupted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
     } else {
       try {
-        confine(pid);
+        if (!this.confined) confine(pid);
         this.request.end(Buffer.concat([encodeLockLine(params), payload]));
       } catch (error) {
         spawnError = `could not confine the process: ${(error as Error).message}`;

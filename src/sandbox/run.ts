@@ -39,7 +39,7 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
   try {
     cgroup?.setMemoryLimit(spec.memoryMb);
     const oomBefore = cgroup?.oomKills() ?? 0;
-    const interpreter = settings.standby.take(spec.runtime);
+    const interpreter = settings.standby.take(spec.runtime, slot.index);
     // Into the slot's cgroup before a byte of the function reaches the process.
     const exit = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid));
     cgroup?.killAll();
@@ -47,6 +47,6 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
     return classify(exit, spec, oomKilled, settings);
   } finally {
     jail.unmountTmp(slot.index);
-    settings.standby.refill();
+    settings.standby.release(slot.index, (pid) => cgroup?.join(pid));
   }
 }

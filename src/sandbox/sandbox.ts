@@ -131,6 +131,8 @@ export class Sandbox implements Runner {
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       maxThreads: config.MAX_THREADS,
     };
+    // Each slot's first Python child waits in the slot's cgroup, as later ones will.
+    if (config.STANDBY_INTERPRETERS > 0) for (const slot of pool.slots) forkServer?.prepareFor(slot.index, (pid) => cgroups.slot(slot.index)?.join(pid));
     return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer);
   }
 

@@ -23,15 +23,24 @@ export class StandbyPool {
     private readonly forkServer: ForkServer | null = null,
   ) {}
 
-  /** An interpreter of `runtime` that has not been handed an invocation yet. */
-  take(runtime: Runtime): Interpreter {
-    if (runtime === "python" && this.forkServer) return this.forkServer.fork();
+  /** An interpreter of `runtime` that has not been handed an invocation yet, for slot `slot`. */
+  take(runtime: Runtime, slot: number): Interpreter {
+    if (runtime === "python" && this.forkServer) return this.forkServer.forkFor(slot);
     const idle = this.idle[runtime];
     for (let standby = idle.shift(); standby; standby = idle.shift()) {
       if (standby.ready) return standby;
       void standby.discard(); // died while waiting
     }
     return this.start(runtime);
+  }
+
+  /**
+   * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and prepares
+   * the slot's next Python child inside its cgroup (`join`).
+   */
+  release(slot: number, join: (pid: number) => void): void {
+    this.forkServer?.prepareFor(slot, join);
+    this.refill();
   }
 
   /** Tops the pool up; called when an invocation ends, so the start-up never competes with one. */
