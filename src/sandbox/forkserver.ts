@@ -195,6 +195,13 @@ export class ForkServer {
     return this.fork();
   }
 
+  /** Kills the child waiting in slot `slot`'s cgroup: an invocation of another runtime takes the slot, and the cgroup is its alone. */
+  dropFor(slot: number): void {
+    const prepared = this.bySlot.get(slot);
+    this.bySlot.delete(slot);
+    if (prepared) void prepared.discard(true);
+  }
+
   /**
    * Forks a child for idle slot `slot` and moves it into the slot's cgroup with `join` (called
    * after the slot's last invocation was cleaned up, so nothing of it remains in the cgroup).
@@ -368,9 +375,11 @@ class ForkedInterpreter implements Interpreter {
     return !this.dispatched && !this.lost && !this.exited && !this.ended.signal.aborted && this.record !== null && !this.parent.retired;
   }
 
-  async discard(): Promise<void> {
+  /** Lets it go: end of file on its request channel (it exits without locking down), or SIGKILL when `now`. */
+  async discard(now = false): Promise<void> {
     this.dispatched = true;
-    this.request.destroy(); // end of file on fd 3: the child exits without locking down
+    if (now) this.kill();
+    this.request.destroy();
     this.ended.abort();
     await Promise.all(this.readers.map((reader) => reader.done));
   }

@@ -47,6 +47,6 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
     return classify(exit, spec, oomKilled, settings);
   } finally {
     jail.unmountTmp(slot.index);
-    settings.standby.release(slot.index, (pid) => cgroup?.join(pid));
+    settings.standby.release(slot.index, spec.runtime, (pid) => cgroup?.join(pid));
   }
 }

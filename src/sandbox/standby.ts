@@ -26,6 +26,7 @@ export class StandbyPool {
   /** An interpreter of `runtime` that has not been handed an invocation yet, for slot `slot`. */
   take(runtime: Runtime, slot: number): Interpreter {
     if (runtime === "python" && this.forkServer) return this.forkServer.forkFor(slot);
+    this.forkServer?.dropFor(slot);
     const idle = this.idle[runtime];
     for (let standby = idle.shift(); standby; standby = idle.shift()) {
       if (standby.ready) return standby;
@@ -35,11 +36,11 @@ export class StandbyPool {
   }
 
   /**
-   * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and prepares
-   * the slot's next Python child inside its cgroup (`join`).
+   * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and, after a
+   * Python invocation, prepares the slot's next Python child inside its cgroup (`join`).
    */
-  release(slot: number, join: (pid: number) => void): void {
-    this.forkServer?.prepareFor(slot, join);
+  release(slot: number, runtime: Runtime, join: (pid: number) => void): void {
+    if (runtime === "python") this.forkServer?.prepareFor(slot, join);
     this.refill();
   }
 
