@@ -109,6 +109,13 @@ export class ForkServer {
     return this.pid === undefined ? 0 : rssBytes(this.pid);
   }
 
+  /** Each child waiting for an invocation (forked ahead, or in its slot's cgroup) and its resident memory. */
+  waitingChildren(): { pid: number; rssBytes: number }[] {
+    return [...this.ahead, ...this.bySlot.values()].flatMap((child) =>
+      child.ready && child.childPid !== null ? [{ pid: child.childPid, rssBytes: rssBytes(child.childPid) }] : [],
+    );
+  }
+
   /** The serving parent, started when there is none. */
   current(): Parent {
     if (this.parent?.alive && !this.parent.retired) return this.parent;

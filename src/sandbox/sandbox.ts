@@ -33,7 +33,8 @@ export interface SandboxHealth extends RunnerHealth {
   /** Resident memory (bytes, from /proc) of the processes held ready: each standby, the fork-server's parent. */
   memory: {
     standby: { runtime: string; pid: number; rssBytes: number }[];
-    forkServer: { pid: number; rssBytes: number } | null;
+    /** The parent, and its children waiting for invocations (their pages shared with it until written count in each). */
+    forkServer: { pid: number; rssBytes: number; children: { pid: number; rssBytes: number }[] } | null;
     totalBytes: number;
   };
 }
@@ -168,8 +169,10 @@ export class Sandbox implements Runner {
   private memory(): SandboxHealth["memory"] {
     const standby = this.settings.standby.memory();
     const parentPid = this.forkServer?.pid;
-    const forkServer = parentPid === undefined ? null : { pid: parentPid, rssBytes: this.forkServer!.rssBytes() };
-    const totalBytes = standby.reduce((sum, s) => sum + s.rssBytes, forkServer?.rssBytes ?? 0);
+    const forkServer =
+      parentPid === undefined ? null : { pid: parentPid, rssBytes: this.forkServer!.rssBytes(), children: this.forkServer!.waitingChildren() };
+    const children = forkServer?.children.reduce((sum, c) => sum + c.rssBytes, 0) ?? 0;
+    const totalBytes = standby.reduce((sum, s) => sum + s.rssBytes, (forkServer?.rssBytes ?? 0) + children);
     return { standby, forkServer, totalBytes };
   }
 

@@ -38,6 +38,12 @@ describe("the fork-server", () => {
     const health = handle.sandbox.health();
     expect(health.pythonStart).toBe("forkserver");
     expect(health.memory.forkServer?.rssBytes).toBeGreaterThan(1024 * 1024);
+    // Children forked ahead (STANDBY_INTERPRETERS, 2 by default) and one per slot (MAX_CONCURRENCY 4 here).
+    await until(() => (handle.sandbox.health().memory.forkServer?.children.length ?? 0) === 2 + 4);
+    const memory = handle.sandbox.health().memory;
+    const parts = [...memory.standby, memory.forkServer!, ...memory.forkServer!.children].map((p) => p.rssBytes);
+    expect(parts.every((bytes) => bytes > 0)).toBe(true);
+    expect(memory.totalBytes).toBe(parts.reduce((a, b) => a + b, 0));
     expect(health.memory.standby.every((s) => s.runtime === "node" && s.rssBytes > 0)).toBe(true);
     const first = bodyJson<{ pid: number; ppid: number }>(await handle.sandbox.run(spec("python", PARENTS)));
     const second = bodyJson<{ pid: number; ppid: number }>(await handle.sandbox.run(spec("python", PARENTS)));
