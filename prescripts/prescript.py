@@ -283,7 +283,7 @@ def _jail_paths(sys, os):
             if id(value) in seen or getattr(value, "__module__", None) != module_name:
                 continue
             seen.add(id(value))
-            if hasattr(value, "__code__"):
+            if hasattr(value, "__code__") and not hasattr(value, "__func__"):  # a bound method's function is its class's
                 value.__code__ = fix_code(value.__code__)
             elif isinstance(value, type):
                 members = {}

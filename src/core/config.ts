@@ -53,6 +53,8 @@ const EnvSchema = z.object({
   TMP_SIZE_MB: int(1, 64),
   /** Interpreters of each runtime started ahead of their invocations (0: start each on demand). */
   STANDBY_INTERPRETERS: int(0, 2, 64),
+  /** Python invocations forked from one pre-started parent (on) or each from a spawned interpreter (off). */
+  PYTHON_FORKSERVER: z.enum(["on", "off"]).default("on"),
   /** Threads one sandboxed process may have (cgroup pids.max and RLIMIT_NPROC). */
   MAX_THREADS: int(8, 64, 4096),
 

@@ -78,7 +78,9 @@ export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ra
 
 /**
  * The invocation log. `start` and `finish` are on every invocation's path, so they use
- * prepared statements; everything else is built per call.
+ * prepared statements; everything else is built per call. `start` writes at once (a `running`
+ * row is durable before the run starts); `finishSoon` writes the ends of one event-loop turn
+ * together in one transaction right after it (one commit instead of one per invocation).
  */
 export class InvocationLog {
   private readonly insertRunning;
@@ -86,6 +88,14 @@ export class InvocationLog {
   private readonly now: () => number;
   private readonly maxOutputBytes: number;
   private readonly readInBackground: ReadInBackground;
+  /** Ends recorded this turn by `finishSoon`, not yet written. */
+  private pendingEnds: {
+    seq: number;
+    end: InvocationEnd;
+    result?: ReturnType<InvocationLog["finish"]>;
+    written: (result: ReturnType<InvocationLog["finish"]>) => void;
+    failed: (error: unknown) => void;
+  }[] = [];
   /** The newest started_at handed out; started_at never goes below it (see `nextStartedAt`). */
   private lastStartedAt: number;
 
@@ -176,8 +186,33 @@ export class InvocationLog {
   /** Output bytes recorded since the counter was last reset: what the byte budget's check looks at. */
   bytesWritten = 0;
 
+  /** Like `finish`, written with the other ends of this event-loop turn in one transaction; resolves once written. */
+  finishSoon(seq: number, end: InvocationEnd): Promise<ReturnType<InvocationLog["finish"]>> {
+    return new Promise((written, failed) => {
+      if (this.pendingEnds.length === 0) setImmediate(() => this.flush());
+      this.pendingEnds.push({ seq, end, written, failed });
+    });
+  }
+
+  /** Writes the ends `finishSoon` recorded so far. */
+  flush(): void {
+    const pending = this.pendingEnds;
+    if (pending.length === 0) return;
+    this.pendingEnds = [];
+    try {
+      this.db.transaction(() => {
+        for (const item of pending) item.result = this.finish(item.seq, item.end);
+      });
+    } catch (error) {
+      for (const { failed } of pending) failed(error);
+      return;
+    }
+    for (const { written, result } of pending) written(result!);
+  }
+
   /** Turns rows left `running` by a previous process into `interrupted`; returns how many. */
   markInterrupted(): number {
+    this.flush(); // ends already known are not interruptions
     return this.db
       .update(invocations)
       // One scalar subquery, evaluated once: the rows end after every earlier one, in start order.

@@ -126,6 +126,11 @@ export class GatewayMetrics {
     }
   }
 
+  /** Records a log write timed by its caller (an asynchronous one). */
+  observeLogWrite(write: "start" | "finish", seconds: number): void {
+    this.logWrites.observe({ write }, seconds);
+  }
+
   /** The text exposition and its content type. */
   async expose(): Promise<{ text: string; contentType: string }> {
     return { text: await this.registry.metrics(), contentType: this.registry.contentType };

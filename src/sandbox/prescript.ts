@@ -31,3 +31,20 @@ export function renderPrescripts(values: PrescriptValues, dir = TEMPLATE_DIR): R
     });
   return { python: render("python"), node: render("node") };
 }
+
+/** The last line of the Python prescript: the call that runs it. */
+const PRESCRIPT_CALL = "\n_prescript()\n";
+
+/**
+ * The Python fork-server's source: the rendered Python prescript without its final call, then
+ * prescripts/forkserver.py, which serves in the parent and, in each forked child, returns to
+ * make that call. `preload` lists the modules the parent imports.
+ */
+export function renderForkServer(pythonPrescript: string, preload: readonly string[], dir = TEMPLATE_DIR): string {
+  if (!pythonPrescript.endsWith(PRESCRIPT_CALL)) throw new Error("the Python prescript does not end with its call to _prescript()");
+  const server = fs.readFileSync(dir + "forkserver.py", "utf8").replace(PLACEHOLDER, (_, name: string) => {
+    if (name !== "PRELOAD_MODULES") throw new Error(`unknown fork-server placeholder {{${name}}}`);
+    return JSON.stringify(preload); // a JSON array of strings is a Python list literal
+  });
+  return pythonPrescript.slice(0, -PRESCRIPT_CALL.length + 1) + server;
+}

@@ -14,7 +14,7 @@ import { BASE_ENV, encodeLockLine, REQUEST_FD, RESULT_FD, type LockParams } from
  * stops the library's Go runtime from keeping its cgroup CPU files open
  * (container-aware GOMAXPROCS), which the lock-down would refuse.
  */
-const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
+export const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
   ...BASE_ENV,
   GODEBUG: "containermaxprocs=0,updatemaxprocs=0",
 });
@@ -43,7 +43,17 @@ export interface ProcessExit {
   result: CapturedOutput;
 }
 
-export class InterpreterProcess {
+/** An interpreter that serves one invocation: a spawned process (below) or a forked child (forkserver.ts). */
+export interface Interpreter {
+  readonly runtime: Runtime;
+  /** Still waiting for an invocation, and able to take one. */
+  readonly ready: boolean;
+  run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit>;
+  /** Lets it go without an invocation. */
+  discard(): Promise<void>;
+}
+
+export class InterpreterProcess implements Interpreter {
   private readonly stdout: Capture;
   private readonly stderr: Capture;
   private readonly result: Capture;
@@ -178,7 +188,7 @@ export class InterpreterProcess {
 }
 
 /** Keeps the first `cap` bytes of a stream and counts the rest, so memory stays bounded. */
-class Capture {
+export class Capture {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   private truncated = false;

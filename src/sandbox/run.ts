@@ -40,7 +40,7 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
     if (spec.packagesDir !== undefined) jail.mountPackages(slot.index, spec.packagesDir);
     cgroup?.setMemoryLimit(spec.memoryMb);
     const oomBefore = cgroup?.oomKills() ?? 0;
-    const interpreter = settings.standby.take(spec.runtime);
+    const interpreter = settings.standby.take(spec.runtime, slot.index);
     // Into the slot's cgroup before a byte of the function reaches the process.
     const exit = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid));
     cgroup?.killAll();
@@ -49,6 +49,6 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
   } finally {
     if (spec.packagesDir !== undefined) jail.unmountPackages(slot.index);
     jail.unmountTmp(slot.index);
-    settings.standby.refill();
+    settings.standby.release(slot.index, spec.runtime, (pid) => cgroup?.join(pid));
   }
 }

@@ -8,7 +8,8 @@ import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js"
 import { setupFirewall, type Firewall } from "./firewall.js";
 import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
-import { renderPrescripts } from "./prescript.js";
+import { ForkServer, PRELOAD_MODULES } from "./forkserver.js";
+import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
 import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE } from "./protocol.js";
 import { runInSlot, type RunSettings } from "./run.js";
@@ -30,6 +31,15 @@ export interface SandboxHealth extends RunnerHealth {
   firewall: boolean;
   python: string;
   node: string;
+  /** How Python interpreters start: forked from the fork-server, or spawned (PYTHON_FORKSERVER=off). */
+  pythonStart: "forkserver" | "spawn";
+  /** Resident memory (bytes, from /proc) of the processes held ready: each standby, the fork-server's parent. */
+  memory: {
+    standby: { runtime: string; pid: number; rssBytes: number }[];
+    /** The parent, and its children waiting for invocations (their pages shared with it until written count in each). */
+    forkServer: { pid: number; rssBytes: number; children: { pid: number; rssBytes: number }[] } | null;
+    totalBytes: number;
+  };
 }
 
 export type SandboxConfig = Pick<
@@ -46,6 +56,7 @@ export type SandboxConfig = Pick<
   | "MAX_RESPONSE_BYTES"
   | "MAX_MEMORY_MB"
   | "STANDBY_INTERPRETERS"
+  | "PYTHON_FORKSERVER"
   | "SANDBOX_BLOCKED_NETWORKS"
 >;
 
@@ -65,6 +76,7 @@ export class Sandbox implements Runner {
     private readonly cgroups: Cgroups,
     private readonly firewall: Firewall,
     private readonly interpreters: Interpreters,
+    private readonly forkServer: ForkServer | null,
   ) {}
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
@@ -111,7 +123,10 @@ export class Sandbox implements Runner {
       resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
       nodeHeapMb: config.MAX_MEMORY_MB,
     };
-    const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS);
+    const forkServer =
+      config.PYTHON_FORKSERVER === "on" ? new ForkServer(interpreterSettings, renderForkServer(interpreterSettings.prescripts.python, PRELOAD_MODULES), config.STANDBY_INTERPRETERS) : null;
+    if (config.STANDBY_INTERPRETERS > 0) forkServer?.start(); // else at the first Python invocation, as standbys are
+    const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS, forkServer);
     standby.refill();
     const settings: RunSettings = {
       jail,
@@ -120,7 +135,9 @@ export class Sandbox implements Runner {
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       maxThreads: config.MAX_THREADS,
     };
-    return new Sandbox(settings, pool, cgroups, firewall, interpreters);
+    // Each slot's first Python child waits in the slot's cgroup, as later ones will.
+    if (config.STANDBY_INTERPRETERS > 0) for (const slot of pool.slots) forkServer?.prepareFor(slot.index, (pid) => cgroups.slot(slot.index)?.join(pid));
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer);
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
@@ -152,7 +169,19 @@ export class Sandbox implements Runner {
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
+      pythonStart: this.forkServer ? "forkserver" : "spawn",
+      memory: this.memory(),
     };
+  }
+
+  private memory(): SandboxHealth["memory"] {
+    const standby = this.settings.standby.memory();
+    const parentPid = this.forkServer?.pid;
+    const forkServer =
+      parentPid === undefined ? null : { pid: parentPid, rssBytes: this.forkServer!.rssBytes(), children: this.forkServer!.waitingChildren() };
+    const children = forkServer?.children.reduce((sum, c) => sum + c.rssBytes, 0) ?? 0;
+    const totalBytes = standby.reduce((sum, s) => sum + s.rssBytes, (forkServer?.rssBytes ?? 0) + children);
+    return { standby, forkServer, totalBytes };
   }
 
   /**
@@ -165,7 +194,7 @@ export class Sandbox implements Runner {
     this.closed = true;
     this.pool.rejectWaiters(new SaturatedError(1));
     this.stopping.abort();
-    await Promise.allSettled([...this.running, this.settings.standby.close()]);
+    await Promise.allSettled([...this.running, this.settings.standby.close(), this.forkServer?.close()]);
     this.release();
   }
 

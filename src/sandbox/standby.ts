@@ -1,5 +1,7 @@
 import { RUNTIMES, type Runtime } from "../core/runtimes.js";
-import { InterpreterProcess, type InterpreterSettings } from "./process.js";
+import type { ForkServer } from "./forkserver.js";
+import { rssBytes } from "./memory.js";
+import { InterpreterProcess, type Interpreter, type InterpreterSettings } from "./process.js";
 
 /**
  * Interpreters started ahead of their invocations. A standby has loaded the
@@ -17,10 +19,14 @@ export class StandbyPool {
     private readonly settings: InterpreterSettings,
     /** Standbys kept per runtime; 0 starts every interpreter on demand. */
     private readonly size: number,
+    /** When given, Python invocations are forked from it and no Python standby is kept. */
+    private readonly forkServer: ForkServer | null = null,
   ) {}
 
-  /** An interpreter of `runtime` that has not been handed an invocation yet. */
-  take(runtime: Runtime): InterpreterProcess {
+  /** An interpreter of `runtime` that has not been handed an invocation yet, for slot `slot`. */
+  take(runtime: Runtime, slot: number): Interpreter {
+    if (runtime === "python" && this.forkServer) return this.forkServer.forkFor(slot);
+    this.forkServer?.dropFor(slot);
     const idle = this.idle[runtime];
     for (let standby = idle.shift(); standby; standby = idle.shift()) {
       if (standby.ready) return standby;
@@ -29,10 +35,21 @@ export class StandbyPool {
     return this.start(runtime);
   }
 
+  /**
+   * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and, after a
+   * Python invocation, prepares the slot's next Python child inside its cgroup (`join`).
+   */
+  release(slot: number, runtime: Runtime, join: (pid: number) => void): void {
+    if (runtime === "python") this.forkServer?.prepareFor(slot, join);
+    this.refill();
+  }
+
   /** Tops the pool up; called when an invocation ends, so the start-up never competes with one. */
   refill(): void {
     if (this.closed) return;
+    this.forkServer?.refill();
     for (const runtime of RUNTIMES) {
+      if (runtime === "python" && this.forkServer) continue;
       const idle = this.idle[runtime];
       while (idle.length < this.size) idle.push(this.start(runtime));
     }
@@ -45,6 +62,13 @@ export class StandbyPool {
 
   get count(): number {
     return this.idle.python.length + this.idle.node.length;
+  }
+
+  /** Each waiting standby's pid and resident memory (from /proc). */
+  memory(): { runtime: Runtime; pid: number; rssBytes: number }[] {
+    return RUNTIMES.flatMap((runtime) =>
+      this.idle[runtime].flatMap((standby) => (standby.pid === undefined ? [] : [{ runtime, pid: standby.pid, rssBytes: rssBytes(standby.pid) }])),
+    );
   }
 
   async close(): Promise<void> {

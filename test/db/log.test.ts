@@ -87,6 +87,27 @@ describe("the log's start and finish", () => {
     expect(statusOf(seq)).toBe("interrupted");
   });
 
+  it("finishSoon writes the ends of one event-loop turn together, after the turn, in one commit", async () => {
+    const [a, b] = [start(), start()];
+    const watcher = openDatabase(path.join(dir, "gateway.db")); // data_version counts other connections' commits
+    const before = watcher.sqlite.prepare("pragma data_version").pluck().get() as number;
+    const written = Promise.all([log.finishSoon(a.seq, ended()), log.finishSoon(b.seq, ended({ status: "error" }))]);
+    expect([statusOf(a.seq), statusOf(b.seq)]).toEqual(["running", "running"]);
+    await written;
+    expect([statusOf(a.seq), statusOf(b.seq)]).toEqual(["ok", "error"]);
+    expect((watcher.sqlite.prepare("pragma data_version").pluck().get() as number) - before).toBe(1);
+    watcher.close();
+  });
+
+  it("markInterrupted writes the ends already recorded first: they are not interruptions", async () => {
+    const [done, inFlight] = [start(), start()];
+    const written = log.finishSoon(done.seq, ended());
+    expect(log.markInterrupted()).toBe(1);
+    await written;
+    expect(statusOf(done.seq)).toBe("ok");
+    expect(statusOf(inFlight.seq)).toBe("interrupted");
+  });
+
   it("turns rows left `running` into `interrupted` when a new process opens the database", () => {
     const a = start();
     const b = start();

@@ -71,11 +71,15 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       return null;
     }
   };
-  const logEnd = (started: ReturnType<typeof logStart>, outcome: Outcome) => {
+  // Ends are written with the other ends of this event-loop turn in one transaction, before the
+  // answer goes out: a client that reads the log next finds the row.
+  const logEnd = async (started: ReturnType<typeof logStart>, outcome: Outcome) => {
     deps.metrics?.invocationEnded(fn.name, outcome.end.status, outcome.end.durationMs);
     if (started === null) return;
     try {
-      const flags = time("finish", () => invocations.finish(started.seq, outcome.end));
+      const written = performance.now();
+      const flags = await invocations.finishSoon(started.seq, outcome.end);
+      deps.metrics?.observeLogWrite("finish", (performance.now() - written) / 1000);
       const { stdout: _stdout, stderr: _stderr, ...end } = outcome.end;
       deps.feed?.publish({ ...row, ...started, ...end, ...flags });
     } catch (err) {
@@ -85,9 +89,9 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   };
 
   /** Logs a refusal (the body unread or dropped) and answers it. */
-  const refuse = (reason: RejectionReason, outcome: Outcome) => {
+  const refuse = async (reason: RejectionReason, outcome: Outcome) => {
     deps.metrics?.rejected(reason);
-    logEnd(logStart(0), outcome);
+    await logEnd(logStart(0), outcome);
     return outcome.response;
   };
 
@@ -144,7 +148,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
       if (outcome.end.status === "rejected") deps.metrics?.rejected("queue_timeout");
     }
-    logEnd(started, outcome);
+    await logEnd(started, outcome);
     return outcome.response;
   } finally {
     release();

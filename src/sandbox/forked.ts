@@ -1,0 +1,207 @@
+import net from "node:net";
+import os from "node:os";
+import { closeFd, streamPair } from "./fdpass.js";
+import type { ForkServer } from "./forkserver.js";
+import type { ForkRecord, Parent } from "./forkserver-parent.js";
+import { Capture, type Interpreter, type InterpreterSettings, type ProcessExit } from "./process.js";
+import { encodeLockLine, EXIT_LOCKDOWN_FAILED, type LockParams } from "./protocol.js";
+
+/** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
+const signalNames = new Map<number, string>();
+for (const [name, value] of Object.entries(os.constants.signals)) if (!signalNames.has(value)) signalNames.set(value, name);
+
+/**
+ * One forked child serving one invocation, seen through the same interface as a spawned
+ * interpreter. It is forked when created: the child loads the library and waits on fd 3, still
+ * outside any slot, until `run` moves it into the slot's cgroup and writes the lock-down line.
+ */
+export class ForkedInterpreter implements Interpreter {
+  readonly runtime = "python" as const;
+  private pid: number | null = null;
+  private lost = false;
+  private exited = false;
+  private dispatched = false;
+  /** Already in its slot's cgroup (see ForkServer.prepareFor): `run` does not move it again. */
+  confined = false;
+  /** Aborted at the deadline, when the gateway stops, or when let go unused: kill, and stop waiting. */
+  private readonly ended = new AbortController();
+  private readonly stdout: Capture;
+  private readonly stderr: Capture;
+  private readonly result: Capture;
+  private readonly request: net.Socket;
+  private readonly readers: { socket: net.Socket; done: Promise<void> }[];
+  private readonly record: ForkRecord | null;
+  private readonly forked: Promise<number | null>;
+
+  private readonly parent: Parent;
+
+  constructor(
+    server: ForkServer,
+    settings: InterpreterSettings,
+    private readonly replyTimeoutMs: number,
+  ) {
+    this.stdout = new Capture(settings.outputCapBytes);
+    this.stderr = new Capture(settings.outputCapBytes);
+    this.result = new Capture(settings.resultCapBytes);
+    // Unix stream sockets, as a spawned interpreter's channels are (Node's stdio "pipes").
+    const [outRead, outWrite] = streamPair();
+    const [errRead, errWrite] = streamPair();
+    const [requestRead, requestWrite] = streamPair();
+    const [resultRead, resultWrite] = streamPair();
+    const parent = server.current();
+    this.parent = parent;
+    this.record = parent.fork([outWrite, errWrite, requestRead, resultWrite]);
+    for (const fd of [outWrite, errWrite, requestRead, resultWrite]) closeFd(fd);
+    this.request = new net.Socket({ fd: requestWrite, readable: false, writable: true });
+    this.request.on("error", () => {}); // a child that dies early makes writes fail (EPIPE)
+    this.readers = [
+      drain(outRead, (chunk) => void this.stdout.push(chunk)),
+      drain(errRead, (chunk) => void this.stderr.push(chunk)),
+      drain(resultRead, (chunk) => {
+        if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
+      }),
+    ];
+    this.ended.signal.addEventListener("abort", () => this.kill(), { once: true });
+    this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
+    void this.forked.then((pid) => {
+      this.pid = pid;
+      if (pid === null) this.abandon();
+      else if (this.ended.signal.aborted) this.kill();
+    });
+    void this.record?.status.promise.then((status) => {
+      if (status === null) this.kill(); // the parent was lost: not reaped, so the pid is still the child's
+      this.exited = true;
+      this.lost = status === null;
+      // A child whose lock-down refused (a descriptor the parent inherited, say) would be followed
+      // by others refusing the same way: the next invocation gets a fresh parent.
+      if (status !== null && (status & 0x7f) === 0 && status >> 8 === EXIT_LOCKDOWN_FAILED) parent.retire();
+    });
+  }
+
+  get childPid(): number | null {
+    return this.pid;
+  }
+
+  /** Calls `then` once the child exists and is waiting (not if it never forks). */
+  whenForked(then: () => void): void {
+    void this.forked.then((pid) => {
+      if (pid !== null && this.ready) then();
+    });
+  }
+
+  get ready(): boolean {
+    return !this.dispatched && !this.lost && !this.exited && !this.ended.signal.aborted && this.record !== null && !this.parent.retired;
+  }
+
+  /** Lets it go: end of file on its request channel (it exits without locking down), or SIGKILL when `now`. */
+  async discard(now = false): Promise<void> {
+    this.dispatched = true;
+    if (now) this.kill();
+    this.request.destroy();
+    this.ended.abort();
+    await Promise.all(this.readers.map((reader) => reader.done));
+  }
+
+  async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit> {
+    this.dispatched = true;
+    const started = performance.now();
+    let timedOut = false;
+    let interrupted = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.ended.abort();
+    }, timeoutMs);
+    const onStop = () => {
+      interrupted = true;
+      this.ended.abort();
+    };
+    stop.addEventListener("abort", onStop, { once: true });
+    if (stop.aborted) onStop();
+
+    let spawnError: string | null = null;
+    let status: number | null = null;
+    const pid = await this.forked;
+    if (pid === null) {
+      if (!timedOut && !interrupted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
+    } else {
+      try {
+        if (!this.confined) confine(pid);
+        this.request.end(Buffer.concat([encodeLockLine(params), payload]));
+      } catch (error) {
+        spawnError = `could not confine the process: ${(error as Error).message}`;
+        this.request.destroy();
+        this.kill();
+      }
+      status = await this.statusOf(this.record!);
+      if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
+    }
+    await Promise.all(this.readers.map((reader) => reader.done));
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+    return {
+      exitCode: status !== null && (status & 0x7f) === 0 ? (status >> 8) & 0xff : null,
+      signal: status !== null && (status & 0x7f) !== 0 ? (signalNames.get(status & 0x7f) ?? `signal ${status & 0x7f}`) : null,
+      durationMs: performance.now() - started,
+      timedOut,
+      interrupted,
+      spawnError,
+      stdout: this.stdout.output(),
+      stderr: this.stderr.output(),
+      result: this.result.output(),
+    };
+  }
+
+  /**
+   * The child's wait status. Its channels close when it exits; a parent that has not reported
+   * it by FORK_REPLY_TIMEOUT_MS after that is wedged, and is killed (the status is then lost).
+   */
+  private async statusOf(record: ForkRecord): Promise<number | null> {
+    const closed = Promise.all(this.readers.map((reader) => reader.done));
+    let timer: NodeJS.Timeout | undefined;
+    let reported = false;
+    const wedged = closed.then(
+      () =>
+        new Promise<null>((resolve) => {
+          if (reported) return; // the usual order: the exit came first
+          timer = setTimeout(() => {
+            this.parent.kill();
+            resolve(null);
+          }, this.replyTimeoutMs);
+        }),
+    );
+    try {
+      return await Promise.race([record.status.promise, wedged]);
+    } finally {
+      reported = true;
+      clearTimeout(timer);
+    }
+  }
+
+  /** No child to wait for: a fork that still comes reads end of file on its request channel and exits. */
+  private abandon(): void {
+    this.lost = true;
+    this.request.destroy();
+    for (const reader of this.readers) reader.socket.destroy();
+  }
+
+  /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after). */
+  private kill(): void {
+    if (this.pid === null || this.exited) return;
+    try {
+      process.kill(-this.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Reads a pipe to its end; resolves when the last writer has closed it. */
+function drain(fd: number, onData: (chunk: Buffer) => void): { socket: net.Socket; done: Promise<void> } {
+  const socket = new net.Socket({ fd, readable: true, writable: false });
+  socket.on("data", onData);
+  const done = new Promise<void>((resolve) => {
+    socket.on("error", () => resolve());
+    socket.on("close", () => resolve());
+  });
+  return { socket, done };
+}
