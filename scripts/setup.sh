@@ -1,7 +1,27 @@
 #!/bin/sh
-# Idempotent set-up shared by `npm start` and `npm test`: dependencies and the sandbox library.
+# Idempotent set-up shared by `npm start` and `npm test` (as root): system packages the gateway
+# (and, with `test`, the test suite) needs, dependencies, the sandbox library and the console.
 set -eu
 cd "$(dirname "$0")/.."
+
+# Debian packages, installed only when missing: iptables keeps functions with network on away
+# from the host's loopback; util-linux confines package installs; Chromium runs the browser
+# tests (test/browser), never a downloaded browser.
+needed="iptables:iptables unshare:util-linux setpriv:util-linux"
+if [ "${1:-}" = "test" ]; then needed="$needed chromium:chromium"; fi
+missing=""
+for pair in $needed; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing:$missing"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    echo "warning: missing$missing (install them with your package manager)" >&2
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
