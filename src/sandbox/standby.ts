@@ -57,6 +57,8 @@ export class StandbyPool {
 
   /** Standbys of `runtime` able to take an invocation now (started, not dead). */
   readyCount(runtime: Runtime): number {
+    // With the fork-server, Python's standbys are its children waiting (forked ahead, or in a slot's cgroup).
+    if (runtime === "python" && this.forkServer) return this.forkServer.waitingChildren().length;
     return this.idle[runtime].filter((standby) => standby.ready).length;
   }
 

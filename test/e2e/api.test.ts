@@ -118,13 +118,15 @@ describe("discoverability and health", () => {
     expect(doc.components.securitySchemes).toMatchObject({ bearer: { type: "http", scheme: "bearer" } });
   });
 
-  it("/docs serves an HTML page pointing at the document", async () => {
+  it("/docs serves an HTML page whose own script points at the document", async () => {
     const res = await call("/docs", { token: null });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     const html = await res.text();
     expect(html).toMatch(/<html/i);
-    expect(html).toContain("/openapi.json");
+    const scripts = [...html.matchAll(/<script[^>]*src="([^"]+)"/g)].map((m) => m[1]!);
+    const sources = await Promise.all(scripts.filter((src) => src.startsWith("/")).map(async (src) => (await call(src, { token: null })).text()));
+    expect(sources.some((source) => source.includes("/openapi.json"))).toBe(true);
   });
 
   it("/healthz answers without a token: ok, the sandbox ready, with its cgroup mode", async () => {

@@ -29,7 +29,7 @@ describe("a real gateway's metrics and log", () => {
     await waitFor(async () => {
       text = await (await call("/metrics")).text();
       const m = parseMetrics(text);
-      return m.value("fngw_standby_interpreters", { runtime: "python" }) === 1 && m.value("fngw_standby_interpreters", { runtime: "node" }) === 1;
+      return (m.value("fngw_standby_interpreters", { runtime: "python" }) ?? 0) >= 1 && (m.value("fngw_standby_interpreters", { runtime: "node" }) ?? 0) >= 1;
     }, "a ready standby of each runtime");
     const m = parseMetrics(text);
     expect(m.value("fngw_invocations_total", { function: "m-ok", status: "ok" })).toBe(3);

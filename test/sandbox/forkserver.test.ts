@@ -65,7 +65,8 @@ describe("the fork-server", () => {
     expect(aborted).toMatchObject({ status: "error", exitCode: null, signal: "SIGABRT", errorMessage: "killed by SIGABRT" });
     const syslog = `{"x86_64": 103, "aarch64": 116}[__import__("os").uname().machine]`;
     const forbidden = await handle.sandbox.run(spec("python", `import ctypes\nctypes.CDLL(None).syscall(${syslog}, 3, None, 0)`));
-    expect(forbidden).toMatchObject({ status: "forbidden", signal: "SIGSYS", blockedSyscall: "syslog" });
+    // The call is not named: only the library could say which, and the function can write what the library writes.
+    expect(forbidden).toMatchObject({ status: "forbidden", signal: "SIGSYS", blockedSyscall: null });
   });
 
   it("kills the child's process group at the deadline", async () => {
