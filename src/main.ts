@@ -8,6 +8,8 @@ import { createStores } from "./db/stores.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
+import { FunctionEnvironments } from "./packages/function-environments.js";
+import { openPackageStore } from "./packages/index.js";
 import { Sandbox } from "./sandbox/sandbox.js";
 import { closeServer, listen } from "./server.js";
 
@@ -97,6 +99,27 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
+  let packageStore: ReturnType<typeof openPackageStore>;
+  try {
+    packageStore = openPackageStore(config, config.DATA_DIR, sandbox.interpreters);
+  } catch (err) {
+    fail(`the package store could not open: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const packages = new FunctionEnvironments(packageStore.store, stores.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) => console.log(line));
+  // Versions left waiting for their packages wait again; environments no version refers to age out.
+  packages.resumePending();
+  const sweepPackages = () => {
+    try {
+      const removed = packages.sweep();
+      if (removed.length > 0) console.log(`removed ${removed.length} package environment(s) no function version uses`);
+    } catch (err) {
+      console.error("package clean-up failed:", err);
+    }
+  };
+  sweepPackages();
+  const packageSweep = setInterval(sweepPackages, config.PACKAGES_SWEEP_INTERVAL_MS);
+  packageSweep.unref();
+
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const app = createApp({
     config,
@@ -105,6 +128,7 @@ async function main(): Promise<void> {
     health: () => sandbox.health(),
     checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
     admission,
+    packages,
   });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,
@@ -120,6 +144,7 @@ async function main(): Promise<void> {
   gateway.onShutdown(async (server, signal) => {
     console.log(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
     retention.stop();
+    clearInterval(packageSweep);
     server.close();
     server.closeIdleConnections();
     if (!(await admission.idle(config.SHUTDOWN_GRACE_MS))) {
@@ -130,6 +155,8 @@ async function main(): Promise<void> {
     } catch (err) {
       console.error("closing the sandbox failed:", err);
     }
+    // Running installs end (or are killed at their timeout); queued ones resume at the next start.
+    await packageStore.close().catch((err: unknown) => console.error("closing the package store failed:", err));
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
     const cut = stores.invocations.markInterrupted();

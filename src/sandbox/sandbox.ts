@@ -63,7 +63,8 @@ export class Sandbox implements Runner {
     private readonly pool: SlotPool,
     private readonly cgroups: Cgroups,
     private readonly firewall: Firewall,
-    private readonly interpreters: Interpreters,
+    /** The real interpreter binaries; package installs use the same ones so that wheels match. */
+    readonly interpreters: Interpreters,
   ) {}
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
