@@ -11,6 +11,7 @@ import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
 import { loadSecretBox } from "../../src/db/secrets.js";
 import { createStores, type Stores } from "../../src/db/stores.js";
 import { createApp, type App } from "../../src/http/app.js";
+import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
 import { Admission } from "../../src/http/admission.js";
@@ -92,7 +93,7 @@ export interface Gateway {
 }
 
 /** A fresh gateway over a real SQLite database in a temporary directory. */
-export function makeGateway(env: Record<string, string> = {}): Gateway {
+export function makeGateway(env: Record<string, string> = {}, options: { packages?: (functions: Stores["functions"]) => FunctionEnvironments } = {}): Gateway {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
   const database = openDatabase(config.DB_PATH);
@@ -109,6 +110,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     health: () => health.value,
     admission,
     now: () => clock.now,
+    packages: options.packages?.(stores.functions),
   });
   return {
     app,
