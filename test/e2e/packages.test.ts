@@ -109,7 +109,7 @@ describe("a Node function with lodash and zod", () => {
     await register(call, { name: "chunks", runtime: "node", code: NODE_CODE, packages: ["lodash@^4.17.0", "zod"] });
     const fn = await settled("chunks", (f) => f.environment);
     expect(fn.environment, fn.environment.output).toMatchObject({ state: "ready" });
-    expect(fn.environment.lock.lodash).toMatch(/^4\.17\./);
+    expect(fn.environment.lock.lodash).toMatch(/^4\.\d+\.\d+$/);
     expect(Object.keys(fn.environment.lock)).toContain("zod");
     const answer = await invokeJson("chunks");
     expect(answer.status, JSON.stringify(await invocation(call, answer.id))).toBe(200);

@@ -45,7 +45,7 @@ describe("packages validation", () => {
     refused("a file: spec", node(["file:../x"]), /packages\[0\]/),
     refused("a tarball URL", node(["https://example.com/x.tgz"]), /packages\[0\]/),
     refused("an npm option", node(["--registry=http://evil"]), /npm options/),
-    refused("an invalid npm name", node(["UPPER_case"]), /invalid package name/),
+    refused("an invalid npm name", node(["_private"]), /invalid package name/),
     { name: "a list that is not an array", ...python("numpy"), expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /packages/ },
     { name: "an entry that is not a string", ...python([1]), expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /packages/ },
     {
