@@ -6,15 +6,17 @@ import { canonicalPythonName } from "./spec.js";
 // stderr text, gateway-side: the sandbox's prescripts stay as they are.
 
 const PYTHON_MISSING = /ModuleNotFoundError: No module named '([^'\s]+)'/g;
-// CommonJS require: "Cannot find module 'x'"; ES import: "Cannot find package 'x' imported from ..." (ERR_MODULE_NOT_FOUND).
-const NODE_MISSING = /Cannot find (?:module|package) '([^'\s]+)'/g;
+// CommonJS require: "Cannot find module 'x'"; ES import: "Cannot find package 'x' imported from ..." (ERR_MODULE_NOT_FOUND);
+// an ES function without packages is imported from a data: URL, where a bare name fails as ERR_UNSUPPORTED_RESOLVE_REQUEST.
+const NODE_MISSING = /Cannot find (?:module|package) '([^'\s]+)'|Failed to resolve module specifier "([^"\s]+)"/g;
 
 /** The hint line for the first missing third-party module that the packages do not name; null when none. */
 export function missingPackageHint(runtime: Runtime, stderr: string, packages: readonly string[]): string | null {
   const listed = new Set(packages.map((spec) => listedName(runtime, spec)));
   const pattern = runtime === "python" ? PYTHON_MISSING : NODE_MISSING;
   for (const match of stderr.matchAll(pattern)) {
-    const name = runtime === "python" ? pythonTopLevel(match[1]!) : nodePackageName(match[1]!);
+    const found = (match[1] ?? match[2])!;
+    const name = runtime === "python" ? pythonTopLevel(found) : nodePackageName(found);
     if (name === null) continue;
     const key = runtime === "python" ? canonicalPythonName(name) : name;
     if (!listed.has(key)) return `fngw: hint: '${name}' is not installed; add it to the function's packages`;

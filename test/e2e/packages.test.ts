@@ -192,6 +192,19 @@ def handler(request):
     expect(row.stderr).toContain("fngw: hint: 'requests' is not installed; add it to the function's packages");
   });
 
+  it.each([
+    ["an ES import", 'import _ from "lodash/fp";\nexport default () => Response.json(_.chunk(2)([1, 2, 3]));\n'],
+    ["a require", 'module.exports = () => { require("@scope/missing/sub"); };\n'],
+  ])("a Node function without packages gets the hint too, for %s", async (_what, code) => {
+    const name = `bare-node-${code.length}`;
+    await register(call, { name, runtime: "node", code });
+    const res = await call(`/fn/${name}`);
+    expect(res.status).toBe(500);
+    const row = await invocation(call, invocationId(res));
+    const missing = code.includes("lodash") ? "lodash" : "@scope/missing";
+    expect(row.stderr, row.stderr).toContain(`fngw: hint: '${missing}' is not installed; add it to the function's packages`);
+  });
+
   it("shows the environments' count and size in /healthz", async () => {
     const health = (await (await fetch(`${server.url}/healthz`)).json()) as Json;
     expect(health.packages.ready).toBe(true);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Runtime } from "../../src/core/runtimes.js";
 import { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { environmentKey, PackageStore, type EnvironmentRecord, type EnvironmentState } from "../../src/packages/environments.js";
+import { missingPackageHint } from "../../src/packages/hints.js";
 import { normalisePackages } from "../../src/packages/spec.js";
 import { expectError, makeGateway, PY_HELLO, register, result, runScenarios, type Gateway, type Json } from "./harness.js";
 
@@ -168,5 +169,23 @@ describe("versions, invocations and /healthz over a package store", () => {
   it("shows the store in /healthz", async () => {
     const health = (await (await gw.call("/healthz")).json()) as Json;
     expect(health.packages).toEqual({ ready: true, environments: 2, bytes: 3 * MiB, budget_bytes: 3 * MiB });
+  });
+});
+
+describe("the missing-package hint", () => {
+  it.each([
+    ["python", "ModuleNotFoundError: No module named 'yaml'\n", [], "yaml"],
+    ["python", "ModuleNotFoundError: No module named 'requests.adapters'\n", ["numpy"], "requests"],
+    ["python", "ModuleNotFoundError: No module named 'Foo_Bar'\n", ["foo-bar"], null],
+    ["python", "ImportError: attempted relative import with no known parent package\n", [], null],
+    ["node", "Error: Cannot find module 'lodash/fp'\nRequire stack:\n- /function.js\n", [], "lodash"],
+    ["node", "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'zod' imported from /tmp/function.mjs\n", ["lodash@^4"], "zod"],
+    ["node", 'TypeError [ERR_UNSUPPORTED_RESOLVE_REQUEST]: Failed to resolve module specifier "@scope/pkg/sub" from "data:..."\n', [], "@scope/pkg"],
+    ["node", "Error: Cannot find module 'lodash'\n", ["lodash@4.17.21"], null],
+    ["node", "Error: Cannot find module './local.js'\n", [], null],
+    ["node", "Error: Cannot find module 'node:nothing'\n", [], null],
+  ] as const)("%s: %j with packages %j → %s", (runtime, stderr, packages, missing) => {
+    const hint = missingPackageHint(runtime, stderr, packages);
+    expect(hint).toBe(missing === null ? null : `fngw: hint: '${missing}' is not installed; add it to the function's packages`);
   });
 });
