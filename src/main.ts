@@ -155,8 +155,16 @@ async function main(): Promise<void> {
     } catch (err) {
       console.error("closing the sandbox failed:", err);
     }
-    // Running installs end (or are killed at their timeout); queued ones resume at the next start.
-    await packageStore.close().catch((err: unknown) => console.error("closing the package store failed:", err));
+    // Running installs may finish within the grace period; queued or cut ones are installed again at the next start.
+    const installsEnded = packageStore.close().then(
+      () => true,
+      (err: unknown) => {
+        console.error("closing the package store failed:", err);
+        return true;
+      },
+    );
+    const graceOver = new Promise<false>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS, false).unref());
+    if (!(await Promise.race([installsEnded, graceOver]))) console.log("package installs still running are cut; they start again at the next start");
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
     const cut = stores.invocations.markInterrupted();
