@@ -9,6 +9,8 @@ import { configureLog, log, printPlain } from "./core/log.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
+import { FunctionEnvironments } from "./packages/function-environments.js";
+import { openPackageStore } from "./packages/index.js";
 import { Sandbox } from "./sandbox/sandbox.js";
 import { closeServer, listen } from "./server.js";
 
@@ -99,6 +101,27 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
+  let packageStore: ReturnType<typeof openPackageStore>;
+  try {
+    packageStore = openPackageStore(config, config.DATA_DIR, sandbox.interpreters);
+  } catch (err) {
+    fail(`the package store could not open: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const packages = new FunctionEnvironments(packageStore.store, stores.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) => console.log(line));
+  // Versions left waiting for their packages wait again; environments no version refers to age out.
+  packages.resumePending();
+  const sweepPackages = () => {
+    try {
+      const removed = packages.sweep();
+      if (removed.length > 0) console.log(`removed ${removed.length} package environment(s) no function version uses`);
+    } catch (err) {
+      console.error("package clean-up failed:", err);
+    }
+  };
+  sweepPackages();
+  const packageSweep = setInterval(sweepPackages, config.PACKAGES_SWEEP_INTERVAL_MS);
+  packageSweep.unref();
+
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const app = createApp({
     config,
@@ -109,6 +132,7 @@ async function main(): Promise<void> {
     admission,
     backup: (file) => database.sqlite.backup(file),
     databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
+    packages,
   });
   const retention = startRetention(stores.invocations, {
     retentionDays: config.LOG_RETENTION_DAYS,
@@ -124,6 +148,7 @@ async function main(): Promise<void> {
   gateway.onShutdown(async (server, signal) => {
     log.info(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
     retention.stop();
+    clearInterval(packageSweep);
     server.close();
     server.closeIdleConnections();
     if (!(await admission.idle(config.SHUTDOWN_GRACE_MS))) {
@@ -134,6 +159,16 @@ async function main(): Promise<void> {
     } catch (err) {
       log.error({ err }, "closing the sandbox failed");
     }
+    // Running installs may finish within the grace period; queued or cut ones are installed again at the next start.
+    const installsEnded = packageStore.close().then(
+      () => true,
+      (err: unknown) => {
+        console.error("closing the package store failed:", err);
+        return true;
+      },
+    );
+    const graceOver = new Promise<false>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS, false).unref());
+    if (!(await Promise.race([installsEnded, graceOver]))) console.log("package installs still running are cut; they start again at the next start");
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
     const cut = stores.invocations.markInterrupted();

@@ -92,6 +92,39 @@ const EnvSchema = z.object({
    * served from a host name of their own.
    */
   FUNCTIONS_ORIGIN_ISOLATION: z.enum(["on", "off"]).default("on"),
+
+  // Function packages (docs/packages.md).
+  /** The uid (and gid) installers run as, and the PACKAGES_PARALLEL - 1 below it; none may be a sandbox's. */
+  PACKAGES_UID: int(1000, 199_999, 2 ** 31 - 2),
+  /** Total size of all environments; past it new environments are refused. */
+  PACKAGES_MAX_MB: int(1, 4096),
+  /** Installs that run at once; the rest wait in the queue. */
+  PACKAGES_PARALLEL: int(1, 1, 16),
+  /** Wall-clock limit of one install (pip or npm and the lock listing). */
+  PACKAGES_TIMEOUT_MS: int(1000, 600_000),
+  /** Memory limit of one install (cgroup). */
+  PACKAGES_MEMORY_MB: int(64, 1024),
+  /** How long an environment no function version references is kept before the sweep removes it. */
+  PACKAGES_GRACE_MS: int(0, 24 * 3600_000),
+  /** How often unreferenced environments are looked for (and removed once past PACKAGES_GRACE_MS). */
+  PACKAGES_SWEEP_INTERVAL_MS: int(1000, 3600_000),
+  /** Where installers write before their tree is sealed and moved into DATA_DIR (defaults to a directory in the system temp dir). */
+  PACKAGES_STAGING_DIR: z.string().min(1).optional(),
+}).superRefine((env, ctx) => {
+  // Installers run as PACKAGES_UID - k (k < PACKAGES_PARALLEL); a sandbox with one of those uids
+  // could signal or read an install in progress, and the strays' clean-up would kill the sandbox.
+  const lowest = env.PACKAGES_UID - env.PACKAGES_PARALLEL + 1;
+  const last = env.SANDBOX_UID_BASE + env.MAX_CONCURRENCY - 1;
+  if (lowest <= last && env.PACKAGES_UID >= env.SANDBOX_UID_BASE) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["PACKAGES_UID"],
+      message: `the installers' uids ${lowest}..${env.PACKAGES_UID} overlap the sandbox uids ${env.SANDBOX_UID_BASE}..${last} (SANDBOX_UID_BASE, MAX_CONCURRENCY); choose uids outside that range`,
+    });
+  }
+  if (lowest < 1000) {
+    ctx.addIssue({ code: "custom", path: ["PACKAGES_UID"], message: `PACKAGES_UID - PACKAGES_PARALLEL + 1 (${lowest}) must be at least 1000` });
+  }
 });
 
 /** A 256-bit key given as base64. */

@@ -60,6 +60,16 @@ export function settingFields(config: Config) {
         .openapi({ description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit" }),
       () => null,
     ),
+    packages: field(
+      z
+        .array(z.string())
+        .openapi({
+          example: ["numpy>=2,<3"],
+          description:
+            "Registry packages installed for the function, as given: pip requirements (wheels only) for Python, npm specs for Node (no scripts). Checked against the runtime at registration. Default []",
+        }),
+      () => [],
+    ),
   };
 }
 

@@ -7,6 +7,11 @@ import { INVOCATION_STATUSES } from "../core/statuses.js";
 export const functions = sqliteTable("functions", {
   name: text("name").primaryKey(),
   currentVersion: integer("current_version").notNull(),
+  /**
+   * The newest version stored while its package environment was not ready: it becomes current when
+   * the environment is (and stays here, failed, when it fails); null when there is none.
+   */
+  pendingVersion: integer("pending_version"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
@@ -22,6 +27,8 @@ const settingColumns = {
   public: integer("public", { mode: "boolean" }).notNull(),
   /** Invocations of this function that may be in progress at once; null: only the gateway's limit. */
   maxConcurrency: integer("max_concurrency"),
+  /** The packages as given (a JSON array of specs). */
+  packages: text("packages", { mode: "json" }).$type<FunctionSettings["packages"]>().notNull().default([]),
 } satisfies Record<SettingKey, SQLiteColumnBuilderBase>;
 
 /** Immutable versions; a PUT adds one. They go with their function on delete. */
@@ -35,6 +42,8 @@ export const functionVersions = sqliteTable(
     ...settingColumns,
     /** Whether `env` holds sealed values (db/secrets.ts); rows stored before sealing existed are converted at start. */
     envSealed: integer("env_sealed", { mode: "boolean" }).notNull().default(false),
+    /** The package environment this version runs with (`packages/environments.ts`); null without packages. */
+    environmentKey: text("environment_key"),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.functionName, t.version] })],

@@ -4,6 +4,7 @@ import type { Runner, RunnerHealth } from "../core/runner.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { InvocationLog } from "../db/invocations.js";
 import type { TokenStore } from "../db/tokens.js";
+import type { FunctionEnvironments } from "../packages/function-environments.js";
 import { Admission, ReadingLimit } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
 import { InvocationFeed } from "./feed.js";
@@ -42,6 +43,8 @@ export interface AppDeps {
   backup: (file: string) => Promise<unknown>;
   /** The database's size for /metrics (file and write-ahead log, pages in use); left out when absent. */
   databaseBytes?: () => { file: number; used: number };
+  /** Package environments (shown in /healthz as `packages`); without them functions with packages are refused. */
+  packages?: FunctionEnvironments;
 }
 
 /** Slack over the largest function (code + env) for the JSON around it. */
@@ -79,8 +82,13 @@ export function createApp(deps: AppDeps) {
   );
   app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
 
-  app.route("/healthz", healthApi({ checks: { sandbox: health, ...deps.checks } }));
-  app.route("/api/functions", functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code) }));
+  const packages = deps.packages;
+  const packagesCheck: HealthChecks = packages ? { packages: () => packages.health() } : {};
+  app.route("/healthz", healthApi({ checks: { sandbox: health, ...packagesCheck, ...deps.checks } }));
+  app.route(
+    "/api/functions",
+    functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code), packages }),
+  );
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations/stream", streamApi(feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
@@ -89,7 +97,7 @@ export function createApp(deps: AppDeps) {
   app.route("/metrics", metricsApi({ metrics, tokens: stores.tokens }));
   app.route(
     "/fn",
-    invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, metrics, newId: deps.newId }),
+    invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, metrics, newId: deps.newId, packages }),
   );
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");

@@ -3,6 +3,8 @@ import type { Context, Env, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
+import { PackagesFullError } from "../packages/environments.js";
+import { PackageSpecError } from "../packages/spec.js";
 import { SettingsError } from "../core/settings.js";
 import { log } from "../core/log.js";
 
@@ -87,6 +89,8 @@ function fromHttpException(err: HTTPException): { code: string; message: string 
 export const onError: ErrorHandler = (err, c: Context) => {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, err.extra), err.status, err.headers);
   if (err instanceof SettingsError) return c.json(errorBody("invalid_request", err.message), 400);
+  if (err instanceof PackageSpecError) return c.json(errorBody(err.code, err.message), 400);
+  if (err instanceof PackagesFullError) return c.json(errorBody(err.code, err.message), 507);
   if (err instanceof HTTPException) {
     const { code, message } = fromHttpException(err);
     return c.json(errorBody(code, message), err.status);

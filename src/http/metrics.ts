@@ -8,6 +8,7 @@ export type RejectionReason =
   | "saturated" // 429: past the admission limit (before or after the body)
   | "reading" // 429: MAX_READING_REQUESTS bodies being received
   | "body_too_large" // 413
+  | "packages" // 503: the version's packages are not installed (yet)
   | "body_timeout" // 408
   | "queue_timeout"; // 429: no sandbox slot within QUEUE_TIMEOUT_MS, or the sandbox closing
 

@@ -175,6 +175,11 @@ export class PackageStore {
     return removed;
   }
 
+  /** Environments in the store, whatever their state. */
+  environmentCount(): number {
+    return this.records.size;
+  }
+
   /** Bytes held by environments (ready ones, as measured when sealed). */
   usageBytes(): number {
     let total = 0;

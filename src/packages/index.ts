@@ -3,14 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import { setupCgroups, type Cgroups } from "../sandbox/cgroups/setup.js";
 import type { Interpreters } from "../sandbox/binaries.js";
-import type { PackagesConfig } from "./config.js";
+import type { PackagesConfig } from "./config-keys.js";
 import { confinement } from "./confine.js";
 import { PackageStore } from "./environments.js";
 import { log as gatewayLog } from "../core/log.js";
 
 export { PackageStore, PackagesFullError, environmentKey, type EnvironmentRecord, type EnvironmentState } from "./environments.js";
 export { normalisePackages, PackageSpecError, type PackageSpec } from "./spec.js";
-export { loadPackagesConfig, type PackagesConfig } from "./config.js";
+export type { PackagesConfig } from "./config-keys.js";
 
 // Processes (threads included) one install may have: npm and pip start a few dozen at most.
 const INSTALLER_PIDS_MAX = 512;

@@ -75,7 +75,8 @@ export class Sandbox implements Runner {
     private readonly pool: SlotPool,
     private readonly cgroups: Cgroups,
     private readonly firewall: Firewall,
-    private readonly interpreters: Interpreters,
+    /** The real interpreter binaries; package installs use the same ones so that wheels match. */
+    readonly interpreters: Interpreters,
     private readonly forkServer: ForkServer | null,
   ) {}
 

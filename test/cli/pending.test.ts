@@ -49,6 +49,8 @@ describe("deploy --packages and --isolation", () => {
     expect((await fngw(["show", "isolated"])).stdout).toMatch(/^isolation\s+function$/m);
     const withPackages = await fngw(["deploy", `${dir}/isolated.py`, "--packages", "six==1.16.0", "--json"]);
     expect(withPackages.code, withPackages.stderr).toBe(0);
+    // The new version becomes current once its packages are installed (it is pending until then).
+    await waitFor(async () => (await api("/api/functions/isolated")).version === 2, "version 2 to become current", 300_000);
     expect(await api("/api/functions/isolated")).toMatchObject({ version: 2, packages: ["six==1.16.0"], isolation: "function" });
   });
 });

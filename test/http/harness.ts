@@ -12,6 +12,7 @@ import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
 import { loadSecretBox } from "../../src/db/secrets.js";
 import { createStores, type Stores } from "../../src/db/stores.js";
 import { createApp, type App } from "../../src/http/app.js";
+import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
 import { Admission } from "../../src/http/admission.js";
@@ -93,7 +94,7 @@ export interface Gateway {
 }
 
 /** A fresh gateway over a real SQLite database in a temporary directory. */
-export function makeGateway(env: Record<string, string> = {}): Gateway {
+export function makeGateway(env: Record<string, string> = {}, options: { packages?: (functions: Stores["functions"]) => FunctionEnvironments } = {}): Gateway {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
   const database = openDatabase(config.DB_PATH);
@@ -112,6 +113,7 @@ export function makeGateway(env: Record<string, string> = {}): Gateway {
     backup: (file) => database.sqlite.backup(file),
     now: () => clock.now,
     databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
+    packages: options.packages?.(stores.functions),
   });
   return {
     app,

@@ -33,7 +33,7 @@ describe("PUT with the masked env that GET shows", () => {
 
   it("keeps the secret when the whole GET answer is PUT back (a rollback by hand)", async () => {
     await register(gw, { name: "roundtrip", env: { TOKEN: SECRET } });
-    const { name, version, created_at, updated_at, ...settings } = await show("roundtrip");
+    const { name, version, created_at, updated_at, environment, pending_version, ...settings } = await show("roundtrip");
     const res = await gw.call("/api/functions/roundtrip", { method: "PUT", json: settings });
     expect(res.status).toBe(200);
     expect(await envSeenBy(gw, "roundtrip")).toEqual({ TOKEN: SECRET });

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openPackageStore, type OpenedPackageStore } from "../../src/packages/index.js";
-import { loadPackagesConfig } from "../../src/packages/config.js";
+import { loadConfig } from "../../src/core/config.js";
 import { resolveInterpreters, type Interpreters } from "../../src/sandbox/binaries.js";
 
 /**
@@ -23,7 +23,7 @@ export const installerUid = () => 299_000 + Math.floor(Number(process.env.TEST_U
 export function openStore(env: Record<string, string> = {}, dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-packages-"))): StoreHandle {
   const stagingDir = path.join(dataDir, "staging");
   const uid = installerUid();
-  const config = loadPackagesConfig({ PACKAGES_UID: String(uid), PACKAGES_STAGING_DIR: stagingDir, PACKAGES_PARALLEL: "2", ...env });
+  const config = loadConfig({ PACKAGES_UID: String(uid), PACKAGES_STAGING_DIR: stagingDir, PACKAGES_PARALLEL: "2", ...env });
   // The temp dir is 0700: the staging directory below it must be reachable by the installers' uid.
   fs.chmodSync(dataDir, 0o711);
   const interpreters = resolveInterpreters(process.env.PYTHON_BIN ?? "python3", process.execPath);

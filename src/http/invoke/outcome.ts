@@ -56,9 +56,9 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string):
   return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
 }
 
-/** An invocation the gateway refuses without running it: a `rejected` row with the status it answered (408, 413, 429). */
+/** An invocation the gateway refuses without running it: a `rejected` row with the status it answered (408, 413, 429, 503). */
 export function rejected(
-  httpStatus: 408 | 413 | 429,
+  httpStatus: 408 | 413 | 429 | 503,
   code: string,
   message: string,
   invocationId: string,

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
 import { apiSettings, apiSettingsShape, requiredField } from "../../core/settings.js";
 import type { CurrentFunction, FunctionVersion } from "../../db/functions.js";
+import type { EnvironmentJson } from "../../packages/function-environments.js";
 import { FunctionNameSchema, isoTime, NameParamSchema } from "../schemas.js";
 
 // The wire shapes of /api/functions: request and response schemas (with the configured limits) and the JSON of a function.
@@ -26,15 +27,32 @@ export function functionSchemas(config: Config) {
     .strictObject({ version: z.number(requiredField).int().min(1).openapi({ description: "The version to make current again", example: 1 }) })
     .openapi("Rollback");
   const Settings = z.object(apiSettingsShape(config, "create"));
+  const Environment = z
+    .object({
+      key: z.string().openapi({ description: "SHA-256 of the runtime, the interpreter version and the normalised list" }),
+      state: z.enum(["pending", "building", "ready", "failed"]),
+      error: z.string().nullable().openapi({ description: "Why the install failed, in one line" }),
+      output: z.string().openapi({ description: "The installer's output (its last 64 KiB)" }),
+      lock: z.record(z.string(), z.string()).nullable().openapi({ description: "The exact versions installed, by package; null until ready" }),
+      size_bytes: z.number().int(),
+    })
+    .nullable()
+    .openapi("PackageEnvironment", { description: "The version's package environment; null without packages" });
   const FunctionSchema = Settings.extend({
     name: FunctionNameSchema,
     version: z.number().int().openapi({ example: 1 }),
+    environment: Environment,
+    pending_version: z
+      .object({ version: z.number().int(), packages: z.array(z.string()), environment: Environment })
+      .nullable()
+      .openapi({ description: "A newer version waiting for its packages: current once they are ready; kept here, failed, when they fail" }),
     created_at: z.string().openapi({ description: "When the function was first registered" }),
     updated_at: z.string().openapi({ description: "When the current version was stored" }),
   }).openapi("Function");
   const VersionSchema = Settings.extend({
     name: FunctionNameSchema,
     version: z.number().int().openapi({ example: 1 }),
+    environment: Environment,
     created_at: z.string(),
   }).openapi("FunctionVersion");
   const FunctionSummarySchema = z
@@ -44,10 +62,20 @@ export function functionSchemas(config: Config) {
   return { CreateFunction, UpdateFunction, VersionParams, RollbackRequest, FunctionSchema, VersionSchema, FunctionSummarySchema };
 }
 
-export function versionJson(v: FunctionVersion) {
-  return { name: v.name, version: v.version, ...apiSettings(v), created_at: isoTime(v.createdAt) };
+/** How the JSON shows an environment key (FunctionEnvironments.describe). */
+export type DescribeEnvironment = (key: string | null) => EnvironmentJson | null;
+
+export function versionJson(v: FunctionVersion, describe: DescribeEnvironment) {
+  return { name: v.name, version: v.version, ...apiSettings(v), environment: describe(v.environmentKey), created_at: isoTime(v.createdAt) };
 }
 
-export function functionJson(fn: CurrentFunction) {
-  return { ...versionJson(fn), created_at: isoTime(fn.functionCreatedAt), updated_at: isoTime(fn.createdAt) };
+/** The current version, with the version waiting for its packages (`pending`) if any. */
+export function functionJson(fn: CurrentFunction, describe: DescribeEnvironment, pending?: FunctionVersion) {
+  const pendingVersion = pending ? { version: pending.version, packages: pending.packages, environment: describe(pending.environmentKey) } : null;
+  return {
+    ...versionJson(fn, describe),
+    pending_version: pendingVersion,
+    created_at: isoTime(fn.functionCreatedAt),
+    updated_at: isoTime(fn.createdAt),
+  };
 }

@@ -8,10 +8,12 @@ import {
   settingsOfUpdate,
 } from "../../core/settings.js";
 import type { FunctionStore } from "../../db/functions.js";
+import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
 import { requireValidSyntax, type CheckSyntax } from "../syntax-check.js";
-import { functionJson, functionSchemas, versionJson } from "./function-schemas.js";
+import { functionSchemas, versionJson } from "./function-schemas.js";
+import { checkPackages, describer, environmentKey, shown, storeVersion } from "./function-versions.js";
 
 // /api/functions: register, list, show, update (a new version), roll back (a new version), versions, delete.
 
@@ -20,6 +22,8 @@ export interface FunctionsDeps {
   functions: FunctionStore;
   /** Parses code with the real interpreter (never runs it). */
   checkSyntax: CheckSyntax;
+  /** Package environments; without them a function with packages is refused (503). */
+  packages?: FunctionEnvironments;
 }
 
 /** The routes, mounted at /api/functions. */
@@ -37,7 +41,7 @@ export function functionsApi(deps: FunctionsDeps) {
 }
 
 const errors = {
-  400: json(ErrorSchema, "Invalid request; `syntax_error` (with line and column) when the code does not parse"),
+  400: json(ErrorSchema, "Invalid request; `syntax_error` (with line and column) when the code does not parse; `invalid_packages` naming the refused package spec"),
   401: json(ErrorSchema, "Missing or wrong token"),
 };
 const notFound = { 404: json(ErrorSchema, "No such function") };
@@ -59,6 +63,7 @@ function functionRouteDefinitions(config: Config) {
         409: json(ErrorSchema, "The name is taken"),
         413: json(ErrorSchema, "Body too large"),
         503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
+        507: json(ErrorSchema, "`packages_storage_full`: a new package environment does not fit in PACKAGES_MAX_MB"),
       },
     }),
     list: createRoute({
@@ -82,14 +87,15 @@ function functionRouteDefinitions(config: Config) {
     update: createRoute({
       method: "put",
       path: "/{name}",
-      summary: "Store a new version (version + 1); older versions stay",
+      summary: "Store a new version (newest + 1); older versions stay. With packages not installed yet it is pending: current once they are ready",
       ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
       responses: {
-        200: json(FunctionSchema, "The new current version"),
+        200: json(FunctionSchema, "The function: the new version as current, or under pending_version while its packages install"),
         ...errors,
         ...notFound,
         503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
+        507: json(ErrorSchema, "`packages_storage_full`: a new package environment does not fit in PACKAGES_MAX_MB"),
       },
     }),
     rollback: createRoute({
@@ -102,7 +108,7 @@ function functionRouteDefinitions(config: Config) {
         body: { content: { "application/json": { schema: RollbackRequest } }, required: true },
       },
       responses: {
-        201: json(FunctionSchema, "The new current version (current + 1)"),
+        201: json(FunctionSchema, "The function: the new version (newest + 1) as current, or pending while its packages install"),
         ...errors,
         404: json(ErrorSchema, "No such function or version"),
       },
@@ -142,15 +148,20 @@ type Routes = ReturnType<typeof functionRouteDefinitions>;
 
 export const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
 
-function createFunction({ config, functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["create"]> {
+function createFunction(deps: FunctionsDeps): RouteHandler<Routes["create"]> {
+  const { config, functions, checkSyntax } = deps;
   return async (c) => {
     const { name, ...given } = c.req.valid("json");
     const settings = settingsOfCreate(config, given);
+    checkPackages(deps, settings);
     await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
-    const created = functions.create(name, settings);
-    if (!created) throw new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
+    const taken = () => new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
+    if (functions.get(name)) throw taken();
+    // A first version is current at once, ready or not: until its packages are, invocations answer 503.
+    const created = functions.create(name, settings, environmentKey(deps, settings));
+    if (!created) throw taken();
     c.header("Location", `/api/functions/${created.name}`);
-    return c.json(functionJson(created), 201);
+    return c.json(shown(deps, created), 201);
   };
 }
 
@@ -167,16 +178,17 @@ function listFunctions({ functions }: FunctionsDeps): RouteHandler<Routes["list"
   };
 }
 
-function showFunction({ functions }: FunctionsDeps): RouteHandler<Routes["show"]> {
+function showFunction(deps: FunctionsDeps): RouteHandler<Routes["show"]> {
   return (c) => {
     const { name } = c.req.valid("param");
-    const fn = functions.get(name);
+    const fn = deps.functions.get(name);
     if (!fn) throw unknownFunction(name);
-    return c.json(functionJson(fn), 200);
+    return c.json(shown(deps, fn), 200);
   };
 }
 
-function updateFunction({ functions, checkSyntax }: FunctionsDeps): RouteHandler<Routes["update"]> {
+function updateFunction(deps: FunctionsDeps): RouteHandler<Routes["update"]> {
+  const { functions, checkSyntax } = deps;
   return async (c) => {
     const { name } = c.req.valid("param");
     const { name: bodyName, ...given } = c.req.valid("json") ?? {};
@@ -190,14 +202,16 @@ function updateFunction({ functions, checkSyntax }: FunctionsDeps): RouteHandler
     const current = functions.get(name);
     if (!current) throw unknownFunction(name);
     const settings = settingsOfUpdate(current, given);
+    checkPackages(deps, settings);
     if (given.code !== undefined || given.runtime !== undefined) await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
-    const updated = functions.addVersion(name, settings);
+    const updated = storeVersion(deps, current, settings);
     if (!updated) throw unknownFunction(name);
-    return c.json(functionJson(updated), 200);
+    return c.json(shown(deps, updated.current), 200);
   };
 }
 
-function rollbackFunction({ functions }: FunctionsDeps): RouteHandler<Routes["rollback"]> {
+function rollbackFunction(deps: FunctionsDeps): RouteHandler<Routes["rollback"]> {
+  const { functions } = deps;
   return (c) => {
     const { name } = c.req.valid("param");
     const { version } = c.req.valid("json");
@@ -205,28 +219,29 @@ function rollbackFunction({ functions }: FunctionsDeps): RouteHandler<Routes["ro
     if (!current) throw unknownFunction(name);
     const target = functions.getVersion(name, version);
     if (!target) throw notFoundError(`function '${name}' has no version ${version}`);
-    const rolledBack = functions.addVersion(name, settingsOfRollback(current, target));
+    const rolledBack = storeVersion(deps, current, settingsOfRollback(current, target));
     if (!rolledBack) throw unknownFunction(name);
     c.header("Location", `/api/functions/${name}`);
-    return c.json(functionJson(rolledBack), 201);
+    return c.json(shown(deps, rolledBack.current), 201);
   };
 }
 
-function listVersions({ functions }: FunctionsDeps): RouteHandler<Routes["versions"]> {
+function listVersions(deps: FunctionsDeps): RouteHandler<Routes["versions"]> {
   return (c) => {
     const { name } = c.req.valid("param");
-    const versions = functions.versions(name);
+    const versions = deps.functions.versions(name);
     if (!versions) throw unknownFunction(name);
-    return c.json({ name, items: versions.map(versionJson) }, 200);
+    return c.json({ name, items: versions.map((v) => versionJson(v, describer(deps))) }, 200);
   };
 }
 
-function showVersion({ functions }: FunctionsDeps): RouteHandler<Routes["version"]> {
+function showVersion(deps: FunctionsDeps): RouteHandler<Routes["version"]> {
+  const { functions } = deps;
   return (c) => {
     const { name, version } = c.req.valid("param");
     const found = functions.getVersion(name, version);
     if (!found) throw notFoundError(functions.get(name) ? `function '${name}' has no version ${version}` : `no function named '${name}'`);
-    return c.json(versionJson(found), 200);
+    return c.json(versionJson(found, describer(deps)), 200);
   };
 }
 

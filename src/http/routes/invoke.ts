@@ -4,6 +4,8 @@ import type { Config } from "../../core/config.js";
 import type { InvocationSpec, Runner } from "../../core/runner.js";
 import type { FunctionStore, FunctionVersion } from "../../db/functions.js";
 import type { InvocationLog } from "../../db/invocations.js";
+import type { FunctionEnvironments } from "../../packages/function-environments.js";
+import { missingPackageHint } from "../../packages/hints.js";
 import type { TokenStore } from "../../db/tokens.js";
 import { grantsInvoke } from "../../core/scopes.js";
 import type { Admission, ReadingLimit } from "../admission.js";
@@ -33,7 +35,12 @@ export interface InvokeDeps {
   metrics?: GatewayMetrics;
   /** Makes invocation ids; UUIDv7 (time-ordered) unless a test passes its own. */
   newId?: () => string;
+  /** Package environments, mounted for the versions that have one. */
+  packages?: FunctionEnvironments;
 }
+
+/** Seconds a caller is told to wait for an environment that is still installing. */
+const PACKAGES_RETRY_AFTER_SECONDS = 5;
 
 /** Methods a function cannot be invoked with: a Web Request refuses them. */
 const UNSUPPORTED_METHODS = new Set(["TRACE", "TRACK", "CONNECT"]);
@@ -95,6 +102,22 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     return outcome.response;
   };
 
+  // A version whose packages are not ready does not run: 503 (Retry-After while they install).
+  let packagesDir: string | undefined;
+  if (fn.environmentKey !== null) {
+    const environment = deps.packages?.record(fn.environmentKey) ?? null;
+    packagesDir = deps.packages?.treeDir(fn.environmentKey) ?? undefined;
+    if (packagesDir === undefined) {
+      const where = `version ${fn.version} of '${fn.name}'`;
+      if (environment?.state === "failed") {
+        return refuse("packages", rejected(503, "packages_failed", `the packages of ${where} failed to install: ${environment.error ?? "unknown error"}`, id, {}));
+      }
+      const state = environment?.state ?? "unavailable";
+      const headers = { "Retry-After": String(PACKAGES_RETRY_AFTER_SECONDS) };
+      return refuse("packages", rejected(503, "packages_not_ready", `the packages of ${where} are not installed yet (${state}); retry later`, id, headers));
+    }
+  }
+
   if (!deps.admission.wouldAdmit(fn.name, fn.maxConcurrency)) {
     // A full gateway reads no body: the 429 goes out at once and the connection closes under it.
     const outcome = saturated("the gateway is saturated; retry later", id, 1);
@@ -137,6 +160,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       memoryMb: fn.memoryMb,
       network: fn.network,
       request: toSandboxRequest(c.req.raw, target.path, body, id),
+      ...(packagesDir !== undefined ? { packagesDir } : {}),
     };
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
     const started = logStart(body.byteLength);
@@ -147,6 +171,10 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     } catch (err) {
       outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
       if (outcome.end.status === "rejected") deps.metrics?.rejected("queue_timeout");
+    }
+    if (outcome.end.status !== "ok") {
+      const hint = missingPackageHint(fn.runtime, outcome.end.stderr, fn.packages);
+      if (hint) outcome.end.stderr += `${outcome.end.stderr === "" || outcome.end.stderr.endsWith("\n") ? "" : "\n"}${hint}\n`;
     }
     await logEnd(started, outcome);
     return outcome.response;

@@ -1,0 +1,43 @@
+import type { FunctionSettings } from "../../core/settings.js";
+import type { CurrentFunction, StoredVersion } from "../../db/functions.js";
+import { normalisePackages } from "../../packages/spec.js";
+import { ApiError } from "../errors.js";
+import { functionJson, type DescribeEnvironment } from "./function-schemas.js";
+import type { FunctionsDeps } from "./functions.js";
+
+// Storing versions with packages: which version is current while an environment installs, and
+// how the API shows a function with its environments.
+
+/** How this gateway shows environments (none without a package store). */
+export const describer = (deps: FunctionsDeps): DescribeEnvironment => (key) => deps.packages?.describe(key) ?? null;
+
+/** The function as the API shows it, with its pending version if any. */
+export function shown(deps: FunctionsDeps, fn: CurrentFunction) {
+  const pending = fn.pendingVersion === null ? undefined : deps.functions.getVersion(fn.name, fn.pendingVersion);
+  return functionJson(fn, describer(deps), pending);
+}
+
+/** Checks a version's packages (PackageSpecError: 400) before anything is stored or installed. */
+export function checkPackages(deps: FunctionsDeps, settings: FunctionSettings): void {
+  const normalised = normalisePackages(settings.runtime, settings.packages);
+  if (normalised.length > 0 && !deps.packages) throw new ApiError(503, "packages_unavailable", "this gateway installs no packages");
+}
+
+/** The environment key of a version with these settings, requested when new (PackagesFullError: 507). */
+export function environmentKey(deps: FunctionsDeps, settings: FunctionSettings): string | null {
+  return deps.packages?.environmentFor(settings.runtime, settings.packages)?.key ?? null;
+}
+
+/**
+ * Stores a new version. It becomes current at once when its packages are ready (or it has
+ * none), or when the current version cannot run either; otherwise it waits, pending, and the
+ * current version keeps serving until the new environment is ready.
+ */
+export function storeVersion(deps: FunctionsDeps, current: CurrentFunction, settings: FunctionSettings): StoredVersion | null {
+  const key = environmentKey(deps, settings);
+  const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
+  const stored = deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
+  if (stored && key !== null && stored.current.version !== stored.stored.version) deps.packages?.watch(current.name, stored.stored.version, key);
+  return stored;
+}
+
