@@ -1,6 +1,6 @@
 import { index, integer, primaryKey, real, sqliteTable, text, type SQLiteColumnBuilderBase } from "drizzle-orm/sqlite-core";
 import { RUNTIMES } from "../core/runtimes.js";
-import type { FunctionSettings, SettingKey } from "../core/settings.js";
+import { ISOLATIONS, type FunctionSettings, type SettingKey } from "../core/settings.js";
 import { INVOCATION_STATUSES } from "../core/statuses.js";
 
 /** A registered function: its name and which of its versions is current. Timestamps are epoch ms. */
@@ -22,6 +22,8 @@ const settingColumns = {
   public: integer("public", { mode: "boolean" }).notNull(),
   /** Invocations of this function that may be in progress at once; null: only the gateway's limit. */
   maxConcurrency: integer("max_concurrency"),
+  /** "invocation" (a fresh process each) or "function" (warm instances per version). */
+  isolation: text("isolation", { enum: ISOLATIONS }).notNull().default("invocation"),
 } satisfies Record<SettingKey, SQLiteColumnBuilderBase>;
 
 /** Immutable versions; a PUT adds one. They go with their function on delete. */

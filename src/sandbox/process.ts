@@ -14,7 +14,7 @@ import { BASE_ENV, encodeLockLine, REQUEST_FD, RESULT_FD, type LockParams } from
  * stops the library's Go runtime from keeping its cgroup CPU files open
  * (container-aware GOMAXPROCS), which the lock-down would refuse.
  */
-const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
+export const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
   ...BASE_ENV,
   GODEBUG: "containermaxprocs=0,updatemaxprocs=0",
 });
