@@ -15,6 +15,7 @@ import { runInSlot, type RunSettings } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
+import { WarmPool, type WarmInstanceHealth } from "./warm.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
 
@@ -29,6 +30,8 @@ export interface SandboxHealth extends RunnerHealth {
   firewall: boolean;
   python: string;
   node: string;
+  /** Warm instances (isolation "function"): how many, and each one's function, version and memory. */
+  warm: { count: number; instances: WarmInstanceHealth[] };
 }
 
 export type SandboxConfig = Pick<
@@ -46,6 +49,9 @@ export type SandboxConfig = Pick<
   | "MAX_MEMORY_MB"
   | "STANDBY_INTERPRETERS"
   | "SANDBOX_BLOCKED_NETWORKS"
+  | "WARM_IDLE_MS"
+  | "WARM_MAX_INVOCATIONS"
+  | "WARM_MAX_INSTANCES"
 >;
 
 /**
@@ -56,7 +62,7 @@ export type SandboxConfig = Pick<
 export class Sandbox implements Runner {
   private closed = false;
   private readonly running = new Set<Promise<InvocationResult>>();
-  private readonly stopping = new AbortController();
+  private readonly warm: WarmPool;
 
   private constructor(
     private readonly settings: RunSettings,
@@ -64,7 +70,11 @@ export class Sandbox implements Runner {
     private readonly cgroups: Cgroups,
     private readonly firewall: Firewall,
     private readonly interpreters: Interpreters,
-  ) {}
+    private readonly stopping: AbortController,
+    warm: (stop: AbortSignal) => WarmPool,
+  ) {
+    this.warm = warm(stopping.signal);
+  }
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
   static async start(config: SandboxConfig, log: (line: string) => void = console.warn): Promise<Sandbox> {
@@ -119,12 +129,28 @@ export class Sandbox implements Runner {
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       maxThreads: config.MAX_THREADS,
     };
-    return new Sandbox(settings, pool, cgroups, firewall, interpreters);
+    const warm = (stop: AbortSignal) =>
+      new WarmPool({
+        run: settings,
+        interpreter: interpreterSettings,
+        pool,
+        cgroupOf: (slot) => cgroups.slot(slot.index),
+        idleMs: config.WARM_IDLE_MS,
+        maxInvocations: config.WARM_MAX_INVOCATIONS,
+        maxInstances: config.WARM_MAX_INSTANCES,
+        queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
+        stop,
+      });
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters, new AbortController(), warm);
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
     if (this.closed) throw new SaturatedError(1);
-    const slot = await this.pool.acquire();
+    if (spec.isolation === "function") return this.trackRun(this.warm.run(spec));
+    const acquiring = this.pool.acquire();
+    // Slots held by idle warm instances never starve invocations: one is stopped for this one.
+    if (this.pool.queued > 0) this.warm.evictIdle();
+    const slot = await acquiring;
     const run = runInSlot(this.settings, { slot, cgroup: this.cgroups.slot(slot.index), stop: this.stopping.signal }, spec);
     this.running.add(run);
     try {
@@ -132,6 +158,15 @@ export class Sandbox implements Runner {
     } finally {
       this.running.delete(run);
       this.pool.release(slot);
+    }
+  }
+
+  private async trackRun(run: Promise<InvocationResult>): Promise<InvocationResult> {
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
     }
   }
 
@@ -150,6 +185,7 @@ export class Sandbox implements Runner {
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
+      warm: this.warm.health(),
     };
   }
 
@@ -164,6 +200,7 @@ export class Sandbox implements Runner {
     this.pool.rejectWaiters(new SaturatedError(1));
     this.stopping.abort();
     await Promise.allSettled([...this.running, this.settings.standby.close()]);
+    await this.warm.close();
     this.release();
   }
 

@@ -1,0 +1,211 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import { SaturatedError, type InvocationResult, type InvocationSpec } from "../core/runner.js";
+import type { SlotCgroup } from "./cgroups/setup.js";
+import { classify } from "./classify.js";
+import type { InterpreterSettings } from "./process.js";
+import { encodePayload, FLAG_NETWORK } from "./protocol.js";
+import type { RunSettings } from "./run.js";
+import type { Slot, SlotPool } from "./slots.js";
+import { WarmProcess } from "./warm-process.js";
+
+// Warm instances (isolation "function"): a process locked down for one version of one function
+// serves that version's invocations one at a time, holding its slot (uid, jail root, cgroup) for
+// its lifetime. Recycled when idle for WARM_IDLE_MS, after WARM_MAX_INVOCATIONS, when another
+// version is invoked, and after any invocation that did not end cleanly (crash, timeout, OOM).
+
+export interface WarmSettings {
+  run: RunSettings;
+  interpreter: InterpreterSettings;
+  pool: SlotPool;
+  cgroupOf(slot: Slot): SlotCgroup | null;
+  idleMs: number;
+  maxInvocations: number;
+  /** Instances per version when its max_concurrency is null. */
+  maxInstances: number;
+  queueTimeoutMs: number;
+  stop: AbortSignal;
+}
+
+interface Instance {
+  key: string;
+  name: string;
+  version: number;
+  slot: Slot;
+  cgroup: SlotCgroup | null;
+  process: WarmProcess;
+  packages: boolean;
+  invocations: number;
+  busy: boolean;
+  /** A newer version was invoked: stopped when its invocation ends. */
+  retired: boolean;
+  idleTimer: NodeJS.Timeout | null;
+}
+
+export interface WarmInstanceHealth {
+  function: string;
+  version: number;
+  pid: number | null;
+  busy: boolean;
+  invocations: number;
+  /** Resident memory of the interpreter (/proc/<pid>/status VmRSS). */
+  rssBytes: number | null;
+}
+
+export class WarmPool {
+  private readonly instances = new Set<Instance>();
+  /** Invocations waiting for an instance of their version to become idle, by version key. */
+  private readonly waiters = new Map<string, ((instance: Instance | null) => void)[]>();
+  private readonly stopping = new Set<Promise<void>>();
+
+  constructor(private readonly settings: WarmSettings) {}
+
+  async run(spec: InvocationSpec): Promise<InvocationResult> {
+    const target = spec.version;
+    if (target === undefined) throw new Error("a warm invocation needs its function version");
+    const key = `${target.name}@${target.version}`;
+    // A new version never runs on an old instance; the old ones go (busy ones when they finish).
+    for (const instance of this.instances) {
+      if (instance.name === target.name && instance.version !== target.version) this.retire(instance);
+    }
+    const instance = await this.instanceFor(key, spec);
+    instance.busy = true;
+    if (instance.idleTimer) clearTimeout(instance.idleTimer);
+    const oomBefore = instance.cgroup?.oomKills() ?? 0;
+    const nonce = crypto.randomBytes(16).toString("hex");
+    const exit = await instance.process.invoke(encodePayload(spec, nonce), nonce, spec.timeoutMs, this.settings.stop);
+    instance.invocations++;
+    const oomKilled = instance.cgroup !== null && instance.cgroup.oomKills() > oomBefore;
+    const result = classify(exit, spec, oomKilled, this.settings.run);
+    // Only an invocation that reached its end marks, within its limits, leaves a reusable instance.
+    const reusable = exit.ended && !exit.timedOut && !oomKilled && result.status !== "timeout" && instance.process.alive;
+    if (!reusable || instance.retired || instance.invocations >= this.settings.maxInvocations) this.stop(instance);
+    else this.release(instance);
+    return result;
+  }
+
+  /** Stops one idle instance to free its slot for a waiting invocation; false when none is idle. */
+  evictIdle(): boolean {
+    for (const instance of this.instances) {
+      if (!instance.busy) {
+        this.stop(instance);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  health(): { count: number; instances: WarmInstanceHealth[] } {
+    const instances = [...this.instances].map((instance) => ({
+      function: instance.name,
+      version: instance.version,
+      pid: instance.process.pid ?? null,
+      busy: instance.busy,
+      invocations: instance.invocations,
+      rssBytes: rssOf(instance.process.pid),
+    }));
+    return { count: instances.length, instances };
+  }
+
+  async close(): Promise<void> {
+    for (const resolve of [...this.waiters.values()].flat()) resolve(null);
+    this.waiters.clear();
+    for (const instance of this.instances) this.stop(instance);
+    await Promise.allSettled([...this.stopping]);
+  }
+
+  private async instanceFor(key: string, spec: InvocationSpec): Promise<Instance> {
+    for (const instance of this.instances) {
+      if (instance.key === key && !instance.busy && !instance.retired && instance.process.alive) return instance;
+    }
+    const mine = [...this.instances].filter((instance) => instance.key === key && !instance.retired).length;
+    if (mine < (spec.version?.maxConcurrency ?? this.settings.maxInstances)) return this.startInstance(key, spec);
+    const instance = await new Promise<Instance | null>((resolve, reject) => {
+      const queue = this.waiters.get(key) ?? [];
+      this.waiters.set(key, queue);
+      const timer = setTimeout(() => {
+        queue.splice(queue.indexOf(handOver), 1);
+        reject(new SaturatedError(1));
+      }, this.settings.queueTimeoutMs);
+      const handOver = (instance: Instance | null) => {
+        clearTimeout(timer);
+        resolve(instance);
+      };
+      queue.push(handOver);
+    });
+    if (instance === null) throw new SaturatedError(1);
+    return instance;
+  }
+
+  private async startInstance(key: string, spec: InvocationSpec): Promise<Instance> {
+    const { pool, run } = this.settings;
+    const acquiring = pool.acquire();
+    // A slot held by an idle warm instance never starves anyone: one is stopped for the waiter.
+    if (pool.queued > 0) this.evictIdle();
+    const slot = await acquiring;
+    const cgroup = this.settings.cgroupOf(slot);
+    const packages = spec.packagesDir !== undefined;
+    try {
+      run.jail.mountTmp(slot.index);
+      if (spec.packagesDir !== undefined) run.jail.mountPackages(slot.index, spec.packagesDir);
+      cgroup?.setMemoryLimit(spec.memoryMb);
+    } catch (error) {
+      this.cleanUp(slot, cgroup, packages);
+      throw error;
+    }
+    const params = { jail: run.jail.root(slot.index), uid: slot.uid, gid: slot.gid, flags: spec.network ? FLAG_NETWORK : 0, maxThreads: run.maxThreads };
+    const process = WarmProcess.start(spec.runtime, this.settings.interpreter, params, (pid) => cgroup?.join(pid));
+    const { name, version } = spec.version!;
+    const instance: Instance = { key, name, version, slot, cgroup, process, packages, invocations: 0, busy: true, retired: false, idleTimer: null };
+    this.instances.add(instance);
+    return instance;
+  }
+
+  /** An instance whose invocation ended cleanly: to a waiter of its version, else stopped if anyone waits for a slot, else idle. */
+  private release(instance: Instance): void {
+    const next = this.waiters.get(instance.key)?.shift();
+    if (next) return next(instance);
+    instance.busy = false;
+    if (this.settings.pool.queued > 0) return this.stop(instance);
+    instance.idleTimer = setTimeout(() => this.stop(instance), this.settings.idleMs);
+    instance.idleTimer.unref();
+  }
+
+  private retire(instance: Instance): void {
+    instance.retired = true;
+    if (!instance.busy) this.stop(instance);
+  }
+
+  private stop(instance: Instance): void {
+    if (!this.instances.delete(instance)) return;
+    if (instance.idleTimer) clearTimeout(instance.idleTimer);
+    const stopped = (async () => {
+      await instance.process.discard();
+      instance.cgroup?.killAll();
+      this.cleanUp(instance.slot, instance.cgroup, instance.packages);
+    })();
+    this.stopping.add(stopped);
+    void stopped.finally(() => this.stopping.delete(stopped));
+  }
+
+  private cleanUp(slot: Slot, cgroup: SlotCgroup | null, packages: boolean): void {
+    const { jail } = this.settings.run;
+    try {
+      cgroup?.killAll();
+      if (packages) jail.unmountPackages(slot.index);
+      jail.unmountTmp(slot.index);
+    } finally {
+      this.settings.pool.release(slot);
+    }
+  }
+}
+
+function rssOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? null : Number(kb) * 1024;
+  } catch {
+    return null;
+  }
+}
