@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
-import { SPAWN_ENV, type InterpreterSettings, type ProcessExit } from "./process.js";
-import { encodeLockLine, endFrame, outputMarker, REQUEST_FD, RESULT_FD, type LockParams } from "./protocol.js";
+import { type InterpreterSettings, type ProcessExit, SPAWN_ENV } from "./process.js";
+import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
 // a time on fd 3. Each invocation ends with the nonce the gateway sent with it: a marker on

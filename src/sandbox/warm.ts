@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { SaturatedError, type InvocationResult, type InvocationSpec } from "../core/runner.js";
+import { type InvocationResult, type InvocationSpec, SaturatedError } from "../core/runner.js";
 import type { SlotCgroup } from "./cgroups/setup.js";
 import { classify } from "./classify.js";
 import type { InterpreterSettings } from "./process.js";
@@ -153,10 +153,28 @@ export class WarmPool {
       this.cleanUp(slot, cgroup, packages);
       throw error;
     }
-    const params = { jail: run.jail.root(slot.index), uid: slot.uid, gid: slot.gid, flags: spec.network ? FLAG_NETWORK : 0, maxThreads: run.maxThreads };
+    const params = {
+      jail: run.jail.root(slot.index),
+      uid: slot.uid,
+      gid: slot.gid,
+      flags: spec.network ? FLAG_NETWORK : 0,
+      maxThreads: run.maxThreads,
+    };
     const process = WarmProcess.start(spec.runtime, this.settings.interpreter, params, (pid) => cgroup?.join(pid));
     const { name, version } = spec.version!;
-    const instance: Instance = { key, name, version, slot, cgroup, process, packages, invocations: 0, busy: true, retired: false, idleTimer: null };
+    const instance: Instance = {
+      key,
+      name,
+      version,
+      slot,
+      cgroup,
+      process,
+      packages,
+      invocations: 0,
+      busy: true,
+      retired: false,
+      idleTimer: null,
+    };
     this.instances.add(instance);
     return instance;
   }
@@ -164,9 +182,15 @@ export class WarmPool {
   /** An instance whose invocation ended cleanly: to a waiter of its version, else stopped if anyone waits for a slot, else idle. */
   private release(instance: Instance): void {
     const next = this.waiters.get(instance.key)?.shift();
-    if (next) return next(instance);
+    if (next) {
+      next(instance);
+      return;
+    }
     instance.busy = false;
-    if (this.settings.pool.queued > 0) return this.stop(instance);
+    if (this.settings.pool.queued > 0) {
+      this.stop(instance);
+      return;
+    }
     instance.idleTimer = setTimeout(() => this.stop(instance), this.settings.idleMs);
     instance.idleTimer.unref();
   }

@@ -80,7 +80,10 @@ def handler(request):
     expect(two.uid).not.toBe(one.uid);
     expect(two).toMatchObject({ count: 1, seen: false });
     // The first is untouched: same process, its state intact.
-    expect(bodyJson<State>(await sandbox.run(warm(runtime, STATEFUL[runtime], `one-${runtime}`, versions - 2)))).toMatchObject({ pid: one.pid, count: 2 });
+    expect(bodyJson<State>(await sandbox.run(warm(runtime, STATEFUL[runtime], `one-${runtime}`, versions - 2)))).toMatchObject({
+      pid: one.pid,
+      count: 2,
+    });
   });
 
   it("never serves an old version: the next invocation of a new version runs the new code in a new process", async () => {
@@ -121,7 +124,14 @@ module.exports = (request) => {
         warm(runtime, code, name, 1, {
           timeoutMs,
           memoryMb: 64,
-          request: { method: "GET", path: "/", query: [["do", what]], headers: [], body: new Uint8Array(), url: `http://gateway.test/fn/x?do=${what}` },
+          request: {
+            method: "GET",
+            path: "/",
+            query: [["do", what]],
+            headers: [],
+            body: new Uint8Array(),
+            url: `http://gateway.test/fn/x?do=${what}`,
+          },
         }),
       );
     const before = bodyJson<{ pid: number; count: number }>(await ask("ok"));
@@ -164,7 +174,10 @@ module.exports = () => {
   });
 
   it("runs a script (no handler) anew for each invocation, stdout being each one's body", async () => {
-    const code = runtime === "python" ? `import os\nprint(os.path.exists("/tmp/s")); open("/tmp/s", "w")` : `const fs = require("node:fs"); console.log(fs.existsSync("/tmp/s")); fs.writeFileSync("/tmp/s", "");`;
+    const code =
+      runtime === "python"
+        ? `import os\nprint(os.path.exists("/tmp/s")); open("/tmp/s", "w")`
+        : `const fs = require("node:fs"); console.log(fs.existsSync("/tmp/s")); fs.writeFileSync("/tmp/s", "");`;
     const fn = warm(runtime, code, `script-${runtime}`);
     expect((await sandbox.run(fn)).response?.body.toString()).toMatch(/^(False|false)\n$/);
     expect((await sandbox.run(fn)).response?.body.toString()).toMatch(/^(True|true)\n$/);
