@@ -184,12 +184,16 @@ module.exports = () => {
   });
 });
 
-it("stops an idle warm instance when an invocation of another function needs its slot", async () => {
-  const code = `def handler(request):\n    return "warm"\n`;
-  // Fill every slot with idle warm instances of different functions.
-  for (let i = 0; i < 4; i++) expect((await sandbox.run(warm("python", code, `fill-${i}`))).status).toBe("ok");
-  expect(sandbox.health().warm.count).toBeGreaterThanOrEqual(4);
-  const plain = await sandbox.run(spec("python", `print("fresh")`));
-  expect(plain.response?.body.toString()).toBe("fresh\n");
-  expect(sandbox.health().warm.count).toBeLessThan(4);
+it("stops an idle warm instance when an invocation of another function needs its slot, which then holds nothing of it", async () => {
+  const code = `import os\ndef handler(request):\n    open("/tmp/secret", "w").write("warm")\n    return {"uid": os.getuid()}\n`;
+  // Fill every slot with idle warm instances of different functions, each with a file in its /tmp.
+  const fillers: number[] = [];
+  for (let i = 0; i < 4; i++) fillers.push(bodyJson<{ uid: number }>(await sandbox.run(warm("python", code, `fill-${i}`))).uid);
+  expect(sandbox.health().warm.count).toBe(4);
+  const plain = bodyJson<{ uid: number; tmp: string[] }>(
+    await sandbox.run(spec("python", `import os, json\nprint(json.dumps({"uid": os.getuid(), "tmp": os.listdir("/tmp")}))`)),
+  );
+  expect(fillers).toContain(plain.uid); // a warm instance's slot, freed for it
+  expect(plain.tmp).toEqual([]);
+  expect(sandbox.health().warm.count).toBe(3);
 });
