@@ -57,6 +57,9 @@ export class WarmPool {
   /** Invocations waiting for an instance of their version to become idle, by version key. */
   private readonly waiters = new Map<string, ((instance: Instance | null) => void)[]>();
   private readonly stopping = new Set<Promise<void>>();
+  /** Instances being started (waiting for a slot), by version key. */
+  private readonly starting = new Map<string, number>();
+  private closed = false;
 
   constructor(private readonly settings: WarmSettings) {}
 
@@ -108,6 +111,7 @@ export class WarmPool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const resolve of [...this.waiters.values()].flat()) resolve(null);
     this.waiters.clear();
     for (const instance of this.instances) this.stop(instance);
@@ -116,10 +120,25 @@ export class WarmPool {
 
   private async instanceFor(key: string, spec: InvocationSpec): Promise<Instance> {
     for (const instance of this.instances) {
-      if (instance.key === key && !instance.busy && !instance.retired && instance.process.alive) return instance;
+      if (instance.key === key && !instance.busy && !instance.process.alive)
+        this.stop(instance); // died while idle
+      else if (instance.key === key && !instance.busy && !instance.retired) {
+        instance.busy = true; // taken now: another invocation must not find it idle before this one runs
+        return instance;
+      }
     }
-    const mine = [...this.instances].filter((instance) => instance.key === key && !instance.retired).length;
-    if (mine < (spec.version?.maxConcurrency ?? this.settings.maxInstances)) return this.startInstance(key, spec);
+    const mine = [...this.instances].filter((instance) => instance.key === key && !instance.retired).length + (this.starting.get(key) ?? 0);
+    if (mine < (spec.version?.maxConcurrency ?? this.settings.maxInstances)) {
+      // Counted from now, not from when a slot is free: concurrent invocations must not all start one.
+      this.starting.set(key, (this.starting.get(key) ?? 0) + 1);
+      try {
+        return await this.startInstance(key, spec);
+      } finally {
+        const left = this.starting.get(key)! - 1;
+        if (left === 0) this.starting.delete(key);
+        else this.starting.set(key, left);
+      }
+    }
     const instance = await new Promise<Instance | null>((resolve, reject) => {
       const queue = this.waiters.get(key) ?? [];
       this.waiters.set(key, queue);
@@ -133,8 +152,10 @@ export class WarmPool {
       };
       queue.push(handOver);
     });
-    if (instance === null) throw new SaturatedError(1);
-    return instance;
+    if (instance !== null) return instance;
+    // An instance of this version stopped: room for a new one.
+    if (this.closed) throw new SaturatedError(1);
+    return this.instanceFor(key, spec);
   }
 
   private async startInstance(key: string, spec: InvocationSpec): Promise<Instance> {
@@ -202,6 +223,7 @@ export class WarmPool {
 
   private stop(instance: Instance): void {
     if (!this.instances.delete(instance)) return;
+    this.waiters.get(instance.key)?.shift()?.(null);
     if (instance.idleTimer) clearTimeout(instance.idleTimer);
     const stopped = (async () => {
       await instance.process.discard();

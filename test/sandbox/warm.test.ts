@@ -184,6 +184,61 @@ module.exports = () => {
   });
 });
 
+it("serves concurrent invocations of one version one at a time per instance, up to its instance limit, each with its own answer and output", async () => {
+  const code = `import os, time
+def handler(request):
+    print("out", request.query["n"])
+    time.sleep(0.02)
+    return {"n": request.query["n"], "pid": os.getpid()}
+`;
+  const fn = warm("python", code, "concurrent");
+  const results = await Promise.all(
+    Array.from({ length: 12 }, (_, n) =>
+      sandbox.run({
+        ...fn,
+        request: {
+          method: "GET",
+          path: "/",
+          query: [["n", String(n)]],
+          headers: [],
+          body: new Uint8Array(),
+          url: `http://gateway.test/fn/x?n=${n}`,
+        },
+      }),
+    ),
+  );
+  results.forEach((result, n) => {
+    expect(result.status, result.errorMessage ?? "").toBe("ok");
+    expect(bodyJson<{ n: string }>(result).n).toBe(String(n));
+    expect(result.stdout.data.toString()).toBe(`out ${n}\n`);
+  });
+  // WARM_MAX_INSTANCES is 2 in this file: two processes served all twelve.
+  expect(new Set(results.map((result) => bodyJson<{ pid: number }>(result).pid)).size).toBe(2);
+});
+
+it("hands the invocations waiting for a version's only instance a new one when it is recycled", async () => {
+  const code = `import time\ndef handler(request):\n    if request.query.get("hang"):\n        time.sleep(60)\n    return "ok"\n`;
+  const base = warm("python", code, "recycled-waiters", undefined, { timeoutMs: 800 });
+  const fn = { ...base, version: { ...base.version!, maxConcurrency: 1 } };
+  const ask = (hang: boolean) =>
+    sandbox.run({
+      ...fn,
+      request: {
+        method: "GET",
+        path: "/",
+        query: hang ? [["hang", "1"]] : [],
+        headers: [],
+        body: new Uint8Array(),
+        url: "http://gateway.test/fn/x",
+      },
+    });
+  const hung = ask(true);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const [first, second] = await Promise.all([ask(false), ask(false)]);
+  expect((await hung).status).toBe("timeout");
+  expect([first.status, second.status]).toEqual(["ok", "ok"]);
+});
+
 it("stops an idle warm instance when an invocation of another function needs its slot, which then holds nothing of it", async () => {
   const code = `import os\ndef handler(request):\n    open("/tmp/secret", "w").write("warm")\n    return {"uid": os.getuid()}\n`;
   // Fill every slot with idle warm instances of different functions, each with a file in its /tmp.
