@@ -66,10 +66,10 @@ export class WarmPool {
   async run(spec: InvocationSpec): Promise<InvocationResult> {
     const target = spec.version;
     if (target === undefined) throw new Error("a warm invocation needs its function version");
-    const key = `${target.name}@${target.version}`;
+    const key = versionKey(spec, target.name, target.version);
     // A new version never runs on an old instance; the old ones go (busy ones when they finish).
     for (const instance of this.instances) {
-      if (instance.name === target.name && instance.version !== target.version) this.retire(instance);
+      if (instance.name === target.name && instance.key !== key) this.retire(instance);
     }
     const instance = await this.instanceFor(key, spec);
     instance.busy = true;
@@ -244,6 +244,16 @@ export class WarmPool {
       this.settings.pool.release(slot);
     }
   }
+}
+
+/**
+ * What an instance is for: the version, and a digest of everything its process fixed at its start
+ * (a function deleted and created again restarts at version 1: its new code must not meet the old
+ * instance).
+ */
+function versionKey(spec: InvocationSpec, name: string, version: number): string {
+  const fixed = JSON.stringify([spec.runtime, spec.code, spec.env, spec.memoryMb, spec.network, spec.packagesDir ?? null]);
+  return `${name}@${version}#${crypto.createHash("sha256").update(fixed).digest("hex")}`;
 }
 
 function rssOf(pid: number | undefined): number | null {

@@ -97,6 +97,15 @@ def handler(request):
     expect(left[0]!.pid).not.toBe(v1.pid);
   });
 
+  it("never lets a function deleted and created again (version 1 again) meet the old one's instance", async () => {
+    const before = bodyJson<State>(await sandbox.run(warm(runtime, STATEFUL[runtime], `again-${runtime}`, 1)));
+    const code2 = runtime === "python" ? `def handler(request):\n    return "new"\n` : `module.exports = () => "new";`;
+    expect((await sandbox.run(warm(runtime, code2, `again-${runtime}`, 1))).response?.body.toString()).toBe("new");
+    const again = bodyJson<State>(await sandbox.run(warm(runtime, STATEFUL[runtime], `again-${runtime}`, 1)));
+    expect(again.pid).not.toBe(before.pid);
+    expect(again).toMatchObject({ count: 1, seen: false });
+  });
+
   it("never reuses an instance that timed out or ran out of memory", async () => {
     const code =
       runtime === "python"
