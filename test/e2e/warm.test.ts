@@ -2,7 +2,7 @@
 // state between invocations of a version, a PUT never lets the old code answer again, every
 // invocation keeps its own log row and output, and /healthz shows the instances.
 import { describe, expect, it } from "vitest";
-import { invocation, invocationId, useGateway, type Json } from "./harness.js";
+import { invocation, invocationId, type Json, useGateway } from "./harness.js";
 
 const TOKEN = "e2e-warm-token-3f9a61c2d8";
 const gateway = useGateway(TOKEN, { MAX_CONCURRENCY: "4" });
@@ -21,7 +21,10 @@ describe("isolation: function", () => {
   it("is a setting: shown by the API, invocation by default, a bad value refused with a 400", async () => {
     const plain = await gateway.python("warm-default", `print("x")`);
     expect(plain.isolation).toBe("invocation");
-    const bad = await gateway.call("/api/functions", { method: "POST", json: { name: "warm-bad", runtime: "python", code: "x=1", isolation: "process" } });
+    const bad = await gateway.call("/api/functions", {
+      method: "POST",
+      json: { name: "warm-bad", runtime: "python", code: "x=1", isolation: "process" },
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as Json).error).toMatchObject({ code: expect.any(String), message: expect.stringContaining("isolation") });
   });
@@ -52,5 +55,23 @@ describe("isolation: function", () => {
     const after = (await (await gateway.call("/fn/warm-counter")).json()) as Json;
     expect(after).toMatchObject({ label: "v2", count: 1 });
     expect(after.pid).not.toBe(a.pid);
+  });
+
+  it("logs a timed-out invocation as `timeout` and answers the next one from a fresh instance (JavaScript)", async () => {
+    const code = `let count = 0;
+export default (request) => {
+  count += 1;
+  if (new URL(request.url).searchParams.has("hang")) for (;;);
+  return { count, pid: process.pid };
+};`;
+    await gateway.node("warm-hang", code, { isolation: "function", timeout_ms: 500 });
+    const first = (await (await gateway.call("/fn/warm-hang")).json()) as Json;
+    expect(first.count).toBe(1);
+    const hung = await gateway.call("/fn/warm-hang?hang=1");
+    expect(hung.status).toBe(504);
+    expect(await invocation(gateway.call, invocationId(hung))).toMatchObject({ status: "timeout" });
+    const next = (await (await gateway.call("/fn/warm-hang")).json()) as Json;
+    expect(next.count).toBe(1);
+    expect(next.pid).not.toBe(first.pid);
   });
 });
