@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
@@ -83,6 +84,16 @@ export class WarmProcess {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** Resident memory (/proc/<pid>/status VmRSS), or null when the process is gone. */
+  rssBytes(): number | null {
+    try {
+      const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${this.child.pid}/status`, "utf8"))?.[1];
+      return kb === undefined ? null : Number(kb) * 1024;
+    } catch {
+      return null;
+    }
   }
 
   get alive(): boolean {

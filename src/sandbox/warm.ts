@@ -1,5 +1,4 @@
 import crypto from "node:crypto";
-import fs from "node:fs";
 import { type InvocationResult, type InvocationSpec, SaturatedError } from "../core/runner.js";
 import type { SlotCgroup } from "./cgroups/setup.js";
 import { classify } from "./classify.js";
@@ -105,7 +104,7 @@ export class WarmPool {
       pid: instance.process.pid ?? null,
       busy: instance.busy,
       invocations: instance.invocations,
-      rssBytes: rssOf(instance.process.pid),
+      rssBytes: instance.process.rssBytes(),
     }));
     return { count: instances.length, instances };
   }
@@ -254,14 +253,4 @@ export class WarmPool {
 function versionKey(spec: InvocationSpec, name: string, version: number): string {
   const fixed = JSON.stringify([spec.runtime, spec.code, spec.env, spec.memoryMb, spec.network, spec.packagesDir ?? null]);
   return `${name}@${version}#${crypto.createHash("sha256").update(fixed).digest("hex")}`;
-}
-
-function rssOf(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-    return kb === undefined ? null : Number(kb) * 1024;
-  } catch {
-    return null;
-  }
 }
