@@ -79,14 +79,43 @@
 
     const FILENAME = "function.js";
 
-    function readAll(fd, start) {
-      const chunks = [start];
+    /** One invocation from fd 3: its JSON line and exactly body_length bytes (what follows stays in `received`). */
+    function readInvocation() {
       const chunk = Buffer.allocUnsafe(1 << 20);
-      for (;;) {
-        const n = fs.readSync(fd, chunk, 0, chunk.length, null);
-        if (n === 0) return Buffer.concat(chunks);
-        chunks.push(Buffer.from(chunk.subarray(0, n)));
-      }
+      const more = () => {
+        const n = fs.readSync(3, chunk, 0, chunk.length, null);
+        if (n === 0) reallyExit(0); // the gateway let this instance go
+        received = Buffer.concat([received, chunk.subarray(0, n)]);
+      };
+      while (!received.includes(10)) more();
+      const newline = received.indexOf(10);
+      const envelope = JSON.parse(received.subarray(0, newline).toString("utf8"));
+      received = received.subarray(newline + 1);
+      while (received.length < envelope.body_length) more();
+      const body = Buffer.from(received.subarray(0, envelope.body_length));
+      received = received.subarray(envelope.body_length);
+      return { envelope, body };
+    }
+
+    /** Warm instances: marks the end of this invocation's stdout, stderr and result (PROTOCOL.md). */
+    function endInvocation(nonce) {
+      return new Promise((resolve) => {
+        const streams = [stdout, stderr].filter((stream) => stream.writableLength > 0);
+        let pending = streams.length;
+        const mark = () => {
+          try {
+            const marker = Buffer.from(`\0fngw-end:${nonce}\0`);
+            writeAll(1, marker);
+            writeAll(2, marker);
+            writeAll(4, Buffer.from(`{"kind":"end","nonce":"${nonce}"}\n`));
+          } catch {
+            reallyExit(1); // user code closed a channel: the instance cannot report, so it ends
+          }
+          resolve();
+        };
+        if (pending === 0) return mark();
+        for (const stream of streams) stream.write("", () => --pending === 0 && mark());
+      });
     }
 
     function writeAll(fd, data) {
@@ -135,7 +164,7 @@
     }
 
     /** Loads the user's code; returns its exports (CommonJS `module.exports` or the ES module namespace). */
-    async function load(source, packages) {
+    async function load(source, packages, run) {
       let wrapper;
       try {
         wrapper = vm.compileFunction(source, ["exports", "require", "module", "__filename", "__dirname"], {
@@ -148,9 +177,9 @@
           // is loaded from the invocation's own /tmp instead, and resolution walks up to
           // /node_modules, the jail's link to /packages/node_modules.
           fs.writeFileSync("/tmp/function.mjs", source, { mode: 0o600 });
-          return import("file:///tmp/function.mjs");
+          return import(`file:///tmp/function.mjs?${run}`); // a warm script runs anew each time
         }
-        const url = "data:text/javascript;base64," + Buffer.from(`${source}\n//# sourceURL=function.mjs\n`).toString("base64");
+        const url = "data:text/javascript;base64," + Buffer.from(`${source}\n//# sourceURL=function.mjs\n//${run}\n`).toString("base64");
         return import(url);
       }
       const module = { exports: {} };
@@ -227,28 +256,36 @@
       );
     }
 
+    const { stdout, stderr } = process; // taken before user code can replace them
     async function main() {
-      const raw = readAll(3, received);
-      const newline = raw.indexOf(10);
-      const envelope = JSON.parse(raw.subarray(0, newline).toString("utf8"));
-      const body = raw.subarray(newline + 1);
+      let { envelope, body } = readInvocation();
+      let nonce = envelope.nonce; // set: a warm instance, serving invocations until the gateway stops it
       for (const key of Object.keys(process.env)) delete process.env[key];
       Object.assign(process.env, envelope.env);
 
       const source = Buffer.from(envelope.code, "base64").toString("utf8");
-      const exported = await load(source, envelope.packages === true);
+      const exported = await load(source, envelope.packages === true, 0);
       const handler = findHandler(exported);
-      if (handler === null) {
+      if (handler === null && nonce === undefined) {
         warnIfHandlerMisnamed(exported);
         return; // script mode: stdout is the response, the process ends when its work does
       }
-      // Handler mode from here: a handler that exits or never settles is an error, and its
-      // output stays in the log.
-      send({ kind: "handler" });
-      const result = await handler(buildRequest(envelope, body));
-      const { status, headers, body: out } = await encode(result);
-      send({ kind: "response", status, headers, body_length: out.length }, out);
-      exitNow(0);
+      for (let runs = 1; ; runs++) {
+        if (handler !== null) {
+          // Handler mode: a handler that exits or never settles is an error, and its output stays in the log.
+          send({ kind: "handler" });
+          const result = await handler(buildRequest(envelope, body));
+          const { status, headers, body: out } = await encode(result);
+          send({ kind: "response", status, headers, body_length: out.length }, out);
+        }
+        if (nonce === undefined) return exitNow(0);
+        // A warm instance: the module loaded once (a script runs again for each invocation);
+        // each invocation ends with its nonce's marks, then the next one is read.
+        await endInvocation(nonce);
+        ({ envelope, body } = readInvocation());
+        nonce = envelope.nonce;
+        if (handler === null) await load(source, envelope.packages === true, runs);
+      }
     }
 
     process.on("uncaughtException", fail);

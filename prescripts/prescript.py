@@ -78,13 +78,39 @@ def _prescript():
                 raise
             raise ValueError("the handler's result holds NaN or Infinity, which JSON cannot carry; return None or a string for it") from None
 
-    def read_all(fd, start):
-        chunks = [start]
-        while True:
-            chunk = os.read(fd, 1 << 20)
+    def read_invocation(received):
+        """One invocation from fd 3: its JSON line and exactly body_length bytes; returns what follows too."""
+        while b"\n" not in received:
+            chunk = os.read(3, 1 << 16)
             if not chunk:
-                return b"".join(chunks)
+                exit_now(0)  # the gateway let this instance go
+            received += chunk
+        line, received = received.split(b"\n", 1)
+        envelope = scan(line.decode(), 0)[0]
+        chunks, have, need = [received], len(received), envelope["body_length"]
+        while have < need:
+            chunk = os.read(3, 1 << 20)
+            if not chunk:
+                exit_now(0)
             chunks.append(chunk)
+            have += len(chunk)
+        data = b"".join(chunks)
+        return envelope, data[:need], data[need:]
+
+    def end_invocation(nonce):
+        """Warm instances: marks the end of this invocation's stdout, stderr and result (PROTOCOL.md)."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        marker = b"\0fngw-end:" + nonce.encode() + b"\0"
+        try:
+            write_all(1, marker)
+            write_all(2, marker)
+            write_all(4, b'{"kind":"end","nonce":"' + nonce.encode() + b'"}\n')
+        except OSError:
+            os._exit(1)  # user code closed a channel: the instance cannot report, so it ends
 
     def write_all(fd, data):
         view = memoryview(data)
@@ -191,12 +217,11 @@ def _prescript():
         send({"kind": "response", "status": status, "headers": list(headers.items()), "body_length": len(body)}, body)
 
     FILENAME = "function.py"
-    raw = read_all(3, received)
-    newline = raw.index(b"\n")
-    envelope = scan(raw[:newline].decode(), 0)[0]
-    request = Request(envelope, raw[newline + 1 :])
+    envelope, body, received = read_invocation(received)
+    request = Request(envelope, body)
     source = binascii.a2b_base64(envelope["code"])
-    del raw, received
+    nonce = envelope.get("nonce")  # set: a warm instance, serving invocations until the gateway stops it
+    del body
     os.environ.clear()
     os.environ.update(envelope["env"])
     if envelope.get("packages"):
@@ -204,17 +229,23 @@ def _prescript():
         # the standard library cannot be shadowed by a package.
         sys.path.append("/packages")
 
-    module = type(sys)("__main__")
-    module.__file__ = FILENAME
-    sys.modules["__main__"] = module
-    try:
-        exec(compile(source, FILENAME, "exec"), module.__dict__)
-    except SystemExit:
-        raise  # a script's exit status; Python exits as usual
-    except BaseException as exc:  # noqa: BLE001 - every failure of user code is reported, KeyboardInterrupt included
-        fail(exc)
+    code = compile(source, FILENAME, "exec") if nonce else source
+
+    def run_module():
+        module = type(sys)("__main__")
+        module.__file__ = FILENAME
+        sys.modules["__main__"] = module
+        try:
+            exec(code if nonce else compile(source, FILENAME, "exec"), module.__dict__)
+        except SystemExit:
+            raise  # a script's exit status; Python exits as usual
+        except BaseException as exc:  # noqa: BLE001 - every failure of user code is reported, KeyboardInterrupt included
+            fail(exc)
+        return module
+
+    module = run_module()
     handler = module.__dict__.get("handler")
-    if not callable(handler):
+    if not callable(handler) and not nonce:
         # Script mode: stdout is the response. Returning lets Python exit as usual, after
         # the script's non-daemon threads. A callable under a name handlers often have elsewhere
         # says the author meant handler mode: say so in the log rather than answer 200 empty.
@@ -225,22 +256,36 @@ def _prescript():
                 f"{', '.join(meant)} looks like one: name it handler\n"
             )
         return
-    # Handler mode from here: a handler that exits without answering is an error, and its
-    # output stays in the log.
-    send({"kind": "handler"})
-    try:
-        result = handler(request)
-        if type(result).__name__ == "coroutine":
-            import asyncio
 
-            result = asyncio.run(result)
-        respond(result)
-    except SystemExit as exc:
-        exit_now(exit_code_of(exc))
-    except BaseException as exc:  # noqa: BLE001
-        fail(exc)
-    exit_now(0)
+    def call_handler(request):
+        # Handler mode: a handler that exits without answering is an error, and its output stays in the log.
+        send({"kind": "handler"})
+        try:
+            result = handler(request)
+            if type(result).__name__ == "coroutine":
+                import asyncio
 
+                result = asyncio.run(result)
+            respond(result)
+        except SystemExit as exc:
+            exit_now(exit_code_of(exc))
+        except BaseException as exc:  # noqa: BLE001
+            fail(exc)
+
+    if not nonce:
+        call_handler(request)
+        exit_now(0)
+    # A warm instance: the module ran once (a script runs again for each invocation, in a fresh
+    # module); each invocation ends with its nonce's marks, then the next one is read.
+    while True:
+        if callable(handler):
+            call_handler(request)
+        end_invocation(nonce)
+        envelope, body, received = read_invocation(received)
+        nonce, request = envelope["nonce"], Request(envelope, body)
+        del envelope, body
+        if not callable(handler):
+            run_module()
 
 def _jail_paths(sys, os):
     """Returns a function that moves every path of the interpreter's own install to where the

@@ -55,6 +55,12 @@ const EnvSchema = z.object({
   STANDBY_INTERPRETERS: int(0, 2, 64),
   /** Python invocations forked from one pre-started parent (on) or each from a spawned interpreter (off). */
   PYTHON_FORKSERVER: z.enum(["on", "off"]).default("on"),
+  /** A warm instance (isolation "function") idle this long is stopped and its slot freed. */
+  WARM_IDLE_MS: int(100, 60_000, 3_600_000),
+  /** Invocations a warm instance serves before it is replaced by a fresh one. */
+  WARM_MAX_INVOCATIONS: int(1, 1000, 1_000_000),
+  /** Warm instances one function version may have when its max_concurrency is null. */
+  WARM_MAX_INSTANCES: int(1, 4, 256),
   /** Threads one sandboxed process may have (cgroup pids.max and RLIMIT_NPROC). */
   MAX_THREADS: int(8, 64, 4096),
 

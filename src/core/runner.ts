@@ -33,6 +33,9 @@ export interface SandboxResponse {
  * function's own variables; nothing else reaches the sandbox) and the request.
  */
 export interface InvocationSpec extends Pick<FunctionSettings, "runtime" | "code" | "env" | "timeoutMs" | "memoryMb" | "network"> {
+  /** Default "invocation". With "function", `version` names the version whose warm instances may serve it. */
+  isolation?: FunctionSettings["isolation"];
+  version?: { name: string; version: number; maxConcurrency: number | null };
   request: SandboxRequest;
   /** A ready package environment (docs/packages.md), bound read-only at /packages for this run. */
   packagesDir?: string;

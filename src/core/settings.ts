@@ -2,6 +2,10 @@ import { z } from "@hono/zod-openapi";
 import { loadConfig, type Config } from "./config.js";
 import { RUNTIMES } from "./runtimes.js";
 
+/** How invocations of a function are isolated from each other: a fresh process each, or warm per-version instances. */
+export const ISOLATIONS = ["invocation", "function"] as const;
+export type Isolation = (typeof ISOLATIONS)[number];
+
 /**
  * A function's settings: what a version fixes about a function. This list is the one place a
  * setting is declared; the API's create and update schemas, the defaults, the PUT merge and the
@@ -69,6 +73,13 @@ export function settingFields(config: Config) {
             "Registry packages installed for the function, as given: pip requirements (wheels only) for Python, npm specs for Node (no scripts). Checked against the runtime at registration. Default []",
         }),
       () => [],
+    ),
+    isolation: field(
+      z.enum(ISOLATIONS).openapi({
+        description:
+          'Default "invocation": a fresh interpreter for every invocation. "function": warm instances of this version serve its invocations one at a time; module state and /tmp persist between them (README, Isolation)',
+      }),
+      () => "invocation" as const,
     ),
   };
 }

@@ -1,6 +1,6 @@
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex, type SQLiteColumnBuilderBase } from "drizzle-orm/sqlite-core";
 import { RUNTIMES } from "../core/runtimes.js";
-import type { FunctionSettings, SettingKey } from "../core/settings.js";
+import { ISOLATIONS, type FunctionSettings, type SettingKey } from "../core/settings.js";
 import { INVOCATION_STATUSES } from "../core/statuses.js";
 
 /** A registered function: its name and which of its versions is current. Timestamps are epoch ms. */
@@ -29,6 +29,8 @@ const settingColumns = {
   maxConcurrency: integer("max_concurrency"),
   /** The packages as given (a JSON array of specs). */
   packages: text("packages", { mode: "json" }).$type<FunctionSettings["packages"]>().notNull().default([]),
+  /** "invocation" (a fresh process each) or "function" (warm instances per version). */
+  isolation: text("isolation", { enum: ISOLATIONS }).notNull().default("invocation"),
 } satisfies Record<SettingKey, SQLiteColumnBuilderBase>;
 
 /** Immutable versions; a PUT adds one. They go with their function on delete. */

@@ -49,7 +49,7 @@ export function encodeLockLine(params: LockParams): Buffer {
 }
 
 /** What follows the lock line on fd 3: one JSON line (envelope, env, code in base64), then the raw body. */
-export function encodePayload(spec: InvocationSpec): Buffer {
+export function encodePayload(spec: InvocationSpec, nonce?: string): Buffer {
   const { body, ...envelope } = spec.request;
   const header = JSON.stringify({
     ...envelope,
@@ -58,8 +58,25 @@ export function encodePayload(spec: InvocationSpec): Buffer {
     // The function has a package environment at /packages: the prescript puts it on the import path.
     packages: spec.packagesDir !== undefined,
     body_length: body.byteLength,
+    // Only for warm instances (isolation "function"): the prescript serves invocations in a loop.
+    ...(nonce === undefined ? {} : { nonce }),
   });
   return Buffer.concat([Buffer.from(header + "\n"), body]);
+}
+
+/**
+ * Warm instances: where an invocation's output ends. The prescript writes the marker on stdout and
+ * stderr and the end frame on fd 4 once the invocation is over; the nonce is fresh per invocation
+ * (128 random bits), so output that merely looks like a boundary is never taken for one.
+ */
+export function outputMarker(nonce: string): Buffer {
+  return Buffer.from(`\0fngw-end:${nonce}\0`);
+}
+/** The frame the prescript writes once the lock-down holds, before it reads the function. */
+export const LOCKED_FRAME = Buffer.from('{"kind":"locked"}\n');
+
+export function endFrame(nonce: string): Buffer {
+  return Buffer.from(`{"kind":"end","nonce":"${nonce}"}\n`);
 }
 
 /**

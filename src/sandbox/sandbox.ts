@@ -17,6 +17,7 @@ import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
 import { log } from "../core/log.js";
+import { WarmPool, type WarmInstanceHealth } from "./warm.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
 
@@ -40,6 +41,8 @@ export interface SandboxHealth extends RunnerHealth {
     forkServer: { pid: number; rssBytes: number; children: { pid: number; rssBytes: number }[] } | null;
     totalBytes: number;
   };
+  /** Warm instances (isolation "function"): how many, and each one's function, version and memory. */
+  warm: { count: number; instances: WarmInstanceHealth[] };
 }
 
 export type SandboxConfig = Pick<
@@ -58,6 +61,9 @@ export type SandboxConfig = Pick<
   | "STANDBY_INTERPRETERS"
   | "PYTHON_FORKSERVER"
   | "SANDBOX_BLOCKED_NETWORKS"
+  | "WARM_IDLE_MS"
+  | "WARM_MAX_INVOCATIONS"
+  | "WARM_MAX_INSTANCES"
 >;
 
 /**
@@ -68,7 +74,7 @@ export type SandboxConfig = Pick<
 export class Sandbox implements Runner {
   private closed = false;
   private readonly running = new Set<Promise<InvocationResult>>();
-  private readonly stopping = new AbortController();
+  private readonly warm: WarmPool;
 
   private constructor(
     private readonly settings: RunSettings,
@@ -78,7 +84,11 @@ export class Sandbox implements Runner {
     /** The real interpreter binaries; package installs use the same ones so that wheels match. */
     readonly interpreters: Interpreters,
     private readonly forkServer: ForkServer | null,
-  ) {}
+    private readonly stopping: AbortController,
+    warm: (stop: AbortSignal) => WarmPool,
+  ) {
+    this.warm = warm(stopping.signal);
+  }
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
   static async start(config: SandboxConfig, warn: (line: string) => void = (line) => log.warn(line)): Promise<Sandbox> {
@@ -138,12 +148,28 @@ export class Sandbox implements Runner {
     };
     // Each slot's first Python child waits in the slot's cgroup, as later ones will.
     if (config.STANDBY_INTERPRETERS > 0) for (const slot of pool.slots) forkServer?.prepareFor(slot.index, (pid) => cgroups.slot(slot.index)?.join(pid));
-    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer);
+    const warm = (stop: AbortSignal) =>
+      new WarmPool({
+        run: settings,
+        interpreter: interpreterSettings,
+        pool,
+        cgroupOf: (slot) => cgroups.slot(slot.index),
+        idleMs: config.WARM_IDLE_MS,
+        maxInvocations: config.WARM_MAX_INVOCATIONS,
+        maxInstances: config.WARM_MAX_INSTANCES,
+        queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
+        stop,
+      });
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer, new AbortController(), warm);
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
     if (this.closed) throw new SaturatedError(1);
-    const slot = await this.pool.acquire();
+    if (spec.isolation === "function") return this.trackRun(this.warm.run(spec));
+    const acquiring = this.pool.acquire();
+    // Slots held by idle warm instances never starve invocations: one is stopped for this one.
+    if (this.pool.queued > 0) this.warm.evictIdle();
+    const slot = await acquiring;
     const run = runInSlot(this.settings, { slot, cgroup: this.cgroups.slot(slot.index), stop: this.stopping.signal }, spec);
     this.running.add(run);
     try {
@@ -151,6 +177,15 @@ export class Sandbox implements Runner {
     } finally {
       this.running.delete(run);
       this.pool.release(slot);
+    }
+  }
+
+  private async trackRun(run: Promise<InvocationResult>): Promise<InvocationResult> {
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
     }
   }
 
@@ -172,6 +207,7 @@ export class Sandbox implements Runner {
       node: this.interpreters.node.version,
       pythonStart: this.forkServer ? "forkserver" : "spawn",
       memory: this.memory(),
+      warm: this.warm.health(),
     };
   }
 
@@ -196,6 +232,7 @@ export class Sandbox implements Runner {
     this.pool.rejectWaiters(new SaturatedError(1));
     this.stopping.abort();
     await Promise.allSettled([...this.running, this.settings.standby.close(), this.forkServer?.close()]);
+    await this.warm.close();
     this.release();
   }
 

@@ -13,7 +13,7 @@ import { keyId, loadSecretBox, nextKeyFile, SecretBox } from "../../src/db/secre
 import { databaseBeforeSealing } from "./legacy.js";
 
 const SECRET = "clear-secret-from-before-sealing-91c2";
-const settings = { runtime: "python" as const, code: "x = 1\n", timeoutMs: 1000, memoryMb: 64, network: false, public: false, maxConcurrency: null, packages: [] };
+const settings = { runtime: "python" as const, code: "x = 1\n", timeoutMs: 1000, memoryMb: 64, network: false, public: false, maxConcurrency: null, isolation: "invocation" as const, packages: [] };
 
 let dir: string;
 beforeEach(() => {

@@ -159,6 +159,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       timeoutMs: fn.timeoutMs,
       memoryMb: fn.memoryMb,
       network: fn.network,
+      isolation: fn.isolation,
+      version: { name: fn.name, version: fn.version, maxConcurrency: fn.maxConcurrency },
       request: toSandboxRequest(c.req.raw, target.path, body, id),
       ...(packagesDir !== undefined ? { packagesDir } : {}),
     };

@@ -21,6 +21,7 @@ import { afterAll, beforeAll, expect } from "vitest";
 import type { Sandbox } from "../../../src/sandbox/sandbox.js";
 import type { InvocationResult, InvocationSpec } from "../../../src/core/runner.js";
 import type { Runtime } from "../../../src/core/runtimes.js";
+import type { Isolation } from "../../../src/core/settings.js";
 import { bodyJson, bodyText, spec, startSandbox, stopSandbox } from "../harness.js";
 
 export const RUNTIMES: Runtime[] = ["python", "node"];
@@ -156,9 +157,31 @@ export function js(body: string): string {
 /** One attack written twice, in the runtime's own words. */
 export const attack = (runtime: Runtime, python: string, node: string) => (runtime === "python" ? py(python) : js(node));
 
+let isolation: Isolation = "invocation";
+/**
+ * Runs this file's attacks with the given isolation (escapes/warm/ runs every attack again in warm
+ * instances). Called at a test file's top level, before its tests run.
+ */
+export function useIsolation(chosen: Isolation): void {
+  isolation = chosen;
+}
+/** The isolation this file's attacks run with, for the few tests whose expectations differ. */
+export const currentIsolation = (): Isolation => isolation;
+
+/**
+ * The spec with this file's isolation. In warm instances, each distinct attack (code and settings)
+ * is a function version of its own, so running the same attack again reuses its warm instance.
+ */
+function isolated(given: InvocationSpec): InvocationSpec {
+  if (isolation === "invocation" || given.isolation !== undefined) return given;
+  const { request: _request, ...settings } = given;
+  const digest = crypto.createHash("sha256").update(JSON.stringify(settings)).digest("hex").slice(0, 16);
+  return { ...given, isolation, version: { name: `attack-${digest}`, version: 1, maxConcurrency: null } };
+}
+
 /** Runs code in this file's sandbox. */
 export const run = (runtime: Runtime, code: string, overrides: Partial<InvocationSpec> = {}): Promise<InvocationResult> =>
-  sandbox.run(spec(runtime, code, overrides));
+  sandbox.run(isolated(spec(runtime, code, overrides)));
 
 /**
  * Runs an attack that must end normally and returns what the attacker reported. The default

@@ -1,0 +1,1 @@
+ALTER TABLE `function_versions` ADD `isolation` text DEFAULT 'invocation' NOT NULL;

@@ -1,0 +1,252 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import fs from "node:fs";
+import type { Readable, Writable } from "node:stream";
+import type { CapturedOutput } from "../core/runner.js";
+import type { Runtime } from "../core/runtimes.js";
+import { type InterpreterSettings, type ProcessExit, SPAWN_ENV } from "./process.js";
+import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
+
+// One warm interpreter (isolation "function"): locked down once, then handed invocations one at
+// a time on fd 3. Each invocation ends with the nonce the gateway sent with it: a marker on
+// stdout and stderr and an `end` frame on fd 4 (prescripts/PROTOCOL.md, "Warm instances"); the
+// three channels are cut there, so every invocation gets its own output.
+
+/** How one invocation on a warm process ended: `ended` when it reached its end marks, else the process is gone. */
+export interface WarmExit extends ProcessExit {
+  ended: boolean;
+}
+
+export class WarmProcess {
+  private readonly stdout: Segments;
+  private readonly stderr: Segments;
+  private readonly result: Segments;
+  private readonly closed: Promise<[number | null, NodeJS.Signals | null]>;
+  private spawnError: string | null = null;
+  private exited = false;
+  private onProgress: (() => void) | null = null;
+
+  private constructor(
+    readonly runtime: Runtime,
+    private readonly child: ChildProcess,
+    settings: InterpreterSettings,
+  ) {
+    this.stdout = new Segments(settings.outputCapBytes);
+    this.stderr = new Segments(settings.outputCapBytes);
+    this.result = new Segments(settings.resultCapBytes);
+    this.closed = once(child, "close") as Promise<[number | null, NodeJS.Signals | null]>;
+    void this.closed.then(() => (this.exited = true));
+    child.on("error", (error) => {
+      this.spawnError ??= error.message;
+    });
+    for (const stream of child.stdio) stream?.on("error", () => {});
+    child.stdout!.on("data", (chunk: Buffer) => {
+      this.stdout.push(chunk);
+      this.progress();
+    });
+    child.stderr!.on("data", (chunk: Buffer) => {
+      this.stderr.push(chunk);
+      this.progress();
+    });
+    (child.stdio[RESULT_FD] as Readable).on("data", (chunk: Buffer) => {
+      if (!this.result.push(chunk)) this.kill(); // an oversized response ends the instance
+      this.progress();
+    });
+  }
+
+  /** Spawns the interpreter with the prescript; `confine` (the cgroup join) runs before the lock line goes out. */
+  static start(runtime: Runtime, settings: InterpreterSettings, params: LockParams, confine: (pid: number) => void): WarmProcess {
+    const { python, node } = settings.interpreters;
+    const [binary, args] =
+      runtime === "python"
+        ? [python.binary, ["-I", "-S", "-B", "-u", "-"]]
+        : [node.binary, [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
+    const child = spawn(binary, args, {
+      argv0: runtime === "node" ? "node" : binary,
+      cwd: "/",
+      env: SPAWN_ENV,
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+    });
+    const warm = new WarmProcess(runtime, child, settings);
+    (child.stdin as Writable).end(settings.prescripts[runtime]);
+    if (child.pid !== undefined) {
+      try {
+        confine(child.pid);
+        warm.requestStream.write(encodeLockLine(params));
+      } catch (error) {
+        warm.spawnError = `could not confine the process: ${(error as Error).message}`;
+        warm.kill();
+      }
+    }
+    return warm;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Resident memory (/proc/<pid>/status VmRSS), or null when the process is gone. */
+  rssBytes(): number | null {
+    try {
+      const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${this.child.pid}/status`, "utf8"))?.[1];
+      return kb === undefined ? null : Number(kb) * 1024;
+    } catch {
+      return null;
+    }
+  }
+
+  get alive(): boolean {
+    return !this.exited && this.spawnError === null && this.child.pid !== undefined;
+  }
+
+  /**
+   * Runs one invocation: the payload (which carries `nonce`) goes out on fd 3; resolves when all
+   * three channels reached their end marks, or when the process is gone (killed at the deadline,
+   * when `stop` aborts, or ended by the function).
+   */
+  async invoke(payload: Buffer, nonce: string, timeoutMs: number, stop: AbortSignal): Promise<WarmExit> {
+    const started = performance.now();
+    let timedOut = false;
+    let interrupted = false;
+    const marker = outputMarker(nonce);
+    this.stdout.begin(marker);
+    this.stderr.begin(marker);
+    this.result.begin(endFrame(nonce));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.kill();
+    }, timeoutMs);
+    const onStop = () => {
+      interrupted = true;
+      this.kill();
+    };
+    stop.addEventListener("abort", onStop, { once: true });
+    if (stop.aborted) onStop();
+
+    const ended = new Promise<void>((resolve) => {
+      this.onProgress = () => {
+        if (this.stdout.ended && this.stderr.ended && this.result.ended) resolve();
+      };
+      this.onProgress();
+    });
+    if (this.alive) this.requestStream.write(payload);
+    const outcome = await Promise.race([ended.then(() => null), this.closed]);
+    this.onProgress = null;
+    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
+    const [exitCode, signal] = outcome ?? [0, null];
+    return {
+      ended: outcome === null,
+      exitCode,
+      signal,
+      durationMs: performance.now() - started,
+      timedOut,
+      interrupted,
+      spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
+      stdout: this.stdout.take(),
+      stderr: this.stderr.take(),
+      result: this.result.take(),
+    };
+  }
+
+  kill(): void {
+    if (this.child.pid === undefined || this.exited) return;
+    try {
+      process.kill(-this.child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Kills the process and waits until it is gone. */
+  async discard(): Promise<void> {
+    this.kill();
+    if (this.child.pid !== undefined) await this.closed;
+  }
+
+  private progress(): void {
+    this.onProgress?.();
+  }
+
+  private get requestStream(): Writable {
+    return this.child.stdio[REQUEST_FD] as Writable;
+  }
+}
+
+/**
+ * One output channel cut into invocations at a marker. Keeps the first `cap` bytes of the current
+ * invocation and still looks for the marker past it; what arrives after the marker (a thread that
+ * wrote late) is kept, bounded, for the next invocation.
+ */
+export class Segments {
+  private marker: Buffer | null = null;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private truncated = false;
+  /** Bytes that may be the start of a marker split across reads. */
+  private tail = Buffer.alloc(0);
+  /** What came after the marker, before the next invocation began. */
+  private carry: Buffer[] = [];
+  private carrySize = 0;
+  ended = false;
+
+  constructor(private readonly cap: number) {}
+
+  begin(marker: Buffer): void {
+    this.marker = marker;
+    this.ended = false;
+    this.chunks = [];
+    this.size = 0;
+    this.truncated = false;
+    this.tail = Buffer.alloc(0);
+    const carried = Buffer.concat(this.carry);
+    this.carry = [];
+    this.carrySize = 0;
+    if (carried.length > 0) this.push(carried);
+  }
+
+  /** Returns false once the current invocation passed the cap. */
+  push(chunk: Buffer): boolean {
+    if (this.marker === null || this.ended) {
+      const room = this.cap - this.carrySize;
+      if (room > 0) this.carry.push(chunk.subarray(0, room));
+      this.carrySize += Math.min(room, chunk.length);
+      return true;
+    }
+    const data = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+    const at = data.indexOf(this.marker);
+    if (at >= 0) {
+      this.ended = true;
+      this.tail = Buffer.alloc(0);
+      const fits = this.store(data.subarray(0, at));
+      const after = data.subarray(at + this.marker.length);
+      if (after.length > 0) this.push(after);
+      return fits;
+    }
+    const keep = Math.min(this.marker.length - 1, data.length);
+    this.tail = Buffer.from(data.subarray(data.length - keep));
+    return this.store(data.subarray(0, data.length - keep));
+  }
+
+  /** The current invocation's bytes (with any unmatched tail, when the process ended without a marker). */
+  take(): CapturedOutput {
+    if (!this.ended && this.tail.length > 0) this.store(this.tail);
+    this.tail = Buffer.alloc(0);
+    this.marker = this.ended ? this.marker : null;
+    return { data: Buffer.concat(this.chunks, this.size), truncated: this.truncated };
+  }
+
+  private store(data: Buffer): boolean {
+    const room = this.cap - this.size;
+    if (data.length > room) {
+      if (room > 0) this.chunks.push(Buffer.from(data.subarray(0, room)));
+      this.size = this.cap;
+      this.truncated = true;
+      return false;
+    }
+    if (data.length > 0) this.chunks.push(Buffer.from(data));
+    this.size += data.length;
+    return !this.truncated;
+  }
+}
