@@ -8,7 +8,13 @@ import { defineConfig } from "vitest/config";
 //   CLI against it (test/cli) and the console and docs in Debian's Chromium (test/browser). Needs
 //   root and native/build/libsandbox.so (`npx vitest --project privileged`, as root).
 const UNIT = ["test/unit/**/*.test.ts", "test/db/**/*.test.ts", "test/http/**/*.test.ts", "test/cgroups/**/*.test.ts"];
-const PRIVILEGED = ["test/sandbox/**/*.test.ts", "test/e2e/**/*.test.ts", "test/cli/**/*.test.ts", "test/browser/**/*.test.ts", "test/packages/**/*.test.ts"];
+const PRIVILEGED = [
+  "test/sandbox/**/*.test.ts",
+  "test/e2e/**/*.test.ts",
+  "test/cli/**/*.test.ts",
+  "test/browser/**/*.test.ts",
+  "test/packages/**/*.test.ts",
+];
 
 export default defineConfig({
   test: {

@@ -11,9 +11,9 @@ import path from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { v7 as uuidv7 } from "uuid";
 import { openDatabase } from "../src/db/client.js";
+import type { InvocationEnd } from "../src/db/invocations.js";
 import { SecretBox } from "../src/db/secrets.js";
 import { createStores } from "../src/db/stores.js";
-import type { InvocationEnd } from "../src/db/invocations.js";
 
 const totalRows = Number(process.argv[2] ?? 1_000_000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));
@@ -122,7 +122,9 @@ await timed(
   `select ${listCols} from invocations where function_name = ? and status = ? order by seq desc limit 51`,
   ["fn7", "error"],
 );
-await timed("first key at or after a time (since/until become key ranges)", () => log.list({ limit: 1, since: now }), firstAtOrAfter, [now]);
+await timed("first key at or after a time (since/until become key ranges)", () => log.list({ limit: 1, since: now }), firstAtOrAfter, [
+  now,
+]);
 await timed(
   "list, since 1h ago",
   () => log.list({ limit: 50, since: now - 3600_000 }),
@@ -159,14 +161,16 @@ for (const [label, hours] of [
   console.log(`  ${stats.count} rows in the window; event loop delay at most ${(loop.max / 1e6).toFixed(1)} ms meanwhile`);
 }
 const statsPlan = (sql: string) =>
-  (opened.sqlite.prepare(`explain query plan ${sql}`).all(...["hot", 0, 1, "hot", 0, 1].slice(0, sql.split("?").length - 1)) as { detail: string }[]).map(
-    (s) => s.detail,
-  );
+  (
+    opened.sqlite.prepare(`explain query plan ${sql}`).all(...["hot", 0, 1, "hot", 0, 1].slice(0, sql.split("?").length - 1)) as {
+      detail: string;
+    }[]
+  ).map((s) => s.detail);
 console.log(
   "  counts plan:",
-  statsPlan(
-    "select status, count(*) from invocations where function_name = ? and started_at >= ? and started_at < ? group by status",
-  ).join(" | "),
+  statsPlan("select status, count(*) from invocations where function_name = ? and started_at >= ? and started_at < ? group by status").join(
+    " | ",
+  ),
 );
 console.log(
   "  percentiles plan:",
@@ -176,7 +180,11 @@ console.log(
      select min(case when rn = (select count(*) from invocations where function_name = ? and started_at >= ? and started_at < ?) then d end) from ranked`,
   ).join(" | "),
 );
-await timed("mark interrupted (no running rows)", () => log.markInterrupted(), "update invocations set status = 'interrupted' where status = 'running'");
+await timed(
+  "mark interrupted (no running rows)",
+  () => log.markInterrupted(),
+  "update invocations set status = 'interrupted' where status = 'running'",
+);
 await timed("prune one batch of 1000 by age (29 days)", () => log.pruneBatch({ olderThan: oldUntil, keepRows: null, batchSize: 1000 }));
 await timed("prune one batch of 1000 by count", () => log.pruneBatch({ olderThan: null, keepRows: totalRows - 5000, batchSize: 1000 }));
 

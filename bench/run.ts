@@ -16,12 +16,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../src/core/config.js";
-import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
+import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
 import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/load.js";
-import { table, type Figures } from "./lib/stats.js";
+import { type Figures, table } from "./lib/stats.js";
 
 /** Isolation modes to try; "default" registers without the field. A mode the gateway refuses (400) is skipped. */
 const ISOLATION_MODES = ["default", "invocation", "function"] as const;
@@ -83,7 +83,12 @@ try {
   for (const mode of ISOLATION_MODES) {
     const registered = await registerAll(mode);
     if (registered === null) continue;
-    for (const runtime of RUNTIMES) await measureRuntime(runtime, [...registered].filter(([, fn]) => fn.runtime === runtime), mode);
+    for (const runtime of RUNTIMES)
+      await measureRuntime(
+        runtime,
+        [...registered].filter(([, fn]) => fn.runtime === runtime),
+        mode,
+      );
   }
 } catch (error) {
   console.error(gateway.log);
@@ -107,7 +112,7 @@ const environment = {
   gatewayHealth: health,
 };
 const settings = { quick: Boolean(options.quick), perCase, idleRequests, idleGapMs: IDLE_GAP_MS, warmup: WARMUP_REQUESTS };
-fs.writeFileSync(file, JSON.stringify({ startedAt, settings, environment, skippedModes, results, logCheck }, null, 2) + "\n");
+fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, logCheck }, null, 2)}\n`);
 console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
 const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
 if (lost.length > 0) {
@@ -168,7 +173,8 @@ async function measureRuntime(runtime: Runtime, functions: [string, BenchFunctio
   for (const [name, target] of targets) countSent(name, (await drive(target, 1, WARMUP_REQUESTS)).sent);
   for (const concurrency of CONCURRENCIES) {
     const base = await bareAt(runtime, concurrency, mode);
-    if (concurrency === 1) for (const [name, target] of targets) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
+    if (concurrency === 1)
+      for (const [name, target] of targets) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
     for (const [name, target] of targets) record(name, concurrency, await drive(target, concurrency, perCase), base);
   }
 }
@@ -190,7 +196,10 @@ async function checkLog() {
       sent,
       rows: rows.length,
       fiveXX: rows.filter((row) => (row.http_status ?? 0) >= 500).length,
-      statuses: rows.reduce<Record<string, number>>((counts, row) => ({ ...counts, [row.status]: (counts[row.status] ?? 0) + 1 }), {}),
+      statuses: rows.reduce<Record<string, number>>((counts, row) => {
+        counts[row.status] = (counts[row.status] ?? 0) + 1;
+        return counts;
+      }, {}),
     });
   }
   return checks;

@@ -15,10 +15,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../src/core/config.js";
-import { Sandbox } from "../src/sandbox/sandbox.js";
-import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import type { InvocationSpec } from "../src/core/runner.js";
 import type { Runtime } from "../src/core/runtimes.js";
+import { resolveInterpreters } from "../src/sandbox/binaries.js";
+import { Sandbox } from "../src/sandbox/sandbox.js";
 
 const runs = Number(process.argv[2] ?? 40);
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));
@@ -39,7 +39,14 @@ function specFor(runtime: Runtime): InvocationSpec {
     timeoutMs: 10_000,
     memoryMb: 256,
     network: false,
-    request: { method: "GET", path: "/", query: [["name", "bench"]], headers: [], body: new Uint8Array(), url: "http://bench/fn/hello?name=bench" },
+    request: {
+      method: "GET",
+      path: "/",
+      query: [["name", "bench"]],
+      headers: [],
+      body: new Uint8Array(),
+      url: "http://bench/fn/hello?name=bench",
+    },
   };
 }
 
@@ -79,7 +86,9 @@ console.log("what                                  median      p95   ratio");
 for (const runtime of ["python", "node"] as const) {
   const base = await measure(() => bare(runtime));
   const row = (label: string, times: number[]) =>
-    console.log(`${label.padEnd(34)} ${ms(quantile(times, 0.5))}  ${ms(quantile(times, 0.95))}   ${(quantile(times, 0.5) / quantile(base, 0.5)).toFixed(2)}x`);
+    console.log(
+      `${label.padEnd(34)} ${ms(quantile(times, 0.5))}  ${ms(quantile(times, 0.95))}   ${(quantile(times, 0.5) / quantile(base, 0.5)).toFixed(2)}x`,
+    );
   row(`${runtime}: bare interpreter`, base);
   // With a pause between invocations the standby interpreters are ready: the usual case
   // below saturation. Back to back, each invocation also pays for its successor's start.

@@ -5,8 +5,18 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { Pool } from "undici";
-import { rawRequest, register, client, startServer, tempDataDir, removeDataDir, writeAll } from "../test/e2e/harness.js";
-import { cgroupDirOf, databaseBytes, leftoverCgroups, mountsBelow, printChecks, processesOfUids, processFootprint, tempEntries, type Check } from "./soak-checks.js";
+import { client, rawRequest, register, removeDataDir, startServer, tempDataDir, writeAll } from "../test/e2e/harness.js";
+import {
+  type Check,
+  cgroupDirOf,
+  databaseBytes,
+  leftoverCgroups,
+  mountsBelow,
+  printChecks,
+  processesOfUids,
+  processFootprint,
+  tempEntries,
+} from "./soak-checks.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -40,7 +50,11 @@ const FUNCTIONS: Record<string, { runtime: string; code: string; memory_mb?: num
   "good-js": { runtime: "node", code: "export default () => Response.json({ ok: true });\n" },
   failing: { runtime: "python", code: 'def handler(request):\n    raise ValueError("soak")\n' },
   slow: { runtime: "python", code: 'import time\n\ndef handler(request):\n    time.sleep(0.5)\n    return "slept"\n' },
-  hungry: { runtime: "python", code: 'def handler(request):\n    hog = []\n    while True:\n        hog.append(bytearray(8 << 20))\n', memory_mb: 64 },
+  hungry: {
+    runtime: "python",
+    code: "def handler(request):\n    hog = []\n    while True:\n        hog.append(bytearray(8 << 20))\n",
+    memory_mb: 64,
+  },
   flood: { runtime: "python", code: 'import sys\n\ndef handler(request):\n    sys.stdout.write("y" * (4 << 20))\n    return "flooded"\n' },
   forbidden: {
     runtime: "python",
@@ -59,7 +73,10 @@ interface Answer {
 const kindOf = (i: number): Kind => {
   const sum = KINDS.reduce((n, k) => n + k.weight, 0);
   let at = (i * 7919) % sum; // spread deterministically
-  for (const kind of KINDS) if ((at -= kind.weight) < 0) return kind;
+  for (const kind of KINDS) {
+    at -= kind.weight;
+    if (at < 0) return kind;
+  }
   return KINDS[0]!;
 };
 
@@ -80,7 +97,10 @@ async function main(): Promise<void> {
   const server = await startServer({ env, dataDir });
   const pid = server.child.pid!;
   const cgroupDir = cgroupDirOf(pid);
-  const call = client(() => server.url, () => TOKEN);
+  const call = client(
+    () => server.url,
+    () => TOKEN,
+  );
   for (const [name, fn] of Object.entries(FUNCTIONS)) await register(call, { name, public: true, ...fn });
   console.log(`soak: ${total} requests, ${CONCURRENCY} at once, admission ${MAX_CONCURRENCY}+${QUEUE_LIMIT}, gateway pid ${pid}`);
 
@@ -110,14 +130,29 @@ async function main(): Promise<void> {
     byStatus.set(`${a.kind} ${a.status ?? "cut"}`, (byStatus.get(`${a.kind} ${a.status ?? "cut"}`) ?? 0) + 1);
     const kind = KINDS.find((k) => k.name === a.kind)!;
     const cutSlowBody = a.kind === "slow-body" && a.status === null;
-    if (!cutSlowBody && (a.status === null || !(a.status in kind.expected) || kind.expected[a.status] !== a.code)) wrong.push(`${a.kind}: ${a.status} ${a.code}`);
+    if (!cutSlowBody && (a.status === null || !(a.status in kind.expected) || kind.expected[a.status] !== a.code))
+      wrong.push(`${a.kind}: ${a.status} ${a.code}`);
   }
-  console.log([...byStatus].sort().map(([k, n]) => `  ${k}: ${n}`).join("\n"));
-  checks.push({ name: "answers as specified", ok: wrong.length === 0, detail: wrong.length ? `${wrong.length} not: ${wrong.slice(0, 5).join("; ")}` : `${answers.length} of ${total}` });
+  console.log(
+    [...byStatus]
+      .sort()
+      .map(([k, n]) => `  ${k}: ${n}`)
+      .join("\n"),
+  );
+  checks.push({
+    name: "answers as specified",
+    ok: wrong.length === 0,
+    detail: wrong.length ? `${wrong.length} not: ${wrong.slice(0, 5).join("; ")}` : `${answers.length} of ${total}`,
+  });
 
   // One log row per answer, with the status the client saw.
   const db = new Database(path.join(dataDir, "gateway.db"), { readonly: true });
-  const rows = new Map((db.prepare("select id, http_status as status from invocations").all() as { id: string; status: number }[]).map((r) => [r.id, r.status]));
+  const rows = new Map(
+    (db.prepare("select id, http_status as status from invocations").all() as { id: string; status: number }[]).map((r) => [
+      r.id,
+      r.status,
+    ]),
+  );
   const dbBytes = databaseBytes(path.join(dataDir, "gateway.db"));
   db.close();
   const withId = answers.filter((a) => a.id !== null);
@@ -133,7 +168,11 @@ async function main(): Promise<void> {
   // Nothing left behind.
   checks.push({ name: "gateway exit", ok: code === 0, detail: `exit ${code}` });
   const procs = processesOfUids(UID_BASE, MAX_CONCURRENCY);
-  checks.push({ name: "no leftover sandbox processes", ok: procs.length === 0, detail: procs.length ? `pids ${procs.join(", ")}` : "none" });
+  checks.push({
+    name: "no leftover sandbox processes",
+    ok: procs.length === 0,
+    detail: procs.length ? `pids ${procs.join(", ")}` : "none",
+  });
   const groups = leftoverCgroups(cgroupDir, pid);
   checks.push({ name: "no leftover cgroups", ok: groups.length === 0, detail: groups.length ? groups.join(", ") : `none in ${cgroupDir}` });
   const mounts = mountsBelow(dataDir);
@@ -141,8 +180,16 @@ async function main(): Promise<void> {
   const leftTemp = [...tempEntries(gatewayTmp)].filter((e) => !e.startsWith("tsx-")); // tsx's compile cache, the loader's
   const leftData = [...tempEntries(dataDir)].filter((e) => !/^gateway\.db(-wal|-shm)?$/.test(e) && e !== "jail");
   const jailLeft = fs.existsSync(path.join(dataDir, "jail")) ? fs.readdirSync(path.join(dataDir, "jail")) : [];
-  const left = [...leftTemp.map((e) => `TMPDIR/${e}`), ...leftData.map((e) => `DATA_DIR/${e}`), ...jailLeft.map((e) => `DATA_DIR/jail/${e}`)];
-  checks.push({ name: "no leftover temp directories", ok: left.length === 0, detail: left.length ? left.join(", ") : "none in TMPDIR, DATA_DIR or its jail" });
+  const left = [
+    ...leftTemp.map((e) => `TMPDIR/${e}`),
+    ...leftData.map((e) => `DATA_DIR/${e}`),
+    ...jailLeft.map((e) => `DATA_DIR/jail/${e}`),
+  ];
+  checks.push({
+    name: "no leftover temp directories",
+    ok: left.length === 0,
+    detail: left.length ? left.join(", ") : "none in TMPDIR, DATA_DIR or its jail",
+  });
 
   // Flat memory and descriptors: the middle and the last third compared. The first third is warm-up:
   // the heap, SQLite's cache and the standbys grow over the first ~2000 invocations, then level off.
@@ -154,29 +201,45 @@ async function main(): Promise<void> {
   const fdsFirst = Math.max(...first.map((f) => f.fds));
   const fdsLast = Math.max(...last.map((f) => f.fds));
   const MiB = 1024 * 1024;
-  checks.push({ name: "gateway RSS flat", ok: rssLast <= rssFirst * 1.25 + 16 * MiB, detail: `${(rssFirst / MiB).toFixed(0)} MiB → ${(rssLast / MiB).toFixed(0)} MiB (middle and last third; ${(footprints[0]!.rss / MiB).toFixed(0)} MiB at the start)` });
+  checks.push({
+    name: "gateway RSS flat",
+    ok: rssLast <= rssFirst * 1.25 + 16 * MiB,
+    detail: `${(rssFirst / MiB).toFixed(0)} MiB → ${(rssLast / MiB).toFixed(0)} MiB (middle and last third; ${(footprints[0]!.rss / MiB).toFixed(0)} MiB at the start)`,
+  });
   checks.push({ name: "open descriptors flat", ok: fdsLast <= fdsFirst + 8, detail: `max ${fdsFirst} → ${fdsLast}` });
   const step = Math.max(1, Math.floor(footprints.length / 10));
-  console.log(`gateway RSS (MiB) / fds along the run: ${footprints.filter((_, i) => i % step === 0).map((f) => `${f.done}:${(f.rss / MiB).toFixed(0)}/${f.fds}`).join(" ")}`);
-  console.log(`database: ${(dbBytes / 1024).toFixed(0)} KiB for ${rows.size} rows; ${(answers.length / seconds).toFixed(1)} requests/s over ${seconds.toFixed(0)} s`);
+  console.log(
+    `gateway RSS (MiB) / fds along the run: ${footprints
+      .filter((_, i) => i % step === 0)
+      .map((f) => `${f.done}:${(f.rss / MiB).toFixed(0)}/${f.fds}`)
+      .join(" ")}`,
+  );
+  console.log(
+    `database: ${(dbBytes / 1024).toFixed(0)} KiB for ${rows.size} rows; ${(answers.length / seconds).toFixed(1)} requests/s over ${seconds.toFixed(0)} s`,
+  );
 
   const passed = printChecks(checks);
   if (passed) {
     removeDataDir(dataDir);
     fs.rmSync(gatewayTmp, { recursive: true, force: true });
-  }
-  else console.log(`data kept in ${dataDir}`);
+  } else console.log(`data kept in ${dataDir}`);
   process.exit(passed ? 0 : 1);
 }
 
 /** One client of `kind`: an HTTP call through the pool, or for a slow body a raw socket that stalls mid-body. */
 async function send(kind: Kind, pool: Pool, port: number): Promise<Answer> {
   if (kind.name === "slow-body") {
-    const answer = await rawRequest(port, "POST /fn/slow-body HTTP/1.1\r\nHost: soak\r\nContent-Length: 1000", (socket) => writeAll(socket, "0123456789"));
+    const answer = await rawRequest(port, "POST /fn/slow-body HTTP/1.1\r\nHost: soak\r\nContent-Length: 1000", (socket) =>
+      writeAll(socket, "0123456789"),
+    );
     const code = answer.status === null ? null : ((JSON.parse(answer.body || "{}") as { error?: { code?: string } }).error?.code ?? null);
     return { kind: kind.name, status: answer.status, code, id: answer.headers["x-invocation-id"] ?? null };
   }
-  const res = await pool.request({ path: `/fn/${kind.name}`, method: kind.name === "good-js" ? "POST" : "GET", body: kind.name === "good-js" ? "{}" : undefined });
+  const res = await pool.request({
+    path: `/fn/${kind.name}`,
+    method: kind.name === "good-js" ? "POST" : "GET",
+    body: kind.name === "good-js" ? "{}" : undefined,
+  });
   const text = await res.body.text();
   const code = res.statusCode >= 400 ? ((JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null) : null;
   const id = res.headers["x-invocation-id"];

@@ -34,7 +34,10 @@ export function lockDataDir(dataDir: string, holder: Record<string, unknown>): D
   if (flock(fd, LOCK_EX | LOCK_NB) !== 0) {
     const current = fs.readFileSync(file, "utf8").trim();
     fs.closeSync(fd);
-    throw new DataDirBusyError(`DATA_DIR ${dataDir} is in use by another gateway (${current || "holder unknown"}); stop it or choose another DATA_DIR`, parseHolder(current));
+    throw new DataDirBusyError(
+      `DATA_DIR ${dataDir} is in use by another gateway (${current || "holder unknown"}); stop it or choose another DATA_DIR`,
+      parseHolder(current),
+    );
   }
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, `${JSON.stringify({ ...holder, pid: process.pid, started_at: new Date().toISOString() })}\n`, 0);

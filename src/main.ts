@@ -1,11 +1,11 @@
-import { ConfigError, loadConfig, type Config } from "./core/config.js";
+import { type Config, ConfigError, loadConfig } from "./core/config.js";
+import { configureLog, log, printPlain } from "./core/log.js";
 import { DataDirBusyError, lockDataDir } from "./data-dir-lock.js";
 import { openDatabase } from "./db/client.js";
 import { startRetention } from "./db/retention.js";
 import { sealStoredSecrets } from "./db/seal.js";
 import { loadSecretBox } from "./db/secrets.js";
 import { createStores } from "./db/stores.js";
-import { configureLog, log, printPlain } from "./core/log.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
@@ -62,7 +62,8 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`the secrets key could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (secrets.createdKeyFile) log.info(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
+  if (secrets.createdKeyFile)
+    log.info(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
   const database = openDatabase(config.DB_PATH);
   undo.push(() => database.close());
   try {
@@ -107,7 +108,9 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`the package store could not open: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const packages = new FunctionEnvironments(packageStore.store, stores.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) => console.log(line));
+  const packages = new FunctionEnvironments(packageStore.store, stores.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) =>
+    console.log(line),
+  );
   // Versions left waiting for their packages wait again; environments no version refers to age out.
   packages.resumePending();
   const sweepPackages = () => {
@@ -168,7 +171,8 @@ async function main(): Promise<void> {
       },
     );
     const graceOver = new Promise<false>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS, false).unref());
-    if (!(await Promise.race([installsEnded, graceOver]))) console.log("package installs still running are cut; they start again at the next start");
+    if (!(await Promise.race([installsEnded, graceOver])))
+      console.log("package installs still running are cut; they start again at the next start");
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
     const cut = stores.invocations.markInterrupted();

@@ -16,7 +16,10 @@ type Fetch = (request: Request, env?: object) => Response | Promise<Response>;
 
 /** While the sandbox starts: everything answers 503 in the API's error shape. */
 const starting: Fetch = () =>
-  Response.json({ error: { code: "starting", message: "the gateway is starting; retry in a moment" } }, { status: 503, headers: { "Retry-After": "1" } });
+  Response.json(
+    { error: { code: "starting", message: "the gateway is starting; retry in a moment" } },
+    { status: 503, headers: { "Retry-After": "1" } },
+  );
 
 export interface Gateway {
   server: Server;

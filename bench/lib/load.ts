@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import autocannon from "autocannon";
 import type { Runtime } from "../../src/core/runtimes.js";
-import { summarise, type Figures } from "./stats.js";
+import { type Figures, summarise } from "./stats.js";
 
 /** One HTTP request shape, sent again and again. */
 export interface Target {

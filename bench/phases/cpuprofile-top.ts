@@ -25,7 +25,7 @@ const top = Number(topText ?? 25);
 
 // Self time per node: each sample's delta goes to the node sampled.
 const selfUs = new Map<number, number>();
-profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+for (const [i, id] of profile.samples.entries()) selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 
 function packageOf(url: string, name: string): string {

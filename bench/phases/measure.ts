@@ -76,9 +76,11 @@ try {
       idle.push(await call());
     }
     const busy: { id: string; ms: number }[] = [];
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      for (let i = 0; i < requests / 4; i++) busy.push(await call());
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < requests / 4; i++) busy.push(await call());
+      }),
+    );
     output[`${fn.runtime} idle`] = summarise(idle);
     output[`${fn.runtime} c=4`] = summarise(busy);
   }
@@ -88,10 +90,18 @@ try {
 
 function summarise(calls: { id: string; ms: number }[]): Record<string, number> {
   const traces = new Map(
-    fs.readFileSync(traceFile, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Trace).map((t) => [t.id, new Map(t.marks)]),
+    fs
+      .readFileSync(traceFile, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Trace)
+      .map((t) => [t.id, new Map(t.marks)]),
   );
   const columns: Record<string, number[]> = {};
-  const add = (label: string, value: number) => (columns[label] ??= []).push(value);
+  const add = (label: string, value: number) => {
+    columns[label] ??= [];
+    columns[label].push(value);
+  };
   for (const { id, ms } of calls) {
     const marks = traces.get(id);
     if (!marks) throw new Error(`no trace for ${id}`);
@@ -102,12 +112,25 @@ function summarise(calls: { id: string; ms: number }[]): Record<string, number> 
     add("interpreter side (fd 3 write -> exit seen)", span("fd3_written", "exit_seen"));
     add("standby age at hand-off", span("ps_waiting", "ps_recv"));
   }
-  return Object.fromEntries(Object.entries(columns).map(([label, values]) => [label, quantile([...values].sort((a, b) => a - b), 0.5)]));
+  return Object.fromEntries(
+    Object.entries(columns).map(([label, values]) => [
+      label,
+      quantile(
+        [...values].sort((a, b) => a - b),
+        0.5,
+      ),
+    ]),
+  );
 }
 
 const columns = Object.keys(output);
 const labels = Object.keys(output[columns[0]!]!);
 console.log(`median ms per phase, ${requests} requests each; load average ${os.loadavg()[0]!.toFixed(1)}\n`);
-console.log(table(["phase", "", "", ...columns], labels.map((label) => [label, "", "", ...columns.map((c) => output[c]![label]!.toFixed(2))])));
+console.log(
+  table(
+    ["phase", "", "", ...columns],
+    labels.map((label) => [label, "", "", ...columns.map((c) => output[c]![label]!.toFixed(2))]),
+  ),
+);
 fs.writeFileSync(path.join(path.dirname(traceFile), "phases.json"), JSON.stringify(output, null, 2));
 console.log(`\ntraces: ${traceFile}`);

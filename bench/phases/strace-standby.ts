@@ -38,18 +38,25 @@ try {
   for (const fn of BENCH_FUNCTIONS.filter((f) => f.kind === "hello")) {
     const name = `strace-${fn.runtime}`;
     await gateway.api("POST", "/api/functions", { name, runtime: fn.runtime, code: fn.code });
-    const call = () => fetch(`${gateway.url}/fn/${name}${fn.query}`, { headers: { authorization: `Bearer ${gateway.token}` } }).then((r) => r.text());
+    const call = () =>
+      fetch(`${gateway.url}/fn/${name}${fn.query}`, { headers: { authorization: `Bearer ${gateway.token}` } }).then((r) => r.text());
     for (let i = 0; i < 3; i++) await call();
     await delay(1500); // the standbys are up and waiting
     const standbys = childrenMatching(gateway.pid!, fn.runtime === "python" ? "python" : "--max-old-space-size");
     const file = path.join(outDir, `${fn.runtime}.strace`);
-    const strace = spawn("strace", ["-f", "-tt", "-T", "-o", file, "-p", String(gateway.pid), ...standbys.flatMap((pid) => ["-p", String(pid)])], {
-      stdio: "ignore",
-    });
+    const strace = spawn(
+      "strace",
+      ["-f", "-tt", "-T", "-o", file, "-p", String(gateway.pid), ...standbys.flatMap((pid) => ["-p", String(pid)])],
+      {
+        stdio: "ignore",
+      },
+    );
     await delay(1000); // attached
     const started = performance.now();
     await call();
-    console.log(`${fn.runtime}: one call under strace ${(performance.now() - started).toFixed(1)} ms; standbys ${standbys.join(", ")}; ${file}`);
+    console.log(
+      `${fn.runtime}: one call under strace ${(performance.now() - started).toFixed(1)} ms; standbys ${standbys.join(", ")}; ${file}`,
+    );
     await delay(1000); // the refill's start is traced too
     strace.kill("SIGINT");
     await once(strace, "exit");

@@ -21,7 +21,8 @@ async function backup(file: string, _flags: unknown, command: Command): Promise<
   const res = await client.send("/api/backup", { waitingFor: "the gateway is copying its database" });
   await client.expectOk(res);
   const type = res.headers.get("content-type") ?? "";
-  if (!type.startsWith(SQLITE_TYPE)) throw new CliError(EXIT.failed, `the gateway's backup answered ${type || "no content type"}, not ${SQLITE_TYPE}`);
+  if (!type.startsWith(SQLITE_TYPE))
+    throw new CliError(EXIT.failed, `the gateway's backup answered ${type || "no content type"}, not ${SQLITE_TYPE}`);
 
   // Same directory as the target, so the rename cannot cross file systems.
   const temp = path.join(path.dirname(target), `.${path.basename(target)}.${crypto.randomBytes(6).toString("hex")}.tmp`);

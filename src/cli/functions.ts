@@ -99,7 +99,12 @@ async function list(_flags: unknown, command: Command): Promise<void> {
   const page = await client.json<{ items: FunctionSummary[] }>("/api/functions");
   if (json) return printJson(page);
   if (page.items.length === 0) return printLine("no functions");
-  printLine(table(["NAME", "RUNTIME", "VERSION", "PUBLIC", "UPDATED"], page.items.map((f) => [f.name, f.runtime, f.version, f.public, f.updated_at])));
+  printLine(
+    table(
+      ["NAME", "RUNTIME", "VERSION", "PUBLIC", "UPDATED"],
+      page.items.map((f) => [f.name, f.runtime, f.version, f.public, f.updated_at]),
+    ),
+  );
 }
 
 async function showFunction(name: string, _flags: unknown, command: Command): Promise<void> {
@@ -132,7 +137,16 @@ async function versions(name: string, _flags: unknown, command: Command): Promis
   const { client, json } = contextOf(command);
   const page = await client.json<{ name: string; items: FunctionJson[] }>(`/api/functions/${checkName(name)}/versions`);
   if (json) return printJson(page);
-  const rows = page.items.map((v, index) => [v.version, index === 0 ? "current" : "", v.runtime, v.timeout_ms, v.memory_mb, v.network, v.public, v.created_at]);
+  const rows = page.items.map((v, index) => [
+    v.version,
+    index === 0 ? "current" : "",
+    v.runtime,
+    v.timeout_ms,
+    v.memory_mb,
+    v.network,
+    v.public,
+    v.created_at,
+  ]);
   printLine(table(["VERSION", "", "RUNTIME", "TIMEOUT_MS", "MEMORY_MB", "NETWORK", "PUBLIC", "CREATED"], rows));
 }
 
@@ -169,7 +183,9 @@ export function registerFunctionCommands(program: Command): void {
     .option("--memory <mb>", "memory limit in MiB", positiveInteger)
     .option("--max-concurrency <n>", "invocations in progress at once", positiveInteger)
     .option("--packages <spec>", "a package to install for the function (repeatable)", collect)
-    .addOption(new Option("--isolation <mode>", "a fresh interpreter per invocation, or one per function").choices(["invocation", "function"]))
+    .addOption(
+      new Option("--isolation <mode>", "a fresh interpreter per invocation, or one per function").choices(["invocation", "function"]),
+    )
     .action(deploy);
 
   program.command("ls").description("list the functions").action(list);

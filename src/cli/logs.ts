@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Command, InvalidArgumentError } from "commander";
 import { EventSourceParserStream } from "eventsource-parser/stream";
-import { checkName, CliError, EXIT, type GatewayClient } from "./client.js";
+import { CliError, checkName, EXIT, type GatewayClient } from "./client.js";
 import { contextOf, positiveInteger } from "./context.js";
 import { type Cell, keyValues, note, printJson, printLine, table } from "./output.js";
 
@@ -37,7 +37,8 @@ const UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 function since(value: string): string {
   const relative = /^(\d{1,9})([smhd])$/.exec(value);
   if (!relative) {
-    if (Number.isNaN(Date.parse(value))) throw new InvalidArgumentError("must be an ISO 8601 instant (2025-01-31T12:00:00Z) or a span ago such as 30m, 2h, 7d");
+    if (Number.isNaN(Date.parse(value)))
+      throw new InvalidArgumentError("must be an ISO 8601 instant (2025-01-31T12:00:00Z) or a span ago such as 30m, 2h, 7d");
     return value;
   }
   return new Date(Date.now() - Number(relative[1]) * UNITS_MS[relative[2] as keyof typeof UNITS_MS]).toISOString();
@@ -83,7 +84,12 @@ const RECONNECT_FOR_MS = 30_000;
  * so nothing is missed or printed twice. Ends only when interrupted, or when the gateway stays
  * away (exit 3) or refuses (exit 1 or 4).
  */
-async function follow(client: GatewayClient, filter: { function?: string; status?: string }, flags: LogsFlags, json: boolean): Promise<void> {
+async function follow(
+  client: GatewayClient,
+  filter: { function?: string; status?: string },
+  flags: LogsFlags,
+  json: boolean,
+): Promise<void> {
   const seen = new Set<string>();
   let lastId: string | null = null;
   let unreachableSince: number | null = null;
@@ -107,10 +113,17 @@ async function follow(client: GatewayClient, filter: { function?: string; status
       continue;
     }
     unreachableSince = null;
-    if (stream.status === 404) throw new CliError(EXIT.failed, "this gateway has no invocation stream (GET /api/invocations/stream answered 404): upgrade it to follow the log");
+    if (stream.status === 404)
+      throw new CliError(
+        EXIT.failed,
+        "this gateway has no invocation stream (GET /api/invocations/stream answered 404): upgrade it to follow the log",
+      );
     await client.expectOk(stream);
     if (!stream.headers.get("content-type")?.startsWith("text/event-stream")) {
-      throw new CliError(EXIT.failed, `the gateway's invocation stream answered ${stream.headers.get("content-type") ?? "no content type"}, not text/event-stream`);
+      throw new CliError(
+        EXIT.failed,
+        `the gateway's invocation stream answered ${stream.headers.get("content-type") ?? "no content type"}, not text/event-stream`,
+      );
     }
     // The stream is open, so nothing finishing from now on is missed: catch up on what came before.
     if (lastId === null) {

@@ -30,7 +30,7 @@ export function buildProgram(): Command {
   const program = new Command("fngw")
     .description("A client of the fngw function gateway's HTTP API")
     .version(packageVersion())
-    .option("--url <url>", "the gateway's URL (default: GATEWAY_URL, or " + DEFAULT_URL + ")")
+    .option("--url <url>", `the gateway's URL (default: GATEWAY_URL, or ${DEFAULT_URL})`)
     .option("--token <token>", "the API token (default: GATEWAY_TOKEN)")
     .option("--json", "print the API's JSON instead of tables")
     .showHelpAfterError("(fngw --help lists the commands)")

@@ -5,9 +5,21 @@ import Table from "cli-table3";
 /** Borderless, uncoloured: columns separated by two spaces, so the output greps and reads alike. */
 const PLAIN = {
   chars: {
-    top: "", "top-mid": "", "top-left": "", "top-right": "",
-    bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "",
-    left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: "  ",
+    top: "",
+    "top-mid": "",
+    "top-left": "",
+    "top-right": "",
+    bottom: "",
+    "bottom-mid": "",
+    "bottom-left": "",
+    "bottom-right": "",
+    left: "",
+    "left-mid": "",
+    mid: "",
+    "mid-mid": "",
+    right: "",
+    "right-mid": "",
+    middle: "  ",
   },
   style: { head: [], border: [], "padding-left": 0, "padding-right": 0 },
 };

@@ -1,5 +1,5 @@
-import type { FunctionSettings } from "./settings.js";
 import type { Runtime } from "./runtimes.js";
+import type { FunctionSettings } from "./settings.js";
 import type { RunStatus } from "./statuses.js";
 
 /**

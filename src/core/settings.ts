@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { loadConfig, type Config } from "./config.js";
+import { type Config, loadConfig } from "./config.js";
 import { RUNTIMES } from "./runtimes.js";
 
 /** How invocations of a function are isolated from each other: a fresh process each, or warm per-version instances. */
@@ -44,34 +44,38 @@ export function settingFields(config: Config) {
         .openapi({ example: 'def handler(request):\n    return {"hello": request.query.get("name", "world")}\n' }),
     ),
     timeoutMs: field(
-      z.number().int().min(100).max(config.MAX_TIMEOUT_MS).openapi({ description: `Default ${config.DEFAULT_TIMEOUT_MS}` }),
+      z
+        .number()
+        .int()
+        .min(100)
+        .max(config.MAX_TIMEOUT_MS)
+        .openapi({ description: `Default ${config.DEFAULT_TIMEOUT_MS}` }),
       () => Math.min(config.DEFAULT_TIMEOUT_MS, config.MAX_TIMEOUT_MS),
     ),
     memoryMb: field(
-      z.number().int().min(32).max(config.MAX_MEMORY_MB).openapi({ description: `Default ${config.DEFAULT_MEMORY_MB}` }),
+      z
+        .number()
+        .int()
+        .min(32)
+        .max(config.MAX_MEMORY_MB)
+        .openapi({ description: `Default ${config.DEFAULT_MEMORY_MB}` }),
       () => Math.min(config.DEFAULT_MEMORY_MB, config.MAX_MEMORY_MB),
     ),
     network: field(z.boolean().openapi({ description: "Whether the function may open network sockets. Default false" }), () => false),
     env: field(envSchema(config), () => ({})),
     public: field(z.boolean().openapi({ description: "Whether /fn/:name may be called without the token. Default false" }), () => false),
     maxConcurrency: field(
-      z
-        .number()
-        .int()
-        .min(1)
-        .max(config.MAX_CONCURRENCY)
-        .nullable()
-        .openapi({ description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit" }),
+      z.number().int().min(1).max(config.MAX_CONCURRENCY).nullable().openapi({
+        description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit",
+      }),
       () => null,
     ),
     packages: field(
-      z
-        .array(z.string())
-        .openapi({
-          example: ["numpy>=2,<3"],
-          description:
-            "Registry packages installed for the function, as given: pip requirements (wheels only) for Python, npm specs for Node (no scripts). Checked against the runtime at registration. Default []",
-        }),
+      z.array(z.string()).openapi({
+        example: ["numpy>=2,<3"],
+        description:
+          "Registry packages installed for the function, as given: pip requirements (wheels only) for Python, npm specs for Node (no scripts). Checked against the runtime at registration. Default []",
+      }),
       () => [],
     ),
     isolation: field(

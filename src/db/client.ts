@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
+import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { BackgroundReader, type ReadInBackground } from "./reader.js";
 import * as schema from "./schema.js";
@@ -77,11 +77,19 @@ export function openDatabase(file: string): OpenedDatabase {
   sqlite.pragma("optimize = 0x10002");
   const reader = file === ":memory:" ? null : new BackgroundReader(file);
   // /healthz writes for real: a full disk or a read-only file shows up here, not only in a failed invocation.
-  const probe = sqlite.prepare("insert into settings (key, value) values ('health_probe', ?) on conflict (key) do update set value = excluded.value");
+  const probe = sqlite.prepare(
+    "insert into settings (key, value) values ('health_probe', ?) on conflict (key) do update set value = excluded.value",
+  );
   return {
     db,
     sqlite,
-    readInBackground: reader?.read ?? (async ({ sql, params }) => sqlite.prepare(sql).raw().all(...params) as unknown[][]),
+    readInBackground:
+      reader?.read ??
+      (async ({ sql, params }) =>
+        sqlite
+          .prepare(sql)
+          .raw()
+          .all(...params) as unknown[][]),
     usedBytes: () => usedBytes(sqlite),
     fileBytes: () => fileBytes(file),
     status() {

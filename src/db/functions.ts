@@ -50,7 +50,13 @@ export class FunctionStore {
   ) {}
 
   /** A version's row as stored: its env values sealed to this function and version. */
-  private row(name: string, version: number, settings: FunctionSettings, environmentKey: string | null, createdAt: number): typeof functionVersions.$inferInsert {
+  private row(
+    name: string,
+    version: number,
+    settings: FunctionSettings,
+    environmentKey: string | null,
+    createdAt: number,
+  ): typeof functionVersions.$inferInsert {
     const env = this.secrets.sealEnv(settings.env, name, version);
     return { ...settings, functionName: name, version, env, envSealed: true, environmentKey, createdAt };
   }
@@ -71,7 +77,9 @@ export class FunctionStore {
         .returning({ name: functions.name })
         .all();
       if (inserted.length === 0) return null;
-      tx.insert(functionVersions).values(this.row(name, 1, settings, environmentKey, now)).run();
+      tx.insert(functionVersions)
+        .values(this.row(name, 1, settings, environmentKey, now))
+        .run();
       return { name, version: 1, ...settings, environmentKey, createdAt: now, functionCreatedAt: now, pendingVersion: null };
     });
     if (created) this.current.set(name, created);
@@ -94,7 +102,9 @@ export class FunctionStore {
         .where(eq(functionVersions.functionName, name))
         .get();
       const version = Math.max(newest?.version ?? 0, row.currentVersion) + 1;
-      tx.insert(functionVersions).values(this.row(name, version, settings, environmentKey, now)).run();
+      tx.insert(functionVersions)
+        .values(this.row(name, version, settings, environmentKey, now))
+        .run();
       const change = makeCurrent ? { currentVersion: version, pendingVersion: null, updatedAt: now } : { pendingVersion: version };
       tx.update(functions).set(change).where(eq(functions.name, name)).run();
       return { version, functionCreatedAt: row.createdAt };
@@ -122,7 +132,10 @@ export class FunctionStore {
     return this.db
       .select({ name: functionVersions.functionName, version: functionVersions.version, environmentKey: functionVersions.environmentKey })
       .from(functions)
-      .innerJoin(functionVersions, and(eq(functionVersions.functionName, functions.name), eq(functionVersions.version, functions.pendingVersion)))
+      .innerJoin(
+        functionVersions,
+        and(eq(functionVersions.functionName, functions.name), eq(functionVersions.version, functions.pendingVersion)),
+      )
       .all();
   }
 

@@ -1,5 +1,5 @@
-import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, sql, type SQL } from "drizzle-orm";
-import { INVOCATION_STATUSES, TIMED_STATUSES, type EndStatus, type InvocationStatus } from "../core/statuses.js";
+import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
+import { type EndStatus, INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../core/statuses.js";
 import type { Db } from "./client.js";
 import type { ReadInBackground } from "./reader.js";
 import { invocations } from "./schema.js";
@@ -107,7 +107,10 @@ export class InvocationLog {
     this.maxOutputBytes = options.maxOutputBytes ?? Number.POSITIVE_INFINITY;
     this.readInBackground = options.readInBackground;
     this.lastStartedAt =
-      db.select({ max: sql<number | null>`max(${invocations.startedAt})` }).from(invocations).get()?.max ?? 0;
+      db
+        .select({ max: sql<number | null>`max(${invocations.startedAt})` })
+        .from(invocations)
+        .get()?.max ?? 0;
     const p = sql.placeholder;
     this.insertRunning = db
       .insert(invocations)
@@ -213,16 +216,18 @@ export class InvocationLog {
   /** Turns rows left `running` by a previous process into `interrupted`; returns how many. */
   markInterrupted(): number {
     this.flush(); // ends already known are not interruptions
-    return this.db
-      .update(invocations)
-      // One scalar subquery, evaluated once: the rows end after every earlier one, in start order.
-      .set({
-        status: "interrupted",
-        error: INTERRUPTED_MESSAGE,
-        finishedSeq: sql`(select coalesce(max(${invocations.finishedSeq}), 0) from ${invocations}) + ${invocations.seq}`,
-      })
-      .where(eq(invocations.status, "running"))
-      .run().changes;
+    return (
+      this.db
+        .update(invocations)
+        // One scalar subquery, evaluated once: the rows end after every earlier one, in start order.
+        .set({
+          status: "interrupted",
+          error: INTERRUPTED_MESSAGE,
+          finishedSeq: sql`(select coalesce(max(${invocations.finishedSeq}), 0) from ${invocations}) + ${invocations.seq}`,
+        })
+        .where(eq(invocations.status, "running"))
+        .run().changes
+    );
   }
 
   /** The finish key of invocation `id`: undefined if there is no such row, null while it runs. */
@@ -284,12 +289,8 @@ export class InvocationLog {
   /** Whether the log has ever seen this function (stats of a deleted function stay available). */
   hasFunction(functionName: string): boolean {
     return (
-      this.db
-        .select({ one: sql<number>`1` })
-        .from(invocations)
-        .where(eq(invocations.functionName, functionName))
-        .limit(1)
-        .get() !== undefined
+      this.db.select({ one: sql<number>`1` }).from(invocations).where(eq(invocations.functionName, functionName)).limit(1).get() !==
+      undefined
     );
   }
 
@@ -299,11 +300,7 @@ export class InvocationLog {
    * takes about 1-3 µs a row (see bench/log-write.ts).
    */
   async stats(functionName: string, since: number, until: number): Promise<InvocationStats> {
-    const inWindow = and(
-      eq(invocations.functionName, functionName),
-      gte(invocations.startedAt, since),
-      lt(invocations.startedAt, until),
-    );
+    const inWindow = and(eq(invocations.functionName, functionName), gte(invocations.startedAt, since), lt(invocations.startedAt, until));
     const countsQuery = this.db
       .select({ status: invocations.status, count: sql<number>`count(*)` })
       .from(invocations)
@@ -364,7 +361,10 @@ export class InvocationLog {
       deleted += this.db.delete(invocations).where(inArray(invocations.seq, old)).run().changes;
     }
     if (keepRows !== null && deleted < batchSize) {
-      const max = this.db.select({ max: sql<number | null>`max(${invocations.seq})` }).from(invocations).get()?.max;
+      const max = this.db
+        .select({ max: sql<number | null>`max(${invocations.seq})` })
+        .from(invocations)
+        .get()?.max;
       if (max != null) {
         const excess = this.db
           .select({ seq: invocations.seq })

@@ -12,7 +12,10 @@ db.pragma("busy_timeout = 5000");
 
 parentPort?.on("message", (/** @type {{ id: number; sql: string; params: unknown[] }} */ message) => {
   try {
-    const rows = db.prepare(message.sql).raw().all(...message.params);
+    const rows = db
+      .prepare(message.sql)
+      .raw()
+      .all(...message.params);
     parentPort?.postMessage({ id: message.id, rows });
   } catch (error) {
     parentPort?.postMessage({ id: message.id, error: error instanceof Error ? error.message : String(error) });

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
-import type { InvocationLog } from "./invocations.js";
 import { log as gatewayLog } from "../core/log.js";
+import type { InvocationLog } from "./invocations.js";
 
 export interface RetentionOptions {
   /** Rows older than this many days go; 0 keeps them regardless of age. */

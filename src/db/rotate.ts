@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type { Config } from "../core/config.js";
 import { openDatabase } from "./client.js";
-import { sealStoredSecrets, type SealReport } from "./seal.js";
+import { type SealReport, sealStoredSecrets } from "./seal.js";
 import { loadSecretBox, nextKeyFile, readOrCreateKeyFile, SecretBox } from "./secrets.js";
 
 /**
@@ -18,7 +18,8 @@ export function rotateSecrets(config: Config): SealReport & { keyFile: string | 
   const database = openDatabase(config.DB_PATH);
   try {
     if (config.SECRETS_KEY) {
-      if (!config.SECRETS_KEY_PREVIOUS) throw new Error("with SECRETS_KEY set, set SECRETS_KEY_PREVIOUS to the old key and SECRETS_KEY to the new one");
+      if (!config.SECRETS_KEY_PREVIOUS)
+        throw new Error("with SECRETS_KEY set, set SECRETS_KEY_PREVIOUS to the old key and SECRETS_KEY to the new one");
       return { ...sealStoredSecrets(database, loadSecretBox(config).box), keyFile: null };
     }
     const file = config.SECRETS_KEY_FILE;

@@ -1,6 +1,6 @@
-import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex, type SQLiteColumnBuilderBase } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, type SQLiteColumnBuilderBase, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { RUNTIMES } from "../core/runtimes.js";
-import { ISOLATIONS, type FunctionSettings, type SettingKey } from "../core/settings.js";
+import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../core/settings.js";
 import { INVOCATION_STATUSES } from "../core/statuses.js";
 
 /** A registered function: its name and which of its versions is current. Timestamps are epoch ms. */
@@ -118,4 +118,3 @@ export const settings = sqliteTable("settings", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
 });
-

@@ -22,7 +22,12 @@ export function sealStoredSecrets(opened: OpenedDatabase, secrets: SecretBox): S
   const report = db.transaction((tx) => {
     const counts = { sealed: 0, resealed: 0 };
     const rows = tx
-      .select({ name: functionVersions.functionName, version: functionVersions.version, env: functionVersions.env, sealed: functionVersions.envSealed })
+      .select({
+        name: functionVersions.functionName,
+        version: functionVersions.version,
+        env: functionVersions.env,
+        sealed: functionVersions.envSealed,
+      })
       .from(functionVersions)
       .all();
     for (const row of rows) {

@@ -29,8 +29,7 @@ export interface SecretPlace {
   variable: string;
 }
 
-const additionalData = (place: SecretPlace) =>
-  Buffer.from(JSON.stringify([place.functionName, place.version, place.variable]), "utf8");
+const additionalData = (place: SecretPlace) => Buffer.from(JSON.stringify([place.functionName, place.version, place.variable]), "utf8");
 
 export class SecretBox {
   readonly currentKeyId: string;
@@ -77,11 +76,15 @@ export class SecretBox {
   }
 
   sealEnv(env: Record<string, string>, functionName: string, version: number): Record<string, string> {
-    return Object.fromEntries(Object.entries(env).map(([variable, value]) => [variable, this.seal(value, { functionName, version, variable })]));
+    return Object.fromEntries(
+      Object.entries(env).map(([variable, value]) => [variable, this.seal(value, { functionName, version, variable })]),
+    );
   }
 
   openEnv(env: Record<string, string>, functionName: string, version: number): Record<string, string> {
-    return Object.fromEntries(Object.entries(env).map(([variable, value]) => [variable, this.open(value, { functionName, version, variable })]));
+    return Object.fromEntries(
+      Object.entries(env).map(([variable, value]) => [variable, this.open(value, { functionName, version, variable })]),
+    );
   }
 }
 

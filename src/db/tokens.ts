@@ -49,7 +49,15 @@ export class TokenStore {
 
   /** Sets the admin token's hash (a new GATEWAY_TOKEN replaces the old one). */
   setRoot(hash: Buffer, name: string): void {
-    const record: TokenRecord = { id: ROOT_TOKEN_ID, name, tokenHash: hash.toString("hex"), scopes: ["admin"], createdAt: this.now(), expiresAt: null, lastUsedAt: null };
+    const record: TokenRecord = {
+      id: ROOT_TOKEN_ID,
+      name,
+      tokenHash: hash.toString("hex"),
+      scopes: ["admin"],
+      createdAt: this.now(),
+      expiresAt: null,
+      lastUsedAt: null,
+    };
     const old = this.get(ROOT_TOKEN_ID);
     if (old?.tokenHash === record.tokenHash) return;
     this.db.transaction((tx) => {

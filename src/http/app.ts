@@ -16,7 +16,7 @@ import { mountDocs } from "./openapi.js";
 import { backupApi } from "./routes/backup.js";
 import { consoleApi } from "./routes/console.js";
 import { functionsApi } from "./routes/functions.js";
-import { healthApi, type HealthChecks } from "./routes/health.js";
+import { type HealthChecks, healthApi } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
 import { metricsApi } from "./routes/metrics.js";
@@ -97,7 +97,19 @@ export function createApp(deps: AppDeps) {
   app.route("/metrics", metricsApi({ metrics, tokens: stores.tokens }));
   app.route(
     "/fn",
-    invokeApi({ config, functions, invocations, runner: deps.runner, tokens: stores.tokens, admission, reading, feed, metrics, newId: deps.newId, packages }),
+    invokeApi({
+      config,
+      functions,
+      invocations,
+      runner: deps.runner,
+      tokens: stores.tokens,
+      admission,
+      reading,
+      feed,
+      metrics,
+      newId: deps.newId,
+      packages,
+    }),
   );
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");

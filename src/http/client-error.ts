@@ -23,7 +23,11 @@ export function answerClientErrorsAsJson(server: Server): void {
       socket.destroy();
       return;
     }
-    const [status, code, message] = STATUS_BY_PARSER_CODE[err.code ?? ""] ?? [400, "invalid_http", "the request is not valid HTTP/1.1 (or its method is unknown)"];
+    const [status, code, message] = STATUS_BY_PARSER_CODE[err.code ?? ""] ?? [
+      400,
+      "invalid_http",
+      "the request is not valid HTTP/1.1 (or its method is unknown)",
+    ];
     const body = JSON.stringify(errorBody(code, message));
     socket.end(
       `HTTP/1.1 ${status} ${code.replace(/_/g, " ")}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

@@ -1,12 +1,12 @@
-import { z, type Hook } from "@hono/zod-openapi";
+import { type Hook, z } from "@hono/zod-openapi";
 import type { Context, Env, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
+import { log } from "../core/log.js";
+import { SettingsError } from "../core/settings.js";
 import { PackagesFullError } from "../packages/environments.js";
 import { PackageSpecError } from "../packages/spec.js";
-import { SettingsError } from "../core/settings.js";
-import { log } from "../core/log.js";
 
 /** Every error the gateway answers with: `{ "error": { "code", "message" } }`. */
 export const ErrorSchema = z
@@ -15,7 +15,12 @@ export const ErrorSchema = z
       code: z.string().openapi({ example: "not_found" }),
       message: z.string().openapi({ example: "no function named 'hello'" }),
       invocation_id: z.string().optional().openapi({ description: "Set on errors of an invocation that reached the log" }),
-      line: z.number().int().nullable().optional().openapi({ description: "Set on a syntax_error: where the code fails to parse (1-based)" }),
+      line: z
+        .number()
+        .int()
+        .nullable()
+        .optional()
+        .openapi({ description: "Set on a syntax_error: where the code fails to parse (1-based)" }),
       column: z.number().int().nullable().optional(),
     }),
   })
@@ -97,9 +102,11 @@ export const onError: ErrorHandler = (err, c: Context) => {
   }
   // The invocation id, on /fn, ties this line to the answer the client got (x-invocation-id).
   const invocationId: unknown = c.get("invocationId" as never);
-  log.error({ err, method: c.req.method, path: c.req.path, invocation_id: invocationId }, `unexpected error on ${c.req.method} ${c.req.path}`);
+  log.error(
+    { err, method: c.req.method, path: c.req.path, invocation_id: invocationId },
+    `unexpected error on ${c.req.method} ${c.req.path}`,
+  );
   return c.json(errorBody("internal", "internal error"), 500);
 };
 
-export const notFound: NotFoundHandler = (c) =>
-  c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+export const notFound: NotFoundHandler = (c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);

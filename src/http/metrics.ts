@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RunnerHealth } from "../core/runner.js";
 import { RUNTIMES } from "../core/runtimes.js";
 import type { EndStatus } from "../core/statuses.js";

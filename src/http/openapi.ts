@@ -1,4 +1,4 @@
-import { z, type OpenAPIHono } from "@hono/zod-openapi";
+import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Env } from "hono";
 import { ErrorSchema } from "./errors.js";
 import { docsApi } from "./routes/docs.js";

@@ -1,13 +1,13 @@
+import { log } from "../core/log.js";
 import type { Runner } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
 import { ApiError } from "./errors.js";
-import { log } from "../core/log.js";
 
 export type CheckSyntax = Runner["checkSyntax"];
 
 /** Refuses code that does not parse, with the interpreter's message, line and column; fails closed when the check cannot answer. */
 export async function requireValidSyntax(checkSyntax: CheckSyntax, runtime: Runtime, code: string): Promise<void> {
-  let problem;
+  let problem: Awaited<ReturnType<CheckSyntax>>;
   try {
     problem = await checkSyntax(runtime, code);
   } catch (err) {

@@ -20,19 +20,25 @@ export function confinement(reach: string[], stash: string): Confinement {
   const unshare = findOnPath("unshare");
   const setpriv = findOnPath("setpriv");
   const needed = [...new Set(reach.map((p) => fs.realpathSync(p)))];
-  const blocked = needed.map((p) => [p, firstUntraversable(p)] as const).filter((pair): pair is readonly [string, string] => pair[1] !== null);
+  const blocked = needed
+    .map((p) => [p, firstUntraversable(p)] as const)
+    .filter((pair): pair is readonly [string, string] => pair[1] !== null);
   const lines = ["set -eu", "mount --make-rprivate /"];
-  blocked.forEach(([dir], k) => lines.push(`mkdir -p ${q(`${stash}/${k}`)}`, `mount --rbind ${q(dir)} ${q(`${stash}/${k}`)}`));
+  for (const [k, [dir]] of blocked.entries()) lines.push(`mkdir -p ${q(`${stash}/${k}`)}`, `mount --rbind ${q(dir)} ${q(`${stash}/${k}`)}`);
   const hidden: string[] = [];
   for (const cover of [...new Set(blocked.map(([, cover]) => cover))].sort((a, b) => a.length - b.length)) {
     if (hidden.some((h) => isInside(cover, h))) continue;
     hidden.push(cover);
     lines.push(`mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev fngw-hidden ${q(cover)}`);
   }
-  blocked.forEach(([dir], k) =>
-    lines.push(`mkdir -p ${q(dir)}`, `mount --move ${q(`${stash}/${k}`)} ${q(dir)}`, `mount -o remount,bind,ro,nosuid,nodev ${q(dir)}`),
-  );
-  const script = [...lines, `uid=$1; shift`, `exec ${q(setpriv)} --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"`].join("\n");
+  for (const [k, [dir]] of blocked.entries()) {
+    lines.push(`mkdir -p ${q(dir)}`, `mount --move ${q(`${stash}/${k}`)} ${q(dir)}`, `mount -o remount,bind,ro,nosuid,nodev ${q(dir)}`);
+  }
+  const script = [
+    ...lines,
+    `uid=$1; shift`,
+    `exec ${q(setpriv)} --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"`,
+  ].join("\n");
   return {
     wrap: (uid, command) => [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script, "confine", String(uid), ...command],
   };

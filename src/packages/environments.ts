@@ -3,9 +3,9 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import type { Runtime } from "../core/runtimes.js";
-import { runInstall, type InstallerTools, type InstallLimits } from "./installer.js";
+import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
+import { type InstallerTools, type InstallLimits, runInstall } from "./installer.js";
 import type { PackageSpec } from "./spec.js";
 import { freshOwnedDir, SealError, sealTree } from "./tree.js";
 
@@ -82,7 +82,10 @@ export class PackageStore {
   /** Loads the environments a previous run left; interrupted installs start again. */
   constructor(private readonly options: PackageStoreOptions) {
     // Separate uids, so that ending one install's strays never touches another install.
-    this.idleWorkers = Array.from({ length: options.parallel }, (_, k) => ({ uid: options.limits.uid - k, cgroup: options.cgroups[k] ?? null }));
+    this.idleWorkers = Array.from({ length: options.parallel }, (_, k) => ({
+      uid: options.limits.uid - k,
+      cgroup: options.cgroups[k] ?? null,
+    }));
     ensureRootDir(options.stagingDir, 0o711);
     for (const runtime of ["python", "node"] as const) {
       const dir = path.join(options.dataDir, "packages", runtime);
@@ -113,10 +116,23 @@ export class PackageStore {
     if (existing) return existing;
     const used = this.usageBytes();
     if (used >= this.options.maxBytes) {
-      throw new PackagesFullError(`package environments use ${mb(used)} MB of the ${mb(this.options.maxBytes)} MB allowed (PACKAGES_MAX_MB); no new environment can be built`);
+      throw new PackagesFullError(
+        `package environments use ${mb(used)} MB of the ${mb(this.options.maxBytes)} MB allowed (PACKAGES_MAX_MB); no new environment can be built`,
+      );
     }
     const now = new Date().toISOString();
-    const record: EnvironmentRecord = { key, runtime, interpreterVersion, packages: packages.map((p) => p.spec), state: "pending", error: null, output: "", sizeBytes: 0, createdAt: now, updatedAt: now };
+    const record: EnvironmentRecord = {
+      key,
+      runtime,
+      interpreterVersion,
+      packages: packages.map((p) => p.spec),
+      state: "pending",
+      error: null,
+      output: "",
+      sizeBytes: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
     fs.mkdirSync(this.envDir(record), { mode: 0o755 });
     this.enqueue(this.update(record, {}));
     return record;
@@ -125,7 +141,7 @@ export class PackageStore {
   /** Queues a failed environment for another install (e.g. after a network failure). */
   retry(key: string): EnvironmentRecord | null {
     const record = this.records.get(key);
-    if (!record || record.state !== "failed") return record ?? null;
+    if (record?.state !== "failed") return record ?? null;
     this.enqueue(this.update(record, { state: "pending", error: null }));
     return this.records.get(key)!;
   }
@@ -224,7 +240,12 @@ export class PackageStore {
       fs.chmodSync(staging, 0o711);
       const packages = record.packages.map((spec) => ({ name: nameOf(record!.runtime, spec), spec }));
       const limits = { ...this.options.limits, uid: worker.uid };
-      const outcome = await runInstall(this.options.tools, limits, { runtime: record.runtime, packages, stagingDir: staging, cgroup: worker.cgroup });
+      const outcome = await runInstall(this.options.tools, limits, {
+        runtime: record.runtime,
+        packages,
+        stagingDir: staging,
+        cgroup: worker.cgroup,
+      });
       if (!outcome.ok) {
         this.finish(record, { state: "failed", error: outcome.error, output: outcome.output });
         return;
@@ -235,7 +256,8 @@ export class PackageStore {
       fs.writeFileSync(path.join(envDir, "lock"), outcome.lock ?? "", { mode: 0o644 });
       this.finish(record, { state: "ready", output: outcome.output, sizeBytes: sealed.bytes });
     } catch (error) {
-      const message = error instanceof SealError ? `${error.message} (PACKAGES_MAX_MB is ${mb(this.options.maxBytes)})` : (error as Error).message;
+      const message =
+        error instanceof SealError ? `${error.message} (PACKAGES_MAX_MB is ${mb(this.options.maxBytes)})` : (error as Error).message;
       if (!(error instanceof SealError)) this.options.log?.(`package environment ${key}: ${message}`);
       fs.rmSync(path.join(envDir, "tree"), { recursive: true, force: true });
       this.finish(record, { state: "failed", error: message, sizeBytes: 0 });
@@ -267,8 +289,8 @@ export class PackageStore {
     const next = { ...record, ...changes, updatedAt: new Date().toISOString() };
     this.records.set(next.key, next);
     const file = path.join(this.envDir(next), RECORD);
-    fs.writeFileSync(file + ".tmp", JSON.stringify(next, null, 2) + "\n", { mode: 0o644 });
-    fs.renameSync(file + ".tmp", file);
+    fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o644 });
+    fs.renameSync(`${file}.tmp`, file);
     return next;
   }
 
@@ -288,7 +310,8 @@ function ensureRootDir(dir: string, mode: number): void {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
   }
   const stat = fs.lstatSync(dir);
-  if (!stat.isDirectory() || stat.uid !== 0) throw new Error(`${dir} must be a directory owned by root (it is not: refusing to use it for package installs)`);
+  if (!stat.isDirectory() || stat.uid !== 0)
+    throw new Error(`${dir} must be a directory owned by root (it is not: refusing to use it for package installs)`);
   fs.chmodSync(dir, mode);
 }
 

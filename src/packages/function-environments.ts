@@ -65,7 +65,8 @@ export class FunctionEnvironments {
     this.store
       .settledRecord(key)
       .then((record) => {
-        if (record.state === "ready" && this.functions.promote(name, version)) this.log(`function ${name}: version ${version} is current (its packages are ready)`);
+        if (record.state === "ready" && this.functions.promote(name, version))
+          this.log(`function ${name}: version ${version} is current (its packages are ready)`);
       })
       .catch((error: unknown) => this.log(`function ${name}: version ${version} waits for an environment that is gone: ${String(error)}`))
       .finally(() => this.watched.delete(id));

@@ -1,16 +1,16 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { setupCgroups, type Cgroups } from "../sandbox/cgroups/setup.js";
+import { log as gatewayLog } from "../core/log.js";
 import type { Interpreters } from "../sandbox/binaries.js";
+import { type Cgroups, setupCgroups } from "../sandbox/cgroups/setup.js";
 import type { PackagesConfig } from "./config-keys.js";
 import { confinement } from "./confine.js";
 import { PackageStore } from "./environments.js";
-import { log as gatewayLog } from "../core/log.js";
 
-export { PackageStore, PackagesFullError, environmentKey, type EnvironmentRecord, type EnvironmentState } from "./environments.js";
-export { normalisePackages, PackageSpecError, type PackageSpec } from "./spec.js";
 export type { PackagesConfig } from "./config-keys.js";
+export { type EnvironmentRecord, type EnvironmentState, environmentKey, PackageStore, PackagesFullError } from "./environments.js";
+export { normalisePackages, type PackageSpec, PackageSpecError } from "./spec.js";
 
 // Processes (threads included) one install may have: npm and pip start a few dozen at most.
 const INSTALLER_PIDS_MAX = 512;
@@ -38,25 +38,34 @@ export function openPackageStore(
   const stagingDir = config.PACKAGES_STAGING_DIR ?? path.join(os.tmpdir(), `fngw-packages-${config.PACKAGES_UID}`);
   const npmCli = npmCliPath(interpreters.node.binary);
   // Everything the installers read: the Python prefix (binary, libpython, stdlib, pip), Node and npm.
-  const reach = [path.dirname(path.dirname(interpreters.python.binary)), path.dirname(interpreters.node.binary), path.dirname(path.dirname(npmCli))];
+  const reach = [
+    path.dirname(path.dirname(interpreters.python.binary)),
+    path.dirname(interpreters.node.binary),
+    path.dirname(path.dirname(npmCli)),
+  ];
   let store: PackageStore;
   try {
     store = new PackageStore({
-    dataDir,
-    stagingDir,
-    maxBytes: config.PACKAGES_MAX_MB * 2 ** 20,
-    parallel: config.PACKAGES_PARALLEL,
-    graceMs: config.PACKAGES_GRACE_MS,
-    limits: { uid: config.PACKAGES_UID, timeoutMs: config.PACKAGES_TIMEOUT_MS, memoryMb: config.PACKAGES_MEMORY_MB, outputCapBytes: 64 * 1024 },
-    tools: {
-      pythonBinary: interpreters.python.binary,
-      nodeBinary: interpreters.node.binary,
-      npmCli,
-      confinement: confinement(reach, path.join(stagingDir, ".mounts")),
-    },
-    versions: { python: interpreters.python.version, node: interpreters.node.version },
-    cgroups: cgroups && cgroups.mode !== "none" ? Array.from({ length: config.PACKAGES_PARALLEL }, (_, k) => cgroups!.slot(k)) : [],
-    log,
+      dataDir,
+      stagingDir,
+      maxBytes: config.PACKAGES_MAX_MB * 2 ** 20,
+      parallel: config.PACKAGES_PARALLEL,
+      graceMs: config.PACKAGES_GRACE_MS,
+      limits: {
+        uid: config.PACKAGES_UID,
+        timeoutMs: config.PACKAGES_TIMEOUT_MS,
+        memoryMb: config.PACKAGES_MEMORY_MB,
+        outputCapBytes: 64 * 1024,
+      },
+      tools: {
+        pythonBinary: interpreters.python.binary,
+        nodeBinary: interpreters.node.binary,
+        npmCli,
+        confinement: confinement(reach, path.join(stagingDir, ".mounts")),
+      },
+      versions: { python: interpreters.python.version, node: interpreters.node.version },
+      cgroups: cgroups && cgroups.mode !== "none" ? Array.from({ length: config.PACKAGES_PARALLEL }, (_, k) => cgroups!.slot(k)) : [],
+      log,
     });
   } catch (error) {
     cgroups?.close();

@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
-import type { Confinement } from "./confine.js";
-import { killStrayProcesses } from "../sandbox/slots.js";
-import type { Runtime } from "../core/runtimes.js";
 import { satisfies } from "@renovatebot/pep440";
+import type { Runtime } from "../core/runtimes.js";
+import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
+import { killStrayProcesses } from "../sandbox/slots.js";
+import type { Confinement } from "./confine.js";
 import { canonicalPythonName, type PackageSpec } from "./spec.js";
 
 // One install: pip or npm, run as the installers' own unprivileged uid, with a minimal
@@ -53,29 +53,62 @@ export async function runInstall(tools: InstallerTools, limits: InstallLimits, j
   const tree = path.join(job.stagingDir, "tree");
   const home = path.join(job.stagingDir, "home");
   const env = installerEnv(home);
-  const run = (args: string[], binary: string) => runConfined(tools.confinement.wrap(limits.uid, [binary, ...args]), { cwd: tree, env, limits, cgroup: job.cgroup });
+  const run = (args: string[], binary: string) =>
+    runConfined(tools.confinement.wrap(limits.uid, [binary, ...args]), { cwd: tree, env, limits, cgroup: job.cgroup });
 
   if (job.runtime === "python") {
     const requirements = job.packages.map((p) => p.spec);
     const pip = [tools.pythonBinary, "-I", "-m", "pip"];
-    const installed = await run([...pip.slice(1), "install", "--only-binary=:all:", "--no-compile", "--target", tree,
-      "--disable-pip-version-check", "--no-input", "--no-cache-dir", "--", ...requirements], pip[0]!);
-    if (!installed.ok) return { ok: false, error: await explainPipFailure(installed, job.packages, (args) => run([...pip.slice(1), ...args], pip[0]!)), output: installed.output, lock: null };
+    const installed = await run(
+      [
+        ...pip.slice(1),
+        "install",
+        "--only-binary=:all:",
+        "--no-compile",
+        "--target",
+        tree,
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-cache-dir",
+        "--",
+        ...requirements,
+      ],
+      pip[0]!,
+    );
+    if (!installed.ok)
+      return {
+        ok: false,
+        error: await explainPipFailure(installed, job.packages, (args) => run([...pip.slice(1), ...args], pip[0]!)),
+        output: installed.output,
+        lock: null,
+      };
     // The jail cannot write bytecode, so it is compiled here (compiling runs no package code);
     // unchecked-hash: the sealed tree never changes, so no source timestamp need match.
     // A file that does not compile (e.g. Python 2 test data) only stays uncompiled.
-    const compiled = await run([...pip.slice(1, 2), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", tree], pip[0]!);
-    if (!compiled.ok && !compiled.reason.startsWith("the installer exited")) return { ok: false, error: compiled.reason, output: installed.output + compiled.output, lock: null };
+    const compiled = await run(
+      [...pip.slice(1, 2), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", tree],
+      pip[0]!,
+    );
+    if (!compiled.ok && !compiled.reason.startsWith("the installer exited"))
+      return { ok: false, error: compiled.reason, output: installed.output + compiled.output, lock: null };
     const frozen = await run([...pip.slice(1), "list", "--path", tree, "--format=freeze", "--disable-pip-version-check"], pip[0]!);
-    if (!frozen.ok) return { ok: false, error: `listing the installed versions failed: ${frozen.reason}`, output: installed.output + frozen.output, lock: null };
+    if (!frozen.ok)
+      return {
+        ok: false,
+        error: `listing the installed versions failed: ${frozen.reason}`,
+        output: installed.output + frozen.output,
+        lock: null,
+      };
     return { ok: true, error: null, output: installed.output, lock: frozen.stdout };
   }
 
   // The manifest is the gateway's own: dependencies only, no scripts, private.
   const dependencies = Object.fromEntries(job.packages.map((p) => [p.name, p.spec.slice(p.name.length + 1)]));
-  fs.writeFileSync(path.join(tree, "package.json"), JSON.stringify({ name: "fngw-packages", private: true, dependencies }, null, 2) + "\n");
-  const installed = await run([tools.npmCli, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev",
-    "--no-update-notifier", "--loglevel=warn"], tools.nodeBinary);
+  fs.writeFileSync(path.join(tree, "package.json"), `${JSON.stringify({ name: "fngw-packages", private: true, dependencies }, null, 2)}\n`);
+  const installed = await run(
+    [tools.npmCli, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--no-update-notifier", "--loglevel=warn"],
+    tools.nodeBinary,
+  );
   if (!installed.ok) return { ok: false, error: explainNpmFailure(installed), output: installed.output, lock: null };
   const lock = fs.readFileSync(path.join(tree, "package-lock.json"), "utf8");
   return { ok: true, error: null, output: installed.output, lock };
@@ -101,17 +134,28 @@ interface ProcessResult {
   output: string;
 }
 
-async function runConfined(command: string[], options: { cwd: string; env: Record<string, string>; limits: InstallLimits; cgroup: SlotCgroup | null }): Promise<ProcessResult> {
+async function runConfined(
+  command: string[],
+  options: { cwd: string; env: Record<string, string>; limits: InstallLimits; cgroup: SlotCgroup | null },
+): Promise<ProcessResult> {
   const { limits, cgroup } = options;
   cgroup?.setMemoryLimit(limits.memoryMb);
   const oomBefore = cgroup?.oomKills() ?? 0;
   // detached: a process group of its own, so the time limit kills pip's or npm's children too.
   // Started as root (the namespace needs it); the confinement drops to the uid before exec.
-  const child = spawn(command[0]!, command.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd: options.cwd,
+    env: options.env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   if (child.pid !== undefined) cgroup?.join(child.pid);
   const output = new BoundedText(limits.outputCapBytes);
   const stdout = new BoundedText(4 * 2 ** 20);
-  child.stdout.on("data", (chunk: Buffer) => (output.push(chunk), stdout.push(chunk)));
+  child.stdout.on("data", (chunk: Buffer) => {
+    output.push(chunk);
+    stdout.push(chunk);
+  });
   child.stderr.on("data", (chunk: Buffer) => output.push(chunk));
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -119,7 +163,10 @@ async function runConfined(command: string[], options: { cwd: string; env: Recor
     killGroup(child.pid);
   }, limits.timeoutMs);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-    child.on("error", (error) => (output.push(Buffer.from(`${error.message}\n`)), resolve([null, null])));
+    child.on("error", (error) => {
+      output.push(Buffer.from(`${error.message}\n`));
+      resolve([null, null]);
+    });
     child.on("close", (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
   });
   clearTimeout(timer);
@@ -128,9 +175,15 @@ async function runConfined(command: string[], options: { cwd: string; env: Recor
   cgroup?.killAll();
   killStrayProcesses([{ uid: limits.uid }]);
   const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
-  const reason = timedOut ? `the install took longer than ${limits.timeoutMs} ms and was stopped`
-    : oomKilled ? `the install ran out of memory (${limits.memoryMb} MB)`
-    : code === 0 ? "" : signal ? `the installer was killed by ${signal}` : `the installer exited with code ${code}`;
+  const reason = timedOut
+    ? `the install took longer than ${limits.timeoutMs} ms and was stopped`
+    : oomKilled
+      ? `the install ran out of memory (${limits.memoryMb} MB)`
+      : code === 0
+        ? ""
+        : signal
+          ? `the installer was killed by ${signal}`
+          : `the installer exited with code ${code}`;
   return { ok: reason === "", reason, stdout: stdout.text(), output: output.text() };
 }
 
@@ -144,7 +197,11 @@ function killGroup(pid: number | undefined): void {
 }
 
 /** pip says the same for a missing package, an unmatched constraint and a source-only one; the index tells them apart. */
-async function explainPipFailure(result: ProcessResult, packages: PackageSpec[], pip: (args: string[]) => Promise<ProcessResult>): Promise<string> {
+async function explainPipFailure(
+  result: ProcessResult,
+  packages: PackageSpec[],
+  pip: (args: string[]) => Promise<ProcessResult>,
+): Promise<string> {
   if (!result.reason.startsWith("the installer exited")) return result.reason; // time, memory, signal
   const unsatisfied = /Could not find a version that satisfies the requirement ([A-Za-z0-9._-]+)/.exec(result.output);
   if (unsatisfied) {
@@ -152,7 +209,10 @@ async function explainPipFailure(result: ProcessResult, packages: PackageSpec[],
     // Lists every release, source-only ones included; reads the index, runs no package code.
     const listed = await pip(["index", "versions", name, "--disable-pip-version-check", "--no-input"]);
     if (/No matching distribution found/.test(listed.output)) return `${name}: no such package on the package index`;
-    const available = (/Available versions: (.*)/.exec(listed.output)?.[1] ?? "").split(",").map((v) => v.trim()).filter(Boolean);
+    const available = (/Available versions: (.*)/.exec(listed.output)?.[1] ?? "")
+      .split(",")
+      .map((v) => v.trim())
+      .filter(Boolean);
     const constraint = packages.find((p) => p.name === name)?.spec.replace(/^[a-z0-9-]+(\[[^\]]*\])?/, "") ?? "";
     if (listed.ok && constraint !== "" && !available.some((version) => satisfies(version, constraint))) {
       return `${name}: no release matches ${constraint}`;

@@ -86,7 +86,10 @@ function parsePython(entry: string, where: string): PackageSpec {
   const extras = match[2] ? [...new Set(match[2].split(",").map((e) => canonicalPythonName(e.trim())))].sort() : [];
   const clauses = match[3] ? match[3].split(",").map((c) => c.replace(/\s+/g, "")) : [];
   for (const clause of clauses) {
-    if (!validRange(clause)) throw new PackageSpecError(`${where} (${JSON.stringify(entry)}): ${JSON.stringify(clause)} is not a valid PEP 440 version constraint`);
+    if (!validRange(clause))
+      throw new PackageSpecError(
+        `${where} (${JSON.stringify(entry)}): ${JSON.stringify(clause)} is not a valid PEP 440 version constraint`,
+      );
   }
   const sortedClauses = [...new Set(clauses)].sort();
   return { name, spec: name + (extras.length ? `[${extras.join(",")}]` : "") + sortedClauses.join(",") };

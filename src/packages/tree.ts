@@ -57,7 +57,9 @@ function copyRegularFile(from: string, to: string): void {
     const output = fs.openSync(to, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
     try {
       const buffer = Buffer.allocUnsafe(1 << 20);
-      for (let n; (n = fs.readSync(input, buffer, 0, buffer.length, null)) > 0; ) fs.writeSync(output, buffer, 0, n);
+      for (let n = fs.readSync(input, buffer, 0, buffer.length, null); n > 0; n = fs.readSync(input, buffer, 0, buffer.length, null)) {
+        fs.writeSync(output, buffer, 0, n);
+      }
       fs.fchmodSync(output, 0o644);
     } finally {
       fs.closeSync(output);

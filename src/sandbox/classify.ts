@@ -16,7 +16,12 @@ export interface ClassifyLimits {
   maxResponseBytes: number;
 }
 
-export function classify(exit: ProcessExit, spec: Pick<InvocationSpec, "runtime" | "timeoutMs" | "memoryMb">, oomKilled: boolean, limits: ClassifyLimits): InvocationResult {
+export function classify(
+  exit: ProcessExit,
+  spec: Pick<InvocationSpec, "runtime" | "timeoutMs" | "memoryMb">,
+  oomKilled: boolean,
+  limits: ClassifyLimits,
+): InvocationResult {
   const base = {
     exitCode: exit.exitCode,
     signal: exit.signal,

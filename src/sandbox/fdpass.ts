@@ -76,7 +76,7 @@ export function sendFds(socket: number, message: Buffer, fds: readonly number[])
   control.writeBigUInt64LE(BigInt(CMSG_HEADER + dataLength), 0);
   control.writeInt32LE(SOL_SOCKET, 8);
   control.writeInt32LE(SCM_RIGHTS, 12);
-  fds.forEach((fd, i) => control.writeInt32LE(fd, CMSG_HEADER + 4 * i));
+  for (const [i, fd] of fds.entries()) control.writeInt32LE(fd, CMSG_HEADER + 4 * i);
   const header = {
     msg_name: null,
     msg_namelen: 0,

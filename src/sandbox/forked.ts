@@ -4,7 +4,7 @@ import { closeFd, streamPair } from "./fdpass.js";
 import type { ForkServer } from "./forkserver.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
 import { Capture, type Interpreter, type InterpreterSettings, type ProcessExit } from "./process.js";
-import { encodeLockLine, EXIT_LOCKDOWN_FAILED, type LockParams } from "./protocol.js";
+import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
 const signalNames = new Map<number, string>();
@@ -102,7 +102,13 @@ export class ForkedInterpreter implements Interpreter {
     await Promise.all(this.readers.map((reader) => reader.done));
   }
 
-  async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit> {
+  async run(
+    params: LockParams,
+    payload: Buffer,
+    timeoutMs: number,
+    stop: AbortSignal,
+    confine: (pid: number) => void,
+  ): Promise<ProcessExit> {
     this.dispatched = true;
     const started = performance.now();
     let timedOut = false;

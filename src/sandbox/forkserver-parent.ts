@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeFd, seqpacketPair, sendFds } from "./fdpass.js";
-import { SPAWN_ENV, type InterpreterSettings } from "./process.js";
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeFd, sendFds, seqpacketPair } from "./fdpass.js";
+import { type InterpreterSettings, SPAWN_ENV } from "./process.js";
 
 // The fork-server's parent process as the gateway sees it (prescripts/forkserver.py): started
 // with the rendered source on stdin, sent fork requests with the child's channels attached on
@@ -93,8 +93,7 @@ export class Parent {
       if (kind === "ready") {
         this.served = true;
         this.ready.resolve(true);
-      }
-      else if (kind === "pid") {
+      } else if (kind === "pid") {
         const record = this.byId.get(a);
         this.byId.delete(a);
         record?.pid.resolve(Number(b));

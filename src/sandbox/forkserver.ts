@@ -1,5 +1,5 @@
 import { ForkedInterpreter } from "./forked.js";
-import { Parent, type ForkRecord } from "./forkserver-parent.js";
+import { type ForkRecord, Parent } from "./forkserver-parent.js";
 import { rssBytes } from "./memory.js";
 import type { Interpreter, InterpreterSettings } from "./process.js";
 
@@ -16,9 +16,33 @@ export const FORK_REPLY_TIMEOUT_MS = 2000;
  * their import (json alone pulls in re and enum). None starts a thread or keeps a file open.
  */
 export const PRELOAD_MODULES: readonly string[] = [
-  "json", "re", "datetime", "base64", "binascii", "hashlib", "hmac", "urllib.parse", "collections", "typing",
-  "dataclasses", "decimal", "math", "random", "time", "uuid", "itertools", "functools", "string", "struct",
-  "enum", "traceback", "asyncio", "copy", "statistics", "textwrap", "zlib",
+  "json",
+  "re",
+  "datetime",
+  "base64",
+  "binascii",
+  "hashlib",
+  "hmac",
+  "urllib.parse",
+  "collections",
+  "typing",
+  "dataclasses",
+  "decimal",
+  "math",
+  "random",
+  "time",
+  "uuid",
+  "itertools",
+  "functools",
+  "string",
+  "struct",
+  "enum",
+  "traceback",
+  "asyncio",
+  "copy",
+  "statistics",
+  "textwrap",
+  "zlib",
 ];
 
 export class ForkServer {
@@ -97,7 +121,8 @@ export class ForkServer {
 
   /** Tops up the children forked ahead; called when an invocation ends, as the standby pool is. */
   refill(): void {
-    while (!this.closed && this.ahead.length < this.forkAhead) this.ahead.push(new ForkedInterpreter(this, this.settings, this.replyTimeoutMs));
+    while (!this.closed && this.ahead.length < this.forkAhead)
+      this.ahead.push(new ForkedInterpreter(this, this.settings, this.replyTimeoutMs));
   }
 
   get pid(): number | undefined {

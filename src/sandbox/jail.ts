@@ -2,7 +2,6 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { PythonInstall } from "./binaries.js";
-import { isMountPoint } from "./mountinfo.js";
 import {
   MNT_DETACH,
   MS_BIND,
@@ -17,6 +16,7 @@ import {
   mount,
   umount2,
 } from "./libc.js";
+import { isMountPoint } from "./mountinfo.js";
 
 // The jail is what a sandboxed process sees as "/" after chroot. It is built once
 // at start-up on a tmpfs of its own:
@@ -210,12 +210,16 @@ function mountOverlay(lower: string, empty: string, target: string): void {
 
 function populateBase(base: string, slots: SlotIdentity[], python: PythonInstall, layers: HostLayer[]): void {
   const inside = (p: string) => path.join(base, p);
-  for (const d of ["etc", "dev", "tmp", PACKAGES_MOUNT, ...layers.map((l) => l.jailPath)]) fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
+  for (const d of ["etc", "dev", "tmp", PACKAGES_MOUNT, ...layers.map((l) => l.jailPath)])
+    fs.mkdirSync(inside(d), { recursive: true, mode: 0o755 });
   // Node looks for bare specifiers in /node_modules when walking up from /function.js or /tmp.
   fs.symlinkSync("packages/node_modules", inside("node_modules"));
 
   const users = slots.map(({ uid, gid }, k) => ({ name: `sandbox${k}`, uid, gid }));
-  writeFile(inside("etc/passwd"), ["root:x:0:0:root:/root:/usr/sbin/nologin", ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:sandbox:/tmp:/usr/sbin/nologin`)]);
+  writeFile(inside("etc/passwd"), [
+    "root:x:0:0:root:/root:/usr/sbin/nologin",
+    ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:sandbox:/tmp:/usr/sbin/nologin`),
+  ]);
   writeFile(inside("etc/group"), ["root:x:0:", ...users.map((u) => `${u.name}:x:${u.gid}:`)]);
   writeFile(inside("etc/hosts"), ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]);
   writeFile(inside("etc/nsswitch.conf"), ["passwd: files", "group: files", "hosts: files dns"]);
@@ -266,5 +270,5 @@ function copyIfPresent(source: string, target: string): void {
 }
 
 function writeFile(file: string, lines: string[]): void {
-  fs.writeFileSync(file, lines.length ? lines.join("\n") + "\n" : "", { mode: 0o644 });
+  fs.writeFileSync(file, lines.length ? `${lines.join("\n")}\n` : "", { mode: 0o644 });
 }

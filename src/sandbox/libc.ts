@@ -17,9 +17,7 @@ export const MS_PRIVATE = 0x40000;
 export const MNT_DETACH = 0x2;
 
 const libc = koffi.load("libc.so.6");
-const mountFn = libc.func(
-  "int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)",
-);
+const mountFn = libc.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)");
 const umount2Fn = libc.func("int umount2(const char *target, int flags)");
 // dev_t is 64 bits on x86_64 and aarch64 (glibc exports mknod itself since 2.33).
 const mknodFn = libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)");

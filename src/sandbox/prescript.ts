@@ -42,7 +42,7 @@ const PRESCRIPT_CALL = "\n_prescript()\n";
  */
 export function renderForkServer(pythonPrescript: string, preload: readonly string[], dir = TEMPLATE_DIR): string {
   if (!pythonPrescript.endsWith(PRESCRIPT_CALL)) throw new Error("the Python prescript does not end with its call to _prescript()");
-  const server = fs.readFileSync(dir + "forkserver.py", "utf8").replace(PLACEHOLDER, (_, name: string) => {
+  const server = fs.readFileSync(`${dir}forkserver.py`, "utf8").replace(PLACEHOLDER, (_, name: string) => {
     if (name !== "PRELOAD_MODULES") throw new Error(`unknown fork-server placeholder {{${name}}}`);
     return JSON.stringify(preload); // a JSON array of strings is a Python list literal
   });

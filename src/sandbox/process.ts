@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
-import { BASE_ENV, encodeLockLine, REQUEST_FD, RESULT_FD, type LockParams } from "./protocol.js";
+import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD } from "./protocol.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
 // and waits), then handed one invocation on fd 3 and watched until it exits.
@@ -120,7 +120,13 @@ export class InterpreterProcess implements Interpreter {
    * lock-down parameters and the payload go out on fd 3. Resolves when the process
    * has exited, at the latest at the deadline or when `stop` aborts.
    */
-  async run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit> {
+  async run(
+    params: LockParams,
+    payload: Buffer,
+    timeoutMs: number,
+    stop: AbortSignal,
+    confine: (pid: number) => void,
+  ): Promise<ProcessExit> {
     this.dispatched = true;
     const started = performance.now();
     let timedOut = false;

@@ -12,8 +12,7 @@ export const REQUEST_FD = 3;
 export const RESULT_FD = 4;
 
 /** The library's one export, as koffi declares it (rendered into the Node prescript). */
-export const LOCKDOWN_SIGNATURE =
-  "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)";
+export const LOCKDOWN_SIGNATURE = "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)";
 
 /** Exit status of a process whose lock-down failed (the library's `exitLockdownFailed`). */
 export const EXIT_LOCKDOWN_FAILED = 125;
@@ -45,7 +44,7 @@ export const MAX_RESPONSE_HEADERS = 100;
 
 /** The first line of fd 3: the parameters joined by NUL (a jail path cannot hold one). */
 export function encodeLockLine(params: LockParams): Buffer {
-  return Buffer.from([params.jail, params.uid, params.gid, params.flags, params.maxThreads].join("\0") + "\n");
+  return Buffer.from(`${[params.jail, params.uid, params.gid, params.flags, params.maxThreads].join("\0")}\n`);
 }
 
 /** What follows the lock line on fd 3: one JSON line (envelope, env, code in base64), then the raw body. */
@@ -61,7 +60,7 @@ export function encodePayload(spec: InvocationSpec, nonce?: string): Buffer {
     // Only for warm instances (isolation "function"): the prescript serves invocations in a loop.
     ...(nonce === undefined ? {} : { nonce }),
   });
-  return Buffer.concat([Buffer.from(header + "\n"), body]);
+  return Buffer.concat([Buffer.from(`${header}\n`), body]);
 }
 
 /**
@@ -94,7 +93,10 @@ export type Frame =
 
 /** Frames as the result channel carried them, the response validated (or the reason it is not usable). */
 export type ParsedFrame = Exclude<Frame, { kind: "response" }> | { kind: "response"; value: SandboxResponse | string };
-const OTHER_KINDS = new Set<string>(["locked", "handler", "error", "forbidden", "lockdown_failed"] satisfies Exclude<Frame, { kind: "response" }>["kind"][]);
+const OTHER_KINDS = new Set<string>(["locked", "handler", "error", "forbidden", "lockdown_failed"] satisfies Exclude<
+  Frame,
+  { kind: "response" }
+>["kind"][]);
 
 export function frameOf<K extends ParsedFrame["kind"]>(frames: ParsedFrame[], kind: K): Extract<ParsedFrame, { kind: K }> | undefined {
   return frames.find((f): f is Extract<ParsedFrame, { kind: K }> => f.kind === kind);

@@ -1,23 +1,30 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
-import { SaturatedError, type InvocationResult, type InvocationSpec, type Runner, type RunnerHealth, type SyntaxProblem } from "../core/runner.js";
+import { log } from "../core/log.js";
+import {
+  type InvocationResult,
+  type InvocationSpec,
+  type Runner,
+  type RunnerHealth,
+  SaturatedError,
+  type SyntaxProblem,
+} from "../core/runner.js";
 import { RUNTIMES, type Runtime } from "../core/runtimes.js";
-import { resolveInterpreters, type Interpreters } from "./binaries.js";
-import { setupCgroups, type CgroupMode, type Cgroups } from "./cgroups/setup.js";
-import { setupFirewall, type Firewall } from "./firewall.js";
+import { type Interpreters, resolveInterpreters } from "./binaries.js";
+import { type CgroupMode, type Cgroups, setupCgroups } from "./cgroups/setup.js";
+import { type Firewall, setupFirewall } from "./firewall.js";
+import { ForkServer, PRELOAD_MODULES } from "./forkserver.js";
 import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
-import { ForkServer, PRELOAD_MODULES } from "./forkserver.js";
 import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
 import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE } from "./protocol.js";
-import { runInSlot, type RunSettings } from "./run.js";
+import { type RunSettings, runInSlot } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
-import { log } from "../core/log.js";
-import { WarmPool, type WarmInstanceHealth } from "./warm.js";
+import { type WarmInstanceHealth, WarmPool } from "./warm.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
 
@@ -135,7 +142,13 @@ export class Sandbox implements Runner {
       nodeHeapMb: config.MAX_MEMORY_MB,
     };
     const forkServer =
-      config.PYTHON_FORKSERVER === "on" ? new ForkServer(interpreterSettings, renderForkServer(interpreterSettings.prescripts.python, PRELOAD_MODULES), config.STANDBY_INTERPRETERS) : null;
+      config.PYTHON_FORKSERVER === "on"
+        ? new ForkServer(
+            interpreterSettings,
+            renderForkServer(interpreterSettings.prescripts.python, PRELOAD_MODULES),
+            config.STANDBY_INTERPRETERS,
+          )
+        : null;
     if (config.STANDBY_INTERPRETERS > 0) forkServer?.start(); // else at the first Python invocation, as standbys are
     const standby = new StandbyPool(interpreterSettings, config.STANDBY_INTERPRETERS, forkServer);
     standby.refill();
@@ -147,7 +160,8 @@ export class Sandbox implements Runner {
       maxThreads: config.MAX_THREADS,
     };
     // Each slot's first Python child waits in the slot's cgroup, as later ones will.
-    if (config.STANDBY_INTERPRETERS > 0) for (const slot of pool.slots) forkServer?.prepareFor(slot.index, (pid) => cgroups.slot(slot.index)?.join(pid));
+    if (config.STANDBY_INTERPRETERS > 0)
+      for (const slot of pool.slots) forkServer?.prepareFor(slot.index, (pid) => cgroups.slot(slot.index)?.join(pid));
     const warm = (stop: AbortSignal) =>
       new WarmPool({
         run: settings,
@@ -215,7 +229,9 @@ export class Sandbox implements Runner {
     const standby = this.settings.standby.memory();
     const parentPid = this.forkServer?.pid;
     const forkServer =
-      parentPid === undefined ? null : { pid: parentPid, rssBytes: this.forkServer!.rssBytes(), children: this.forkServer!.waitingChildren() };
+      parentPid === undefined
+        ? null
+        : { pid: parentPid, rssBytes: this.forkServer!.rssBytes(), children: this.forkServer!.waitingChildren() };
     const children = forkServer?.children.reduce((sum, c) => sum + c.rssBytes, 0) ?? 0;
     const totalBytes = standby.reduce((sum, s) => sum + s.rssBytes, (forkServer?.rssBytes ?? 0) + children);
     return { standby, forkServer, totalBytes };

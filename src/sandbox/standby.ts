@@ -1,7 +1,7 @@
 import { RUNTIMES, type Runtime } from "../core/runtimes.js";
 import type { ForkServer } from "./forkserver.js";
 import { rssBytes } from "./memory.js";
-import { InterpreterProcess, type Interpreter, type InterpreterSettings } from "./process.js";
+import { type Interpreter, InterpreterProcess, type InterpreterSettings } from "./process.js";
 
 /**
  * Interpreters started ahead of their invocations. A standby has loaded the
@@ -69,7 +69,9 @@ export class StandbyPool {
   /** Each waiting standby's pid and resident memory (from /proc). */
   memory(): { runtime: Runtime; pid: number; rssBytes: number }[] {
     return RUNTIMES.flatMap((runtime) =>
-      this.idle[runtime].flatMap((standby) => (standby.pid === undefined ? [] : [{ runtime, pid: standby.pid, rssBytes: rssBytes(standby.pid) }])),
+      this.idle[runtime].flatMap((standby) =>
+        standby.pid === undefined ? [] : [{ runtime, pid: standby.pid, rssBytes: rssBytes(standby.pid) }],
+      ),
     );
   }
 

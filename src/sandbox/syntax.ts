@@ -50,7 +50,12 @@ except (ValueError, MemoryError, RecursionError) as e:
 const MODULE_SYNTAX =
   /Cannot use import statement outside a module|Unexpected token 'export'|Cannot use 'import\.meta' outside a module|await is only valid in async functions and the top level bodies of modules/;
 
-function run(file: string, args: string[], source: string, asNobody: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  file: string,
+  args: string[],
+  source: string,
+  asNobody: boolean,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,

@@ -79,7 +79,10 @@ export class WarmPool {
     // The prescript confirms the lock-down once, at the head of the first invocation's frames; the
     // instance's later invocations run under that same lock (an instance whose first did not
     // confirm it is never reused), so their frames are read as following it.
-    const exit = instance.invocations === 0 ? served : { ...served, result: { ...served.result, data: Buffer.concat([LOCKED_FRAME, served.result.data]) } };
+    const exit =
+      instance.invocations === 0
+        ? served
+        : { ...served, result: { ...served.result, data: Buffer.concat([LOCKED_FRAME, served.result.data]) } };
     instance.invocations++;
     const oomKilled = instance.cgroup !== null && instance.cgroup.oomKills() > oomBefore;
     const result = classify(exit, spec, oomKilled, this.settings.run);

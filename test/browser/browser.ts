@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 
 /** Debian's Chromium (`apt-get install chromium`); no browser is downloaded. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -54,7 +54,11 @@ export interface Watched {
 }
 
 /** A context that lets requests reach only `gatewayUrl` and records everything else it tried. */
-export async function watchedContext(browser: Browser, gatewayUrl: string, options: Parameters<Browser["newContext"]>[0] = {}): Promise<Watched> {
+export async function watchedContext(
+  browser: Browser,
+  gatewayUrl: string,
+  options: Parameters<Browser["newContext"]>[0] = {},
+): Promise<Watched> {
   const context = await browser.newContext({ baseURL: gatewayUrl, ...options });
   context.setDefaultTimeout(15_000);
   const gateway = new URL(gatewayUrl);

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { client, register, removeDataDir, startServer, type Call, type Json, type Server } from "../e2e/harness.js";
-import { buildConsole, launchChromium, screenshot, watchedContext, type Chromium, type Watched } from "./browser.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Call, client, type Json, register, removeDataDir, type Server, startServer } from "../e2e/harness.js";
+import { buildConsole, type Chromium, launchChromium, screenshot, type Watched, watchedContext } from "./browser.js";
 
 /**
  * The console in a real Chromium against a real gateway (src/main.ts, real sandboxed
@@ -17,7 +17,10 @@ let call: Call;
 beforeAll(async () => {
   buildConsole();
   server = await startServer({ env: { GATEWAY_TOKEN: TOKEN } });
-  call = client(() => server.url, () => TOKEN);
+  call = client(
+    () => server.url,
+    () => TOKEN,
+  );
   chromium = await launchChromium();
   desktop = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
 }, 180_000);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { removeDataDir, startServer, type Server } from "../e2e/harness.js";
-import { launchChromium, screenshot, watchedContext, type Chromium, type Watched } from "./browser.js";
+import { removeDataDir, type Server, startServer } from "../e2e/harness.js";
+import { type Chromium, launchChromium, screenshot, type Watched, watchedContext } from "./browser.js";
 
 /**
  * The API reference at /docs in a real Chromium against a real gateway, with every request to
@@ -32,7 +32,9 @@ describe("the API reference at /docs", { timeout: 90_000 }, () => {
     await page.goto("/docs");
     await page.getByRole("heading", { name: /fngw/ }).first().waitFor();
     for (const path of ["/api/functions", "/api/invocations", "/api/backup", "/api/tokens"]) {
-      await expect.poll(() => page.locator(".opblock-summary-path", { hasText: new RegExp(`^${path}$`) }).count(), { message: path }).toBeGreaterThan(0);
+      await expect
+        .poll(() => page.locator(".opblock-summary-path", { hasText: new RegExp(`^${path}$`) }).count(), { message: path })
+        .toBeGreaterThan(0);
     }
     for (const summary of ["A consistent copy of the database", "The invocation log, newest first"]) {
       await expect.poll(() => page.getByText(summary).first().isVisible(), { message: summary }).toBe(true);
@@ -40,7 +42,9 @@ describe("the API reference at /docs", { timeout: 90_000 }, () => {
     await screenshot(page, "docs");
     expect(watched.foreign).toEqual([]);
     expect(watched.errors).toEqual([]);
-    expect(requested).toEqual(expect.arrayContaining(["/docs", "/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/init.js", "/openapi.json"]));
+    expect(requested).toEqual(
+      expect.arrayContaining(["/docs", "/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/init.js", "/openapi.json"]),
+    );
     await page.close();
   });
 });

@@ -1,7 +1,7 @@
 // The `fngw` command against a real gateway (src/main.ts in a child process, real sandboxed
 // interpreters): what each command prints, what it changed on the gateway, and its exit code.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { client, removeDataDir, startServer, type Json, type Server } from "../e2e/harness.js";
+import { client, type Json, removeDataDir, type Server, startServer } from "../e2e/harness.js";
 import { closedPort, mapLimit, runCli, tableRows, workDir, writeFile } from "./harness.js";
 
 // Each command is a Node process of its own: generous on a busy machine.
@@ -11,7 +11,10 @@ const TOKEN = "cli-test-token-7d2e91b4c3a5";
 
 let server: Server;
 let dir: string;
-const call = client(() => server.url, () => TOKEN);
+const call = client(
+  () => server.url,
+  () => TOKEN,
+);
 /** fngw with GATEWAY_URL and GATEWAY_TOKEN pointing at the test gateway. */
 const fngw = (args: string[], options: { input?: string; env?: Record<string, string> } = {}) =>
   runCli(args, { input: options.input, env: { GATEWAY_URL: server.url, GATEWAY_TOKEN: TOKEN, ...options.env } });
@@ -45,7 +48,15 @@ describe("deploy", () => {
     const result = await fngw(["deploy", file, "--env", "GREETING=hi", "--env", "MODE=x=y", "--timeout", "5000", "--memory", "128"]);
     expect(result).toMatchObject({ code: 0, stdout: "created hello (python): version 1\n" });
     const fn = await api("/api/functions/hello");
-    expect(fn).toMatchObject({ name: "hello", runtime: "python", version: 1, code: HELLO_V1, timeout_ms: 5000, memory_mb: 128, public: false });
+    expect(fn).toMatchObject({
+      name: "hello",
+      runtime: "python",
+      version: 1,
+      code: HELLO_V1,
+      timeout_ms: 5000,
+      memory_mb: 128,
+      public: false,
+    });
     expect(Object.keys(fn.env).sort()).toEqual(["GREETING", "MODE"]);
   });
 
@@ -77,7 +88,7 @@ describe("ls, show, versions", () => {
       ["hello", "python", "2", "true"],
     ]);
     // Aligned: every column starts at the same offset on every line.
-    expect(new Set(rows.map((row) => row.indexOf("node") >= 0 ? row.indexOf("node") : row.indexOf("python"))).size).toBe(1);
+    expect(new Set(rows.map((row) => (row.indexOf("node") >= 0 ? row.indexOf("node") : row.indexOf("python")))).size).toBe(1);
     const asJson = await fngw(["--json", "ls"]);
     expect(JSON.parse(asJson.stdout)).toEqual(await api("/api/functions"));
   });
@@ -118,7 +129,11 @@ describe("invoke", () => {
   it("sends the method, --path with its query, headers and a body from text, @file or stdin (name@N: that version)", async () => {
     const bodyFile = writeFile(dir, "body.txt", "from a file");
     const base = ["invoke", "hello@1", "-X", "put", "--path", "/sub/dir?name=ada", "-H", "X-Probe: probed"];
-    for (const [data, expected, input] of [["text body", "text body"], [`@${bodyFile}`, "from a file"], ["-", "from stdin", "from stdin"]] as const) {
+    for (const [data, expected, input] of [
+      ["text body", "text body"],
+      [`@${bodyFile}`, "from a file"],
+      ["-", "from stdin", "from stdin"],
+    ] as const) {
       const result = await fngw([...base, "--data", data], { input });
       expect(result.code, result.stderr).toBe(0);
       expect(JSON.parse(result.stdout)).toEqual({ hello: "ada", method: "PUT", path: "/sub/dir", body: expected, header: "probed" });
@@ -194,7 +209,13 @@ describe("errors: one line on stderr and the documented exit code", () => {
   });
 
   it("an unknown function exits 1 with the gateway's message, from every command that names one", async () => {
-    const commands = [["show", "nope"], ["versions", "nope"], ["rm", "nope"], ["stats", "nope"], ["invoke", "nope"]];
+    const commands = [
+      ["show", "nope"],
+      ["versions", "nope"],
+      ["rm", "nope"],
+      ["stats", "nope"],
+      ["invoke", "nope"],
+    ];
     const results = await mapLimit(commands, 2, (args) => fngw(args));
     results.forEach((result, index) => {
       expect(result, commands[index]!.join(" ")).toMatchObject({ code: 1, stdout: "", stderr: "error: no function named 'nope'\n" });

@@ -1,13 +1,6 @@
-// deploy --packages and --isolation: the function settings the gateway is gaining (the package
-// environments and the isolation mode exist in the sandbox, not yet in /api/functions). This test
-// fails against a gateway without them and passes once they land; the client is written against
-// their contract.
-import fs from "node:fs";
-import path from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { client, type Json, removeDataDir, type Server, startServer, waitFor } from "../e2e/harness.js";
-import { runCli, startCli, workDir, writeFile } from "./harness.js";
+import { runCli, workDir, writeFile } from "./harness.js";
 
 // Each command is a Node process of its own: generous on a busy machine.
 vi.setConfig({ testTimeout: 120_000 });

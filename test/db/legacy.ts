@@ -12,10 +12,13 @@ import { MIGRATIONS_DIR } from "../../src/db/client.js";
 export function databaseBeforeSealing(file: string, seed: (sqlite: Database.Database) => void): void {
   const legacyMigrations = fs.mkdtempSync(path.join(path.dirname(file), "legacy-migrations-"));
   fs.mkdirSync(path.join(legacyMigrations, "meta"));
-  const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8")) as { entries: { idx: number; tag: string }[] };
+  const journal = JSON.parse(fs.readFileSync(path.join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8")) as {
+    entries: { idx: number; tag: string }[];
+  };
   journal.entries = journal.entries.filter((entry) => entry.idx <= 1);
   fs.writeFileSync(path.join(legacyMigrations, "meta/_journal.json"), JSON.stringify(journal));
-  for (const { tag } of journal.entries) fs.copyFileSync(path.join(MIGRATIONS_DIR, `${tag}.sql`), path.join(legacyMigrations, `${tag}.sql`));
+  for (const { tag } of journal.entries)
+    fs.copyFileSync(path.join(MIGRATIONS_DIR, `${tag}.sql`), path.join(legacyMigrations, `${tag}.sql`));
   const sqlite = new Database(file);
   sqlite.pragma("journal_mode = WAL");
   migrate(drizzle(sqlite), { migrationsFolder: legacyMigrations });

@@ -3,11 +3,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
+import { type OpenedDatabase, openDatabase } from "../../src/db/client.js";
+import { INTERRUPTED_MESSAGE, type InvocationEnd, InvocationLog } from "../../src/db/invocations.js";
+import { startRetention } from "../../src/db/retention.js";
 import { SecretBox } from "../../src/db/secrets.js";
 import { createStores } from "../../src/db/stores.js";
-import { INTERRUPTED_MESSAGE, InvocationLog, type InvocationEnd } from "../../src/db/invocations.js";
-import { startRetention } from "../../src/db/retention.js";
 
 let dir: string;
 let opened: OpenedDatabase;
@@ -157,9 +157,7 @@ describe("listing", () => {
       log.finish(seq, ended());
       times.push(clock.now);
     }
-    const naive = opened.sqlite.prepare(
-      "select seq from invocations where started_at >= ? and started_at < ? order by seq desc",
-    );
+    const naive = opened.sqlite.prepare("select seq from invocations where started_at >= ? and started_at < ? order by seq desc");
     for (const [since, until] of [
       [times[0], times[39]! + 1],
       [times[5], times[20]],
@@ -240,11 +238,19 @@ describe("query plans", () => {
       ["newest first", (l) => l.list({ limit: 50 }), /SCAN invocations$/], // reverse rowid walk, stops at the limit
       ["after a cursor", (l) => l.list({ limit: 50, beforeSeq: 10 }), /USING INTEGER PRIMARY KEY \(rowid<\?\)/],
       ["by function", (l) => l.list({ limit: 50, functionName: "f" }), /USING INDEX invocations_function_seq/],
-      ["by function and status", (l) => l.list({ limit: 50, functionName: "f", status: "ok" }), /USING INDEX invocations_function_status_seq/],
+      [
+        "by function and status",
+        (l) => l.list({ limit: 50, functionName: "f", status: "ok" }),
+        /USING INDEX invocations_function_status_seq/,
+      ],
       ["by status", (l) => l.list({ limit: 50, status: "error" }), /USING INDEX invocations_status_seq/],
       ["one invocation", (l) => l.get("x"), /USING INDEX invocations_id_unique/],
       ["start-up", (l) => l.markInterrupted(), /USING INDEX invocations_status_seq/],
-      ["what finished after an invocation", (l) => l.list({ limit: 50, afterFinishedSeq: 10 }), /USING INDEX invocations_finished_seq \(finished_seq>\?\)/],
+      [
+        "what finished after an invocation",
+        (l) => l.list({ limit: 50, afterFinishedSeq: 10 }),
+        /USING INDEX invocations_finished_seq \(finished_seq>\?\)/,
+      ],
       ["the finish key of an id", (l) => l.finishedSeqOf("x"), /USING INDEX invocations_id_unique/],
     ];
     for (const [label, run, expected] of cases) {
@@ -290,7 +296,13 @@ describe("retention", () => {
 
   it("deletes rows older than LOG_RETENTION_DAYS, in batches", async () => {
     fill(30, DAY / 2); // 15 days of rows
-    const retention = startRetention(log, { retentionDays: 10, retentionRows: 0, intervalMs: 3600_000, batchSize: 4, now: () => clock.now });
+    const retention = startRetention(log, {
+      retentionDays: 10,
+      retentionRows: 0,
+      intervalMs: 3600_000,
+      batchSize: 4,
+      now: () => clock.now,
+    });
     const deleted = await retention.runOnce();
     retention.stop();
     // Rows from the first 5 days (started more than 10 days before now) are gone.
@@ -302,7 +314,13 @@ describe("retention", () => {
   it("keeps at most LOG_RETENTION_ROWS rows, the newest", async () => {
     fill(25, 1000);
     const newest = opened.sqlite.prepare("select max(seq) from invocations").pluck().get() as number;
-    const retention = startRetention(log, { retentionDays: 0, retentionRows: 10, intervalMs: 3600_000, batchSize: 3, now: () => clock.now });
+    const retention = startRetention(log, {
+      retentionDays: 0,
+      retentionRows: 10,
+      intervalMs: 3600_000,
+      batchSize: 3,
+      now: () => clock.now,
+    });
     expect(await retention.runOnce()).toBe(15);
     retention.stop();
     expect(remaining()).toBe(10);

@@ -13,7 +13,17 @@ import { keyId, loadSecretBox, nextKeyFile, SecretBox } from "../../src/db/secre
 import { databaseBeforeSealing } from "./legacy.js";
 
 const SECRET = "clear-secret-from-before-sealing-91c2";
-const settings = { runtime: "python" as const, code: "x = 1\n", timeoutMs: 1000, memoryMb: 64, network: false, public: false, maxConcurrency: null, isolation: "invocation" as const, packages: [] };
+const settings = {
+  runtime: "python" as const,
+  code: "x = 1\n",
+  timeoutMs: 1000,
+  memoryMb: 64,
+  network: false,
+  public: false,
+  maxConcurrency: null,
+  isolation: "invocation" as const,
+  packages: [],
+};
 
 let dir: string;
 beforeEach(() => {
@@ -93,7 +103,9 @@ describe("the key", () => {
     ]) {
       expect(() => box.open(sealed, place)).toThrow(/does not open/);
     }
-    expect(() => new SecretBox(crypto.randomBytes(32)).open(sealed, { functionName: "f", version: 1, variable: "A" })).toThrow(/key this gateway does not have/);
+    expect(() => new SecretBox(crypto.randomBytes(32)).open(sealed, { functionName: "f", version: 1, variable: "A" })).toThrow(
+      /key this gateway does not have/,
+    );
   });
 });
 

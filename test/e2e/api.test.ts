@@ -21,7 +21,11 @@ describe("auth", () => {
     ["no token", null],
     ["a wrong token", "not-the-token-at-all"],
   ])("/api with %s answers 401 with a JSON error", async (_what, token) => {
-    for (const [method, pathname] of [["GET", "/api/functions"], ["GET", "/api/invocations"], ["DELETE", "/api/functions/private"]]) {
+    for (const [method, pathname] of [
+      ["GET", "/api/functions"],
+      ["GET", "/api/invocations"],
+      ["DELETE", "/api/functions/private"],
+    ]) {
       const res = await call(pathname!, { method: method!, token });
       expect(res.status, `${method} ${pathname}`).toBe(401);
       expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
@@ -82,7 +86,9 @@ describe("discoverability and health", () => {
     expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
     expect(doc.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
     const operations = Object.entries(doc.paths as Json).flatMap(([p, item]) =>
-      Object.keys(item as Json).filter((k) => ["get", "put", "post", "delete", "patch"].includes(k)).map((m) => `${m.toUpperCase()} ${p}`),
+      Object.keys(item as Json)
+        .filter((k) => ["get", "put", "post", "delete", "patch"].includes(k))
+        .map((m) => `${m.toUpperCase()} ${p}`),
     );
     expect(operations).toEqual(
       expect.arrayContaining([
@@ -112,7 +118,7 @@ describe("discoverability and health", () => {
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/([^"]+)"/g)].map((m) => m[1]!);
     expect(refs.length).toBeGreaterThan(0);
     for (const ref of refs) {
-      const target = ref.split("/").reduce<any>((node, key) => node?.[key], doc);
+      const target = ref.split("/").reduce<Json | undefined>((node, key) => node?.[key], doc);
       expect(target, `$ref #/${ref}`).toBeDefined();
     }
     expect(doc.components.securitySchemes).toMatchObject({ bearer: { type: "http", scheme: "bearer" } });
@@ -125,7 +131,9 @@ describe("discoverability and health", () => {
     const html = await res.text();
     expect(html).toMatch(/<html/i);
     const scripts = [...html.matchAll(/<script[^>]*src="([^"]+)"/g)].map((m) => m[1]!);
-    const sources = await Promise.all(scripts.filter((src) => src.startsWith("/")).map(async (src) => (await call(src, { token: null })).text()));
+    const sources = await Promise.all(
+      scripts.filter((src) => src.startsWith("/")).map(async (src) => (await call(src, { token: null })).text()),
+    );
     expect(sources.some((source) => source.includes("/openapi.json"))).toBe(true);
   });
 
@@ -140,11 +148,15 @@ describe("discoverability and health", () => {
 
   it("TRACE on a function answers 405 in the error shape (fetch cannot send it: plain node:http)", async () => {
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(`${gateway.server.url}/fn/anything`, { method: "TRACE", headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
-        let body = "";
-        res.on("data", (chunk: Buffer) => (body += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = http.request(
+        `${gateway.server.url}/fn/anything`,
+        { method: "TRACE", headers: { authorization: `Bearer ${TOKEN}` } },
+        (res) => {
+          let body = "";
+          res.on("data", (chunk: Buffer) => (body += chunk));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on("error", reject);
       req.end();
     });

@@ -4,15 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   client,
   invocation,
+  type Json,
   rawRequest,
   register,
   removeDataDir,
   rssBytes,
+  type Server,
   sendOneByteChunks,
   startServer,
   writeAll,
-  type Json,
-  type Server,
 } from "./harness.js";
 
 const TOKEN = "e2e-edges-token-7c2a91d04b";
@@ -28,7 +28,10 @@ async function stopAndClean(server: Server | undefined): Promise<void> {
 
 describe("a body in 1-byte chunks", () => {
   let server: Server;
-  const call = client(() => server.url, () => TOKEN);
+  const call = client(
+    () => server.url,
+    () => TOKEN,
+  );
   beforeAll(async () => {
     // Node parses some 100k chunks a second at best: 3 Mi of them need more than the default read deadline.
     server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, BODY_READ_TIMEOUT_MS: "150000" }, uidIndex: 0 });
@@ -62,7 +65,9 @@ describe("a body in 1-byte chunks", () => {
     // Before: 160-270 bytes of memory per body byte (one Web-stream chunk and promise each). The bound
     // is the body's buffer, its copies on the way to the sandbox (base64, the envelope) and GC slack.
     const growth = peak - before;
-    console.log(`3 MiB in 1-byte chunks: ${(answer.elapsedMs / 1000).toFixed(1)} s, RSS +${(growth / MiB).toFixed(1)} MiB, a small request meanwhile ${smallMs.toFixed(0)} ms`);
+    console.log(
+      `3 MiB in 1-byte chunks: ${(answer.elapsedMs / 1000).toFixed(1)} s, RSS +${(growth / MiB).toFixed(1)} MiB, a small request meanwhile ${smallMs.toFixed(0)} ms`,
+    );
     expect(growth, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`).toBeLessThan(20 * bodyBytes);
   }, 180_000);
 });
@@ -70,10 +75,19 @@ describe("a body in 1-byte chunks", () => {
 describe("slow senders", () => {
   const READ_TIMEOUT_MS = 2000;
   let server: Server;
-  const call = client(() => server.url, () => TOKEN);
+  const call = client(
+    () => server.url,
+    () => TOKEN,
+  );
   beforeAll(async () => {
     // Admission: 2 running + 1 queued. Reading is bounded on its own: 16 bodies at once, 2 s each.
-    const env = { GATEWAY_TOKEN: TOKEN, MAX_CONCURRENCY: "2", QUEUE_LIMIT: "1", BODY_READ_TIMEOUT_MS: String(READ_TIMEOUT_MS), MAX_READING_REQUESTS: "16" };
+    const env = {
+      GATEWAY_TOKEN: TOKEN,
+      MAX_CONCURRENCY: "2",
+      QUEUE_LIMIT: "1",
+      BODY_READ_TIMEOUT_MS: String(READ_TIMEOUT_MS),
+      MAX_READING_REQUESTS: "16",
+    };
     server = await startServer({ env, uidIndex: 1 });
     await register(call, { name: "size", runtime: "python", code: SIZE_CODE, public: true });
     await register(call, { name: "private", runtime: "python", code: SIZE_CODE });
@@ -111,7 +125,10 @@ describe("slow senders", () => {
 
 describe("response headers Node refuses to write", () => {
   let server: Server;
-  const call = client(() => server.url, () => TOKEN);
+  const call = client(
+    () => server.url,
+    () => TOKEN,
+  );
   beforeAll(async () => {
     server = await startServer({ env: { GATEWAY_TOKEN: TOKEN }, uidIndex: 2 });
   });

@@ -49,11 +49,9 @@ describe("how failures answer over HTTP and end in the log", () => {
   });
 
   it("a memory bomb with memory_mb 64: 500 and the row `oom`", async () => {
-    await python(
-      "memory-bomb",
-      `def handler(request):\n    hog = []\n    while True:\n        hog.append(bytearray(b"x" * (8 << 20)))\n`,
-      { memory_mb: 64 },
-    );
+    await python("memory-bomb", `def handler(request):\n    hog = []\n    while True:\n        hog.append(bytearray(b"x" * (8 << 20)))\n`, {
+      memory_mb: 64,
+    });
     const res = await call("/fn/memory-bomb");
     expect(res.status).toBe(500);
     expect(((await res.json()) as Json).error).toMatchObject({ code: "oom", message: "exceeded its memory limit of 64 MB" });
@@ -72,7 +70,10 @@ def handler(request):
     );
     const res = await call("/fn/syslog");
     expect(res.status).toBe(500);
-    expect(((await res.json()) as Json).error).toMatchObject({ code: "forbidden", message: "killed by the seccomp filter (call not reported)" });
+    expect(((await res.json()) as Json).error).toMatchObject({
+      code: "forbidden",
+      message: "killed by the seccomp filter (call not reported)",
+    });
     expect(await invocation(call, invocationId(res))).toMatchObject({
       status: "forbidden",
       http_status: 500,
@@ -102,9 +103,17 @@ def handler(request):
   });
 
   it("finds every failure by status in the log", async () => {
-    for (const [status, fn] of [["error", "raises"], ["timeout", "sleeps-forever"], ["oom", "memory-bomb"], ["forbidden", "syslog"]]) {
+    for (const [status, fn] of [
+      ["error", "raises"],
+      ["timeout", "sleeps-forever"],
+      ["oom", "memory-bomb"],
+      ["forbidden", "syslog"],
+    ]) {
       const page = (await (await call(`/api/invocations?status=${status}&function=${fn}`)).json()) as Json;
-      expect(page.items.map((row: Json) => row.status), fn).toEqual([status]);
+      expect(
+        page.items.map((row: Json) => row.status),
+        fn,
+      ).toEqual([status]);
     }
   });
 });

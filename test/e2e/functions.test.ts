@@ -69,18 +69,31 @@ def handler(request):
     ids[name] = invocationId(res);
   });
 
-  it.each(["hello-py", "hello-js"])("finds the invocation of %s in GET /api/invocations?function=... with duration_ms and exit_code 0", async (name) => {
-    const res = await call(`/api/invocations?function=${name}`);
-    expect(res.status).toBe(200);
-    const page = (await res.json()) as Json;
-    expect(page.next_cursor).toBeNull();
-    expect(page.items).toHaveLength(1);
-    const [row] = page.items;
-    expect(row).toMatchObject({ id: ids[name], function: name, version: 1, status: "ok", http_status: 200, exit_code: 0, signal: null, method: "GET", path: "/" });
-    expect(row.duration_ms).toBeGreaterThan(0);
-    expect(row.duration_ms).toBeLessThan(10_000);
-    expect(row).not.toHaveProperty("stdout");
-  });
+  it.each(["hello-py", "hello-js"])(
+    "finds the invocation of %s in GET /api/invocations?function=... with duration_ms and exit_code 0",
+    async (name) => {
+      const res = await call(`/api/invocations?function=${name}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as Json;
+      expect(page.next_cursor).toBeNull();
+      expect(page.items).toHaveLength(1);
+      const [row] = page.items;
+      expect(row).toMatchObject({
+        id: ids[name],
+        function: name,
+        version: 1,
+        status: "ok",
+        http_status: 200,
+        exit_code: 0,
+        signal: null,
+        method: "GET",
+        path: "/",
+      });
+      expect(row.duration_ms).toBeGreaterThan(0);
+      expect(row.duration_ms).toBeLessThan(10_000);
+      expect(row).not.toHaveProperty("stdout");
+    },
+  );
 
   it.each(["hello-py", "hello-js"])("shows what %s printed in the row's stdout and stderr at GET /api/invocations/:id", async (name) => {
     const row = await invocation(call, ids[name]!);
@@ -165,7 +178,13 @@ def handler(request):
     ["returns", "bytes", 200, /^application\/octet-stream$/, (body: Buffer) => expect(body.equals(bytes256)).toBe(true)],
     ["returns", "tuple2", 201, /^application\/json/, (body: Buffer) => expect(JSON.parse(body.toString())).toEqual({ created: true })],
     ["returns", "tuple3", 418, /^text\/csv$/, (body: Buffer) => expect(body.toString()).toBe("a,b\n1,2\n")],
-    ["returns-js", "object", 200, /^application\/json/, (body: Buffer) => expect(JSON.parse(body.toString())).toEqual({ a: [1, 2], b: null })],
+    [
+      "returns-js",
+      "object",
+      200,
+      /^application\/json/,
+      (body: Buffer) => expect(JSON.parse(body.toString())).toEqual({ a: [1, 2], b: null }),
+    ],
     ["returns-js", "string", 200, /^text\/plain/, (body: Buffer) => expect(body.toString()).toBe("plain text ✓")],
     ["returns-js", "bytes", 200, /^application\/octet-stream$/, (body: Buffer) => expect(body.equals(bytes256)).toBe(true)],
     ["returns-js", "response", 202, /^text\/x-made$/, (body: Buffer) => expect(body.toString()).toBe("made by hand")],
@@ -179,15 +198,17 @@ def handler(request):
   });
 
   it("answers a 205 with an empty body of declared length 0, whatever the function returned", async () => {
-    const { status, headers, body } = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-      const req = http.request(`${gateway.server.url}/fn/returns?as=reset`, { headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
-        let body = "";
-        res.on("data", (chunk: Buffer) => (body += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      });
-      req.on("error", reject);
-      req.end();
-    });
+    const { status, headers, body } = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>(
+      (resolve, reject) => {
+        const req = http.request(`${gateway.server.url}/fn/returns?as=reset`, { headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+          let body = "";
+          res.on("data", (chunk: Buffer) => (body += chunk));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      },
+    );
     expect(status).toBe(205);
     expect(headers["content-length"]).toBe("0");
     expect(headers["transfer-encoding"]).toBeUndefined();
@@ -205,7 +226,11 @@ def handler(request):
     const seen = (await res.json()) as Json;
     expect(seen.method).toBe("DELETE");
     expect(seen.path).toBe("/a/b");
-    expect(seen.query).toEqual([["x", "1"], ["y", "two"], ["x", "3"]]);
+    expect(seen.query).toEqual([
+      ["x", "1"],
+      ["y", "two"],
+      ["x", "3"],
+    ]);
     const row = await invocation(call, invocationId(res));
     expect(row).toMatchObject({ method: "DELETE", path: "/a/b" });
     const root = (await (await call("/fn/echo")).json()) as Json;

@@ -3,13 +3,16 @@
 // and the log row says the same. A smaller run than test/http/fuzz.test.ts: each case is a sandbox.
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { client, invocation, register, removeDataDir, startServer, type Server } from "./harness.js";
+import { client, invocation, register, removeDataDir, type Server, startServer } from "./harness.js";
 
 const TOKEN = "e2e-fuzz-token-3b81c0e94f";
 const RUNS = Number(process.env.E2E_FUZZ_RUNS ?? 25);
 
 let server: Server;
-const call = client(() => server.url, () => TOKEN);
+const call = client(
+  () => server.url,
+  () => TOKEN,
+);
 beforeAll(async () => {
   server = await startServer({ env: { GATEWAY_TOKEN: TOKEN }, uidIndex: 3 });
   // Answers with whatever status and headers the request's JSON body asks for.

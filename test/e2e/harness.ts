@@ -1,10 +1,14 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect } from "vitest";
+
+export type { Json } from "../json.js";
+
+import type { Json } from "../json.js";
 
 /**
  * The REAL gateway, started as `node --import tsx src/main.ts` in a child process and spoken to
@@ -15,8 +19,6 @@ import { afterAll, beforeAll, expect } from "vitest";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const LISTENING = /fngw listening on http:\/\/[^:\s]+:(\d+)\b/;
 const GENERATED_TOKEN = /^API token \(printed this once[^)]*\): (\S+)$/m;
-
-export type Json = Record<string, any>; // test-side view of response bodies: any keeps assertions short
 
 /**
  * A uid block for the `index`-th server of this worker: 400000 + 1000 per worker + 100 per server,
@@ -92,7 +94,8 @@ export async function startServer(options: StartOptions = {}): Promise<Server> {
         resolve(Number(match[1]));
       }
     };
-    const onExit = (code: number | null, signal: string | null) => fail(new Error(`the gateway exited (${code ?? signal}) before listening`));
+    const onExit = (code: number | null, signal: string | null) =>
+      fail(new Error(`the gateway exited (${code ?? signal}) before listening`));
     function fail(error: Error) {
       cleanUp();
       child.kill("SIGKILL");
@@ -252,7 +255,10 @@ export function useGateway(token: string, env: Record<string, string> = {}) {
     if (!server) throw new Error("the gateway has not started (beforeAll failed)");
     return server;
   };
-  const call = client(() => started().url, () => token);
+  const call = client(
+    () => started().url,
+    () => token,
+  );
   beforeAll(async () => {
     server = await startServer({ env: { GATEWAY_TOKEN: token, ...env } });
   });
@@ -325,8 +331,14 @@ export function writeAll(socket: net.Socket, data: Buffer | string): Promise<voi
   return new Promise((resolve, reject) => {
     if (socket.destroyed) return reject(new Error("socket closed"));
     if (socket.write(data)) return resolve();
-    const onDrain = () => (socket.off("close", onClose), resolve());
-    const onClose = () => (socket.off("drain", onDrain), reject(new Error("socket closed")));
+    const onDrain = () => {
+      socket.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => {
+      socket.off("drain", onDrain);
+      reject(new Error("socket closed"));
+    };
     socket.once("drain", onDrain);
     socket.once("close", onClose);
   });

@@ -8,14 +8,14 @@ import {
   client,
   generatedToken,
   invocation,
+  type Json,
   register,
   removeDataDir,
+  type Server,
   startServer,
   tempDataDir,
   uidBase,
   waitFor,
-  type Json,
-  type Server,
 } from "./harness.js";
 
 const TOKEN = "e2e-lifecycle-token-7c0b5e91";
@@ -29,11 +29,18 @@ async function stopCleanly(server: Server | undefined): Promise<void> {
 
 describe("admission: MAX_CONCURRENCY=1 and QUEUE_LIMIT=0", () => {
   let server: Server;
-  const call = client(() => server.url, () => TOKEN);
+  const call = client(
+    () => server.url,
+    () => TOKEN,
+  );
 
   beforeAll(async () => {
     server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, MAX_CONCURRENCY: "1", QUEUE_LIMIT: "0" }, uidIndex: 1 });
-    await register(call, { name: "slow", runtime: "python", code: `import time\ndef handler(request):\n    time.sleep(0.6)\n    return "done"\n` });
+    await register(call, {
+      name: "slow",
+      runtime: "python",
+      code: `import time\ndef handler(request):\n    time.sleep(0.6)\n    return "done"\n`,
+    });
   });
   afterAll(async () => {
     await stopCleanly(server);
@@ -43,7 +50,10 @@ describe("admission: MAX_CONCURRENCY=1 and QUEUE_LIMIT=0", () => {
   it("answers concurrent invocations past the one slot with 429 and Retry-After, and logs each as `rejected`", async () => {
     const responses = await Promise.all(Array.from({ length: 4 }, () => call("/fn/slow")));
     const statuses = responses.map((res) => res.status).sort();
-    expect(statuses.every((s) => s === 200 || s === 429), String(statuses)).toBe(true);
+    expect(
+      statuses.every((s) => s === 200 || s === 429),
+      String(statuses),
+    ).toBe(true);
     const ok = responses.filter((res) => res.status === 200);
     const rejected = responses.filter((res) => res.status === 429);
     expect(ok.length).toBeGreaterThanOrEqual(1);
@@ -72,7 +82,10 @@ describe("a crash, the restart after it, and a graceful stop", () => {
   let dataDir: string;
   let first: Server;
   let second: Server | undefined;
-  const call = client(() => (second ?? first).url, () => TOKEN);
+  const call = client(
+    () => (second ?? first).url,
+    () => TOKEN,
+  );
   const start = () => startServer({ env: { GATEWAY_TOKEN: TOKEN }, dataDir, uidIndex: 2 });
 
   beforeAll(async () => {
@@ -80,7 +93,11 @@ describe("a crash, the restart after it, and a graceful stop", () => {
     first = await start();
     const sleeper = `import time\ndef handler(request):\n    time.sleep(30)\n    return "woke"\n`;
     await register(call, { name: "sleeper", runtime: "python", code: sleeper, timeout_ms: 60_000 });
-    await register(call, { name: "one-second", runtime: "python", code: `import time\ndef handler(request):\n    time.sleep(1)\n    return "finished"\n` });
+    await register(call, {
+      name: "one-second",
+      runtime: "python",
+      code: `import time\ndef handler(request):\n    time.sleep(1)\n    return "finished"\n`,
+    });
   });
   afterAll(async () => {
     if (first) await first.kill();
@@ -116,7 +133,11 @@ describe("a crash, the restart after it, and a graceful stop", () => {
     // The sleeper would sleep on for half a minute; the restart kills what the dead gateway left in its
     // cgroups. A process that got SIGKILL may take a moment to go, hence the short wait.
     const leftovers = () => sandboxProcesses(uidBase(2), 100);
-    await waitFor(() => leftovers().length === 0, () => `the old sandboxes' processes to end: ${leftovers().join(", ")}`, 1000);
+    await waitFor(
+      () => leftovers().length === 0,
+      () => `the old sandboxes' processes to end: ${leftovers().join(", ")}`,
+      1000,
+    );
   });
 
   it("runs functions as before after the restart", async () => {
@@ -133,7 +154,11 @@ describe("a crash, the restart after it, and a graceful stop", () => {
     server.child.kill("SIGTERM");
     // New connections are refused while the invocation finishes.
     await waitFor(
-      () => fetch(`${server.url}/healthz`).then(() => false, () => true),
+      () =>
+        fetch(`${server.url}/healthz`).then(
+          () => false,
+          () => true,
+        ),
       "the gateway to refuse new connections",
       5000,
     );
@@ -171,7 +196,10 @@ describe("the generated API token", () => {
   let dataDir: string;
   let server: Server | undefined;
   let token: string | null = null;
-  const call = client(() => server!.url, () => token);
+  const call = client(
+    () => server!.url,
+    () => token,
+  );
   const start = () => startServer({ dataDir, uidIndex: 3 }); // no GATEWAY_TOKEN
 
   beforeAll(() => {

@@ -2,13 +2,16 @@
 // "Metrics and logs" is the spec.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMetrics } from "../http/harness.js";
-import { client, register, removeDataDir, startServer, waitFor, type Server } from "./harness.js";
+import { client, register, removeDataDir, type Server, startServer, waitFor } from "./harness.js";
 
 const TOKEN = "e2e-metrics-token-5d81c0a7e2";
 
 describe("a real gateway's metrics and log", () => {
   let server: Server;
-  const call = client(() => server.url, () => TOKEN);
+  const call = client(
+    () => server.url,
+    () => TOKEN,
+  );
   beforeAll(async () => {
     server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, STANDBY_INTERPRETERS: "1" }, uidIndex: 0 });
     await register(call, { name: "m-ok", runtime: "python", code: 'def handler(request):\n    return {"ok": True}\n' });
@@ -29,7 +32,10 @@ describe("a real gateway's metrics and log", () => {
     await waitFor(async () => {
       text = await (await call("/metrics")).text();
       const m = parseMetrics(text);
-      return (m.value("fngw_standby_interpreters", { runtime: "python" }) ?? 0) >= 1 && (m.value("fngw_standby_interpreters", { runtime: "node" }) ?? 0) >= 1;
+      return (
+        (m.value("fngw_standby_interpreters", { runtime: "python" }) ?? 0) >= 1 &&
+        (m.value("fngw_standby_interpreters", { runtime: "node" }) ?? 0) >= 1
+      );
     }, "a ready standby of each runtime");
     const m = parseMetrics(text);
     expect(m.value("fngw_invocations_total", { function: "m-ok", status: "ok" })).toBe(3);
@@ -44,7 +50,10 @@ describe("a real gateway's metrics and log", () => {
   });
 
   it("logs JSON lines on stdout, the listen line among them", () => {
-    const lines = server.stdout().split("\n").filter((line) => line.length > 0);
+    const lines = server
+      .stdout()
+      .split("\n")
+      .filter((line) => line.length > 0);
     const parsed = lines.map((line) => JSON.parse(line) as { level: string; msg: string });
     expect(parsed.find((line) => line.msg.startsWith("fngw listening on http://"))).toMatchObject({ level: "info" });
   });

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mountsUnder, removeDataDir, startRefused, startServer, tempDataDir, uidBase, waitFor, type Server } from "./harness.js";
+import { mountsUnder, removeDataDir, type Server, startRefused, startServer, tempDataDir, uidBase, waitFor } from "./harness.js";
 
 // What routine operator actions do to a running gateway: a second gateway on the same DATA_DIR, a
 // port in use, a jail unmounted from outside, a supervisor's repeated signals, a full disk.
@@ -94,7 +94,12 @@ describe("stopping under a supervisor", () => {
       const fn = await fetch(`${server.url}/api/functions`, {
         method: "POST",
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: "slow", runtime: "python", code: "import time\ndef handler(r):\n    time.sleep(20)\n", timeout_ms: 30000 }),
+        body: JSON.stringify({
+          name: "slow",
+          runtime: "python",
+          code: "import time\ndef handler(r):\n    time.sleep(20)\n",
+          timeout_ms: 30000,
+        }),
       });
       expect(fn.status).toBe(201);
       const pending = fetch(`${server.url}/fn/slow`, { headers: { authorization: `Bearer ${TOKEN}` } }).catch(() => null);
@@ -125,7 +130,11 @@ describe("a full data disk", () => {
       const created = await fetch(`${server.url}/api/functions`, {
         method: "POST",
         headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: "hello", runtime: "python", code: "def handler(r):\n    print('x' * 60000)\n    return {'ok': True}\n" }),
+        body: JSON.stringify({
+          name: "hello",
+          runtime: "python",
+          code: "def handler(r):\n    print('x' * 60000)\n    return {'ok': True}\n",
+        }),
       });
       expect(created.status).toBe(201);
       // Fill the disk to the last byte.
@@ -162,4 +171,3 @@ describe("a full data disk", () => {
     }
   });
 });
-

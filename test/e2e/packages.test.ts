@@ -1,7 +1,19 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { client, invocation, invocationId, register, removeDataDir, startServer, tempDataDir, uidBase, waitFor, type Json, type Server } from "./harness.js";
+import {
+  client,
+  invocation,
+  invocationId,
+  type Json,
+  register,
+  removeDataDir,
+  type Server,
+  startServer,
+  tempDataDir,
+  uidBase,
+  waitFor,
+} from "./harness.js";
 
 // Function packages through the real gateway: real pip and npm against the registries, the
 // installers' own uid, the environments mounted at /packages under the full lock-down.
@@ -13,7 +25,10 @@ let server: Server;
 const dataDir = tempDataDir();
 // The installers' uid sits in this server's uid block, above the sandbox slots, so checkouts running at once never share it.
 const env = { GATEWAY_TOKEN: TOKEN, PACKAGES_UID: String(uidBase(0) + 99), PACKAGES_PARALLEL: "1" };
-const call = client(() => server.url, () => TOKEN);
+const call = client(
+  () => server.url,
+  () => TOKEN,
+);
 
 beforeAll(async () => {
   server = await startServer({ dataDir, env });
@@ -72,7 +87,14 @@ async function invokeJson(name: string): Promise<{ status: number; body: Json; i
 
 describe("a Python function with numpy and pandas", () => {
   it("answers 503 with Retry-After, logged as rejected, while its first version's packages install", async () => {
-    const fn = await register(call, { name: "frames", runtime: "python", code: PANDAS_CODE, packages: ["pandas", "numpy>=1.26"], memory_mb: 512, timeout_ms: 30000 });
+    const fn = await register(call, {
+      name: "frames",
+      runtime: "python",
+      code: PANDAS_CODE,
+      packages: ["pandas", "numpy>=1.26"],
+      memory_mb: 512,
+      timeout_ms: 30000,
+    });
     expect(fn.packages).toEqual(["pandas", "numpy>=1.26"]);
     expect(fn.environment.key).toMatch(/^[0-9a-f]{64}$/);
     expect(["pending", "building"]).toContain(fn.environment.state);
@@ -83,7 +105,9 @@ describe("a Python function with numpy and pandas", () => {
     expect((await invocation(call, invocationId(res))).status).toBe("rejected");
   });
 
-  it("becomes ready with a lock of the exact versions and answers right under the lock-down", { timeout: INSTALL_MS + 60_000 }, async () => {
+  it("becomes ready with a lock of the exact versions and answers right under the lock-down", {
+    timeout: INSTALL_MS + 60_000,
+  }, async () => {
     const fn = await settled("frames", (f) => f.environment);
     expect(fn.environment, fn.environment.output).toMatchObject({ state: "ready", error: null });
     expect(fn.environment.lock.numpy).toMatch(/^\d+\.\d+/);
@@ -95,7 +119,14 @@ describe("a Python function with numpy and pandas", () => {
   });
 
   it("shares the environment with a second function listing the same packages: nothing is installed again", async () => {
-    const fn = await register(call, { name: "frames-2", runtime: "python", code: PANDAS_CODE, packages: ["numpy >= 1.26", "Pandas"], memory_mb: 512, timeout_ms: 30000 });
+    const fn = await register(call, {
+      name: "frames-2",
+      runtime: "python",
+      code: PANDAS_CODE,
+      packages: ["numpy >= 1.26", "Pandas"],
+      memory_mb: 512,
+      timeout_ms: 30000,
+    });
     const first = await getFunction("frames");
     expect(fn.environment.key).toBe(first.environment.key);
     expect(fn.environment.state).toBe("ready"); // at registration: no install was queued
@@ -121,24 +152,28 @@ describe("a new version whose packages fail", () => {
   it.each([
     ["a package that does not exist", "fngw-no-such-package-a8d1c2", /no such package/],
     ["a package with only a source distribution", "docopt==0.6.2", /no wheel|source distribution/],
-  ])("%s: stored, never current; the previous version keeps serving and the failure is shown", { timeout: INSTALL_MS + 60_000 }, async (_what, spec, reason) => {
-    const res = await call("/api/functions/frames", { method: "PUT", json: { packages: ["numpy>=1.26", "pandas", spec] } });
-    expect(res.status).toBe(200);
-    const put = (await res.json()) as Json;
-    expect(put.version).toBe(1);
-    const pendingVersion = put.pending_version.version as number;
-    expect(pendingVersion).toBeGreaterThan(1);
-    const fn = await settled("frames", (f) => f.pending_version?.environment);
-    expect(fn.version).toBe(1);
-    expect(fn.pending_version).toMatchObject({ version: pendingVersion, environment: { state: "failed" } });
-    expect(fn.pending_version.environment.error).toMatch(reason);
-    const version = (await (await call(`/api/functions/frames/versions/${pendingVersion}`)).json()) as Json;
-    expect(version.environment.state).toBe("failed");
-    expect((await invokeJson("frames")).body).toEqual(PANDAS_ANSWER);
-    const pinned = await call(`/fn/frames@${pendingVersion}`);
-    expect(pinned.status).toBe(503);
-    expect(((await pinned.json()) as Json).error.code).toBe("packages_failed");
-  });
+  ])(
+    "%s: stored, never current; the previous version keeps serving and the failure is shown",
+    { timeout: INSTALL_MS + 60_000 },
+    async (_what, spec, reason) => {
+      const res = await call("/api/functions/frames", { method: "PUT", json: { packages: ["numpy>=1.26", "pandas", spec] } });
+      expect(res.status).toBe(200);
+      const put = (await res.json()) as Json;
+      expect(put.version).toBe(1);
+      const pendingVersion = put.pending_version.version as number;
+      expect(pendingVersion).toBeGreaterThan(1);
+      const fn = await settled("frames", (f) => f.pending_version?.environment);
+      expect(fn.version).toBe(1);
+      expect(fn.pending_version).toMatchObject({ version: pendingVersion, environment: { state: "failed" } });
+      expect(fn.pending_version.environment.error).toMatch(reason);
+      const version = (await (await call(`/api/functions/frames/versions/${pendingVersion}`)).json()) as Json;
+      expect(version.environment.state).toBe("failed");
+      expect((await invokeJson("frames")).body).toEqual(PANDAS_ANSWER);
+      const pinned = await call(`/fn/frames@${pendingVersion}`);
+      expect(pinned.status).toBe(503);
+      expect(((await pinned.json()) as Json).error.code).toBe("packages_failed");
+    },
+  );
 
   it("refuses a spec that is not a registry package with a 400 naming it, storing nothing", async () => {
     const res = await call("/api/functions/frames", { method: "PUT", json: { packages: ["numpy", "git+https://example.com/x.git"] } });

@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { client, generatedToken, register, removeDataDir, startServer, tempDataDir, type Json, type Server } from "./harness.js";
+import { client, generatedToken, type Json, register, removeDataDir, type Server, startServer, tempDataDir } from "./harness.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SECRET = "e2e-secret-value-4b1d9a7ce3";
@@ -18,7 +18,10 @@ describe("a gateway's tokens and secrets over restarts", () => {
   let server: Server | undefined;
   let admin = "";
   const tokens: Record<string, string> = {};
-  const call = client(() => server!.url, () => admin);
+  const call = client(
+    () => server!.url,
+    () => admin,
+  );
 
   beforeAll(async () => {
     server = await startServer({ dataDir, uidIndex: 7 });
@@ -46,7 +49,13 @@ describe("a gateway's tokens and secrets over restarts", () => {
   });
 
   it("a deploy token registers a function with a secret; an invoke token runs it and the secret arrives", async () => {
-    await register(client(() => server!.url, () => tokens.deploy!), { name: "sec-fn", runtime: "python", code: READ_ENV, env: { API_KEY: SECRET, V: "1" } });
+    await register(
+      client(
+        () => server!.url,
+        () => tokens.deploy!,
+      ),
+      { name: "sec-fn", runtime: "python", code: READ_ENV, env: { API_KEY: SECRET, V: "1" } },
+    );
     expect(await invokeJson("sec-fn", tokens.invoke)).toEqual({ key: SECRET, version: "1" });
     const refused = await call("/fn/sec-fn", { token: tokens.logs });
     expect(refused.status).toBe(403);
@@ -55,7 +64,9 @@ describe("a gateway's tokens and secrets over restarts", () => {
   });
 
   it("PUTting back what GET shows keeps the secret; a rollback keeps the current env", async () => {
-    const { name, version, created_at, updated_at, environment, pending_version, ...shown } = (await (await call("/api/functions/sec-fn")).json()) as Json;
+    const { name, version, created_at, updated_at, environment, pending_version, ...shown } = (await (
+      await call("/api/functions/sec-fn")
+    ).json()) as Json;
     expect(shown.env).toEqual({ API_KEY: "***", V: "***" });
     expect((await call("/api/functions/sec-fn", { method: "PUT", json: { ...shown, env: { ...shown.env, V: "2" } } })).status).toBe(200);
     expect(await invokeJson("sec-fn")).toEqual({ key: SECRET, version: "2" });
@@ -68,7 +79,10 @@ describe("a gateway's tokens and secrets over restarts", () => {
   });
 
   it("refuses code that does not parse, and a result JSON cannot carry, with clear errors", async () => {
-    const bad = await call("/api/functions", { method: "POST", json: { name: "sec-bad", runtime: "node", code: "export default () => {\n  return [1,;\n}\n" } });
+    const bad = await call("/api/functions", {
+      method: "POST",
+      json: { name: "sec-bad", runtime: "node", code: "export default () => {\n  return [1,;\n}\n" },
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as Json).error).toMatchObject({ code: "syntax_error", line: 2, column: 13 });
     await register(call, { name: "sec-nan", runtime: "python", code: "def handler(request):\n    return {'ratio': float('nan')}\n" });

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256, TokenStore } from "../../src/db/tokens.js";
-import { checkBearer, provisionToken } from "../../src/http/middleware/auth.js";
 import { Admission } from "../../src/http/admission.js";
-import { makeGateway, register, runScenarios, TOKEN, type Gateway, type Scenario } from "./harness.js";
+import { checkBearer, provisionToken } from "../../src/http/middleware/auth.js";
+import type { Json } from "../json.js";
+import { type Gateway, makeGateway, register, runScenarios, type Scenario, TOKEN } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(async () => {
@@ -10,8 +11,6 @@ beforeAll(async () => {
   await register(gw, { name: "hello" });
 });
 afterAll(() => gw.close());
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
 
 describe("GET /healthz", () => {
   it("is public and reports the sandbox's readiness", async () => {
@@ -95,36 +94,48 @@ describe("the token on /api", () => {
     ["GET", "/api/invocations/some-id"],
   ];
 
-  runScenarios(() => gw, [
-    ...routes.map(([method, url]): Scenario => ({
-      name: `${method} ${url} answers 401 with WWW-Authenticate without it`,
-      method,
-      url,
-      token: null,
-      expectedStatus: 401,
-      expectedError: "unauthorized",
-      expectedHeaders: { "www-authenticate": 'Bearer realm="fngw"' },
-    })),
-    ...routes.map(([method, url]): Scenario => ({
-      name: `${method} ${url} answers 401 with a wrong token`,
-      method,
-      url,
-      token: `${TOKEN}x`,
-      expectedStatus: 401,
-      expectedError: "unauthorized",
-      expectedHeaders: { "www-authenticate": /error="invalid_token"/ },
-    })),
-    ...[`Basic ${TOKEN}`, TOKEN, "Bearer", `Bearer ${TOKEN} extra`].map(
-      (authorization): Scenario => ({
-        name: `refuses the malformed or foreign Authorization ${JSON.stringify(authorization.replace(TOKEN, "<token>"))}`,
+  runScenarios(
+    () => gw,
+    [
+      ...routes.map(
+        ([method, url]): Scenario => ({
+          name: `${method} ${url} answers 401 with WWW-Authenticate without it`,
+          method,
+          url,
+          token: null,
+          expectedStatus: 401,
+          expectedError: "unauthorized",
+          expectedHeaders: { "www-authenticate": 'Bearer realm="fngw"' },
+        }),
+      ),
+      ...routes.map(
+        ([method, url]): Scenario => ({
+          name: `${method} ${url} answers 401 with a wrong token`,
+          method,
+          url,
+          token: `${TOKEN}x`,
+          expectedStatus: 401,
+          expectedError: "unauthorized",
+          expectedHeaders: { "www-authenticate": /error="invalid_token"/ },
+        }),
+      ),
+      ...[`Basic ${TOKEN}`, TOKEN, "Bearer", `Bearer ${TOKEN} extra`].map(
+        (authorization): Scenario => ({
+          name: `refuses the malformed or foreign Authorization ${JSON.stringify(authorization.replace(TOKEN, "<token>"))}`,
+          url: "/api/functions",
+          headers: { authorization },
+          expectedStatus: 401,
+          expectedError: "unauthorized",
+        }),
+      ),
+      {
+        name: "accepts the scheme name in any case",
         url: "/api/functions",
-        headers: { authorization },
-        expectedStatus: 401,
-        expectedError: "unauthorized",
-      }),
-    ),
-    { name: "accepts the scheme name in any case", url: "/api/functions", headers: { authorization: `bearer ${TOKEN}` }, expectedStatus: 200 },
-  ]);
+        headers: { authorization: `bearer ${TOKEN}` },
+        expectedStatus: 200,
+      },
+    ],
+  );
 
   it("left the function alone after all those refused requests", async () => {
     expect((await gw.call("/api/functions/hello")).status).toBe(200);

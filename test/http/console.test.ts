@@ -1,14 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hono } from "hono";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/core/config.js";
 import type { TokenRecord } from "../../src/db/tokens.js";
 import { InvocationFeed } from "../../src/http/feed.js";
 import { FUNCTION_CSP } from "../../src/http/middleware/function-isolation.js";
 import { CONSOLE_CSP } from "../../src/http/routes/console.js";
 import { streamApi } from "../../src/http/routes/stream.js";
-import { makeGateway, okResult, register, TOKEN, type Gateway } from "./harness.js";
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
+import type { Json } from "../json.js";
+import { type Gateway, makeGateway, okResult, register, TOKEN } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(() => {
@@ -44,7 +43,12 @@ describe("console sessions", () => {
     expect(wrong.headers.get("set-cookie")).toBeNull();
     const noHeader = await gw.call("/api/session", { method: "POST", token: null, json: { token: TOKEN } });
     expect(noHeader.status).toBe(401);
-    const form = await gw.call("/api/session", { method: "POST", token: null, headers: { ...CONSOLE, "content-type": "text/plain" }, body: TOKEN });
+    const form = await gw.call("/api/session", {
+      method: "POST",
+      token: null,
+      headers: { ...CONSOLE, "content-type": "text/plain" },
+      body: TOKEN,
+    });
     expect(form.status).toBe(415);
     expect(((await form.json()) as Json).error.code).toBe("unsupported_media_type");
   });
@@ -60,7 +64,12 @@ describe("console sessions", () => {
   it("a state-changing request with the cookie must come from the gateway's own origin", async () => {
     const cookie = await signIn();
     const create = (origin: string) =>
-      gw.call("/api/functions", { method: "POST", token: null, headers: { cookie, origin, ...CONSOLE }, json: { name: `o${origin.length}`, runtime: "python", code: "pass\n" } });
+      gw.call("/api/functions", {
+        method: "POST",
+        token: null,
+        headers: { cookie, origin, ...CONSOLE },
+        json: { name: `o${origin.length}`, runtime: "python", code: "pass\n" },
+      });
     expect((await create("https://evil.example")).status).toBe(403);
     expect((await create("null")).status).toBe(403);
     expect((await create("http://localhost")).status).toBe(201);
@@ -97,7 +106,13 @@ describe("/fn isolation", () => {
 
   it("the session cookie never reaches a function, and a function cannot set it", async () => {
     await register(gw, { name: "cookies", public: true });
-    gw.runner.script = () => okResult({ headers: [["set-cookie", "fngw_session=planted; Path=/"], ["set-cookie", "own=1"]] });
+    gw.runner.script = () =>
+      okResult({
+        headers: [
+          ["set-cookie", "fngw_session=planted; Path=/"],
+          ["set-cookie", "own=1"],
+        ],
+      });
     const res = await gw.call("/fn/cookies", { token: null, headers: { cookie: "a=1; fngw_session=secret-id; b=2" } });
     const seen = new Map(gw.runner.last.request.headers);
     expect(seen.get("cookie")).toBe("a=1; b=2");

@@ -2,9 +2,8 @@
 // checked with Node's own rules. test/e2e/edges.test.ts covers the same over real sockets.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeDropped, toHttpResponse } from "../../src/http/invoke/exchange.js";
-import { makeGateway, okResult, register, type Gateway } from "./harness.js";
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
+import type { Json } from "../json.js";
+import { type Gateway, makeGateway, okResult, register } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(async () => {
@@ -40,7 +39,12 @@ describe("request bodies are read before admission, within BODY_READ_TIMEOUT_MS"
     const body = (await res.json()) as Json;
     expect(body.error.code).toBe("request_timeout");
     expect(body.error.message).toContain("BODY_READ_TIMEOUT_MS");
-    expect(logRow(res.headers.get("x-invocation-id"))).toMatchObject({ function_name: "open", status: "rejected", http_status: 408, request_bytes: 0 });
+    expect(logRow(res.headers.get("x-invocation-id"))).toMatchObject({
+      function_name: "open",
+      status: "rejected",
+      http_status: 408,
+      request_bytes: 0,
+    });
   });
 
   it("serves a complete request while more stalled bodies are pending than the gateway admits", async () => {
@@ -63,7 +67,12 @@ describe("request bodies are read before admission, within BODY_READ_TIMEOUT_MS"
   });
 
   it("gives the management API the same deadline", async () => {
-    const res = await gw.call("/api/functions", { method: "POST", body: stalledBody("{"), headers: { "content-type": "application/json" }, duplex: "half" } as RequestInit);
+    const res = await gw.call("/api/functions", {
+      method: "POST",
+      body: stalledBody("{"),
+      headers: { "content-type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
     expect(res.status).toBe(408);
     expect(((await res.json()) as Json).error.code).toBe("request_timeout");
   });
@@ -95,7 +104,16 @@ describe("response headers Node would refuse", () => {
 
   it("are reported in the invocation's stderr after the function's own, and the row keeps the status that went out", async () => {
     gw.runner.script = () =>
-      okResult({ status: 202, headers: [["x-ctl", "\x01"], ["x-good", "1"]] }, { stderr: { data: Buffer.from("own line\n"), truncated: false } });
+      okResult(
+        {
+          status: 202,
+          headers: [
+            ["x-ctl", "\x01"],
+            ["x-good", "1"],
+          ],
+        },
+        { stderr: { data: Buffer.from("own line\n"), truncated: false } },
+      );
     const res = await gw.call("/fn/open");
     expect(res.status).toBe(202);
     expect(res.headers.has("x-ctl")).toBe(false);

@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeGateway, PY_HELLO, register, runScenarios, type Gateway, type Scenario } from "./harness.js";
+import type { Json } from "../json.js";
+import { type Gateway, makeGateway, PY_HELLO, register, runScenarios, type Scenario } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(() => {
   gw = makeGateway({ MAX_CODE_BYTES: "1000", MAX_TIMEOUT_MS: "60000", MAX_MEMORY_MB: "512", MAX_ENV_VARS: "3" });
 });
 afterAll(() => gw.close());
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
 
 async function body(res: Response): Promise<Json> {
   return (await res.json()) as Json;
@@ -65,82 +64,122 @@ describe("POST /api/functions", () => {
     await register(gw, { name: `a${"b".repeat(62)}` });
   });
 
-
-  const post = (name: string, json: unknown, expectedStatus: number, expectedError: string, expectedMessage?: Scenario["expectedMessage"]): Scenario =>
-    ({ name, method: "POST", url: "/api/functions", json, expectedStatus, expectedError, expectedMessage });
+  const post = (
+    name: string,
+    json: unknown,
+    expectedStatus: number,
+    expectedError: string,
+    expectedMessage?: Scenario["expectedMessage"],
+  ): Scenario => ({ name, method: "POST", url: "/api/functions", json, expectedStatus, expectedError, expectedMessage });
   const limits = (settings: Record<string, unknown>, message: RegExp) =>
-    post(`answers 400 for ${JSON.stringify(settings)}`, { name: "limits", runtime: "python", code: "x", ...settings }, 400, "invalid_request", message);
-
-  runScenarios(() => gw, [
-    post("answers 409 when the name is taken", { name: "hello", runtime: "node", code: "x" }, 409, "conflict", /exists/),
-    {
-      name: "answers 400 invalid_json on a body that is not JSON",
-      method: "POST",
-      url: "/api/functions",
-      headers: { "content-type": "application/json" },
-      body: '{"name": "x",',
-      expectedStatus: 400,
-      expectedError: "invalid_json",
-    },
-    {
-      name: "answers 415 with a hint when the body is not sent as JSON",
-      method: "POST",
-      url: "/api/functions",
-      headers: { "content-type": "text/plain" },
-      body: "{}",
-      expectedStatus: 415,
-      expectedError: "unsupported_media_type",
-      expectedMessage: /Content-Type: application\/json/,
-    },
-    post("answers 400 naming each missing field", { name: "nofields" }, 400, "invalid_request", ["runtime: is required", "code: is required"]),
-    { name: "answers 400 on an empty body", method: "POST", url: "/api/functions", expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /name: is required/ },
-    ...(
-      [
-        ["Upper", "uppercase"],
-        ["-leading-dash", "a leading dash"],
-        ["has space", "a space"],
-        ["a".repeat(64), "64 characters"],
-        ["dots.not.allowed", "a dot"],
-        ["", "nothing"],
-      ] as const
-    ).map(([name, what]) =>
-      post(`answers 400 for the name ${JSON.stringify(name)} (${what})`, { name, runtime: "python", code: PY_HELLO }, 400, "invalid_request", /^name: /),
-    ),
-    post("answers 400 for an unknown runtime", { name: "ruby", runtime: "ruby", code: "puts 1" }, 400, "invalid_request", /^runtime: /),
-    post("answers 400 for an unknown field instead of ignoring it", { name: "typo", runtime: "python", code: "x", timeout: 5 }, 400, "invalid_request", /timeout/),
     post(
-      "answers 400 for code over MAX_CODE_BYTES, counted in UTF-8 bytes",
-      { name: "big", runtime: "python", code: "é".repeat(501) },
+      `answers 400 for ${JSON.stringify(settings)}`,
+      { name: "limits", runtime: "python", code: "x", ...settings },
       400,
       "invalid_request",
-      /^code: .*1000 bytes/,
-    ),
-    post("answers 400 for empty code", { name: "empty", runtime: "python", code: "" }, 400, "invalid_request", /^code: /),
-    post("answers 413 for a body far larger than any function may be", { name: "huge", runtime: "python", code: "x".repeat(400_000) }, 413, "payload_too_large"),
-    limits({ timeout_ms: 60001 }, /^timeout_ms: /),
-    limits({ timeout_ms: 50 }, /^timeout_ms: /),
-    limits({ timeout_ms: 1.5 }, /^timeout_ms: /),
-    limits({ memory_mb: 16 }, /^memory_mb: /),
-    limits({ memory_mb: 513 }, /^memory_mb: /),
-    limits({ network: "yes" }, /^network: /),
-    limits({ public: 1 }, /^public: /),
-    limits({ env: { "BAD-NAME": "x" } }, /^env\.BAD-NAME: /),
-    limits({ env: { "1ST": "x" } }, /^env\.1ST: /),
-    limits({ env: { A: 1 } }, /^env\.A: /),
-    limits({ env: { A: "1", B: "2", C: "3", D: "4" } }, /^env: at most 3 variables/),
-    limits({ env: { A: "nul\0byte" } }, /NUL/),
-    {
-      name: "answers 400 for an env variable named __proto__ rather than dropping it",
-      method: "POST",
-      url: "/api/functions",
-      headers: { "content-type": "application/json" },
-      body: '{"name":"proto","runtime":"python","code":"x","env":{"__proto__":"x","A":"1"}}',
-      expectedStatus: 400,
-      expectedError: "invalid_request",
-      expectedMessage: /^env\.__proto__: /,
-    },
-    { ...post("answers 401 without the token", { name: "anon", runtime: "python", code: "x" }, 401, "unauthorized"), token: null },
-  ]);
+      message,
+    );
+
+  runScenarios(
+    () => gw,
+    [
+      post("answers 409 when the name is taken", { name: "hello", runtime: "node", code: "x" }, 409, "conflict", /exists/),
+      {
+        name: "answers 400 invalid_json on a body that is not JSON",
+        method: "POST",
+        url: "/api/functions",
+        headers: { "content-type": "application/json" },
+        body: '{"name": "x",',
+        expectedStatus: 400,
+        expectedError: "invalid_json",
+      },
+      {
+        name: "answers 415 with a hint when the body is not sent as JSON",
+        method: "POST",
+        url: "/api/functions",
+        headers: { "content-type": "text/plain" },
+        body: "{}",
+        expectedStatus: 415,
+        expectedError: "unsupported_media_type",
+        expectedMessage: /Content-Type: application\/json/,
+      },
+      post("answers 400 naming each missing field", { name: "nofields" }, 400, "invalid_request", [
+        "runtime: is required",
+        "code: is required",
+      ]),
+      {
+        name: "answers 400 on an empty body",
+        method: "POST",
+        url: "/api/functions",
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /name: is required/,
+      },
+      ...(
+        [
+          ["Upper", "uppercase"],
+          ["-leading-dash", "a leading dash"],
+          ["has space", "a space"],
+          ["a".repeat(64), "64 characters"],
+          ["dots.not.allowed", "a dot"],
+          ["", "nothing"],
+        ] as const
+      ).map(([name, what]) =>
+        post(
+          `answers 400 for the name ${JSON.stringify(name)} (${what})`,
+          { name, runtime: "python", code: PY_HELLO },
+          400,
+          "invalid_request",
+          /^name: /,
+        ),
+      ),
+      post("answers 400 for an unknown runtime", { name: "ruby", runtime: "ruby", code: "puts 1" }, 400, "invalid_request", /^runtime: /),
+      post(
+        "answers 400 for an unknown field instead of ignoring it",
+        { name: "typo", runtime: "python", code: "x", timeout: 5 },
+        400,
+        "invalid_request",
+        /timeout/,
+      ),
+      post(
+        "answers 400 for code over MAX_CODE_BYTES, counted in UTF-8 bytes",
+        { name: "big", runtime: "python", code: "é".repeat(501) },
+        400,
+        "invalid_request",
+        /^code: .*1000 bytes/,
+      ),
+      post("answers 400 for empty code", { name: "empty", runtime: "python", code: "" }, 400, "invalid_request", /^code: /),
+      post(
+        "answers 413 for a body far larger than any function may be",
+        { name: "huge", runtime: "python", code: "x".repeat(400_000) },
+        413,
+        "payload_too_large",
+      ),
+      limits({ timeout_ms: 60001 }, /^timeout_ms: /),
+      limits({ timeout_ms: 50 }, /^timeout_ms: /),
+      limits({ timeout_ms: 1.5 }, /^timeout_ms: /),
+      limits({ memory_mb: 16 }, /^memory_mb: /),
+      limits({ memory_mb: 513 }, /^memory_mb: /),
+      limits({ network: "yes" }, /^network: /),
+      limits({ public: 1 }, /^public: /),
+      limits({ env: { "BAD-NAME": "x" } }, /^env\.BAD-NAME: /),
+      limits({ env: { "1ST": "x" } }, /^env\.1ST: /),
+      limits({ env: { A: 1 } }, /^env\.A: /),
+      limits({ env: { A: "1", B: "2", C: "3", D: "4" } }, /^env: at most 3 variables/),
+      limits({ env: { A: "nul\0byte" } }, /NUL/),
+      {
+        name: "answers 400 for an env variable named __proto__ rather than dropping it",
+        method: "POST",
+        url: "/api/functions",
+        headers: { "content-type": "application/json" },
+        body: '{"name":"proto","runtime":"python","code":"x","env":{"__proto__":"x","A":"1"}}',
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^env\.__proto__: /,
+      },
+      { ...post("answers 401 without the token", { name: "anon", runtime: "python", code: "x" }, 401, "unauthorized"), token: null },
+    ],
+  );
 });
 
 describe("GET /api/functions", () => {
@@ -169,10 +208,25 @@ describe("GET /api/functions/:name", () => {
     expect(fn.env).toEqual({ API_KEY: "***", _X: "***" });
   });
 
-  runScenarios(() => gw, [
-    { name: "answers 404 for an unknown function", url: "/api/functions/nope", expectedStatus: 404, expectedError: "not_found", expectedMessage: /nope/ },
-    { name: "answers 400 for a name that cannot exist", url: "/api/functions/Bad.Name", expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /^name: / },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 404 for an unknown function",
+        url: "/api/functions/nope",
+        expectedStatus: 404,
+        expectedError: "not_found",
+        expectedMessage: /nope/,
+      },
+      {
+        name: "answers 400 for a name that cannot exist",
+        url: "/api/functions/Bad.Name",
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^name: /,
+      },
+    ],
+  );
 });
 
 describe("PUT /api/functions/:name", () => {
@@ -194,35 +248,57 @@ describe("PUT /api/functions/:name", () => {
       method: "PUT",
       json: { runtime: "python", code: PY_HELLO, timeout_ms: 1000, memory_mb: 64, network: false, public: false, env: { ONLY: "1" } },
     });
-    expect(await body(res)).toMatchObject({ version: 3, runtime: "python", timeout_ms: 1000, memory_mb: 64, public: false, env: { ONLY: "***" } });
+    expect(await body(res)).toMatchObject({
+      version: 3,
+      runtime: "python",
+      timeout_ms: 1000,
+      memory_mb: 64,
+      public: false,
+      env: { ONLY: "***" },
+    });
   });
 
   it("accepts the name in the body when it is the same, and refuses a rename", async () => {
     expect((await gw.call("/api/functions/full_1", { method: "PUT", json: { name: "full_1", code: "x" } })).status).toBe(200);
-    await expectError(await gw.call("/api/functions/full_1", { method: "PUT", json: { name: "other", code: "x" } }), 400, "invalid_request", /renamed/);
+    await expectError(
+      await gw.call("/api/functions/full_1", { method: "PUT", json: { name: "other", code: "x" } }),
+      400,
+      "invalid_request",
+      /renamed/,
+    );
   });
 
-  runScenarios(() => gw, [
-    { name: "answers 404 for an unknown function", method: "PUT", url: "/api/functions/nope", json: { code: "x" }, expectedStatus: 404, expectedError: "not_found" },
-    {
-      name: "validates like POST: a runtime it does not know",
-      method: "PUT",
-      url: "/api/functions/full_1",
-      json: { runtime: "cobol" },
-      expectedStatus: 400,
-      expectedError: "invalid_request",
-      expectedMessage: /^runtime: /,
-    },
-    {
-      name: "validates like POST: a body that is not JSON",
-      method: "PUT",
-      url: "/api/functions/full_1",
-      headers: { "content-type": "application/json" },
-      body: "nope",
-      expectedStatus: 400,
-      expectedError: "invalid_json",
-    },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 404 for an unknown function",
+        method: "PUT",
+        url: "/api/functions/nope",
+        json: { code: "x" },
+        expectedStatus: 404,
+        expectedError: "not_found",
+      },
+      {
+        name: "validates like POST: a runtime it does not know",
+        method: "PUT",
+        url: "/api/functions/full_1",
+        json: { runtime: "cobol" },
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^runtime: /,
+      },
+      {
+        name: "validates like POST: a body that is not JSON",
+        method: "PUT",
+        url: "/api/functions/full_1",
+        headers: { "content-type": "application/json" },
+        body: "nope",
+        expectedStatus: 400,
+        expectedError: "invalid_json",
+      },
+    ],
+  );
 });
 
 describe("GET /api/functions/:name/versions", () => {
@@ -232,7 +308,13 @@ describe("GET /api/functions/:name/versions", () => {
     const { name, items } = await body(res);
     expect(name).toBe("full_1");
     expect(items.map((v: Json) => v.version)).toEqual([4, 3, 2, 1]);
-    expect(items[3]).toMatchObject({ name: "full_1", version: 1, runtime: "node", code: "export default () => 1", env: { API_KEY: "***", _X: "***" } });
+    expect(items[3]).toMatchObject({
+      name: "full_1",
+      version: 1,
+      runtime: "node",
+      code: "export default () => 1",
+      env: { API_KEY: "***", _X: "***" },
+    });
   });
 
   it("returns one version with its code at /versions/:n", async () => {
@@ -240,17 +322,31 @@ describe("GET /api/functions/:name/versions", () => {
     expect(v1).toMatchObject({ name: "full_1", version: 1, code: "export default () => 1", env: { API_KEY: "***", _X: "***" } });
   });
 
-  runScenarios(() => gw, [
-    { name: "answers 404 for an unknown version", url: "/api/functions/full_1/versions/99", expectedStatus: 404, expectedError: "not_found", expectedMessage: /no version 99/ },
-    { name: "answers 404 for the versions of an unknown function", url: "/api/functions/nope/versions", expectedStatus: 404, expectedError: "not_found" },
-    {
-      name: "answers 400 for a version that is not a positive integer",
-      url: "/api/functions/full_1/versions/0",
-      expectedStatus: 400,
-      expectedError: "invalid_request",
-      expectedMessage: /^version: /,
-    },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 404 for an unknown version",
+        url: "/api/functions/full_1/versions/99",
+        expectedStatus: 404,
+        expectedError: "not_found",
+        expectedMessage: /no version 99/,
+      },
+      {
+        name: "answers 404 for the versions of an unknown function",
+        url: "/api/functions/nope/versions",
+        expectedStatus: 404,
+        expectedError: "not_found",
+      },
+      {
+        name: "answers 400 for a version that is not a positive integer",
+        url: "/api/functions/full_1/versions/0",
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^version: /,
+      },
+    ],
+  );
 });
 
 describe("DELETE /api/functions/:name", () => {
@@ -267,16 +363,28 @@ describe("DELETE /api/functions/:name", () => {
     expect((await register(gw, { name: "doomed" })).version).toBe(1);
   });
 
-  runScenarios(() => gw, [
-    { name: "answers 404 for an unknown function", method: "DELETE", url: "/api/functions/nope", expectedStatus: 404, expectedError: "not_found" },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 404 for an unknown function",
+        method: "DELETE",
+        url: "/api/functions/nope",
+        expectedStatus: 404,
+        expectedError: "not_found",
+      },
+    ],
+  );
 });
 
 describe("unknown routes", () => {
-  runScenarios(() => gw, [
-    { name: "answer 404 in the error shape under /api", url: "/api/nothing-here", expectedStatus: 404, expectedError: "not_found" },
-    { name: "answer 404 in the error shape elsewhere", url: "/nothing-here", expectedStatus: 404, expectedError: "not_found" },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      { name: "answer 404 in the error shape under /api", url: "/api/nothing-here", expectedStatus: 404, expectedError: "not_found" },
+      { name: "answer 404 in the error shape elsewhere", url: "/nothing-here", expectedStatus: 404, expectedError: "not_found" },
+    ],
+  );
 });
 
 describe("max_concurrency", () => {
@@ -305,7 +413,13 @@ describe("max_concurrency", () => {
 describe("PUT /api/functions/:name without anything to change", () => {
   runScenarios(
     () => gw,
-    ([["no body", undefined], ["an empty object", {}], ["only the name", { name: "hello" }]] as const).map(([what, json]) => ({
+    (
+      [
+        ["no body", undefined],
+        ["an empty object", {}],
+        ["only the name", { name: "hello" }],
+      ] as const
+    ).map(([what, json]) => ({
       name: `answers 400 for ${what}`,
       before: (gateway) => register(gateway, { name: "unchanged" }).catch(() => undefined),
       method: "PUT",

@@ -5,9 +5,8 @@ import { validateHeaderName, validateHeaderValue } from "node:http";
 import fc from "fast-check";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listen, makeGateway, okResult, register, TOKEN, type Gateway } from "./harness.js";
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
+import type { Json } from "../json.js";
+import { type Gateway, listen, makeGateway, okResult, register, TOKEN } from "./harness.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 250);
 
@@ -39,7 +38,17 @@ const isValidHeader = (name: string, value: string) => {
 };
 
 /** Header names the client itself owns (framing, connection): undici refuses to send them as given. */
-const CLIENT_OWNED = new Set(["connection", "content-length", "transfer-encoding", "keep-alive", "upgrade", "host", "expect", "te", "trailer"]);
+const CLIENT_OWNED = new Set([
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "keep-alive",
+  "upgrade",
+  "host",
+  "expect",
+  "te",
+  "trailer",
+]);
 
 const text = fc.oneof(
   fc.string({ unit: "grapheme", maxLength: 40 }),
@@ -49,7 +58,18 @@ const text = fc.oneof(
 const segment = text.map((t) => encodeURIComponent(t));
 const path = fc
   .tuple(
-    fc.constantFrom("/api/functions", "/api/invocations", "/api/functions/open", "/api/functions/open/versions", "/api/functions/open/stats", "/fn", "/healthz", "/openapi.json", "/api", ""),
+    fc.constantFrom(
+      "/api/functions",
+      "/api/invocations",
+      "/api/functions/open",
+      "/api/functions/open/versions",
+      "/api/functions/open/stats",
+      "/fn",
+      "/healthz",
+      "/openapi.json",
+      "/api",
+      "",
+    ),
     fc.array(segment, { maxLength: 3 }),
     fc.option(fc.array(fc.tuple(segment, segment), { maxLength: 4 })),
   )
@@ -69,74 +89,113 @@ const body = fc.option(
   fc.oneof(
     fc.uint8Array({ maxLength: 512 }).map((bytes) => Buffer.from(bytes)),
     fc.json().map((json) => Buffer.from(json)),
-    fc.record({ name: text, runtime: fc.constantFrom("python", "node", "ruby"), code: text, public: fc.boolean() }).map((r) => Buffer.from(JSON.stringify(r))),
+    fc
+      .record({ name: text, runtime: fc.constantFrom("python", "node", "ruby"), code: text, public: fc.boolean() })
+      .map((r) => Buffer.from(JSON.stringify(r))),
     fc.constant(Buffer.alloc(300_000, 0x61)), // over every cap
   ),
 );
-const method = fc.oneof(fc.constantFrom("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"), fc.stringMatching(/^[A-Z]{1,8}$/));
+const method = fc.oneof(
+  fc.constantFrom("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"),
+  fc.stringMatching(/^[A-Z]{1,8}$/),
+);
 
 describe("random requests against /api/*, /fn/*, /healthz", () => {
   it("answer a 2xx-4xx, errors as JSON, and every /fn answer carries an id whose log row (if any) matches", async () => {
     await fc.assert(
-      fc.asyncProperty(method, path, headers, body, fc.constantFrom("none", "valid", "invalid"), async (verb, target, extra, payload, token) => {
-        if (verb === "CONNECT") return;
-        const sent: Record<string, string> = { ...extra };
-        if (token !== "none") sent.authorization = `Bearer ${token === "valid" ? TOKEN : "not-the-token-0000"}`;
-        const withBody = payload !== null && verb !== "GET" && verb !== "HEAD";
-        const res = await request(`${served.url}${target}`, { method: verb, headers: sent, body: withBody ? payload : undefined, dispatcher: agent });
-        const answer = await res.body.text();
-        const context = `${verb} ${target} → ${res.statusCode} ${answer.slice(0, 300)}`;
-        expect(res.statusCode, context).toBeGreaterThanOrEqual(200);
-        expect(res.statusCode, context).toBeLessThan(500);
-        let code: unknown = null;
-        if (res.statusCode >= 400 && verb !== "HEAD") {
-          expect(String(res.headers["content-type"]), context).toContain("application/json");
-          const parsed = JSON.parse(answer) as Json;
-          code = parsed.error?.code;
-          expect(typeof code, context).toBe("string");
-          expect(typeof parsed.error?.message, context).toBe("string");
-        }
-        // Node's parser refuses unknown methods and oversized headers before the app: no id there.
-        const reachedApp = code !== "invalid_http" && code !== "headers_too_large" && res.statusCode !== 431;
-        // Dot segments are resolved first: /fn/.. is /, not a function.
-        const routedToFn = new URL(`${served.url}${target}`).pathname.startsWith("/fn/");
-        if (routedToFn && reachedApp) {
-          const id = res.headers["x-invocation-id"];
-          expect(typeof id, context).toBe("string");
-          const row = logRow(id as string);
-          if (row) expect(row.http_status, context).toBe(res.statusCode);
-        }
-      }),
+      fc.asyncProperty(
+        method,
+        path,
+        headers,
+        body,
+        fc.constantFrom("none", "valid", "invalid"),
+        async (verb, target, extra, payload, token) => {
+          if (verb === "CONNECT") return;
+          const sent: Record<string, string> = { ...extra };
+          if (token !== "none") sent.authorization = `Bearer ${token === "valid" ? TOKEN : "not-the-token-0000"}`;
+          const withBody = payload !== null && verb !== "GET" && verb !== "HEAD";
+          const res = await request(`${served.url}${target}`, {
+            method: verb,
+            headers: sent,
+            body: withBody ? payload : undefined,
+            dispatcher: agent,
+          });
+          const answer = await res.body.text();
+          const context = `${verb} ${target} → ${res.statusCode} ${answer.slice(0, 300)}`;
+          expect(res.statusCode, context).toBeGreaterThanOrEqual(200);
+          expect(res.statusCode, context).toBeLessThan(500);
+          let code: unknown = null;
+          if (res.statusCode >= 400 && verb !== "HEAD") {
+            expect(String(res.headers["content-type"]), context).toContain("application/json");
+            const parsed = JSON.parse(answer) as Json;
+            code = parsed.error?.code;
+            expect(typeof code, context).toBe("string");
+            expect(typeof parsed.error?.message, context).toBe("string");
+          }
+          // Node's parser refuses unknown methods and oversized headers before the app: no id there.
+          const reachedApp = code !== "invalid_http" && code !== "headers_too_large" && res.statusCode !== 431;
+          // Dot segments are resolved first: /fn/.. is /, not a function.
+          const routedToFn = new URL(`${served.url}${target}`).pathname.startsWith("/fn/");
+          if (routedToFn && reachedApp) {
+            const id = res.headers["x-invocation-id"];
+            expect(typeof id, context).toBe("string");
+            const row = logRow(id as string);
+            if (row) expect(row.http_status, context).toBe(res.statusCode);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   }, 120_000);
 });
 
 describe("random function answers", () => {
-  const reserved = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "x-invocation-id"]);
+  const reserved = new Set([
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "x-invocation-id",
+  ]);
   const anyHeader = fc.tuple(
     fc.oneof(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.string({ unit: "binary", minLength: 1, maxLength: 12 })),
-    fc.oneof(fc.string({ unit: "binary", maxLength: 30 }), fc.string({ unit: "grapheme-ascii", maxLength: 30 }), fc.constantFrom("\x01", "\x7f", "a\r\nb", " spaced ", "caf\xe9")),
+    fc.oneof(
+      fc.string({ unit: "binary", maxLength: 30 }),
+      fc.string({ unit: "grapheme-ascii", maxLength: 30 }),
+      fc.constantFrom("\x01", "\x7f", "a\r\nb", " spaced ", "caf\xe9"),
+    ),
   );
 
   it("never break the gateway: the status goes out with its id, kept headers are Node-valid, the row matches", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 200, max: 599 }), fc.array(anyHeader, { maxLength: 8 }), fc.uint8Array({ maxLength: 256 }), async (status, answerHeaders, bytes) => {
-        gw.runner.script = () => okResult({ status, headers: answerHeaders, body: Buffer.from(bytes) });
-        const res = await request(`${served.url}/fn/open`, { dispatcher: agent });
-        await res.body.arrayBuffer();
-        const context = `${status} ${JSON.stringify(answerHeaders)}`;
-        expect(res.statusCode, context).toBe(status);
-        const id = res.headers["x-invocation-id"];
-        expect(typeof id, context).toBe("string");
-        const row = logRow(id as string)!;
-        expect(row, context).toMatchObject({ status: "ok", http_status: status });
-        for (const [name, value] of answerHeaders) {
-          const keep = !reserved.has(name.toLowerCase()) && isValidHeader(name, value);
-          if (keep) expect(res.headers[name.toLowerCase()], `${context}: ${name} kept`).toBeDefined();
-          else if (!reserved.has(name.toLowerCase())) expect(row.stderr, `${context}: ${name} reported`).toContain("dropped response header");
-        }
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 200, max: 599 }),
+        fc.array(anyHeader, { maxLength: 8 }),
+        fc.uint8Array({ maxLength: 256 }),
+        async (status, answerHeaders, bytes) => {
+          gw.runner.script = () => okResult({ status, headers: answerHeaders, body: Buffer.from(bytes) });
+          const res = await request(`${served.url}/fn/open`, { dispatcher: agent });
+          await res.body.arrayBuffer();
+          const context = `${status} ${JSON.stringify(answerHeaders)}`;
+          expect(res.statusCode, context).toBe(status);
+          const id = res.headers["x-invocation-id"];
+          expect(typeof id, context).toBe("string");
+          const row = logRow(id as string)!;
+          expect(row, context).toMatchObject({ status: "ok", http_status: status });
+          for (const [name, value] of answerHeaders) {
+            const keep = !reserved.has(name.toLowerCase()) && isValidHeader(name, value);
+            if (keep) expect(res.headers[name.toLowerCase()], `${context}: ${name} kept`).toBeDefined();
+            else if (!reserved.has(name.toLowerCase()))
+              expect(row.stderr, `${context}: ${name} reported`).toContain("dropped response header");
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   }, 120_000);

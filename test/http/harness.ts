@@ -1,25 +1,35 @@
 import fs from "node:fs";
-import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import { serve } from "@hono/node-server";
-import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
 import { expect, it } from "vitest";
-import { loadConfig, type Config } from "../../src/core/config.js";
-import { openDatabase, type OpenedDatabase } from "../../src/db/client.js";
+import { type Config, loadConfig } from "../../src/core/config.js";
+import type {
+  InvocationResult,
+  InvocationSpec,
+  Runner,
+  RunnerHealth as SandboxHealth,
+  SandboxResponse,
+  SyntaxProblem,
+} from "../../src/core/runner.js";
+import type { Runtime } from "../../src/core/runtimes.js";
+import { type OpenedDatabase, openDatabase } from "../../src/db/client.js";
 import { loadSecretBox } from "../../src/db/secrets.js";
 import { createStores, type Stores } from "../../src/db/stores.js";
-import { createApp, type App } from "../../src/http/app.js";
-import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
-import { provisionToken } from "../../src/http/middleware/auth.js";
-import type { RunnerHealth as SandboxHealth } from "../../src/core/runner.js";
 import { Admission } from "../../src/http/admission.js";
-import type { InvocationResult, InvocationSpec, Runner, SandboxResponse, SyntaxProblem } from "../../src/core/runner.js";
-import type { Runtime } from "../../src/core/runtimes.js";
-import { resolveInterpreters, type Interpreters } from "../../src/sandbox/binaries.js";
+import { type App, createApp } from "../../src/http/app.js";
+import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
+import { provisionToken } from "../../src/http/middleware/auth.js";
+import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
+import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
+
+export type { Json } from "../json.js";
+
+import type { Json } from "../json.js";
 
 let interpreters: Interpreters | undefined;
 
@@ -94,7 +104,10 @@ export interface Gateway {
 }
 
 /** A fresh gateway over a real SQLite database in a temporary directory. */
-export function makeGateway(env: Record<string, string> = {}, options: { packages?: (functions: Stores["functions"]) => FunctionEnvironments } = {}): Gateway {
+export function makeGateway(
+  env: Record<string, string> = {},
+  options: { packages?: (functions: Stores["functions"]) => FunctionEnvironments } = {},
+): Gateway {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
   const database = openDatabase(config.DB_PATH);
@@ -131,9 +144,7 @@ export function makeGateway(env: Record<string, string> = {}, options: { package
       const presented = token === undefined ? TOKEN : token;
       if (presented !== null && !headers.has("authorization")) headers.set("authorization", `Bearer ${presented}`);
       if (json !== undefined) headers.set("content-type", "application/json");
-      return Promise.resolve(
-        app.request(pathname, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
-      );
+      return Promise.resolve(app.request(pathname, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }));
     },
     close() {
       database.close();
@@ -239,8 +250,6 @@ export async function listen(gw: Gateway): Promise<{ url: string; close(): Promi
   });
 }
 
-export type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
-
 /** Expects the error shape with `status` and `code` (and a message matching `messagePart`); returns the body. */
 export async function expectError(res: Response, status: number, code: string, messagePart?: string | RegExp): Promise<Json> {
   const text = await res.text();
@@ -273,14 +282,20 @@ export function databaseFilesContain(gw: Gateway, needle: string): boolean {
  * samples are also read with the histogram TYPE lines left out: then `x_bucket` (with `le`),
  * `x_sum` and `x_count` are samples like any other.
  */
-export function parseMetrics(text: string): { families: PromFamily[]; value(name: string, labels?: Record<string, string>): number | undefined } {
+export function parseMetrics(text: string): {
+  families: PromFamily[];
+  value(name: string, labels?: Record<string, string>): number | undefined;
+} {
   const families = parsePrometheusTextFormat(text);
   const samples = parsePrometheusTextFormat(text.replace(/^# TYPE \S+ histogram\n/gm, ""));
   return {
     families,
     value(name, labels = {}) {
       // Without TYPE lines a histogram's series split into one family per run of lines: look in each.
-      const sample = samples.filter((f) => f.name === name).flatMap((f) => f.metrics).find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+      const sample = samples
+        .filter((f) => f.name === name)
+        .flatMap((f) => f.metrics)
+        .find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
       return sample?.value === undefined ? undefined : Number(sample.value);
     },
   };

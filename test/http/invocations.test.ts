@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeCursor } from "../../src/http/routes/invocations.js";
 import { SaturatedError } from "../../src/core/runner.js";
-import { type RunStatus } from "../../src/core/statuses.js";
-import { makeGateway, okResult, register, result, runScenarios, type Gateway } from "./harness.js";
+import type { RunStatus } from "../../src/core/statuses.js";
+import { encodeCursor } from "../../src/http/routes/invocations.js";
+import type { Json } from "../json.js";
+import { type Gateway, makeGateway, okResult, register, result, runScenarios } from "./harness.js";
 
 let gw: Gateway;
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
 
 async function get(path: string): Promise<{ status: number; json: Json }> {
   const res = await gw.call(path);
@@ -20,7 +19,10 @@ async function invoke(name: string, outcome: { status?: RunStatus; durationMs?: 
   const status = outcome.status ?? "ok";
   gw.runner.script = () =>
     status === "ok"
-      ? okResult({ body: Buffer.from("ok") }, { durationMs: outcome.durationMs ?? 10, stdout: { data: Buffer.from(outcome.stdout ?? ""), truncated: false } })
+      ? okResult(
+          { body: Buffer.from("ok") },
+          { durationMs: outcome.durationMs ?? 10, stdout: { data: Buffer.from(outcome.stdout ?? ""), truncated: false } },
+        )
       : result({ status, durationMs: outcome.durationMs ?? 10, exitCode: 1, errorMessage: status });
   const res = await gw.call(`/fn/${name}`);
   return res.headers.get("x-invocation-id") ?? "";
@@ -114,42 +116,45 @@ describe("GET /api/invocations", () => {
     expect((await get("/api/invocations?limit=500")).json.items.length).toBeGreaterThan(50);
   });
 
-  runScenarios(() => gw, [
-    ...(
-      [
-        ["limit=501", /^limit: /],
-        ["limit=0", /^limit: /],
-        ["limit=ten", /^limit: /],
-        ["cursor=not-a-cursor!", /^cursor: /],
-        [`cursor=${Buffer.from("0").toString("base64url")}`, /^cursor: /],
-        [`cursor=${Buffer.from("12abc").toString("base64url")}`, /^cursor: /],
-        [`cursor=${encodeCursor(12)}=`, /^cursor: /],
-        ["since=yesterday", /^since: /],
-        ["since=2025-13-01T00:00:00Z", /^since: /],
-        ["since=2020-02-30", /^since: /],
-        ["until=2021-02-29T00:00:00Z", /^until: /],
-        ["since=2025-01-01T10:00:00", /^since: .*zone/],
-        ["until=1700000000", /^until: /],
-        ["since=2025-01-02&until=2025-01-01", /^since: since must not be after until/],
-        ["status=exploded", /^status: /],
-        ["function=Not_A_Name", /^function: /],
-      ] as const
-    ).map(([query, message]) => ({
-      name: `answers 400 for ?${query}`,
-      url: `/api/invocations?${query}`,
-      expectedStatus: 400,
-      expectedError: "invalid_request",
-      expectedMessage: message,
-    })),
-    {
-      name: "answers 401 without the token",
-      url: "/api/invocations",
-      token: null,
-      expectedStatus: 401,
-      expectedError: "unauthorized",
-      expectedHeaders: { "www-authenticate": /^Bearer/ },
-    },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      ...(
+        [
+          ["limit=501", /^limit: /],
+          ["limit=0", /^limit: /],
+          ["limit=ten", /^limit: /],
+          ["cursor=not-a-cursor!", /^cursor: /],
+          [`cursor=${Buffer.from("0").toString("base64url")}`, /^cursor: /],
+          [`cursor=${Buffer.from("12abc").toString("base64url")}`, /^cursor: /],
+          [`cursor=${encodeCursor(12)}=`, /^cursor: /],
+          ["since=yesterday", /^since: /],
+          ["since=2025-13-01T00:00:00Z", /^since: /],
+          ["since=2020-02-30", /^since: /],
+          ["until=2021-02-29T00:00:00Z", /^until: /],
+          ["since=2025-01-01T10:00:00", /^since: .*zone/],
+          ["until=1700000000", /^until: /],
+          ["since=2025-01-02&until=2025-01-01", /^since: since must not be after until/],
+          ["status=exploded", /^status: /],
+          ["function=Not_A_Name", /^function: /],
+        ] as const
+      ).map(([query, message]) => ({
+        name: `answers 400 for ?${query}`,
+        url: `/api/invocations?${query}`,
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: message,
+      })),
+      {
+        name: "answers 401 without the token",
+        url: "/api/invocations",
+        token: null,
+        expectedStatus: 401,
+        expectedError: "unauthorized",
+        expectedHeaders: { "www-authenticate": /^Bearer/ },
+      },
+    ],
+  );
 });
 
 describe("GET /api/invocations?after=<id>", () => {
@@ -182,24 +187,39 @@ describe("GET /api/invocations?after=<id>", () => {
     expect((await get(`/api/invocations?after=${ids[4]}`)).json.items.map((i: Json) => i.id)).toEqual([newer]);
   });
 
-  runScenarios(() => gw, [
-    {
-      name: "answers 400 for an id the log does not hold",
-      url: "/api/invocations?after=0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f",
-      expectedStatus: 400,
-      expectedError: "unknown_invocation",
-      expectedMessage: /^after: no invocation with id '0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f'/,
-    },
-    { name: "answers 400 for an empty after", url: "/api/invocations?after=", expectedStatus: 400, expectedError: "invalid_request", expectedMessage: /^after: / },
-    {
-      name: "answers 400 for after with cursor",
-      url: `/api/invocations?after=x&cursor=${encodeCursor(3)}`,
-      expectedStatus: 400,
-      expectedError: "invalid_request",
-      expectedMessage: /^after: after and cursor do not combine/,
-    },
-    { name: "answers 401 without the token", url: "/api/invocations?after=x", token: null, expectedStatus: 401, expectedError: "unauthorized" },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 400 for an id the log does not hold",
+        url: "/api/invocations?after=0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f",
+        expectedStatus: 400,
+        expectedError: "unknown_invocation",
+        expectedMessage: /^after: no invocation with id '0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f'/,
+      },
+      {
+        name: "answers 400 for an empty after",
+        url: "/api/invocations?after=",
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^after: /,
+      },
+      {
+        name: "answers 400 for after with cursor",
+        url: `/api/invocations?after=x&cursor=${encodeCursor(3)}`,
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^after: after and cursor do not combine/,
+      },
+      {
+        name: "answers 401 without the token",
+        url: "/api/invocations?after=x",
+        token: null,
+        expectedStatus: 401,
+        expectedError: "unauthorized",
+      },
+    ],
+  );
 });
 
 describe("GET /api/invocations/:id", () => {
@@ -212,9 +232,17 @@ describe("GET /api/invocations/:id", () => {
     expect(json).toMatchObject({ id, function: "alpha", stdout: "out", stderr: "err", stdout_truncated: false, stderr_truncated: true });
   });
 
-  runScenarios(() => gw, [
-    { name: "answers 404 for an unknown id", url: "/api/invocations/0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f", expectedStatus: 404, expectedError: "not_found" },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 404 for an unknown id",
+        url: "/api/invocations/0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f",
+        expectedStatus: 404,
+        expectedError: "not_found",
+      },
+    ],
+  );
 });
 
 describe("a deleted function's log", () => {
@@ -278,14 +306,22 @@ describe("GET /api/functions/:name/stats", () => {
     expect(json).toMatchObject({ count: 0, errors: 0, duration_ms: { p50: null, p95: null, p99: null, max: null, mean: null } });
   });
 
-  runScenarios(() => gw, [
-    ...["1w", "0h", "91d", "h", "1.5h", "-1h"].map((window) => ({
-      name: `answers 400 for window=${window}`,
-      url: `/api/functions/stats/stats?window=${window}`,
-      expectedStatus: 400,
-      expectedError: "invalid_request",
-      expectedMessage: /^window: /,
-    })),
-    { name: "answers 404 for a function that neither exists nor appears in the log", url: "/api/functions/never/stats", expectedStatus: 404, expectedError: "not_found" },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      ...["1w", "0h", "91d", "h", "1.5h", "-1h"].map((window) => ({
+        name: `answers 400 for window=${window}`,
+        url: `/api/functions/stats/stats?window=${window}`,
+        expectedStatus: 400,
+        expectedError: "invalid_request",
+        expectedMessage: /^window: /,
+      })),
+      {
+        name: "answers 404 for a function that neither exists nor appears in the log",
+        url: "/api/functions/never/stats",
+        expectedStatus: 404,
+        expectedError: "not_found",
+      },
+    ],
+  );
 });

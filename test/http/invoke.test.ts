@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { readBodyWithin } from "../../src/http/body.js";
-import { SaturatedError } from "../../src/core/runner.js";
-import { makeGateway, okResult, register, result, runScenarios, TOKEN, type Gateway, type Scenario } from "./harness.js";
 import { log } from "../../src/core/log.js";
+import { SaturatedError } from "../../src/core/runner.js";
+import { readBodyWithin } from "../../src/http/body.js";
+import type { Json } from "../json.js";
+import { type Gateway, makeGateway, okResult, register, result, runScenarios, type Scenario, TOKEN } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(async () => {
@@ -15,8 +16,6 @@ afterAll(() => gw.close());
 beforeEach(() => {
   gw.runner.script = (spec) => okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
 });
-
-type Json = Record<string, any>; // test-side view of response bodies: any keeps the assertions short
 
 const INVOCATION_ID = /^[0-9a-f-]{36}$/;
 
@@ -98,54 +97,57 @@ describe("ANY /fn/:name — what the runner is given", () => {
 describe("ANY /fn/:name — lookup and auth", () => {
   let logRowsBefore = 0;
   let runsBefore = 0;
-  runScenarios(() => gw, [
-    {
-      name: "answers 404 with an invocation id, and writes no log row, for an unknown function",
-      url: "/fn/nope/x",
-      before: () => (logRowsBefore = logCount()),
-      expectedStatus: 404,
-      expectedError: "not_found",
-      expectedHeaders: { "x-invocation-id": INVOCATION_ID },
-      after: () => expect(logCount()).toBe(logRowsBefore),
-    },
-    ...["/fn/hello@99", "/fn/hello@0", "/fn/hello@x", "/fn/Bad%20Name", "/fn/", "/fn/%E0%A4%A"].map((url) => ({
-      name: `answers 404 for ${url}`,
-      url,
-      expectedStatus: 404,
-      expectedError: "not_found",
-    })),
-    {
-      name: "answers 401 with WWW-Authenticate and an invocation id without the token, and runs nothing",
-      url: "/fn/hello",
-      token: null,
-      before: () => (runsBefore = gw.runner.calls.length),
-      expectedStatus: 401,
-      expectedError: "unauthorized",
-      expectedHeaders: { "www-authenticate": /^Bearer/, "x-invocation-id": INVOCATION_ID },
-      after: () => expect(gw.runner.calls.length).toBe(runsBefore),
-    },
-    ...["/fn/nope", "/fn/hello@99", "/fn/hello"].map((url) => ({
-      name: `answers ${url} alike without the token (401): anonymous callers cannot tell unknown functions and versions from private ones`,
-      url,
-      token: null,
-      expectedStatus: 401,
-      expectedError: "unauthorized",
-    })),
-    {
-      name: "answers 401 for a wrong token",
-      url: "/fn/hello",
-      token: "wrong-token-wrong-token",
-      expectedStatus: 401,
-      expectedHeaders: { "www-authenticate": /error="invalid_token"/ },
-    },
-    {
-      name: "runs a public function without the token",
-      url: "/fn/open/a",
-      token: null,
-      expectedStatus: 200,
-      after: () => expect(gw.runner.last.request.path).toBe("/a"),
-    },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 404 with an invocation id, and writes no log row, for an unknown function",
+        url: "/fn/nope/x",
+        before: () => (logRowsBefore = logCount()),
+        expectedStatus: 404,
+        expectedError: "not_found",
+        expectedHeaders: { "x-invocation-id": INVOCATION_ID },
+        after: () => expect(logCount()).toBe(logRowsBefore),
+      },
+      ...["/fn/hello@99", "/fn/hello@0", "/fn/hello@x", "/fn/Bad%20Name", "/fn/", "/fn/%E0%A4%A"].map((url) => ({
+        name: `answers 404 for ${url}`,
+        url,
+        expectedStatus: 404,
+        expectedError: "not_found",
+      })),
+      {
+        name: "answers 401 with WWW-Authenticate and an invocation id without the token, and runs nothing",
+        url: "/fn/hello",
+        token: null,
+        before: () => (runsBefore = gw.runner.calls.length),
+        expectedStatus: 401,
+        expectedError: "unauthorized",
+        expectedHeaders: { "www-authenticate": /^Bearer/, "x-invocation-id": INVOCATION_ID },
+        after: () => expect(gw.runner.calls.length).toBe(runsBefore),
+      },
+      ...["/fn/nope", "/fn/hello@99", "/fn/hello"].map((url) => ({
+        name: `answers ${url} alike without the token (401): anonymous callers cannot tell unknown functions and versions from private ones`,
+        url,
+        token: null,
+        expectedStatus: 401,
+        expectedError: "unauthorized",
+      })),
+      {
+        name: "answers 401 for a wrong token",
+        url: "/fn/hello",
+        token: "wrong-token-wrong-token",
+        expectedStatus: 401,
+        expectedHeaders: { "www-authenticate": /error="invalid_token"/ },
+      },
+      {
+        name: "runs a public function without the token",
+        url: "/fn/open/a",
+        token: null,
+        expectedStatus: 200,
+        after: () => expect(gw.runner.last.request.path).toBe("/a"),
+      },
+    ],
+  );
 
   it("keeps an old public version private once the current version is private, and the other way round", async () => {
     await register(gw, { name: "flip", public: true });
@@ -182,20 +184,27 @@ describe("ANY /fn/:name — the body cap (MAX_BODY_BYTES = 1024)", () => {
     expect(res.status).toBe(413);
     expect(res.headers.get("x-invocation-id")).toBeTruthy();
     const id = res.headers.get("x-invocation-id");
-    expect((await res.json()).error).toMatchObject({ code: "payload_too_large", message: expect.stringContaining("1024"), invocation_id: id });
+    expect((await res.json()).error).toMatchObject({
+      code: "payload_too_large",
+      message: expect.stringContaining("1024"),
+      invocation_id: id,
+    });
     expect(logRow(id)).toMatchObject({ status: "rejected", http_status: 413, request_bytes: 0 });
   });
 
-  runScenarios(() => gw, [
-    {
-      name: "answers 413 for a body over the cap sent without Content-Length",
-      method: "POST",
-      url: "/fn/hello",
-      body: new Uint8Array(1025),
-      expectedStatus: 413,
-      expectedError: "payload_too_large",
-    },
-  ]);
+  runScenarios(
+    () => gw,
+    [
+      {
+        name: "answers 413 for a body over the cap sent without Content-Length",
+        method: "POST",
+        url: "/fn/hello",
+        body: new Uint8Array(1025),
+        expectedStatus: 413,
+        expectedError: "payload_too_large",
+      },
+    ],
+  );
 
   it("answers 413 when a streamed body without Content-Length grows past the cap", async () => {
     const chunks = [new Uint8Array(600), new Uint8Array(600)];
@@ -292,47 +301,57 @@ describe("ANY /fn/:name — mapping the result", () => {
     expect(await res.text()).toBe("");
   });
 
-  runScenarios(() => gw, [
-    ...(
-      [
-        ["error", 500],
-        ["timeout", 504],
-        ["oom", 500],
-        ["forbidden", 500],
-      ] as const
-    ).map(([status, http]): Scenario => ({
-      name: `answers ${status} with ${http} and a JSON error naming the status and the invocation`,
-      url: "/fn/hello",
-      before: () => {
-        gw.runner.script = () =>
-          result({ status, exitCode: status === "error" ? 1 : null, signal: status === "error" ? null : "SIGKILL", errorMessage: `it ended: ${status}` });
+  runScenarios(
+    () => gw,
+    [
+      ...(
+        [
+          ["error", 500],
+          ["timeout", 504],
+          ["oom", 500],
+          ["forbidden", 500],
+        ] as const
+      ).map(
+        ([status, http]): Scenario => ({
+          name: `answers ${status} with ${http} and a JSON error naming the status and the invocation`,
+          url: "/fn/hello",
+          before: () => {
+            gw.runner.script = () =>
+              result({
+                status,
+                exitCode: status === "error" ? 1 : null,
+                signal: status === "error" ? null : "SIGKILL",
+                errorMessage: `it ended: ${status}`,
+              });
+          },
+          expectedStatus: http,
+          expectedError: status,
+          after: (_gw, res, body) => {
+            const id = res.headers.get("x-invocation-id");
+            expect(JSON.parse(body)).toEqual({ error: { code: status, message: `it ended: ${status}`, invocation_id: id } });
+            expect(logRow(id)).toMatchObject({ status, http_status: http, error: `it ended: ${status}` });
+          },
+        }),
+      ),
+      {
+        name: "answers 429 with Retry-After when the runner is saturated, and logs a `rejected` row",
+        url: "/fn/hello",
+        before: () => {
+          gw.runner.script = () => {
+            throw new SaturatedError(2.2);
+          };
+        },
+        expectedStatus: 429,
+        expectedError: "rejected",
+        expectedHeaders: { "retry-after": "3" },
+        after: (_gw, res, body) => {
+          const id = res.headers.get("x-invocation-id");
+          expect((JSON.parse(body) as Json).error).toMatchObject({ code: "rejected", invocation_id: id });
+          expect(logRow(id)).toMatchObject({ status: "rejected", http_status: 429, function_name: "hello" });
+        },
       },
-      expectedStatus: http,
-      expectedError: status,
-      after: (_gw, res, body) => {
-        const id = res.headers.get("x-invocation-id");
-        expect(JSON.parse(body)).toEqual({ error: { code: status, message: `it ended: ${status}`, invocation_id: id } });
-        expect(logRow(id)).toMatchObject({ status, http_status: http, error: `it ended: ${status}` });
-      },
-    })),
-    {
-      name: "answers 429 with Retry-After when the runner is saturated, and logs a `rejected` row",
-      url: "/fn/hello",
-      before: () => {
-        gw.runner.script = () => {
-          throw new SaturatedError(2.2);
-        };
-      },
-      expectedStatus: 429,
-      expectedError: "rejected",
-      expectedHeaders: { "retry-after": "3" },
-      after: (_gw, res, body) => {
-        const id = res.headers.get("x-invocation-id");
-        expect((JSON.parse(body) as Json).error).toMatchObject({ code: "rejected", invocation_id: id });
-        expect(logRow(id)).toMatchObject({ status: "rejected", http_status: 429, function_name: "hello" });
-      },
-    },
-  ]);
+    ],
+  );
 
   it("answers 500 without details when the runner itself fails, and keeps the detail in the log", async () => {
     const quiet = vi.spyOn(log, "error").mockImplementation(() => {});
@@ -394,7 +413,8 @@ describe("ANY /fn/:name — the log row", () => {
   });
 
   it("records the blocked syscall and signal of a forbidden run", async () => {
-    gw.runner.script = () => result({ status: "forbidden", signal: "SIGSYS", exitCode: null, blockedSyscall: "execve", errorMessage: "killed by seccomp" });
+    gw.runner.script = () =>
+      result({ status: "forbidden", signal: "SIGSYS", exitCode: null, blockedSyscall: "execve", errorMessage: "killed by seccomp" });
     const res = await gw.call("/fn/hello");
     expect(logRow(res.headers.get("x-invocation-id"))).toMatchObject({ status: "forbidden", signal: "SIGSYS", blocked_syscall: "execve" });
   });

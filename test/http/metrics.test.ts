@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { makeGateway, parseMetrics, register, result, type Gateway } from "./harness.js";
+import { type Gateway, makeGateway, parseMetrics, register, result } from "./harness.js";
 
 let gw: Gateway;
 beforeEach(() => {

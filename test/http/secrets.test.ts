@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { databaseFilesContain, envSeenBy, expectError, makeGateway, register, type Gateway, type Json } from "./harness.js";
+import { databaseFilesContain, envSeenBy, expectError, type Gateway, type Json, makeGateway, register } from "./harness.js";
 
 // Env values are secrets: shown masked, kept by the mask on a PUT, kept across a rollback, and
 // never stored in clear.
@@ -52,7 +52,10 @@ describe("PUT with the masked env that GET shows", () => {
 describe("POST /api/functions/:name/rollback", () => {
   beforeAll(async () => {
     await register(gw, { name: "rb", code: "v1 = 1\n", timeout_ms: 1000, env: { KEY: "old-key" } });
-    await gw.call("/api/functions/rb", { method: "PUT", json: { code: "v2 = 2\n", timeout_ms: 2000, env: { KEY: "new-key", EXTRA: "e" } } });
+    await gw.call("/api/functions/rb", {
+      method: "PUT",
+      json: { code: "v2 = 2\n", timeout_ms: 2000, env: { KEY: "new-key", EXTRA: "e" } },
+    });
   });
 
   it("makes version N's code and settings current as a new version, keeping the current env", async () => {
@@ -92,7 +95,9 @@ describe("env values at rest", () => {
     gw.database.sqlite.pragma("wal_checkpoint(PASSIVE)");
     expect(databaseFilesContain(gw, SECRET)).toBe(false);
     expect(databaseFilesContain(gw, "DB_PASSWORD")).toBe(true); // the names are not secret: the search itself works
-    const stored = gw.database.sqlite.prepare("SELECT env FROM function_versions WHERE function_name = 'at-rest'").all() as { env: string }[];
+    const stored = gw.database.sqlite.prepare("SELECT env FROM function_versions WHERE function_name = 'at-rest'").all() as {
+      env: string;
+    }[];
     expect(stored).toHaveLength(3);
     for (const row of stored) expect(JSON.parse(row.env).DB_PASSWORD).toMatch(/^fngw1:[0-9a-f]{16}:[A-Za-z0-9+/]+=*$/);
   });

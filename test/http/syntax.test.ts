@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectError, makeGateway, register, type Gateway, type Json } from "./harness.js";
+import { expectError, type Gateway, type Json, makeGateway, register } from "./harness.js";
 
 // Code that does not parse is refused at registration (400 syntax_error, with the interpreter's
 // message, line and column), checked by the real interpreter, which only parses it.
@@ -13,12 +13,40 @@ afterAll(() => gw.close());
 
 describe("POST /api/functions with code that does not parse", () => {
   it.each<[string, "python" | "node", string, number | null, number | null, RegExp]>([
-    ["an unclosed bracket", "python", "def handler(request):\n    return {\n", 2, 12, /^code: SyntaxError: '\{' was never closed at line 2, column 12$/],
+    [
+      "an unclosed bracket",
+      "python",
+      "def handler(request):\n    return {\n",
+      2,
+      12,
+      /^code: SyntaxError: '\{' was never closed at line 2, column 12$/,
+    ],
     ["a missing indent", "python", "def handler(request):\nreturn 1\n", 2, 1, /^code: IndentationError: expected an indented block/],
     ["a NUL byte", "python", "x = 1\0\n", null, null, /^code: SyntaxError: source code string cannot contain null bytes$/],
-    ["a source its coding line cannot decode", "python", "# coding: utf-16\nx = 1\n", null, null, /^code: SyntaxError: 'utf-16-le' codec can't decode/],
-    ["an ES module's bad expression", "node", "export default function (request) {\n  return 1 +;\n}\n", 2, 13, /^code: SyntaxError: Unexpected token ';' at line 2, column 13$/],
-    ["a CommonJS module's bad statement", "node", "module.exports = (request) => {\n  let = ;\n};\n", 2, 9, /^code: SyntaxError: Unexpected token ';'/],
+    [
+      "a source its coding line cannot decode",
+      "python",
+      "# coding: utf-16\nx = 1\n",
+      null,
+      null,
+      /^code: SyntaxError: 'utf-16-le' codec can't decode/,
+    ],
+    [
+      "an ES module's bad expression",
+      "node",
+      "export default function (request) {\n  return 1 +;\n}\n",
+      2,
+      13,
+      /^code: SyntaxError: Unexpected token ';' at line 2, column 13$/,
+    ],
+    [
+      "a CommonJS module's bad statement",
+      "node",
+      "module.exports = (request) => {\n  let = ;\n};\n",
+      2,
+      9,
+      /^code: SyntaxError: Unexpected token ';'/,
+    ],
     ["an ES module's error after its exports", "node", "export default () => 1\nlet a = (;\n", 2, 10, /at line 2, column 10$/],
   ])("answers 400 with line and column for %s (%s)", async (_, runtime, code, line, column, message) => {
     const res = await gw.call("/api/functions", { method: "POST", json: { name: "broken", runtime, code } });
@@ -28,7 +56,11 @@ describe("POST /api/functions with code that does not parse", () => {
   });
 
   it.each<[string, "python" | "node", string]>([
-    ["imports a module that does not exist (never imported: only parsed)", "python", "import no_such_module_anywhere\ndef handler(request):\n    return 1\n"],
+    [
+      "imports a module that does not exist (never imported: only parsed)",
+      "python",
+      "import no_such_module_anywhere\ndef handler(request):\n    return 1\n",
+    ],
     ["imports a package that does not exist", "node", "import x from 'no-such-package-anywhere'\nexport default () => x\n"],
     ["uses top-level await (an ES module)", "node", "await Promise.resolve(1)\nexport default () => 1\n"],
     ["returns at the top level (CommonJS, as the prescript wraps it)", "node", "return 5\n"],

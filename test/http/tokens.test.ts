@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { databaseFilesContain, expectError, makeGateway, register, type Gateway, type Json } from "./harness.js";
+import { databaseFilesContain, expectError, type Gateway, type Json, makeGateway, register } from "./harness.js";
 
 // Scoped tokens: admin does everything, deploy manages functions, logs:read reads the log,
 // invoke:<name> / invoke:<prefix>* call private functions; hashes only, revocable, expiring.
@@ -37,10 +37,10 @@ type Request = [method: string, path: string, json?: unknown];
 const ROUTES: Record<string, Request> = {
   "list functions": ["GET", "/api/functions"],
   "show a function": ["GET", "/api/functions/other"],
-  "register": ["POST", "/api/functions", { name: "made-by-scope", runtime: "python", code: "x = 1\n" }],
-  "update": ["PUT", "/api/functions/other", { timeout_ms: 2000 }],
+  register: ["POST", "/api/functions", { name: "made-by-scope", runtime: "python", code: "x = 1\n" }],
+  update: ["PUT", "/api/functions/other", { timeout_ms: 2000 }],
   "roll back": ["POST", "/api/functions/other/rollback", { version: 1 }],
-  "delete": ["DELETE", "/api/functions/no-such-function"],
+  delete: ["DELETE", "/api/functions/no-such-function"],
   "read the log": ["GET", "/api/invocations"],
   // An invalid filter: a token that may follow the stream gets the 400 rather than an endless stream.
   "follow the log": ["GET", "/api/invocations/stream?status=nope"],
@@ -59,28 +59,80 @@ const DENIED = (scope: string) => ({ status: 403, scope });
 const created = ALLOWED(201);
 const MATRIX: Record<string, Record<string, { status: number; scope?: string }>> = {
   deploy: {
-    "list functions": ALLOWED(), "show a function": ALLOWED(), register: created, update: ALLOWED(), "roll back": created, delete: ALLOWED(404),
-    "read the log": DENIED("logs:read"), "follow the log": DENIED("logs:read"), "read stats": DENIED("logs:read"), "list tokens": DENIED("admin"), "create a token": DENIED("admin"),
-    "call billing-report": DENIED("invoke:billing-report"), "call billing-export": DENIED("invoke:billing-export"), "call other": DENIED("invoke:other"), "call a public function": ALLOWED(),
+    "list functions": ALLOWED(),
+    "show a function": ALLOWED(),
+    register: created,
+    update: ALLOWED(),
+    "roll back": created,
+    delete: ALLOWED(404),
+    "read the log": DENIED("logs:read"),
+    "follow the log": DENIED("logs:read"),
+    "read stats": DENIED("logs:read"),
+    "list tokens": DENIED("admin"),
+    "create a token": DENIED("admin"),
+    "call billing-report": DENIED("invoke:billing-report"),
+    "call billing-export": DENIED("invoke:billing-export"),
+    "call other": DENIED("invoke:other"),
+    "call a public function": ALLOWED(),
   },
   logs: {
-    "list functions": DENIED("deploy"), "show a function": DENIED("deploy"), register: DENIED("deploy"), update: DENIED("deploy"), "roll back": DENIED("deploy"), delete: DENIED("deploy"),
-    "read the log": ALLOWED(), "follow the log": ALLOWED(400), "read stats": ALLOWED(), "list tokens": DENIED("admin"), "create a token": DENIED("admin"),
-    "call billing-report": DENIED("invoke:billing-report"), "call billing-export": DENIED("invoke:billing-export"), "call other": DENIED("invoke:other"), "call a public function": ALLOWED(),
+    "list functions": DENIED("deploy"),
+    "show a function": DENIED("deploy"),
+    register: DENIED("deploy"),
+    update: DENIED("deploy"),
+    "roll back": DENIED("deploy"),
+    delete: DENIED("deploy"),
+    "read the log": ALLOWED(),
+    "follow the log": ALLOWED(400),
+    "read stats": ALLOWED(),
+    "list tokens": DENIED("admin"),
+    "create a token": DENIED("admin"),
+    "call billing-report": DENIED("invoke:billing-report"),
+    "call billing-export": DENIED("invoke:billing-export"),
+    "call other": DENIED("invoke:other"),
+    "call a public function": ALLOWED(),
   },
   invokeOne: {
-    "list functions": DENIED("deploy"), register: DENIED("deploy"), "read the log": DENIED("logs:read"), "follow the log": DENIED("logs:read"), "list tokens": DENIED("admin"),
-    "call billing-report": ALLOWED(), "call billing-export": DENIED("invoke:billing-export"), "call other": DENIED("invoke:other"), "call a public function": ALLOWED(),
+    "list functions": DENIED("deploy"),
+    register: DENIED("deploy"),
+    "read the log": DENIED("logs:read"),
+    "follow the log": DENIED("logs:read"),
+    "list tokens": DENIED("admin"),
+    "call billing-report": ALLOWED(),
+    "call billing-export": DENIED("invoke:billing-export"),
+    "call other": DENIED("invoke:other"),
+    "call a public function": ALLOWED(),
   },
   invokePrefix: {
-    "list functions": DENIED("deploy"), "call billing-report": ALLOWED(), "call billing-export": ALLOWED(), "call other": DENIED("invoke:other"),
+    "list functions": DENIED("deploy"),
+    "call billing-report": ALLOWED(),
+    "call billing-export": ALLOWED(),
+    "call other": DENIED("invoke:other"),
   },
-  invokeAll: { "list functions": DENIED("deploy"), "call billing-report": ALLOWED(), "call other": ALLOWED(), "create a token": DENIED("admin") },
-  admin: Object.fromEntries(Object.keys(ROUTES).map((route) => [route, ["register", "roll back", "create a token"].includes(route) ? created : route === "delete" ? ALLOWED(404) : route === "follow the log" ? ALLOWED(400) : ALLOWED()])),
+  invokeAll: {
+    "list functions": DENIED("deploy"),
+    "call billing-report": ALLOWED(),
+    "call other": ALLOWED(),
+    "create a token": DENIED("admin"),
+  },
+  admin: Object.fromEntries(
+    Object.keys(ROUTES).map((route) => [
+      route,
+      ["register", "roll back", "create a token"].includes(route)
+        ? created
+        : route === "delete"
+          ? ALLOWED(404)
+          : route === "follow the log"
+            ? ALLOWED(400)
+            : ALLOWED(),
+    ]),
+  ),
 };
 
 describe("what each scope may do", () => {
-  const cases = Object.entries(MATRIX).flatMap(([token, routes]) => Object.entries(routes).map(([route, expected]) => ({ token, route, ...expected })));
+  const cases = Object.entries(MATRIX).flatMap(([token, routes]) =>
+    Object.entries(routes).map(([route, expected]) => ({ token, route, ...expected })),
+  );
   it.each(cases)("$token: $route → $status", async ({ token, route, status, scope }) => {
     const [method, path, json] = ROUTES[route]!;
     if (route === "register") await gw.call("/api/functions/made-by-scope", { method: "DELETE" });
@@ -96,7 +148,12 @@ describe("what each scope may do", () => {
 describe("POST /api/tokens", () => {
   it("shows the token once, stores only its hash, and lists tokens without secrets", async () => {
     const made = await issue("ci", ["deploy", "invoke:ci-*"], { expires_at: "2031-01-01T00:00:00Z" });
-    expect(made).toMatchObject({ name: "ci", scopes: ["deploy", "invoke:ci-*"], expires_at: "2031-01-01T00:00:00.000Z", last_used_at: null });
+    expect(made).toMatchObject({
+      name: "ci",
+      scopes: ["deploy", "invoke:ci-*"],
+      expires_at: "2031-01-01T00:00:00.000Z",
+      last_used_at: null,
+    });
     expect(made.id).toMatch(/^tok_[0-9a-f]{16}$/);
     expect(made.token).toMatch(/^fngw_[A-Za-z0-9_-]{43}$/);
     gw.database.sqlite.pragma("wal_checkpoint(PASSIVE)");
@@ -151,9 +208,9 @@ describe("a token's life", () => {
   });
 
   it("writes no log row for a 403 invocation, as for a 401", async () => {
-    const before = (gw.stores.invocations.list({ functionName: "billing-export", limit: 500 })).items.length;
+    const before = gw.stores.invocations.list({ functionName: "billing-export", limit: 500 }).items.length;
     await expectError(await gw.call("/fn/billing-export", { token: issued.logs }), 403, "forbidden");
-    expect((gw.stores.invocations.list({ functionName: "billing-export", limit: 500 })).items.length).toBe(before);
+    expect(gw.stores.invocations.list({ functionName: "billing-export", limit: 500 }).items.length).toBe(before);
   });
 });
 

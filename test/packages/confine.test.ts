@@ -29,13 +29,23 @@ describe("the installers' confinement", () => {
 
   it("runs as the installers' uid, with no groups, no capabilities and no_new_privs", () => {
     const out = runConfined("id -u; id -g; id -G; grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):' /proc/self/status");
-    expect(out).toBe(`${uid}\n${uid}\n${uid}\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n`);
+    expect(out).toBe(
+      `${uid}\n${uid}\n${uid}\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n`,
+    );
   });
 
   it("sees only the environment it is given: no gateway token or settings", () => {
-    const names = runConfined("env").split("\n").filter(Boolean).map((line) => line.split("=")[0]!).sort();
+    const names = runConfined("env")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.split("=")[0]!)
+      .sort();
     expect(names).toEqual(expect.arrayContaining(["HOME", "LANG", "PATH", "TMPDIR"]));
-    expect(names.filter((name) => !["HOME", "LANG", "PATH", "TMPDIR", "PIP_NO_CACHE_DIR", "npm_config_cache", "PWD", "SHLVL", "_"].includes(name))).toEqual([]);
+    expect(
+      names.filter(
+        (name) => !["HOME", "LANG", "PATH", "TMPDIR", "PIP_NO_CACHE_DIR", "npm_config_cache", "PWD", "SHLVL", "_"].includes(name),
+      ),
+    ).toEqual([]);
   });
 
   it("reaches the gateway's own Python, while what hid it stays hidden and the host sees no mount", () => {

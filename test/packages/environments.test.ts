@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PackagesFullError, normalisePackages, PackageSpecError, type EnvironmentRecord } from "../../src/packages/index.js";
+import { type EnvironmentRecord, normalisePackages, PackageSpecError, PackagesFullError } from "../../src/packages/index.js";
 import { closeStore, openStore, type StoreHandle } from "./harness.js";
 
 // Real installs from PyPI and the npm registry, as the installers' uid.
@@ -53,7 +53,10 @@ describe("a Python environment (numpy + pandas)", () => {
     walk(tree);
     expect([...modes].sort()).toEqual(["d755", "f644"]);
     const sandboxUid = 300_000 + Number(process.env.TEST_UID_OFFSET ?? "0") + 1000;
-    const attempt = spawnSync("/bin/sh", ["-c", `echo x > '${tree}/numpy/__init__.py' || exit 3; echo y > '${tree}/new.py' || exit 4`], { uid: sandboxUid, gid: sandboxUid });
+    const attempt = spawnSync("/bin/sh", ["-c", `echo x > '${tree}/numpy/__init__.py' || exit 3; echo y > '${tree}/new.py' || exit 4`], {
+      uid: sandboxUid,
+      gid: sandboxUid,
+    });
     expect(attempt.status).toBe(3);
     expect(fs.readFileSync(path.join(tree, "numpy", "__init__.py"), "utf8")).not.toBe("x\n");
     expect(fs.existsSync(path.join(tree, "new.py"))).toBe(false);
@@ -73,17 +76,24 @@ describe("a Python environment (numpy + pandas)", () => {
 });
 
 describe("a Node environment (lodash + zod)", () => {
-  it("is built with its package-lock.json", async () => {
-    const record = await settle(handle.store.request("node", normalisePackages("node", ["zod", "lodash@4"])));
-    expect(record.error).toBeNull();
-    expect(record.state).toBe("ready");
-    const lock = JSON.parse(handle.store.lock(record.key)!) as { packages: Record<string, { version?: string }> };
-    expect(lock.packages["node_modules/lodash"]?.version).toMatch(/^4\./);
-    expect(lock.packages["node_modules/zod"]?.version).toMatch(/^\d+\./);
-    const tree = handle.store.treeDir(record.key)!;
-    expect(JSON.parse(fs.readFileSync(path.join(tree, "package.json"), "utf8"))).toMatchObject({ private: true, dependencies: { lodash: "4", zod: "*" } });
-    expect(fs.existsSync(path.join(tree, "node_modules", "lodash", "lodash.js"))).toBe(true);
-  }, INSTALL_TIMEOUT);
+  it(
+    "is built with its package-lock.json",
+    async () => {
+      const record = await settle(handle.store.request("node", normalisePackages("node", ["zod", "lodash@4"])));
+      expect(record.error).toBeNull();
+      expect(record.state).toBe("ready");
+      const lock = JSON.parse(handle.store.lock(record.key)!) as { packages: Record<string, { version?: string }> };
+      expect(lock.packages["node_modules/lodash"]?.version).toMatch(/^4\./);
+      expect(lock.packages["node_modules/zod"]?.version).toMatch(/^\d+\./);
+      const tree = handle.store.treeDir(record.key)!;
+      expect(JSON.parse(fs.readFileSync(path.join(tree, "package.json"), "utf8"))).toMatchObject({
+        private: true,
+        dependencies: { lodash: "4", zod: "*" },
+      });
+      expect(fs.existsSync(path.join(tree, "node_modules", "lodash", "lodash.js"))).toBe(true);
+    },
+    INSTALL_TIMEOUT,
+  );
 });
 
 describe("failures say why", () => {
@@ -97,26 +107,34 @@ describe("failures say why", () => {
     ["node", "this-package-does-not-exist-fngw", /this-package-does-not-exist-fngw: no such package in the npm registry/],
     ["python", "docopt==0.6.2", /docopt has no wheel .* only a source distribution, which needs a build step/],
     ["python", "numpy>=999", /numpy: no release matches >=999/],
-  ] as const)("%s %s", async (runtime, spec, message) => {
-    const record = await settle(handle.store.request(runtime, normalisePackages(runtime, [spec])));
-    expect(record.state).toBe("failed");
-    expect(record.error).toMatch(message);
-    expect(handle.store.treeDir(record.key)).toBeNull();
-    expect(fs.existsSync(path.join(envDir(record), "tree"))).toBe(false);
-  }, INSTALL_TIMEOUT);
+  ] as const)(
+    "%s %s",
+    async (runtime, spec, message) => {
+      const record = await settle(handle.store.request(runtime, normalisePackages(runtime, [spec])));
+      expect(record.state).toBe("failed");
+      expect(record.error).toMatch(message);
+      expect(handle.store.treeDir(record.key)).toBeNull();
+      expect(fs.existsSync(path.join(envDir(record), "tree"))).toBe(false);
+    },
+    INSTALL_TIMEOUT,
+  );
 });
 
 describe("the store", () => {
-  it("keeps environments across a restart", async () => {
-    const record = await settle(handle.store.request("node", normalisePackages("node", ["lodash@4", "zod"])));
-    const reopened = openStore({ PACKAGES_STAGING_DIR: path.join(handle.dataDir, "staging-2") }, handle.dataDir);
-    try {
-      expect(reopened.store.get(record.key)).toMatchObject({ state: "ready", packages: ["lodash@4", "zod@*"] });
-      expect(reopened.store.lock(record.key)).toBe(handle.store.lock(record.key));
-    } finally {
-      await reopened.close();
-    }
-  }, INSTALL_TIMEOUT);
+  it(
+    "keeps environments across a restart",
+    async () => {
+      const record = await settle(handle.store.request("node", normalisePackages("node", ["lodash@4", "zod"])));
+      const reopened = openStore({ PACKAGES_STAGING_DIR: path.join(handle.dataDir, "staging-2") }, handle.dataDir);
+      try {
+        expect(reopened.store.get(record.key)).toMatchObject({ state: "ready", packages: ["lodash@4", "zod@*"] });
+        expect(reopened.store.lock(record.key)).toBe(handle.store.lock(record.key));
+      } finally {
+        await reopened.close();
+      }
+    },
+    INSTALL_TIMEOUT,
+  );
 
   it("refuses new environments past PACKAGES_MAX_MB, with a clear error", async () => {
     const full = openStore({ PACKAGES_MAX_MB: "1", PACKAGES_STAGING_DIR: path.join(handle.dataDir, "staging-3") }, handle.dataDir);
@@ -129,28 +147,36 @@ describe("the store", () => {
     }
   });
 
-  it("fails an environment that would not fit in what is left", async () => {
-    const small = openStore({ PACKAGES_MAX_MB: "1" });
-    try {
-      const record = await small.store.settledRecord(small.store.request("node", normalisePackages("node", ["lodash@4"])).key);
-      expect(record.state).toBe("failed");
-      expect(record.error).toMatch(/the environment is larger than 1 MB/);
-      expect(small.store.usageBytes()).toBe(0);
-    } finally {
-      await closeStore(small);
-    }
-  }, INSTALL_TIMEOUT);
+  it(
+    "fails an environment that would not fit in what is left",
+    async () => {
+      const small = openStore({ PACKAGES_MAX_MB: "1" });
+      try {
+        const record = await small.store.settledRecord(small.store.request("node", normalisePackages("node", ["lodash@4"])).key);
+        expect(record.state).toBe("failed");
+        expect(record.error).toMatch(/the environment is larger than 1 MB/);
+        expect(small.store.usageBytes()).toBe(0);
+      } finally {
+        await closeStore(small);
+      }
+    },
+    INSTALL_TIMEOUT,
+  );
 
-  it("stops an install that outlives PACKAGES_TIMEOUT_MS", async () => {
-    const slow = openStore({ PACKAGES_TIMEOUT_MS: "1000" });
-    try {
-      const record = await slow.store.settledRecord(slow.store.request("python", normalisePackages("python", ["numpy"])).key);
-      expect(record.state).toBe("failed");
-      expect(record.error).toMatch(/took longer than 1000 ms and was stopped/);
-    } finally {
-      await closeStore(slow);
-    }
-  }, INSTALL_TIMEOUT);
+  it(
+    "stops an install that outlives PACKAGES_TIMEOUT_MS",
+    async () => {
+      const slow = openStore({ PACKAGES_TIMEOUT_MS: "1000" });
+      try {
+        const record = await slow.store.settledRecord(slow.store.request("python", normalisePackages("python", ["numpy"])).key);
+        expect(record.state).toBe("failed");
+        expect(record.error).toMatch(/took longer than 1000 ms and was stopped/);
+      } finally {
+        await closeStore(slow);
+      }
+    },
+    INSTALL_TIMEOUT,
+  );
 
   it("refuses a staging directory that is a link or someone else's, and leaves it untouched", () => {
     const elsewhere = fs.mkdtempSync(path.join(handle.dataDir, "elsewhere-"));

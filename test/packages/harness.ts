@@ -1,9 +1,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { openPackageStore, type OpenedPackageStore } from "../../src/packages/index.js";
 import { loadConfig } from "../../src/core/config.js";
-import { resolveInterpreters, type Interpreters } from "../../src/sandbox/binaries.js";
+import { type OpenedPackageStore, openPackageStore } from "../../src/packages/index.js";
+import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 
 /**
  * A real package store (real pip and npm against the registries, real uid, real cgroups) in
@@ -20,7 +20,10 @@ export interface StoreHandle extends OpenedPackageStore {
 export const installerUid = () => 299_000 + Math.floor(Number(process.env.TEST_UID_OFFSET ?? "0") / 1000);
 
 /** Opens a store on a new data directory, or on `dataDir` to see what an earlier store left. */
-export function openStore(env: Record<string, string> = {}, dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-packages-"))): StoreHandle {
+export function openStore(
+  env: Record<string, string> = {},
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-packages-")),
+): StoreHandle {
   const stagingDir = path.join(dataDir, "staging");
   const uid = installerUid();
   const config = loadConfig({ PACKAGES_UID: String(uid), PACKAGES_STAGING_DIR: stagingDir, PACKAGES_PARALLEL: "2", ...env });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { normalisePackages } from "../../src/packages/index.js";
 import type { Runtime } from "../../src/core/runtimes.js";
+import { normalisePackages } from "../../src/packages/index.js";
 import { bodyJson, bodyText, spec, startSandbox, stopSandbox } from "../sandbox/harness.js";
 import { closeStore, openStore, type StoreHandle } from "./harness.js";
 
@@ -13,7 +13,10 @@ const trees: Partial<Record<Runtime, string>> = {};
 
 beforeAll(async () => {
   store = openStore();
-  const lists: Record<Runtime, string[]> = { python: ["numpy", "pandas", "pydantic", "requests", "httpx", "threadpoolctl"], node: ["lodash@4", "zod", "date-fns"] };
+  const lists: Record<Runtime, string[]> = {
+    python: ["numpy", "pandas", "pydantic", "requests", "httpx", "threadpoolctl"],
+    node: ["lodash@4", "zod", "date-fns"],
+  };
   await Promise.all(
     (Object.keys(lists) as Runtime[]).map(async (runtime) => {
       const requested = store.store.request(runtime, normalisePackages(runtime, lists[runtime]));
@@ -94,11 +97,18 @@ def handler(request):
         writable = error.strerror
     return {"requests": requests.__version__, "httpx": httpx.__version__, "writable": writable}`,
     );
-    expect(bodyJson(result)).toEqual({ requests: expect.stringMatching(/^2\./), httpx: expect.stringMatching(/^0\./), writable: expect.stringMatching(/^(Read-only file system|Permission denied)$/) });
+    expect(bodyJson(result)).toEqual({
+      requests: expect.stringMatching(/^2\./),
+      httpx: expect.stringMatching(/^0\./),
+      writable: expect.stringMatching(/^(Read-only file system|Permission denied)$/),
+    });
   });
 
   it("the standard library is not shadowed, and a function without packages sees none", async () => {
-    const withPackages = await run("python", `import sys, json\ndef handler(request):\n    return [sys.path[-1], json.__file__.startswith("/packages")]`);
+    const withPackages = await run(
+      "python",
+      `import sys, json\ndef handler(request):\n    return [sys.path[-1], json.__file__.startswith("/packages")]`,
+    );
     expect(bodyJson(withPackages)).toEqual(["/packages", false]);
     const without = await sandbox.sandbox.run(spec("python", `import numpy`));
     expect(without.status).toBe("error");
@@ -130,7 +140,10 @@ export default () => ({
   });
 
   it("cannot write the environment, and a function without packages resolves none", async () => {
-    const result = await run("node", `import fs from "node:fs";\nexport default () => { try { fs.writeFileSync("/packages/node_modules/lodash/lodash.js", ""); return "written"; } catch (e) { return e.code; } };`);
+    const result = await run(
+      "node",
+      `import fs from "node:fs";\nexport default () => { try { fs.writeFileSync("/packages/node_modules/lodash/lodash.js", ""); return "written"; } catch (e) { return e.code; } };`,
+    );
     expect(bodyText(result)).toMatch(/^(EROFS|EACCES)$/);
     const without = await sandbox.sandbox.run(spec("node", `const _ = require("lodash");\nmodule.exports = () => 1;`));
     expect(without.status).toBe("error");

@@ -24,7 +24,10 @@ describe("handler mode", () => {
         request: request({
           method: "POST",
           path: "/greet",
-          query: [["name", "ada"], ["name", "ignored"]],
+          query: [
+            ["name", "ada"],
+            ["name", "ignored"],
+          ],
           headers: [["content-type", "application/json"]],
           body: Buffer.from('{"n": 1}'),
           url: "http://gateway.test/fn/test/greet?name=ada&name=ignored",

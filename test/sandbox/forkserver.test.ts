@@ -72,7 +72,9 @@ describe("the fork-server", () => {
   it("kills the child's process group at the deadline", async () => {
     const started = performance.now();
     const result = await handle.sandbox.run(
-      spec("python", "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\nwhile True: pass", { timeoutMs: 400 }),
+      spec("python", "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\nwhile True: pass", {
+        timeoutMs: 400,
+      }),
     );
     expect(result).toMatchObject({ status: "timeout", signal: "SIGKILL", errorMessage: "timed out after 400 ms" });
     expect(performance.now() - started).toBeLessThan(3000);
@@ -130,7 +132,9 @@ describe("a fork-server parent that is lost", () => {
   it("killed mid-invocation: that invocation fails cleanly, a new parent serves the next", async () => {
     await handle.sandbox.run(spec("python", PARENTS));
     const killed = forkServerPid(handle.sandbox);
-    const running = handle.sandbox.run(spec("python", "import time\ndef handler(r):\n    time.sleep(20)\n    return 'late'", { timeoutMs: 30_000 }));
+    const running = handle.sandbox.run(
+      spec("python", "import time\ndef handler(r):\n    time.sleep(20)\n    return 'late'", { timeoutMs: 30_000 }),
+    );
     await new Promise((resolve) => setTimeout(resolve, 400));
     process.kill(killed, "SIGKILL");
     const started = performance.now();

@@ -2,9 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/core/config.js";
-import { Sandbox } from "../../src/sandbox/sandbox.js";
 import type { InvocationResult, InvocationSpec, SandboxRequest } from "../../src/core/runner.js";
 import type { Runtime } from "../../src/core/runtimes.js";
+import { Sandbox } from "../../src/sandbox/sandbox.js";
 
 /**
  * A real sandbox (real library, real interpreters, real jail and cgroups) for a

@@ -10,7 +10,7 @@ function mountsUnder(dir: string): string[] {
     .readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
     .map((line) => line.split(" ")[4] ?? "")
-    .filter((point) => point === dir || point.startsWith(dir + "/"));
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 describe("admission: slots and the wait queue", () => {
@@ -72,9 +72,7 @@ describe("closing the sandbox", () => {
         .split("\n")
         .filter((line) => /:(memory|pids|):/.test(line))
         .map((line) => line.split(":")[2] ?? "")
-        .flatMap((own) =>
-          ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"].map((root) => `${root}${own}`),
-        )
+        .flatMap((own) => ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"].map((root) => `${root}${own}`))
         .filter((dir) => fs.existsSync(dir))
         .flatMap((dir) => fs.readdirSync(dir).filter((name) => name.startsWith(`fngw-${process.pid}-`)));
       expect(leftovers).toEqual([]);

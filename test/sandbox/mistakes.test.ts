@@ -18,10 +18,25 @@ const stderrOf = (result: { stderr: { data: Buffer } }) => result.stderr.data.to
 
 describe("a module without a handler that looks like it meant one", () => {
   it.each<[string, Runtime, string, RegExp]>([
-    ["Python main", "python", "def main(request):\n    return {'hi': 1}\n", /no handler\(request\) is defined.*main looks like one: name it handler/],
-    ["Python lambda_handler and app", "python", "def lambda_handler(event, context):\n    return 1\napp = lambda request: 1\n", /lambda_handler, app looks like one/],
+    [
+      "Python main",
+      "python",
+      "def main(request):\n    return {'hi': 1}\n",
+      /no handler\(request\) is defined.*main looks like one: name it handler/,
+    ],
+    [
+      "Python lambda_handler and app",
+      "python",
+      "def lambda_handler(event, context):\n    return 1\napp = lambda request: 1\n",
+      /lambda_handler, app looks like one/,
+    ],
     ["Python handle", "python", "class Handler:\n    pass\ndef handle(request):\n    return 1\n", /handle looks like one/],
-    ["an ES module exporting main", "node", "export function main(request) {\n  return { hi: 1 };\n}\n", /no default export or handler is a function.*it exports main: export the handler as default/],
+    [
+      "an ES module exporting main",
+      "node",
+      "export function main(request) {\n  return { hi: 1 };\n}\n",
+      /no default export or handler is a function.*it exports main: export the handler as default/,
+    ],
     ["CommonJS exporting handle", "node", "module.exports = { handle: () => 1, version: 2 };\n", /it exports handle: export the handler/],
   ])("runs as a script and warns in the log: %s", async (_, runtime, code, warning) => {
     const result = await sandbox.run(spec(runtime, code));
@@ -44,9 +59,19 @@ describe("a module without a handler that looks like it meant one", () => {
 
 describe("a handler result with a number JSON cannot carry", () => {
   it.each<[string, Runtime, string, RegExp]>([
-    ["Python NaN in a dict", "python", "def handler(request):\n    return {'ratio': float('nan')}\n", /NaN or Infinity, which JSON cannot carry/],
+    [
+      "Python NaN in a dict",
+      "python",
+      "def handler(request):\n    return {'ratio': float('nan')}\n",
+      /NaN or Infinity, which JSON cannot carry/,
+    ],
     ["Python Infinity at the top", "python", "def handler(request):\n    return float('inf')\n", /NaN or Infinity/],
-    ["Python -Infinity in a list with a status", "python", "def handler(request):\n    return [1, float('-inf')], 201\n", /NaN or Infinity/],
+    [
+      "Python -Infinity in a list with a status",
+      "python",
+      "def handler(request):\n    return [1, float('-inf')], 201\n",
+      /NaN or Infinity/,
+    ],
     ["JS NaN in an object", "node", "export default () => ({ ratio: 0 / 0 });\n", /holds NaN \(at "ratio"\), which JSON cannot carry/],
     ["JS Infinity at the top", "node", "export default () => Infinity;\n", /holds Infinity \(at the top level\)/],
   ])("ends `error` with a message naming it: %s", async (_, runtime, code, message) => {

@@ -13,9 +13,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sandbox } from "../../src/sandbox/sandbox.js";
 import type { InvocationSpec } from "../../src/core/runner.js";
 import type { Runtime } from "../../src/core/runtimes.js";
+import type { Sandbox } from "../../src/sandbox/sandbox.js";
 import { bodyJson, spec, startSandbox, stopSandbox } from "./harness.js";
 
 let handle: Awaited<ReturnType<typeof startSandbox>>;
@@ -26,9 +26,18 @@ beforeAll(async () => {
   handle = await startSandbox({ MAX_CONCURRENCY: "4" });
   sandbox = handle.sandbox;
   hostPython = JSON.parse(
-    execFileSync("python3", ["-I", "-S", "-c", "import os, sys; print(__import__('json').dumps({'prefix': os.path.realpath(sys.prefix), 'os': os.path.realpath(os.__file__), 'version': '%d.%d' % sys.version_info[:2]}))"], {
-      encoding: "utf8",
-    }),
+    execFileSync(
+      "python3",
+      [
+        "-I",
+        "-S",
+        "-c",
+        "import os, sys; print(__import__('json').dumps({'prefix': os.path.realpath(sys.prefix), 'os': os.path.realpath(os.__file__), 'version': '%d.%d' % sys.version_info[:2]}))",
+      ],
+      {
+        encoding: "utf8",
+      },
+    ),
   ) as typeof hostPython;
 });
 
@@ -249,13 +258,21 @@ module.exports = async () => {
 });
 
 describe("the jail shows no host path", () => {
-  const forbidden = () => [...new Set(["/root", "/home", ".pyenv", ".nvm", hostPython.prefix, path.dirname(path.dirname(process.execPath))])].filter(
-    (f) => f !== "/usr" && f !== "/usr/local",
-  );
+  const forbidden = () =>
+    [...new Set(["/root", "/home", ".pyenv", ".nvm", hostPython.prefix, path.dirname(path.dirname(process.execPath))])].filter(
+      (f) => f !== "/usr" && f !== "/usr/local",
+    );
   const offending = (values: string[]) => values.filter((v) => forbidden().some((f) => v.includes(f)));
 
   it("python: no path in the jail, sys.path, sys.prefix and kin, module files or code objects names the host's layout; the stdlib still imports", async () => {
-    const seen = await observe<{ walked: number; paths: string[]; values: string[]; sys_path: string[]; root: string[]; imported: string[] }>(
+    const seen = await observe<{
+      walked: number;
+      paths: string[];
+      values: string[];
+      sys_path: string[];
+      root: string[];
+      imported: string[];
+    }>(
       "python",
       `
 import ctypes, encodings, os, sys, traceback

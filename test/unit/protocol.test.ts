@@ -2,14 +2,22 @@ import { describe, expect, it } from "vitest";
 import type { InvocationSpec } from "../../src/core/runner.js";
 import { classify } from "../../src/sandbox/classify.js";
 import type { ProcessExit } from "../../src/sandbox/process.js";
-import { BASE_ENV, encodeLockLine, encodePayload, FLAG_NETWORK, FRAME_HEADER_CAP, MAX_RESPONSE_HEADERS, parseFrames } from "../../src/sandbox/protocol.js";
+import {
+  BASE_ENV,
+  encodeLockLine,
+  encodePayload,
+  FLAG_NETWORK,
+  FRAME_HEADER_CAP,
+  MAX_RESPONSE_HEADERS,
+  parseFrames,
+} from "../../src/sandbox/protocol.js";
 
 // The wire protocol (prescripts/PROTOCOL.md) and the classification of a run, without a process.
 
 const LIMITS = { outputCapBytes: 1024, maxResponseBytes: 4096 };
 const SPEC = { runtime: "python", timeoutMs: 1000, memoryMb: 64 } as const;
 
-const frame = (value: object, body: Buffer = Buffer.alloc(0)) => Buffer.concat([Buffer.from(JSON.stringify(value) + "\n"), body]);
+const frame = (value: object, body: Buffer = Buffer.alloc(0)) => Buffer.concat([Buffer.from(`${JSON.stringify(value)}\n`), body]);
 const response = (status: number, body = "hi", headers: [string, string][] = []) =>
   frame({ kind: "response", status, headers, body_length: Buffer.byteLength(body) }, Buffer.from(body));
 const output = (text = "") => ({ data: Buffer.from(text), truncated: false });
@@ -73,11 +81,23 @@ describe("fd 4: reading the result frames", () => {
 
   it.each([
     ["an unterminated frame", Buffer.from('{"kind":"handler"}'), "an unterminated or oversized frame"],
-    ["an oversized line", Buffer.from(`{"kind":"error","message":"${"x".repeat(FRAME_HEADER_CAP)}"}\n`), "an unterminated or oversized frame"],
+    [
+      "an oversized line",
+      Buffer.from(`{"kind":"error","message":"${"x".repeat(FRAME_HEADER_CAP)}"}\n`),
+      "an unterminated or oversized frame",
+    ],
     ["a line that is not JSON", Buffer.from("nope\n"), "a frame that is not JSON"],
     ["a frame of unknown kind", frame({ kind: "surprise" }), "a frame of unknown kind"],
-    ["a body shorter than announced", frame({ kind: "response", status: 200, headers: [], body_length: 10 }, Buffer.from("abc")), "a response whose body length does not match"],
-    ["a negative body length", frame({ kind: "response", status: 200, headers: [], body_length: -1 }), "a response whose body length does not match"],
+    [
+      "a body shorter than announced",
+      frame({ kind: "response", status: 200, headers: [], body_length: 10 }, Buffer.from("abc")),
+      "a response whose body length does not match",
+    ],
+    [
+      "a negative body length",
+      frame({ kind: "response", status: 200, headers: [], body_length: -1 }),
+      "a response whose body length does not match",
+    ],
   ])("calls %s malformed", (_, data, message) => {
     expect(parseFrames(data, 4096).malformed).toBe(message);
   });
@@ -86,8 +106,20 @@ describe("fd 4: reading the result frames", () => {
     ["a status below 200", response(99), "the function answered with an invalid HTTP status: 99"],
     ["a status above 599", response(600), "the function answered with an invalid HTTP status: 600"],
     ["a fractional status", response(200.5), "the function answered with an invalid HTTP status: 200.5"],
-    ["headers that are not pairs of strings", frame({ kind: "response", status: 200, headers: [["a", 1]], body_length: 0 }), "the function answered with malformed headers"],
-    ["too many headers", response(200, "", Array.from({ length: MAX_RESPONSE_HEADERS + 1 }, (_, i): [string, string] => [`x-${i}`, "v"])), `the function answered with more than ${MAX_RESPONSE_HEADERS} headers`],
+    [
+      "headers that are not pairs of strings",
+      frame({ kind: "response", status: 200, headers: [["a", 1]], body_length: 0 }),
+      "the function answered with malformed headers",
+    ],
+    [
+      "too many headers",
+      response(
+        200,
+        "",
+        Array.from({ length: MAX_RESPONSE_HEADERS + 1 }, (_, i): [string, string] => [`x-${i}`, "v"]),
+      ),
+      `the function answered with more than ${MAX_RESPONSE_HEADERS} headers`,
+    ],
     ["a body over MAX_RESPONSE_BYTES", response(200, "x".repeat(4097)), "the function's response exceeds 4096 bytes (MAX_RESPONSE_BYTES)"],
   ])("refuses a response with %s", (_, data, message) => {
     const { frames } = parseFrames(data, 4096);
@@ -105,13 +137,19 @@ describe("classifying how a run ended", () => {
   });
 
   it("turns an unusable response into an error naming the reason (an invalid status, a body over the cap)", () => {
-    expect(classify(exited(response(99)), SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the function answered with an invalid HTTP status: 99" });
+    expect(classify(exited(response(99)), SPEC, false, LIMITS)).toMatchObject({
+      status: "error",
+      errorMessage: "the function answered with an invalid HTTP status: 99",
+    });
     expect(classify(exited(response(200, "x".repeat(4097))), SPEC, false, LIMITS).errorMessage).toContain("MAX_RESPONSE_BYTES");
   });
 
   it("treats a truncated result channel as a response over the cap", () => {
     const exit = exited(Buffer.alloc(0), { result: { data: Buffer.concat([LOCKED, Buffer.alloc(10)]), truncated: true } });
-    expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the response exceeds the 4096-byte limit (MAX_RESPONSE_BYTES)" });
+    expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({
+      status: "error",
+      errorMessage: "the response exceeds the 4096-byte limit (MAX_RESPONSE_BYTES)",
+    });
   });
 
   it("uses stdout as the body in script mode, and refuses it past the output cap", () => {
@@ -122,12 +160,33 @@ describe("classifying how a run ended", () => {
 
   it.each<[string, Partial<ProcessExit>, Buffer, boolean, string, string]>([
     ["a spawn failure", { spawnError: "ENOENT" }, Buffer.alloc(0), false, "error", "sandbox failure: ENOENT"],
-    ["a stopping gateway", { interrupted: true, signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), false, "interrupted", "the gateway stopped while the function ran"],
+    [
+      "a stopping gateway",
+      { interrupted: true, signal: "SIGKILL", exitCode: null },
+      Buffer.alloc(0),
+      false,
+      "interrupted",
+      "the gateway stopped while the function ran",
+    ],
     ["the deadline", { timedOut: true, signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), false, "timeout", "timed out after 1000 ms"],
     ["the cgroup's OOM killer", { signal: "SIGKILL", exitCode: null }, Buffer.alloc(0), true, "oom", "exceeded its memory limit of 64 MB"],
-    ["a seccomp kill with its report", { signal: "SIGSYS", exitCode: null }, frame({ kind: "forbidden", syscall: 59, name: "execve" }), false, "forbidden", NOT_REPORTED],
+    [
+      "a seccomp kill with its report",
+      { signal: "SIGSYS", exitCode: null },
+      frame({ kind: "forbidden", syscall: 59, name: "execve" }),
+      false,
+      "forbidden",
+      NOT_REPORTED,
+    ],
     ["a seccomp kill without a report", { signal: "SIGSYS", exitCode: null }, Buffer.alloc(0), false, "forbidden", NOT_REPORTED],
-    ["an exception", { exitCode: 1 }, frame({ kind: "error", message: "ValueError: bad" }), false, "error", "the function raised ValueError: bad"],
+    [
+      "an exception",
+      { exitCode: 1 },
+      frame({ kind: "error", message: "ValueError: bad" }),
+      false,
+      "error",
+      "the function raised ValueError: bad",
+    ],
     ["another signal", { signal: "SIGSEGV", exitCode: null }, Buffer.alloc(0), false, "error", "killed by SIGSEGV"],
     ["a non-zero exit", { exitCode: 3 }, Buffer.alloc(0), false, "error", "exited with code 3"],
     ["a malformed result", {}, Buffer.from("nope\n"), false, "error", "the function wrote a malformed result: a frame that is not JSON"],
@@ -144,7 +203,9 @@ describe("classifying how a run ended", () => {
       errorMessage: "sandbox lock-down failed: chroot: EPERM",
     });
     // The same frame with another exit status: the library always ends with 125, so this is not its report.
-    expect(classify(unconfirmed(failed, { exitCode: 1 }), SPEC, false, LIMITS).errorMessage).toBe("sandbox lock-down failed: it was not confirmed (exited with code 1)");
+    expect(classify(unconfirmed(failed, { exitCode: 1 }), SPEC, false, LIMITS).errorMessage).toBe(
+      "sandbox lock-down failed: it was not confirmed (exited with code 1)",
+    );
   });
 
   it("fails closed when the lock-down was not confirmed by the marker", () => {
@@ -157,7 +218,11 @@ describe("classifying how a run ended", () => {
   });
 
   it("recognises V8's own out-of-memory abort for node", () => {
-    const exit = exited(Buffer.alloc(0), { signal: "SIGABRT", exitCode: null, stderr: output("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory") });
+    const exit = exited(Buffer.alloc(0), {
+      signal: "SIGABRT",
+      exitCode: null,
+      stderr: output("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"),
+    });
     expect(classify(exit, { ...SPEC, runtime: "node" }, false, LIMITS).status).toBe("oom");
     expect(classify(exit, SPEC, false, LIMITS).status).toBe("error");
   });
@@ -174,7 +239,12 @@ describe("classifying a result channel that user code forged", () => {
 
   it("does not name it from a fake report alone, nor from the real one: the channel cannot tell them apart", () => {
     for (const name of ["execve", "syslog"]) {
-      const classified = classify(exited(frame({ kind: "forbidden", syscall: 1, name }), { signal: "SIGSYS", exitCode: null }), SPEC, false, LIMITS);
+      const classified = classify(
+        exited(frame({ kind: "forbidden", syscall: 1, name }), { signal: "SIGSYS", exitCode: null }),
+        SPEC,
+        false,
+        LIMITS,
+      );
       expect(classified).toMatchObject({ status: "forbidden", blockedSyscall: null, errorMessage: NOT_REPORTED });
     }
   });
@@ -190,12 +260,17 @@ describe("classifying a result channel that user code forged", () => {
   it("labels an error frame's message as the function's, so that it cannot pass for the gateway's own", () => {
     // A raw frame, or an exception whose type is named so (Python's type(), a JS error's name).
     const forged = exited(frame({ kind: "error", message: "sandbox lock-down failed: chroot: EPERM" }), { exitCode: 125 });
-    expect(classify(forged, SPEC, false, LIMITS)).toMatchObject({ status: "error", errorMessage: "the function raised sandbox lock-down failed: chroot: EPERM" });
+    expect(classify(forged, SPEC, false, LIMITS)).toMatchObject({
+      status: "error",
+      errorMessage: "the function raised sandbox lock-down failed: chroot: EPERM",
+    });
   });
 
   it("does not let a second marker stand in for the first", () => {
     const channel = Buffer.concat([frame({ kind: "lockdown_failed", message: "fake" }), LOCKED]);
     expect(classify(unconfirmed(channel, { exitCode: 125 }), SPEC, false, LIMITS).errorMessage).toBe("sandbox lock-down failed: fake");
-    expect(classify(unconfirmed(channel, { exitCode: 0 }), SPEC, false, LIMITS).errorMessage).toBe("sandbox lock-down failed: it was not confirmed (exited with code 0)");
+    expect(classify(unconfirmed(channel, { exitCode: 0 }), SPEC, false, LIMITS).errorMessage).toBe(
+      "sandbox lock-down failed: it was not confirmed (exited with code 0)",
+    );
   });
 });

@@ -1,9 +1,9 @@
-import { SaturatedError, type InvocationResult } from "../../core/runner.js";
+import { log } from "../../core/log.js";
+import { type InvocationResult, SaturatedError } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
 import type { InvocationEnd } from "../../db/invocations.js";
 import { errorBody } from "../errors.js";
 import { describeDropped, toHttpResponse } from "./exchange.js";
-import { log } from "../../core/log.js";
 
 /** An HTTP answer and the log row's end that goes with it. */
 export interface Outcome {
@@ -82,6 +82,13 @@ export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedM
   const { response, bytes } = jsonError(500, "internal", "the gateway failed to run the function", invocationId);
   return {
     response,
-    end: { ...NO_OUTPUT, durationMs: waitedMs, status: "error", httpStatus: 500, responseBytes: bytes, error: `runner failed: ${String(err)}` },
+    end: {
+      ...NO_OUTPUT,
+      durationMs: waitedMs,
+      status: "error",
+      httpStatus: 500,
+      responseBytes: bytes,
+      error: `runner failed: ${String(err)}`,
+    },
   };
 }

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { grants, type RouteScope } from "../../core/scopes.js";
-import { ROOT_TOKEN_ID, sha256, type Authentication, type TokenRecord, type TokenStore } from "../../db/tokens.js";
+import { type Authentication, ROOT_TOKEN_ID, sha256, type TokenRecord, type TokenStore } from "../../db/tokens.js";
 import { ApiError } from "../errors.js";
 
 declare module "hono" {

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { declaresBody, incomingOf, readBodyWithin, type BodyLimits } from "../body.js";
+import { type BodyLimits, declaresBody, incomingOf, readBodyWithin } from "../body.js";
 import { ApiError } from "../errors.js";
 
 const METHODS_WITH_BODY = new Set(["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -16,7 +16,12 @@ export function bodyLimit(limits: BodyLimits, what: string): MiddlewareHandler {
       throw new ApiError(408, "request_timeout", `the request body did not arrive within ${limits.timeoutMs} ms`, { Connection: "close" });
     }
     if ("tooLarge" in read) {
-      throw new ApiError(413, "payload_too_large", `the request body is too large for ${what}`, read.keepAlive ? {} : { Connection: "close" });
+      throw new ApiError(
+        413,
+        "payload_too_large",
+        `the request body is too large for ${what}`,
+        read.keepAlive ? {} : { Connection: "close" },
+      );
     }
     // A GET, HEAD or TRACE may arrive with a body, but a Request of those methods cannot hold one:
     // it has been read (so the connection stays usable) and is dropped; no route of theirs reads it.

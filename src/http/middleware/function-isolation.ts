@@ -46,4 +46,3 @@ export function isolateFunctionPages(isolation: boolean): MiddlewareHandler {
     }
   };
 }
-

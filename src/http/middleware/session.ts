@@ -2,8 +2,8 @@ import crypto from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { sha256, type TokenRecord, type TokenStore } from "../../db/tokens.js";
-import { checkBearer, unauthorized } from "./auth.js";
 import { ApiError } from "../errors.js";
+import { checkBearer, unauthorized } from "./auth.js";
 
 /**
  * Console sessions. The browser holds only an opaque random id in an HttpOnly, SameSite=Strict
@@ -129,4 +129,3 @@ export function sessionToken(tokens: TokenStore, sessions: SessionStore, session
   if (!token || (token.expiresAt !== null && token.expiresAt <= now)) return null;
   return token;
 }
-

@@ -8,23 +8,28 @@ import { FunctionNameSchema, isoTime, NameParamSchema } from "../schemas.js";
 // The wire shapes of /api/functions: request and response schemas (with the configured limits) and the JSON of a function.
 
 export function functionSchemas(config: Config) {
-  const CreateFunction = z
-    .strictObject({ name: FunctionNameSchema, ...apiSettingsShape(config, "create") })
-    .openapi("CreateFunction");
+  const CreateFunction = z.strictObject({ name: FunctionNameSchema, ...apiSettingsShape(config, "create") }).openapi("CreateFunction");
   const UpdateFunction = z
     .strictObject({
       name: FunctionNameSchema.optional().openapi({ description: "If given, must be the name in the path" }),
       ...apiSettingsShape(config, "update"),
     })
     .openapi("UpdateFunction", {
-      description: "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
+      description:
+        "A new version: fields left out keep their value from the current version (env included). At least one field besides name.",
       minProperties: 1,
     });
   const VersionParams = NameParamSchema.extend({
-    version: z.coerce.number().int().min(1).openapi({ param: { name: "version", in: "path" }, example: 1 }),
+    version: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .openapi({ param: { name: "version", in: "path" }, example: 1 }),
   });
   const RollbackRequest = z
-    .strictObject({ version: z.number(requiredField).int().min(1).openapi({ description: "The version to make current again", example: 1 }) })
+    .strictObject({
+      version: z.number(requiredField).int().min(1).openapi({ description: "The version to make current again", example: 1 }),
+    })
     .openapi("Rollback");
   const Settings = z.object(apiSettingsShape(config, "create"));
   const Environment = z
@@ -33,7 +38,10 @@ export function functionSchemas(config: Config) {
       state: z.enum(["pending", "building", "ready", "failed"]),
       error: z.string().nullable().openapi({ description: "Why the install failed, in one line" }),
       output: z.string().openapi({ description: "The installer's output (its last 64 KiB)" }),
-      lock: z.record(z.string(), z.string()).nullable().openapi({ description: "The exact versions installed, by package; null until ready" }),
+      lock: z
+        .record(z.string(), z.string())
+        .nullable()
+        .openapi({ description: "The exact versions installed, by package; null until ready" }),
       size_bytes: z.number().int(),
     })
     .nullable()
@@ -56,7 +64,13 @@ export function functionSchemas(config: Config) {
     created_at: z.string(),
   }).openapi("FunctionVersion");
   const FunctionSummarySchema = z
-    .object({ name: FunctionNameSchema, runtime: Settings.shape.runtime, version: z.number().int(), public: z.boolean(), updated_at: z.string() })
+    .object({
+      name: FunctionNameSchema,
+      runtime: Settings.shape.runtime,
+      version: z.number().int(),
+      public: z.boolean(),
+      updated_at: z.string(),
+    })
     .openapi("FunctionSummary");
 
   return { CreateFunction, UpdateFunction, VersionParams, RollbackRequest, FunctionSchema, VersionSchema, FunctionSummarySchema };
@@ -71,7 +85,9 @@ export function versionJson(v: FunctionVersion, describe: DescribeEnvironment) {
 
 /** The current version, with the version waiting for its packages (`pending`) if any. */
 export function functionJson(fn: CurrentFunction, describe: DescribeEnvironment, pending?: FunctionVersion) {
-  const pendingVersion = pending ? { version: pending.version, packages: pending.packages, environment: describe(pending.environmentKey) } : null;
+  const pendingVersion = pending
+    ? { version: pending.version, packages: pending.packages, environment: describe(pending.environmentKey) }
+    : null;
   return {
     ...versionJson(fn, describe),
     pending_version: pendingVersion,

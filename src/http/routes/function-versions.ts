@@ -2,14 +2,17 @@ import type { FunctionSettings } from "../../core/settings.js";
 import type { CurrentFunction, StoredVersion } from "../../db/functions.js";
 import { normalisePackages } from "../../packages/spec.js";
 import { ApiError } from "../errors.js";
-import { functionJson, type DescribeEnvironment } from "./function-schemas.js";
+import { type DescribeEnvironment, functionJson } from "./function-schemas.js";
 import type { FunctionsDeps } from "./functions.js";
 
 // Storing versions with packages: which version is current while an environment installs, and
 // how the API shows a function with its environments.
 
 /** How this gateway shows environments (none without a package store). */
-export const describer = (deps: FunctionsDeps): DescribeEnvironment => (key) => deps.packages?.describe(key) ?? null;
+export const describer =
+  (deps: FunctionsDeps): DescribeEnvironment =>
+  (key) =>
+    deps.packages?.describe(key) ?? null;
 
 /** The function as the API shows it, with its pending version if any. */
 export function shown(deps: FunctionsDeps, fn: CurrentFunction) {
@@ -37,7 +40,7 @@ export function storeVersion(deps: FunctionsDeps, current: CurrentFunction, sett
   const key = environmentKey(deps, settings);
   const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
   const stored = deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
-  if (stored && key !== null && stored.current.version !== stored.stored.version) deps.packages?.watch(current.name, stored.stored.version, key);
+  if (stored && key !== null && stored.current.version !== stored.stored.version)
+    deps.packages?.watch(current.name, stored.stored.version, key);
   return stored;
 }
-

@@ -1,17 +1,11 @@
-import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import {
-  apiName,
-  SETTING_KEYS,
-  settingsOfCreate,
-  settingsOfRollback,
-  settingsOfUpdate,
-} from "../../core/settings.js";
+import { apiName, SETTING_KEYS, settingsOfCreate, settingsOfRollback, settingsOfUpdate } from "../../core/settings.js";
 import type { FunctionStore } from "../../db/functions.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
-import { requireValidSyntax, type CheckSyntax } from "../syntax-check.js";
+import { type CheckSyntax, requireValidSyntax } from "../syntax-check.js";
 import { functionSchemas, versionJson } from "./function-schemas.js";
 import { checkPackages, describer, environmentKey, shown, storeVersion } from "./function-versions.js";
 
@@ -41,7 +35,10 @@ export function functionsApi(deps: FunctionsDeps) {
 }
 
 const errors = {
-  400: json(ErrorSchema, "Invalid request; `syntax_error` (with line and column) when the code does not parse; `invalid_packages` naming the refused package spec"),
+  400: json(
+    ErrorSchema,
+    "Invalid request; `syntax_error` (with line and column) when the code does not parse; `invalid_packages` naming the refused package spec",
+  ),
   401: json(ErrorSchema, "Missing or wrong token"),
 };
 const notFound = { 404: json(ErrorSchema, "No such function") };
@@ -87,7 +84,8 @@ function functionRouteDefinitions(config: Config) {
     update: createRoute({
       method: "put",
       path: "/{name}",
-      summary: "Store a new version (newest + 1); older versions stay. With packages not installed yet it is pending: current once they are ready",
+      summary:
+        "Store a new version (newest + 1); older versions stay. With packages not installed yet it is pending: current once they are ready",
       ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
       responses: {

@@ -10,7 +10,11 @@ const HealthSchema = z
   .object({ ok: z.boolean() })
   .catchall(Part)
   .openapi("Health", {
-    example: { ok: true, sandbox: { ready: true, cgroups: "v2", slots: 4, busy: 0 }, database: { ready: true, file_bytes: 81920, used_bytes: 61440 } },
+    example: {
+      ok: true,
+      sandbox: { ready: true, cgroups: "v2", slots: 4, busy: 0 },
+      database: { ready: true, file_bytes: 81920, used_bytes: 61440 },
+    },
   });
 
 /**

@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
+import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, requires } from "../schemas.js";
 
@@ -148,18 +148,22 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
     createRoute({
       method: "get",
       path: "/",
-      summary: "The invocation log, newest first, or with after: what finished after an invocation, oldest first (items without stdout/stderr)",
+      summary:
+        "The invocation log, newest first, or with after: what finished after an invocation, oldest first (items without stdout/stderr)",
       ...requires("logs:read"),
       request: { query: ListQuery },
       responses: {
         200: json(
           z.object({
             items: z.array(InvocationSchema),
-            next_cursor: z.string().nullable().openapi({
-              description:
-                "Pass as cursor for the next page; null on the last. With after: the id to pass as after, " +
-                "set when more finished invocations follow already; null when caught up (poll again with the last item's id)",
-            }),
+            next_cursor: z
+              .string()
+              .nullable()
+              .openapi({
+                description:
+                  "Pass as cursor for the next page; null on the last. With after: the id to pass as after, " +
+                  "set when more finished invocations follow already; null when caught up (poll again with the last item's id)",
+              }),
           }),
           "A page of the log",
         ),
@@ -195,7 +199,12 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
       summary: "One invocation, stdout and stderr included",
       ...requires("logs:read"),
       request: {
-        params: z.object({ id: z.string().max(64).openapi({ param: { name: "id", in: "path" } }) }),
+        params: z.object({
+          id: z
+            .string()
+            .max(64)
+            .openapi({ param: { name: "id", in: "path" } }),
+        }),
       },
       responses: {
         200: json(InvocationDetailSchema, "The invocation"),

@@ -1,24 +1,24 @@
 import { performance } from "node:perf_hooks";
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import type { Config } from "../../core/config.js";
+import { log } from "../../core/log.js";
 import type { InvocationSpec, Runner } from "../../core/runner.js";
+import { grantsInvoke } from "../../core/scopes.js";
 import type { FunctionStore, FunctionVersion } from "../../db/functions.js";
 import type { InvocationLog } from "../../db/invocations.js";
+import type { TokenStore } from "../../db/tokens.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { missingPackageHint } from "../../packages/hints.js";
-import type { TokenStore } from "../../db/tokens.js";
-import { grantsInvoke } from "../../core/scopes.js";
 import type { Admission, ReadingLimit } from "../admission.js";
-import type { InvocationFeed } from "../feed.js";
-import type { GatewayMetrics, RejectionReason } from "../metrics.js";
-import { declaresBody, incomingOf, readBodyWithin, type CappedBody } from "../body.js";
+import { type CappedBody, declaresBody, incomingOf, readBodyWithin } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
+import type { InvocationFeed } from "../feed.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
-import { outcomeOfResult, outcomeOfRunnerError, rejected, saturated, type Outcome } from "../invoke/outcome.js";
-import { parseTarget, type InvocationTarget } from "../invoke/target.js";
-import { checkBearer, forbidden, unauthorized, type TokenCheck } from "../middleware/auth.js";
-import { invocationId, type InvocationIdEnv } from "../middleware/invocation-id.js";
-import { log } from "../../core/log.js";
+import { type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
+import { type InvocationTarget, parseTarget } from "../invoke/target.js";
+import type { GatewayMetrics, RejectionReason } from "../metrics.js";
+import { checkBearer, forbidden, type TokenCheck, unauthorized } from "../middleware/auth.js";
+import { type InvocationIdEnv, invocationId } from "../middleware/invocation-id.js";
 
 export interface InvokeDeps {
   config: Config;
@@ -110,11 +110,17 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     if (packagesDir === undefined) {
       const where = `version ${fn.version} of '${fn.name}'`;
       if (environment?.state === "failed") {
-        return refuse("packages", rejected(503, "packages_failed", `the packages of ${where} failed to install: ${environment.error ?? "unknown error"}`, id, {}));
+        return refuse(
+          "packages",
+          rejected(503, "packages_failed", `the packages of ${where} failed to install: ${environment.error ?? "unknown error"}`, id, {}),
+        );
       }
       const state = environment?.state ?? "unavailable";
       const headers = { "Retry-After": String(PACKAGES_RETRY_AFTER_SECONDS) };
-      return refuse("packages", rejected(503, "packages_not_ready", `the packages of ${where} are not installed yet (${state}); retry later`, id, headers));
+      return refuse(
+        "packages",
+        rejected(503, "packages_not_ready", `the packages of ${where} are not installed yet (${state}); retry later`, id, headers),
+      );
     }
   }
 
@@ -199,7 +205,9 @@ function authorize(functions: FunctionStore, target: InvocationTarget, token: To
   if (!open) {
     if (token.kind !== "ok") throw unauthorized(token);
     if (!grantsInvoke(token.token.scopes, target.name)) {
-      throw forbidden(`calling '${target.name}' needs a token with the 'invoke:${target.name}' scope (or a matching invoke:<prefix>*, or admin)`);
+      throw forbidden(
+        `calling '${target.name}' needs a token with the 'invoke:${target.name}' scope (or a matching invoke:<prefix>*, or admin)`,
+      );
     }
   }
   if (!current) throw notFoundError(`no function named '${target.name}'`);

@@ -2,9 +2,9 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
-import { ApiError, describeZodError } from "../errors.js";
 import type { TokenStore } from "../../db/tokens.js";
-import { requireConsoleRequest, SESSION_COOKIE, SESSION_TTL_MS, sessionToken, type SessionStore } from "../middleware/session.js";
+import { ApiError, describeZodError } from "../errors.js";
+import { requireConsoleRequest, SESSION_COOKIE, SESSION_TTL_MS, type SessionStore, sessionToken } from "../middleware/session.js";
 
 const SignIn = z.strictObject({ token: z.string().min(1).max(1024) });
 
@@ -29,7 +29,8 @@ export function sessionApi(tokens: TokenStore, sessions: SessionStore) {
     const parsed = SignIn.safeParse(raw);
     if (!parsed.success) throw new ApiError(400, "invalid_request", describeZodError(parsed.error));
     const signedIn = tokens.authenticate(parsed.data.token);
-    if (signedIn.kind !== "ok") throw new ApiError(401, "unauthorized", signedIn.kind === "expired" ? "the token has expired" : "invalid token");
+    if (signedIn.kind !== "ok")
+      throw new ApiError(401, "unauthorized", signedIn.kind === "expired" ? "the token has expired" : "invalid token");
     setCookie(c, SESSION_COOKIE, sessions.create(signedIn.token.id), {
       httpOnly: true,
       sameSite: "Strict",

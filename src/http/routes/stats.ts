@@ -14,7 +14,10 @@ const StatsSchema = z
     since: z.string(),
     until: z.string(),
     count: z.number().int(),
-    errors: z.number().int().openapi({ description: `Invocations that answered 500: status ${ERROR_STATUSES.join(", ")}` }),
+    errors: z
+      .number()
+      .int()
+      .openapi({ description: `Invocations that answered 500: status ${ERROR_STATUSES.join(", ")}` }),
     timeouts: z.number().int(),
     by_status: z.record(z.enum(INVOCATION_STATUSES), z.number().int()),
     p50: z.number().nullable().openapi({ description: "Median duration in ms (as duration_ms.p50)" }),

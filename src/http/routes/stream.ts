@@ -4,8 +4,8 @@ import { z } from "zod";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { InvocationSummary } from "../../db/invocations.js";
 import { ApiError, describeZodError } from "../errors.js";
+import { type InvocationFeed, MAX_SUBSCRIBERS } from "../feed.js";
 import { requireScope } from "../middleware/auth.js";
-import { MAX_SUBSCRIBERS, type InvocationFeed } from "../feed.js";
 import { FunctionNameSchema } from "../schemas.js";
 import { invocationJson } from "./invocations.js";
 

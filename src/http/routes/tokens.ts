@@ -1,4 +1,4 @@
-import { createRoute, OpenAPIHono, z, type RouteHandler } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
 import { SCOPE_PATTERN } from "../../core/scopes.js";
 import { requiredField } from "../../core/settings.js";
 import type { TokenRecord, TokenStore } from "../../db/tokens.js";
@@ -26,7 +26,12 @@ const Scope = z
 
 const CreateToken = z
   .strictObject({
-    name: z.string(requiredField).trim().min(1, "must not be empty").max(100).openapi({ description: "What the token is for", example: "ci deploys" }),
+    name: z
+      .string(requiredField)
+      .trim()
+      .min(1, "must not be empty")
+      .max(100)
+      .openapi({ description: "What the token is for", example: "ci deploys" }),
     scopes: z
       .array(Scope, requiredField)
       .min(1, "give at least one scope")
@@ -52,7 +57,12 @@ const TokenSchema = z
 const CreatedTokenSchema = TokenSchema.extend({
   token: z.string().openapi({ description: "The token itself: shown this once, only its SHA-256 is stored" }),
 }).openapi("CreatedToken");
-const IdParam = z.object({ id: z.string().max(64).openapi({ param: { name: "id", in: "path" }, example: "tok_3f2a9c0d1e4b5a67" }) });
+const IdParam = z.object({
+  id: z
+    .string()
+    .max(64)
+    .openapi({ param: { name: "id", in: "path" }, example: "tok_3f2a9c0d1e4b5a67" }),
+});
 
 const errors = {
   400: json(ErrorSchema, "Invalid request"),

@@ -64,10 +64,7 @@ export function killPids(pids: number[]): void {
 
 export function readPids(file: string): number[] {
   try {
-    return read(file)
-      .split("\n")
-      .filter(Boolean)
-      .map(Number);
+    return read(file).split("\n").filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -90,4 +87,3 @@ export function tryWrite(file: string, value: string): boolean {
     return false;
   }
 }
-

@@ -33,4 +33,3 @@ function parseMembership(text: string): Map<string, string> {
   }
   return membership;
 }
-

@@ -35,4 +35,3 @@ export interface CgroupOptions {
   procSelfCgroup?: string;
   mountinfo?: string;
 }
-

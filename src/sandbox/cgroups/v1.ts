@@ -70,4 +70,3 @@ class SlotV1 implements SlotCgroup {
     killPids(readPids(path.join(this.pidsDir, "cgroup.procs")));
   }
 }
-

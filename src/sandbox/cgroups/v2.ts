@@ -66,4 +66,3 @@ class SlotV2 implements SlotCgroup {
     if (!tryWrite(path.join(this.dir, "cgroup.kill"), "1")) killPids(readPids(path.join(this.dir, "cgroup.procs")));
   }
 }
-

@@ -11,6 +11,7 @@
 //
 // Every test file calls useAttackedSandbox() once: it starts a sandbox of its own for that file
 // (vitest gives each file a fresh copy of this module, so the state below is per file).
+
 import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -18,10 +19,11 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect } from "vitest";
-import type { Sandbox } from "../../../src/sandbox/sandbox.js";
 import type { InvocationResult, InvocationSpec } from "../../../src/core/runner.js";
 import type { Runtime } from "../../../src/core/runtimes.js";
 import type { Isolation } from "../../../src/core/settings.js";
+import type { Sandbox } from "../../../src/sandbox/sandbox.js";
+import type { Json } from "../../json.js";
 import { bodyJson, bodyText, spec, startSandbox, stopSandbox } from "../harness.js";
 
 export const RUNTIMES: Runtime[] = ["python", "node"];
@@ -144,7 +146,7 @@ function kind(st) {
 export function py(body: string): string {
   const indented = dedent(body)
     .split("\n")
-    .map((l) => (l ? "    " + l : l))
+    .map((l) => (l ? `    ${l}` : l))
     .join("\n");
   return `${PY_HELPERS}\ndef handler(request):\n${indented}\n`;
 }
@@ -187,7 +189,7 @@ export const run = (runtime: Runtime, code: string, overrides: Partial<Invocatio
  * Runs an attack that must end normally and returns what the attacker reported. The default
  * type is an any-record: the attacks report free-form JSON and the tests index into it.
  */
-export async function observe<T = Record<string, any>>(runtime: Runtime, code: string, overrides: Partial<InvocationSpec> = {}): Promise<T> {
+export async function observe<T = Json>(runtime: Runtime, code: string, overrides: Partial<InvocationSpec> = {}): Promise<T> {
   const result = await run(runtime, code, overrides);
   expect(result.status, bodyText(result)).toBe("ok");
   return bodyJson<T>(result);
@@ -195,7 +197,7 @@ export async function observe<T = Record<string, any>>(runtime: Runtime, code: s
 
 /** What the attacker saw, normalised over both runtimes: { ok, code }. */
 // any: an attack's report is free-form JSON from either runtime (errno in Python, code in Node).
-export function outcome(observed: any): { ok: boolean; code: string | null } {
+export function outcome(observed: Json): { ok: boolean; code: string | null } {
   return { ok: observed.ok, code: observed.errno ?? observed.code ?? null };
 }
 
@@ -247,7 +249,7 @@ export async function greetingServer(): Promise<{ port: number; greeting: string
   let accepted = 0;
   const server = net.createServer((socket) => {
     accepted++;
-    socket.end(greeting + "\n");
+    socket.end(`${greeting}\n`);
   });
   // On every interface: the host's loopback and its own external address.
   await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));

@@ -7,17 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { InvocationResult } from "../../../src/core/runner.js";
 import type { Runtime } from "../../../src/core/runtimes.js";
 import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox } from "../harness.js";
-import {
-  attack,
-  DB_MARKER,
-  host,
-  MiB,
-  observe,
-  run,
-  RUNTIMES,
-  UID_BASE,
-  useAttackedSandbox,
-} from "./attacks.js";
+import { attack, DB_MARKER, host, MiB, observe, RUNTIMES, run, UID_BASE, useAttackedSandbox } from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -133,9 +123,15 @@ describe("a child that dies before reading its request", () => {
       await new Promise((r) => setTimeout(r, 100)); // let any late stream error surface
       expect(uncaught).toEqual([]);
       for (const runtime of RUNTIMES) {
-        const next = await run(runtime, runtime === "python" ? `def handler(request):\n    return len(request.body)` : `module.exports = async (r) => (await r.arrayBuffer()).byteLength;`, {
-          request: request({ method: "POST", body }),
-        });
+        const next = await run(
+          runtime,
+          runtime === "python"
+            ? `def handler(request):\n    return len(request.body)`
+            : `module.exports = async (r) => (await r.arrayBuffer()).byteLength;`,
+          {
+            request: request({ method: "POST", body }),
+          },
+        );
         expect(next.status, bodyText(next)).toBe("ok");
         expect(bodyText(next)).toBe(String(8 * MiB));
       }

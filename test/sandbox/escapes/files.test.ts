@@ -16,8 +16,8 @@ import {
   observe,
   outcome,
   py,
-  run,
   RUNTIMES,
+  run,
   useAttackedSandbox,
   waitForSlotFile,
 } from "./attacks.js";
@@ -29,7 +29,11 @@ describe("reading files outside the jail", () => {
     it("cannot read /etc/shadow", async () => {
       const seen = await observe(
         runtime,
-        attack(runtime, `return attempt(lambda: open("/etc/shadow").read())`, `return attempt(() => fs.readFileSync("/etc/shadow", "utf8"));`),
+        attack(
+          runtime,
+          `return attempt(lambda: open("/etc/shadow").read())`,
+          `return attempt(() => fs.readFileSync("/etc/shadow", "utf8"));`,
+        ),
       );
       expect(outcome(seen)).toEqual({ ok: false, code: expect.toSatisfy((c: string) => ["ENOENT", "EACCES"].includes(c)) });
     });
@@ -37,7 +41,7 @@ describe("reading files outside the jail", () => {
     it("cannot read the gateway's database, by its host path or by climbing out of the jail", async () => {
       // The jail lives in DATA_DIR/jail/slots/<k>: the database is four levels above its root.
       const paths = [host.dbPath, "/../../../gateway.db", "../../../gateway.db", "/../../../../gateway.db"];
-      const seen = await observe<Record<string, any>>(
+      const seen = await observe(
         runtime,
         attack(
           runtime,
@@ -210,7 +214,10 @@ describe("writing outside /tmp", () => {
       ),
     );
     for (const what of [...Object.keys(targets), "mkdir", "chmod"]) {
-      expect(outcome(seen[what]), what).toEqual({ ok: false, code: expect.toSatisfy((c: string) => ["EROFS", "EACCES", "EPERM"].includes(c)) });
+      expect(outcome(seen[what]), what).toEqual({
+        ok: false,
+        code: expect.toSatisfy((c: string) => ["EROFS", "EACCES", "EPERM"].includes(c)),
+      });
     }
     expect(seen.tmp).toBe("mine");
     expect(seen.tmp_owner).toBe(true);

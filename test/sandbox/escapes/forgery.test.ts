@@ -6,7 +6,7 @@
 // is believed").
 // How the attacks are written and run: ./attacks.ts.
 import { describe, expect, it } from "vitest";
-import { attack, koffiAddonPath, lit, run, RUNTIMES, useAttackedSandbox } from "./attacks.js";
+import { attack, koffiAddonPath, lit, RUNTIMES, run, useAttackedSandbox } from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -25,31 +25,51 @@ const JS_SYSLOG = `
   syscall({ x64: 103, arm64: 116 }[process.arch], 3, null, 0);`;
 
 describe("a forged report of a blocked call", () => {
-  it.each(RUNTIMES)("%s: a fake forbidden frame, a partial frame, then a real trapped call: forbidden, the call not named", async (runtime) => {
-    const result = await run(
-      runtime,
-      attack(
+  it.each(RUNTIMES)(
+    "%s: a fake forbidden frame, a partial frame, then a real trapped call: forbidden, the call not named",
+    async (runtime) => {
+      const result = await run(
         runtime,
-        `os.write(4, ${lit(FAKE_REPORT)}.encode())\n${PY_SYSLOG}\nreturn "survived"`,
-        `fs.writeSync(4, ${lit(FAKE_REPORT)});\n${JS_SYSLOG}\nreturn "survived";`,
-      ),
-    );
-    expect(result.errorMessage, "process.dlopen of koffi no longer works: trap a call another way").not.toMatch(/dlopen|ERR_DLOPEN_FAILED/);
-    expect(result).toMatchObject({ status: "forbidden", signal: "SIGSYS", blockedSyscall: null, errorMessage: NOT_REPORTED, response: null });
-  });
+        attack(
+          runtime,
+          `os.write(4, ${lit(FAKE_REPORT)}.encode())\n${PY_SYSLOG}\nreturn "survived"`,
+          `fs.writeSync(4, ${lit(FAKE_REPORT)});\n${JS_SYSLOG}\nreturn "survived";`,
+        ),
+      );
+      expect(result.errorMessage, "process.dlopen of koffi no longer works: trap a call another way").not.toMatch(
+        /dlopen|ERR_DLOPEN_FAILED/,
+      );
+      expect(result).toMatchObject({
+        status: "forbidden",
+        signal: "SIGSYS",
+        blockedSyscall: null,
+        errorMessage: NOT_REPORTED,
+        response: null,
+      });
+    },
+  );
 
-  it.each(RUNTIMES)("%s: a fake forbidden frame, then SIGSYS sent to itself (no call trapped): forbidden, nothing named", async (runtime) => {
-    // kill of its own pid is allowed; the reporter ignores a SIGSYS the filter did not send.
-    const result = await run(
-      runtime,
-      attack(
+  it.each(RUNTIMES)(
+    "%s: a fake forbidden frame, then SIGSYS sent to itself (no call trapped): forbidden, nothing named",
+    async (runtime) => {
+      // kill of its own pid is allowed; the reporter ignores a SIGSYS the filter did not send.
+      const result = await run(
         runtime,
-        `import signal\nos.write(4, ${lit(FAKE_REPORT)}.encode())\nos.kill(os.getpid(), signal.SIGSYS)\nreturn "survived"`,
-        `fs.writeSync(4, ${lit(FAKE_REPORT)});\nprocess.kill(process.pid, "SIGSYS");\nawait new Promise((r) => setTimeout(r, 1000));\nreturn "survived";`,
-      ),
-    );
-    expect(result).toMatchObject({ status: "forbidden", signal: "SIGSYS", blockedSyscall: null, errorMessage: NOT_REPORTED, response: null });
-  });
+        attack(
+          runtime,
+          `import signal\nos.write(4, ${lit(FAKE_REPORT)}.encode())\nos.kill(os.getpid(), signal.SIGSYS)\nreturn "survived"`,
+          `fs.writeSync(4, ${lit(FAKE_REPORT)});\nprocess.kill(process.pid, "SIGSYS");\nawait new Promise((r) => setTimeout(r, 1000));\nreturn "survived";`,
+        ),
+      );
+      expect(result).toMatchObject({
+        status: "forbidden",
+        signal: "SIGSYS",
+        blockedSyscall: null,
+        errorMessage: NOT_REPORTED,
+        response: null,
+      });
+    },
+  );
 });
 
 describe("a forged lock-down failure", () => {
@@ -65,7 +85,7 @@ describe("a forged lock-down failure", () => {
     expect(result).toMatchObject({ status: "error", exitCode: 125, errorMessage: "exited with code 125", response: null });
   });
 
-  it.each(RUNTIMES)("%s: an exception whose type is named \"sandbox lock-down failed\": labelled as the function's", async (runtime) => {
+  it.each(RUNTIMES)('%s: an exception whose type is named "sandbox lock-down failed": labelled as the function\'s', async (runtime) => {
     const result = await run(
       runtime,
       attack(
@@ -84,7 +104,11 @@ describe("a forged lock-down failure", () => {
   it.each(RUNTIMES)("%s: a fake lockdown_failed frame before a normal answer: the answer stands", async (runtime) => {
     const result = await run(
       runtime,
-      attack(runtime, `os.write(4, ${lit(FAKE_FAILURE)}.encode())\nreturn "fine"`, `fs.writeSync(4, ${lit(FAKE_FAILURE)});\nreturn "fine";`),
+      attack(
+        runtime,
+        `os.write(4, ${lit(FAKE_FAILURE)}.encode())\nreturn "fine"`,
+        `fs.writeSync(4, ${lit(FAKE_FAILURE)});\nreturn "fine";`,
+      ),
     );
     expect(result).toMatchObject({ status: "ok", exitCode: 0, errorMessage: null });
     expect(result.response?.body.toString()).toBe("fine");

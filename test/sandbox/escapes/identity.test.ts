@@ -88,11 +88,9 @@ describe("mount, chroot and namespaces", () => {
 describe("the gateway's secrets", () => {
   it.each(RUNTIMES)("%s: the environment holds only PATH, HOME, TMPDIR, LANG and the function's own variables", async (runtime) => {
     expect(process.env.GATEWAY_TOKEN).toBe(SECRET_TOKEN);
-    const seen = await observe(
-      runtime,
-      attack(runtime, `return dict(os.environ)`, `return { ...process.env };`),
-      { env: { FN_GREETING: "hello" } },
-    );
+    const seen = await observe(runtime, attack(runtime, `return dict(os.environ)`, `return { ...process.env };`), {
+      env: { FN_GREETING: "hello" },
+    });
     expect(Object.keys(seen).sort()).toEqual(["FN_GREETING", "HOME", "LANG", "PATH", "TMPDIR"]);
     expect(seen.FN_GREETING).toBe("hello");
     const dump = JSON.stringify(seen);

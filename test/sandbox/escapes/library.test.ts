@@ -5,15 +5,7 @@ import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { LIBRARY_PATH } from "../../../src/sandbox/sandbox.js";
 import { bodyJson } from "../harness.js";
-import {
-  js,
-  koffiAddonPath,
-  lit,
-  observe,
-  outcome,
-  run,
-  useAttackedSandbox,
-} from "./attacks.js";
+import { js, koffiAddonPath, lit, observe, outcome, run, useAttackedSandbox } from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -110,11 +102,17 @@ def handler(request):
     expect(seen.requireMain).toBe("undefined");
     expect(seen.moduleKeys).toEqual(["exports"]); // the user's own CommonJS module object
     for (const cache of ["cache", "requireCache", "ownCache"]) {
-      expect(seen[cache].filter((k: string) => /koffi|prescript|stdin/.test(k)), cache).toEqual([]);
+      expect(
+        seen[cache].filter((k: string) => /koffi|prescript|stdin/.test(k)),
+        cache,
+      ).toEqual([]);
     }
     // Node's path cache may still resolve the prescript's koffi path: the file is not in the jail.
     for (const what of ["koffi", "koffiByPath", "library"]) {
-      expect(outcome(seen[what]), what).toEqual({ ok: false, code: expect.toSatisfy((c: string) => ["MODULE_NOT_FOUND", "ENOENT"].includes(c)) });
+      expect(outcome(seen[what]), what).toEqual({
+        ok: false,
+        code: expect.toSatisfy((c: string) => ["MODULE_NOT_FOUND", "ENOENT"].includes(c)),
+      });
     }
   });
 
@@ -124,7 +122,13 @@ def handler(request):
       `export default () => ({ require: typeof require, module: typeof module, exports: typeof exports, globalRequire: typeof globalThis.require,
         mainModule: typeof process.mainModule });`,
     );
-    expect(seen).toEqual({ require: "undefined", module: "undefined", exports: "undefined", globalRequire: "undefined", mainModule: "undefined" });
+    expect(seen).toEqual({
+      require: "undefined",
+      module: "undefined",
+      exports: "undefined",
+      globalRequire: "undefined",
+      mainModule: "undefined",
+    });
   });
 
   it("node: re-opening koffi through process.dlopen and calling the lock-down again ends the process", async () => {
@@ -154,7 +158,7 @@ def handler(request):
       expect(result.status).toBe("error");
       expect(result.exitCode).toBe(125);
       // Its lockdown_failed frame follows the prescript's marker: user code made it, so it is not believed.
-    expect(result.errorMessage).toBe("exited with code 125");
+      expect(result.errorMessage).toBe("exited with code 125");
     }
   });
 

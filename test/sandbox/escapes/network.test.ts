@@ -1,15 +1,7 @@
 // Escape attempts over the network: the host's ports, its loopback, and local sockets.
 // How the attacks are written and run, and what the policy answers: ./attacks.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  attack,
-  externalAddress,
-  greetingServer,
-  observe,
-  outcome,
-  RUNTIMES,
-  useAttackedSandbox,
-} from "./attacks.js";
+import { attack, externalAddress, greetingServer, observe, outcome, RUNTIMES, useAttackedSandbox } from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -68,7 +60,7 @@ describe("connecting to the host", () => {
     it("reaches the same server at the host's external address with network on: the flag is what blocks it", async () => {
       const before = server.accepted();
       const seen = await observe(runtime, connect(externalAddress()), { network: true });
-      expect(seen.connect).toEqual({ ok: true, value: server.greeting + "\n" });
+      expect(seen.connect).toEqual({ ok: true, value: `${server.greeting}\n` });
       expect(server.accepted()).toBe(before + 1);
     });
 

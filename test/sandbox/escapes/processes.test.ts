@@ -4,19 +4,7 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { bodyText } from "../harness.js";
-import {
-  alive,
-  attack,
-  findSandboxedProcess,
-  js,
-  lit,
-  observe,
-  outcome,
-  py,
-  run,
-  RUNTIMES,
-  useAttackedSandbox,
-} from "./attacks.js";
+import { alive, attack, findSandboxedProcess, js, lit, observe, outcome, py, RUNTIMES, run, useAttackedSandbox } from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -151,7 +139,8 @@ describe("signalling other processes", () => {
       ),
     ]);
     expect(alive(pid)).toBe(true);
-    for (const what of ["kill", "stop", "probe", "pidfd"]) expect(outcome(fromPython[what]), `python ${what}`).toEqual({ ok: false, code: "EPERM" });
+    for (const what of ["kill", "stop", "probe", "pidfd"])
+      expect(outcome(fromPython[what]), `python ${what}`).toEqual({ ok: false, code: "EPERM" });
     expect(fromPython.ptrace).toEqual({ ret: -1, errno: "EPERM" });
     for (const what of ["kill", "term", "probe"]) expect(outcome(fromNode[what]), `node ${what}`).toEqual({ ok: false, code: "EPERM" });
     // Each attacker ran in another slot, under another uid.

@@ -4,19 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { Runtime } from "../../../src/core/runtimes.js";
 import { bodyJson, bodyText } from "../harness.js";
-import {
-  attack,
-  currentIsolation,
-  js,
-  MAX_THREADS,
-  MiB,
-  observe,
-  py,
-  run,
-  RUNTIMES,
-  TMP_SIZE_MB,
-  useAttackedSandbox,
-} from "./attacks.js";
+import { attack, currentIsolation, js, MAX_THREADS, MiB, observe, py, RUNTIMES, run, TMP_SIZE_MB, useAttackedSandbox } from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -147,7 +135,11 @@ describe("filling /tmp and memory", () => {
   it.each([
     ["python", "bytearrays", `def handler(request):\n    hog = []\n    while True:\n        hog.append(bytearray(b"x" * (16 << 20)))`],
     ["node", "Buffers outside the V8 heap", `module.exports = () => { const hog = []; for (;;) hog.push(Buffer.alloc(16 << 20, 1)); };`],
-    ["node", "objects on the V8 heap", `module.exports = () => { const hog = []; for (;;) hog.push(Array.from({ length: 1e5 }, (_, i) => ({ i, s: "x" + i }))); };`],
+    [
+      "node",
+      "objects on the V8 heap",
+      `module.exports = () => { const hog = []; for (;;) hog.push(Array.from({ length: 1e5 }, (_, i) => ({ i, s: "x" + i }))); };`,
+    ],
   ] as [Runtime, string, string][])("%s: a memory bomb of %s ends `oom`, and the next invocation works", async (runtime, _what, code) => {
     const result = await run(runtime, code, { memoryMb: 96 });
     expect(result.status, bodyText(result)).toBe("oom");
