@@ -1,3 +1,6 @@
+// The invocation log. Longer than most files: its writes (the `running` row, the batched ends),
+// reads (pages by cursor or `after`, one row, stats) and pruning share its prepared statements
+// and one invariant they all rely on, that started_at never decreases as seq grows.
 import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
 import { type EndStatus, INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../core/statuses.js";
 import type { Db } from "./client.js";

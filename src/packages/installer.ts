@@ -1,3 +1,5 @@
+// Longer than most files: pip's and npm's runs share the confinement, the limits and the reading
+// of their failures into one clear message each, which is most of the file.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";

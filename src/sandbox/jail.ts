@@ -1,3 +1,5 @@
+// The jail. Longer than most files: the layout described below, building it, and mounting its
+// per-slot overlays must agree line by line, so they stay on one page.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";

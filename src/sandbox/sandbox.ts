@@ -1,3 +1,6 @@
+// The Runner the gateway uses. Longer than most files: it is the one place where the mechanisms
+// (slots, jail, cgroups, firewall, standbys, fork-server, warm instances) are composed, started in
+// order and undone in reverse, so the order stays visible.
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../core/config.js";
