@@ -3,7 +3,7 @@ import os from "node:os";
 import { closeFd, streamPair } from "./fdpass.js";
 import type { ForkServer } from "./forkserver.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
-import { Capture, type Interpreter, type InterpreterSettings, type ProcessExit } from "./process.js";
+import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
@@ -192,12 +192,7 @@ export class ForkedInterpreter implements Interpreter {
 
   /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after). */
   private kill(): void {
-    if (this.pid === null || this.exited) return;
-    try {
-      process.kill(-this.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
+    if (this.pid !== null && !this.exited) killProcessGroup(this.pid);
   }
 }
 

@@ -170,12 +170,7 @@ export class InterpreterProcess implements Interpreter {
 
   /** SIGKILLs the process group. */
   kill(): void {
-    if (this.child.pid === undefined || this.exited) return;
-    try {
-      process.kill(-this.child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
+    if (!this.exited) killProcessGroup(this.child.pid);
   }
 
   /** Kills the process and waits until it is gone. */
@@ -217,5 +212,15 @@ export class Capture {
 
   output(): CapturedOutput {
     return { data: Buffer.concat(this.chunks, this.size), truncated: this.truncated };
+  }
+}
+
+/** SIGKILLs the process group led by `pid` (interpreters start in a group of their own). */
+export function killProcessGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
   }
 }

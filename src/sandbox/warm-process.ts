@@ -4,7 +4,7 @@ import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
-import { type InterpreterSettings, type ProcessExit, SPAWN_ENV } from "./process.js";
+import { type InterpreterSettings, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
 import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
@@ -151,12 +151,7 @@ export class WarmProcess {
   }
 
   kill(): void {
-    if (this.child.pid === undefined || this.exited) return;
-    try {
-      process.kill(-this.child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
+    if (!this.exited) killProcessGroup(this.child.pid);
   }
 
   /** Kills the process and waits until it is gone. */

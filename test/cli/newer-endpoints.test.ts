@@ -1,5 +1,6 @@
-// The commands over the newer endpoints: rollback, logs -f (the invocation stream, caught up with
-// `?after=`) and backup (GET /api/backup), each against a real gateway.
+// The commands over the newer endpoints and settings: rollback, logs -f (the invocation stream,
+// caught up with `?after=`), backup (GET /api/backup), deploy's --packages and --isolation, each
+// against a real gateway.
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -124,5 +125,20 @@ describe("backup", () => {
     const result = await runCli(["backup", file], { env: { GATEWAY_URL: server.url, GATEWAY_TOKEN: "wrong-token-wrong-token" } });
     expect(result.code).toBe(4);
     expect(fs.existsSync(file)).toBe(false);
+  });
+});
+
+describe("deploy --packages and --isolation", () => {
+  it("sends them as packages and isolation, and show prints them", async () => {
+    writeFile(dir, "isolated.py", "def handler(request):\n    return 'ok'\n");
+    const result = await fngw(["deploy", `${dir}/isolated.py`, "--isolation", "function", "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ isolation: "function" });
+    expect((await fngw(["show", "isolated"])).stdout).toMatch(/^isolation\s+function$/m);
+    const withPackages = await fngw(["deploy", `${dir}/isolated.py`, "--packages", "six==1.16.0", "--json"]);
+    expect(withPackages.code, withPackages.stderr).toBe(0);
+    // The new version becomes current once its packages are installed (it is pending until then).
+    await waitFor(async () => (await api("/api/functions/isolated")).version === 2, "version 2 to become current", 300_000);
+    expect(await api("/api/functions/isolated")).toMatchObject({ version: 2, packages: ["six==1.16.0"], isolation: "function" });
   });
 });
