@@ -39,8 +39,10 @@ export function classify(
   });
   const ok = (response: SandboxResponse): InvocationResult => ({ ...base, status: "ok", errorMessage: null, response });
 
-  if (exit.spawnError !== null) return end("error", `sandbox failure: ${exit.spawnError}`);
+  // A stopping gateway comes first: closing the sandbox also ends the fork-server, whose loss the
+  // invocation then reports too, but the cause is the stop.
   if (exit.interrupted) return end("interrupted", "the gateway stopped while the function ran");
+  if (exit.spawnError !== null) return end("error", `sandbox failure: ${exit.spawnError}`);
   if (exit.timedOut) return end("timeout", `timed out after ${spec.timeoutMs} ms`);
   // V8 reports an outgrown heap itself and aborts; the cgroup's OOM killer sends SIGKILL.
   const v8OutOfMemory = spec.runtime === "node" && exit.signal === "SIGABRT" && exit.stderr.data.includes(V8_OOM);

@@ -217,6 +217,14 @@ describe("classifying how a run ended", () => {
     expect(classify(unconfirmed(response(200)), SPEC, false, LIMITS)).toMatchObject({ status: "error", response: null });
   });
 
+  it("calls a run cut short by a stopping gateway interrupted, even when its fork-server went with it", () => {
+    const exit = exited(Buffer.alloc(0), { interrupted: true, spawnError: "the fork-server was lost", signal: "SIGKILL", exitCode: null });
+    expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({
+      status: "interrupted",
+      errorMessage: "the gateway stopped while the function ran",
+    });
+  });
+
   it("recognises V8's own out-of-memory abort for node", () => {
     const exit = exited(Buffer.alloc(0), {
       signal: "SIGABRT",
