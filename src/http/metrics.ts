@@ -117,17 +117,7 @@ export class GatewayMetrics {
     this.rejections.inc({ reason });
   }
 
-  /** Times a log write; the write's result (or its throw) passes through. */
-  timeLogWrite<T>(write: "start" | "finish", run: () => T): T {
-    const end = this.logWrites.startTimer({ write });
-    try {
-      return run();
-    } finally {
-      end();
-    }
-  }
-
-  /** Records a log write timed by its caller (an asynchronous one). */
+  /** Records how long a log write took (its caller times it: the end's write is asynchronous). */
   observeLogWrite(write: "start" | "finish", seconds: number): void {
     this.logWrites.observe({ write }, seconds);
   }

@@ -21,6 +21,8 @@ export function classify(
   spec: Pick<InvocationSpec, "runtime" | "timeoutMs" | "memoryMb">,
   oomKilled: boolean,
   limits: ClassifyLimits,
+  /** The process confirmed its lock-down earlier (a warm instance's later invocations), so no `locked` frame leads. */
+  lockConfirmed = false,
 ): InvocationResult {
   const base = {
     exitCode: exit.exitCode,
@@ -57,7 +59,7 @@ export function classify(
   if (first?.kind === "lockdown_failed" && exit.exitCode === EXIT_LOCKDOWN_FAILED) {
     return end("error", `sandbox lock-down failed: ${first.message}`);
   }
-  if (first?.kind !== "locked") {
+  if (!lockConfirmed && first?.kind !== "locked") {
     const how = exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
     return end("error", `sandbox lock-down failed: it was not confirmed (${how})`);
   }

@@ -71,9 +71,6 @@ export function encodePayload(spec: InvocationSpec, nonce?: string): Buffer {
 export function outputMarker(nonce: string): Buffer {
   return Buffer.from(`\0fngw-end:${nonce}\0`);
 }
-/** The frame the prescript writes once the lock-down holds, before it reads the function. */
-export const LOCKED_FRAME = Buffer.from('{"kind":"locked"}\n');
-
 export function endFrame(nonce: string): Buffer {
   return Buffer.from(`{"kind":"end","nonce":"${nonce}"}\n`);
 }

@@ -3,7 +3,7 @@ import { type InvocationResult, type InvocationSpec, SaturatedError } from "../c
 import type { SlotCgroup } from "./cgroups/setup.js";
 import { classify } from "./classify.js";
 import type { InterpreterSettings } from "./process.js";
-import { encodePayload, FLAG_NETWORK, LOCKED_FRAME } from "./protocol.js";
+import { encodePayload, FLAG_NETWORK } from "./protocol.js";
 import type { RunSettings } from "./run.js";
 import type { Slot, SlotPool } from "./slots.js";
 import { WarmProcess } from "./warm-process.js";
@@ -75,17 +75,14 @@ export class WarmPool {
     if (instance.idleTimer) clearTimeout(instance.idleTimer);
     const oomBefore = instance.cgroup?.oomKills() ?? 0;
     const nonce = crypto.randomBytes(16).toString("hex");
-    const served = await instance.process.invoke(encodePayload(spec, nonce), nonce, spec.timeoutMs, this.settings.stop);
+    const exit = await instance.process.invoke(encodePayload(spec, nonce), nonce, spec.timeoutMs, this.settings.stop);
     // The prescript confirms the lock-down once, at the head of the first invocation's frames; the
     // instance's later invocations run under that same lock (an instance whose first did not
-    // confirm it is never reused), so their frames are read as following it.
-    const exit =
-      instance.invocations === 0
-        ? served
-        : { ...served, result: { ...served.result, data: Buffer.concat([LOCKED_FRAME, served.result.data]) } };
+    // confirm it is never reused).
+    const lockConfirmed = instance.invocations > 0;
     instance.invocations++;
     const oomKilled = instance.cgroup !== null && instance.cgroup.oomKills() > oomBefore;
-    const result = classify(exit, spec, oomKilled, this.settings.run);
+    const result = classify(exit, spec, oomKilled, this.settings.run, lockConfirmed);
     // Only an invocation that reached its end marks, within its limits, leaves a reusable instance.
     const reusable = exit.ended && !exit.timedOut && !oomKilled && result.status !== "timeout" && instance.process.alive;
     if (!reusable || instance.retired || instance.invocations >= this.settings.maxInvocations) this.stop(instance);

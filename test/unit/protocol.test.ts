@@ -217,6 +217,12 @@ describe("classifying how a run ended", () => {
     expect(classify(unconfirmed(response(200)), SPEC, false, LIMITS)).toMatchObject({ status: "error", response: null });
   });
 
+  it("reads a warm instance's later invocation, whose lock-down was confirmed earlier, without a leading marker", () => {
+    const later = unconfirmed(response(200, "again"));
+    expect(classify(later, SPEC, false, LIMITS).errorMessage).toMatch(/lock-down failed: it was not confirmed/);
+    expect(classify(later, SPEC, false, LIMITS, true)).toMatchObject({ status: "ok", response: { status: 200 } });
+  });
+
   it("calls a run cut short by a stopping gateway interrupted, even when its fork-server went with it", () => {
     const exit = exited(Buffer.alloc(0), { interrupted: true, spawnError: "the fork-server was lost", signal: "SIGKILL", exitCode: null });
     expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({

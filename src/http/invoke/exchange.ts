@@ -7,7 +7,7 @@ import { INVOCATION_ID_HEADER } from "../middleware/invocation-id.js";
 // (status range, header shape, size); what is left here is what only HTTP cares about.
 
 /** Headers a function may not set: hop-by-hop ones, the length (recomputed) and the gateway's own id. */
-const DROPPED_RESPONSE_HEADERS = new Set([
+export const DROPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-authenticate",

@@ -64,14 +64,15 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   const target = parseTarget(new URL(c.req.url).pathname);
   if (!target) throw notFoundError("no such function");
   const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
-  const time = <T>(write: "start" | "finish", run: () => T): T => (deps.metrics ? deps.metrics.timeLogWrite(write, run) : run());
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
   // The log must not stand between a caller and its answer: a failed write (a full disk) is
   // reported on stderr and by /healthz, and the invocation goes on without its row.
   const logStart = (requestBytes: number) => {
     try {
-      const started = time("start", () => invocations.start({ ...row, requestBytes }));
+      const writing = performance.now();
+      const started = invocations.start({ ...row, requestBytes });
+      deps.metrics?.observeLogWrite("start", (performance.now() - writing) / 1000);
       return { ...started, requestBytes };
     } catch (err) {
       log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id} could not be logged: ${(err as Error).message}`);
@@ -84,9 +85,9 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     deps.metrics?.invocationEnded(fn.name, outcome.end.status, outcome.end.durationMs);
     if (started === null) return;
     try {
-      const written = performance.now();
+      const writing = performance.now();
       const flags = await invocations.finishSoon(started.seq, outcome.end);
-      deps.metrics?.observeLogWrite("finish", (performance.now() - written) / 1000);
+      deps.metrics?.observeLogWrite("finish", (performance.now() - writing) / 1000);
       const { stdout: _stdout, stderr: _stderr, ...end } = outcome.end;
       deps.feed?.publish({ ...row, ...started, ...end, ...flags });
     } catch (err) {
