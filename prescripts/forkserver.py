@@ -19,11 +19,15 @@
 
 def _serve():
     import ctypes
+    import gc
     import os
     import select
     import signal
     import socket
 
+    # Children share the parent's pages until they write them: no collection in the parent leaves
+    # holes, and the objects loaded here are frozen so that a child's collections never touch them.
+    gc.disable()
     # Imported once here so each child finds them loaded; a function that imports them pays
     # nothing. (Modules that start threads or open files at import must not be in this list.)
     for name in {{PRELOAD_MODULES}}:
@@ -31,7 +35,8 @@ def _serve():
             __import__(name)
         except ImportError:
             pass
-    _relocate_modules()
+    relocated = _relocate_modules()
+    gc.freeze()
 
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the gateway
@@ -86,6 +91,7 @@ def _serve():
                 # descriptors are closed; anything else open (one the gateway leaked into the
                 # parent) is left for the lock-down to refuse, so that it fails closed.
                 signal.set_wakeup_fd(-1)
+                gc.enable()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.setpgid(0, 0)
                 stdin, peer = socket.socketpair()
@@ -96,7 +102,7 @@ def _serve():
                 control.detach()  # fd 3 is now the request channel
                 for fd in {wake_read, wake_write, *sources} - {0, 1, 2, 3, 4}:
                     os.close(fd)
-                return
+                return relocated
             try:
                 os.setpgid(pid, pid)  # also here, so the group exists before the gateway may kill it
             except OSError:
@@ -110,7 +116,7 @@ def _relocate_modules():
     """Moves the paths of the modules loaded so far to where the jail shows them (the prescript's
     _jail_paths), once here rather than in every child: walking their code objects costs more
     than a fork. sys.path and the prefixes go back to the host's, for the parent; each child's
-    prescript moves those after its lock-down, and finds the modules already moved."""
+    prescript moves those after its lock-down and skips the modules named in the set returned here."""
     import sys
 
     saved = (list(sys.path), sys._stdlib_dir, sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
@@ -119,8 +125,8 @@ def _relocate_modules():
     (sys.path[:], sys._stdlib_dir, sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
      sys.platlibdir, sys.executable, sys._base_executable, sys.orig_argv[0]) = saved
     sys.path_importer_cache.clear()
+    return frozenset(sys.modules)
 
 
-_serve()
+_prescript(_serve())
 del _serve, _relocate_modules
-_prescript()

@@ -11,8 +11,9 @@
 # usual file: the interpreter reads it whole from stdin, so it cannot import a sibling.)
 
 
-def _prescript():
+def _prescript(relocated=frozenset()):
     import ctypes
+    import gc
     import os
 
     library = ctypes.CDLL({{LIB_PATH}})
@@ -25,7 +26,7 @@ def _prescript():
     import binascii
     import sys
 
-    relocate = _jail_paths(sys, os)  # worked out now: it resolves paths on the host
+    relocate = _jail_paths(sys, os, relocated)  # worked out now: it resolves paths on the host
 
     # Wait for an invocation. The first line is the gateway's own (no byte of it comes
     # from a function); an empty read means the gateway let this interpreter go.
@@ -41,6 +42,9 @@ def _prescript():
         os._exit(125)  # unreachable: the library ends the process itself on any failure
     os.write(4, b'{"kind":"locked"}\n')  # before any byte of the function: see PROTOCOL.md
     del library, lockdown, line
+    # The library object and its function reference each other: collected now, so no handle to it
+    # is left for user code to find. (In a forked child this scans only what the child allocated.)
+    gc.collect()
     relocate()
     del relocate
 
@@ -287,14 +291,15 @@ def _prescript():
         if not callable(handler):
             run_module()
 
-def _jail_paths(sys, os):
+def _jail_paths(sys, os, relocated=frozenset()):
     """Returns a function that moves every path of the interpreter's own install to where the
     jail shows it (the rule of pythonJailDirs in src/sandbox/jail.ts): the standard library
     at /usr/lib/pythonX.Y, any other sys.path directory beside it as /usr/lib/pythonX.Y-<name>.
     After the lock-down the host's prefix (a pyenv under /root, say) exists nowhere: sys.path,
     sys.prefix and kin, and the modules, loaders and code objects loaded before the lock all
     name the jail's paths, so that later imports find the standard library and nothing a
-    function can read names the host's layout."""
+    function can read names the host's layout. Modules named in `relocated` were moved already
+    (by the fork-server's parent, before it forked this interpreter)."""
     jail_stdlib = "/usr/lib/python%d.%d" % sys.version_info[:2]
     stdlib = os.path.realpath(sys._stdlib_dir)
     moves = {}  # a host directory, as spelled and resolved -> its place in the jail
@@ -346,8 +351,12 @@ def _jail_paths(sys, os):
         sys.platlibdir = "lib"
         sys.executable = sys._base_executable = "/usr/bin/python%d.%d" % sys.version_info[:2]
         sys.orig_argv[0] = sys.executable
+        if len(sys.modules) == len(relocated):
+            return  # a forked child that imported nothing new: iterating would copy the parent's pages
         seen = set()
         for name, module in list(sys.modules.items()):
+            if name in relocated:
+                continue
             namespace = getattr(module, "__dict__", {})
             # Frozen modules' code is named "<frozen os>"; those loaded from files name their path.
             origin = getattr(namespace.get("__spec__"), "origin", None)

@@ -10,13 +10,16 @@ import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD } from
 // and waits), then handed one invocation on fd 3 and watched until it exits.
 
 /**
- * The environment the interpreter is started with: BASE_ENV, and a GODEBUG that
+ * The environment the interpreter is started with: BASE_ENV, a GODEBUG that
  * stops the library's Go runtime from keeping its cgroup CPU files open
- * (container-aware GOMAXPROCS), which the lock-down would refuse.
+ * (container-aware GOMAXPROCS), which the lock-down would refuse, and one Go
+ * processor: the library only makes system calls, and each interpreter's Go
+ * runtime starts fewer threads (about 0.3 ms less CPU per interpreter).
  */
 export const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
   ...BASE_ENV,
   GODEBUG: "containermaxprocs=0,updatemaxprocs=0",
+  GOMAXPROCS: "1",
 });
 
 export interface InterpreterSettings {

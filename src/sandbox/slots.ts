@@ -37,7 +37,7 @@ export class SlotPool {
       uid: options.uidBase + index,
       gid: options.uidBase + index,
     }));
-    this.free = [...this.slots].reverse();
+    this.free = [...this.slots];
   }
 
   get busy(): number {
@@ -48,8 +48,12 @@ export class SlotPool {
     return this.waiters.length;
   }
 
+  /**
+   * The free slot idle the longest: a slot's next Python child is forked and moved into the slot's
+   * cgroup after its last invocation, so the least recently used slot is the likeliest to have it ready.
+   */
   acquire(): Promise<Slot> {
-    const slot = this.free.pop();
+    const slot = this.free.shift();
     if (slot) return Promise.resolve(slot);
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {

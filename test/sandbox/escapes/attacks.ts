@@ -195,6 +195,17 @@ export async function observe<T = Json>(runtime: Runtime, code: string, override
   return bodyJson<T>(result);
 }
 
+/**
+ * Observes `code` (which reports its `uid`) in the slot whose uid is `uid`, when it can: free slots
+ * are taken least recently used first, so it runs once per slot at most until one lands there.
+ * Returns the last observation (a warm function keeps its own instance's slot, so never lands there).
+ */
+export async function observeInSlot(uid: number, runtime: Runtime, code: string): Promise<Json> {
+  let observed = await observe(runtime, code);
+  for (let tries = 1; observed.uid !== uid && tries < MAX_CONCURRENCY; tries++) observed = await observe(runtime, code);
+  return observed;
+}
+
 /** What the attacker saw, normalised over both runtimes: { ok, code }. */
 // any: an attack's report is free-form JSON from either runtime (errno in Python, code in Node).
 export function outcome(observed: Json): { ok: boolean; code: string | null } {

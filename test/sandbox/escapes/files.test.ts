@@ -14,6 +14,7 @@ import {
   host,
   lit,
   observe,
+  observeInSlot,
   outcome,
   py,
   RUNTIMES,
@@ -237,7 +238,8 @@ describe("another invocation's /tmp", () => {
       `),
     );
     expect(writer.tmp).toEqual(["secret"]);
-    const reader = await observe(
+    const reader = await observeInSlot(
+      writer.uid,
       runtime,
       attack(
         runtime,

@@ -17,6 +17,7 @@ describe("the lock-down library handle", () => {
 def handler(request):
     def is_handle(o):
         return isinstance(o, ctypes.CDLL) or isinstance(o, ctypes._CFuncPtr)
+    gc.unfreeze()  # the fork-server's parent froze what it loaded: every object, not only the child's
     objects = gc.get_objects()
     cdlls = [o._name for o in objects if isinstance(o, ctypes.CDLL)]
     funcs = [getattr(o, "__name__", None) for o in objects if isinstance(o, ctypes._CFuncPtr)]

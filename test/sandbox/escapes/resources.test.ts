@@ -4,7 +4,20 @@
 import { describe, expect, it } from "vitest";
 import type { Runtime } from "../../../src/core/runtimes.js";
 import { bodyJson, bodyText } from "../harness.js";
-import { attack, currentIsolation, js, MAX_THREADS, MiB, observe, py, RUNTIMES, run, TMP_SIZE_MB, useAttackedSandbox } from "./attacks.js";
+import {
+  attack,
+  currentIsolation,
+  js,
+  MAX_THREADS,
+  MiB,
+  observe,
+  observeInSlot,
+  py,
+  RUNTIMES,
+  run,
+  TMP_SIZE_MB,
+  useAttackedSandbox,
+} from "./attacks.js";
 
 useAttackedSandbox();
 
@@ -66,7 +79,7 @@ describe("fork and thread bombs", () => {
     expect(bomb.error).toBe("can't start new thread");
     expect(bomb.threads + 1).toBeLessThanOrEqual(MAX_THREADS);
     expect(bomb.threads).toBeGreaterThan(8); // threads do work, up to the limit
-    const next = await observe("python", py(`return {"uid": os.getuid()}`));
+    const next = await observeInSlot(bomb.uid, "python", py(`return {"uid": os.getuid()}`));
     sameSlotUnlessWarm(next.uid, bomb.uid);
   });
 
@@ -97,7 +110,7 @@ describe("fork and thread bombs", () => {
     expect(bomb.error).toBe("ERR_WORKER_INIT_FAILED");
     expect(bomb.workers).toBeLessThanOrEqual(MAX_THREADS);
     expect(bomb.workers).toBeGreaterThan(4);
-    const next = await observe("node", js(`return { uid: process.getuid() };`));
+    const next = await observeInSlot(bomb.uid, "node", js(`return { uid: process.getuid() };`));
     sameSlotUnlessWarm(next.uid, bomb.uid);
   });
 });
