@@ -7,10 +7,15 @@
 # with threads must not fork) and never runs a line of user code: it imports the standard
 # library modules functions commonly use, then serves. Per invocation the gateway sends one
 # message on fd 3 (a Unix sequenced-packet socket): b"fork <id>" with four descriptors
-# attached, the child's stdout, stderr, request (read end) and result channels. The parent
-# forks, and reports on its stdout, one line each:
-#   "pid <id> <pid>"            the child exists (its own process group); the gateway moves it
-#                               into the slot's cgroup, then writes the lock-down line on fd 3
+# attached, the child's stdout, stderr, request (read end) and result channels, and after
+# them, for a child prepared for a slot, the slot's cgroup.procs files (opened for writing).
+# The parent forks, writes the child's pid to each cgroup.procs file (moving it into the slot's
+# cgroup: a migration waits for the kernel, and here it keeps the gateway's event loop free),
+# and reports on its stdout, one line each:
+#   "pid <id> <pid> <joined>"   the child exists (its own process group); <joined> is 1 when it
+#                               was moved into the cgroup files sent, 0 when none were sent or a
+#                               write failed (the gateway then moves it itself, or refuses); the
+#                               gateway writes the lock-down line on fd 3 only after this line
 #   "exit <pid> <wait status>"  the parent reaped it
 #   "ready"                     once, when it starts serving
 # The parent holds no invocation's state: the descriptors are closed right after the fork,
@@ -38,6 +43,7 @@ def _serve():
     relocated = _relocate_modules()
     gc.freeze()
 
+    MAX_CGROUP_FILES = 2  # cgroup v1: memory and pids; v2: one
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the gateway
     if os.getppid() == 1:
@@ -75,11 +81,11 @@ def _serve():
                         break
                 reap()
                 continue
-            message, fds, _flags, _address = socket.recv_fds(control, 64, 4)
+            message, fds, _flags, _address = socket.recv_fds(control, 64, 4 + MAX_CGROUP_FILES)
             if not message:
                 os._exit(0)  # the gateway let the fork-server go
             words = message.split()
-            if len(words) != 2 or words[0] != b"fork" or len(fds) != 4:
+            if len(words) != 2 or words[0] != b"fork" or not 4 <= len(fds) <= 4 + MAX_CGROUP_FILES:
                 for received in fds:
                     os.close(received)
                 report("error bad-request")
@@ -96,20 +102,26 @@ def _serve():
                 os.setpgid(0, 0)
                 stdin, peer = socket.socketpair()
                 peer.close()
-                sources = [stdin.detach(), *fds]
+                sources = [stdin.detach(), *fds[:4]]
                 for target, source in enumerate(sources):
                     os.dup2(source, target)  # dup2 leaves the copy inheritable; nothing is exec'd
                 control.detach()  # fd 3 is now the request channel
-                for fd in {wake_read, wake_write, *sources} - {0, 1, 2, 3, 4}:
+                for fd in {wake_read, wake_write, *sources, *fds[4:]} - {0, 1, 2, 3, 4}:
                     os.close(fd)
                 return relocated
             try:
                 os.setpgid(pid, pid)  # also here, so the group exists before the gateway may kill it
             except OSError:
                 pass  # already exited, or already its own group
+            joined = len(fds) > 4
+            for procs in fds[4:]:
+                try:
+                    os.write(procs, str(pid).encode())
+                except OSError:
+                    joined = False
             for received in fds:
                 os.close(received)
-            report(f"pid {words[1].decode()} {pid}")
+            report(f"pid {words[1].decode()} {pid} {int(joined)}")
 
 
 def _relocate_modules():

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { closeFd, streamPair } from "./fdpass.js";
@@ -21,8 +22,8 @@ export class ForkedInterpreter implements Interpreter {
   private lost = false;
   private exited = false;
   private dispatched = false;
-  /** Already in its slot's cgroup (see ForkServer.prepareFor): `run` does not move it again. */
-  confined = false;
+  /** Already in its slot's cgroup (the parent moved it, see ForkServer.prepareFor): `run` does not move it again. */
+  private confined = false;
   /** Aborted at the deadline, when the gateway stops, or when let go unused: kill, and stop waiting. */
   private readonly ended = new AbortController();
   private readonly stdout: Capture;
@@ -39,6 +40,8 @@ export class ForkedInterpreter implements Interpreter {
     server: ForkServer,
     settings: InterpreterSettings,
     private readonly replyTimeoutMs: number,
+    /** The cgroup.procs files (paths) of the slot it is prepared for; the parent moves it there. */
+    cgroupProcs: readonly string[] = [],
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
@@ -50,8 +53,9 @@ export class ForkedInterpreter implements Interpreter {
     const [resultRead, resultWrite] = streamPair();
     const parent = server.current();
     this.parent = parent;
-    this.record = parent.fork([outWrite, errWrite, requestRead, resultWrite]);
-    for (const fd of [outWrite, errWrite, requestRead, resultWrite]) closeFd(fd);
+    const procs = openForWriting(cgroupProcs);
+    this.record = procs === null ? null : parent.fork([outWrite, errWrite, requestRead, resultWrite], procs);
+    for (const fd of [outWrite, errWrite, requestRead, resultWrite, ...(procs ?? [])]) closeFd(fd);
     this.request = new net.Socket({ fd: requestWrite, readable: false, writable: true });
     this.request.on("error", () => {}); // a child that dies early makes writes fail (EPIPE)
     this.readers = [
@@ -65,6 +69,7 @@ export class ForkedInterpreter implements Interpreter {
     this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
     void this.forked.then((pid) => {
       this.pid = pid;
+      this.confined = this.record?.joined === true;
       if (pid === null) this.abandon();
       else if (this.ended.signal.aborted) this.kill();
     });
@@ -80,13 +85,6 @@ export class ForkedInterpreter implements Interpreter {
 
   get childPid(): number | null {
     return this.pid;
-  }
-
-  /** Calls `then` once the child exists and is waiting (not if it never forks). */
-  whenForked(then: () => void): void {
-    void this.forked.then((pid) => {
-      if (pid !== null && this.ready) then();
-    });
   }
 
   get ready(): boolean {
@@ -193,6 +191,18 @@ export class ForkedInterpreter implements Interpreter {
   /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after). */
   private kill(): void {
     if (this.pid !== null && !this.exited) killProcessGroup(this.pid);
+  }
+}
+
+/** Opens each file for writing; null (nothing left open) if one cannot be. */
+function openForWriting(files: readonly string[]): number[] | null {
+  const fds: number[] = [];
+  try {
+    for (const file of files) fds.push(fs.openSync(file, fs.constants.O_WRONLY));
+    return fds;
+  } catch {
+    for (const fd of fds) closeFd(fd);
+    return null;
   }
 }
 

@@ -21,6 +21,8 @@ export function deferred<T>(): Deferred<T> {
 export interface ForkRecord {
   pid: Deferred<number | null>;
   status: Deferred<number | null>;
+  /** Set before `pid` resolves: the parent moved the child into the cgroup files sent with the fork. */
+  joined: boolean;
 }
 
 /** One parent interpreter and the forks it has been asked for. */
@@ -58,12 +60,15 @@ export class Parent {
     this.child.stdin!.end(source);
   }
 
-  /** Asks for a child with these channels (the parent's copies are closed here once sent). */
-  fork(channels: number[]): ForkRecord | null {
+  /**
+   * Asks for a child with these channels, to be moved into the cgroups whose cgroup.procs files
+   * `cgroupProcs` are (open for writing) before its pid is reported. The caller closes its copies.
+   */
+  fork(channels: number[], cgroupProcs: number[] = []): ForkRecord | null {
     const id = String(++this.nextId);
-    const record: ForkRecord = { pid: deferred(), status: deferred() };
+    const record: ForkRecord = { pid: deferred(), status: deferred(), joined: false };
     try {
-      sendFds(this.control, Buffer.from(`fork ${id}`), channels);
+      sendFds(this.control, Buffer.from(`fork ${id}`), [...channels, ...cgroupProcs]);
     } catch {
       this.kill(); // full or gone: either way this parent is done
       return null;
@@ -89,13 +94,14 @@ export class Parent {
     const lines = (this.pending + text).split("\n");
     this.pending = lines.pop()!;
     for (const line of lines) {
-      const [kind, a = "", b = ""] = line.split(" ");
+      const [kind, a = "", b = "", c = ""] = line.split(" ");
       if (kind === "ready") {
         this.served = true;
         this.ready.resolve(true);
       } else if (kind === "pid") {
         const record = this.byId.get(a);
         this.byId.delete(a);
+        if (record) record.joined = c === "1";
         record?.pid.resolve(Number(b));
         if (record) this.byPid.set(Number(b), record);
       } else if (kind === "exit") {

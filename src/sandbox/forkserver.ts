@@ -82,11 +82,14 @@ export class ForkServer {
     return new ForkedInterpreter(this, this.settings, this.replyTimeoutMs);
   }
 
-  /** The child prepared for slot `slot` if it is in the slot's cgroup and waiting, else any child (see `fork`). */
+  /**
+   * The child prepared for slot `slot` (forked into the slot's cgroup, or about to be: `run` waits
+   * for its pid), else any child (see `fork`).
+   */
   forkFor(slot: number): Interpreter {
     const prepared = this.bySlot.get(slot);
     this.bySlot.delete(slot);
-    if (prepared?.ready && prepared.confined) return prepared;
+    if (prepared?.ready) return prepared;
     if (prepared) void prepared.discard();
     return this.fork();
   }
@@ -99,24 +102,14 @@ export class ForkServer {
   }
 
   /**
-   * Forks a child for idle slot `slot` and moves it into the slot's cgroup with `join` (called
-   * after the slot's last invocation was cleaned up, so nothing of it remains in the cgroup).
+   * Forks a child for idle slot `slot`, which the parent moves into the slot's cgroup (the files
+   * `cgroupProcs`) before reporting it: called after the slot's last invocation was cleaned up,
+   * so nothing of it remains in the cgroup. A child whose move failed is moved by `run`, or refused.
    */
-  prepareFor(slot: number, join: (pid: number) => void): void {
+  prepareFor(slot: number, cgroupProcs: readonly string[]): void {
     if (this.closed) return;
     void this.bySlot.get(slot)?.discard();
-    const child = new ForkedInterpreter(this, this.settings, this.replyTimeoutMs);
-    this.bySlot.set(slot, child);
-    child.whenForked(() => {
-      if (this.bySlot.get(slot) !== child) return; // the slot was taken before: never join a busy slot's cgroup
-      try {
-        join(child.childPid!);
-        child.confined = true;
-      } catch {
-        this.bySlot.delete(slot);
-        void child.discard();
-      }
-    });
+    this.bySlot.set(slot, new ForkedInterpreter(this, this.settings, this.replyTimeoutMs, cgroupProcs));
   }
 
   /** Tops up the children forked ahead; called when an invocation ends, as the standby pool is. */

@@ -49,6 +49,6 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
   } finally {
     if (spec.packagesDir !== undefined) jail.unmountPackages(slot.index);
     jail.unmountTmp(slot.index);
-    settings.standby.release(slot.index, spec.runtime, (pid) => cgroup?.join(pid));
+    settings.standby.release(slot.index, spec.runtime, cgroup?.procsFiles ?? []);
   }
 }

@@ -164,7 +164,7 @@ export class Sandbox implements Runner {
     };
     // Each slot's first Python child waits in the slot's cgroup, as later ones will.
     if (config.STANDBY_INTERPRETERS > 0)
-      for (const slot of pool.slots) forkServer?.prepareFor(slot.index, (pid) => cgroups.slot(slot.index)?.join(pid));
+      for (const slot of pool.slots) forkServer?.prepareFor(slot.index, cgroups.slot(slot.index)?.procsFiles ?? []);
     const warm = (stop: AbortSignal) =>
       new WarmPool({
         run: settings,

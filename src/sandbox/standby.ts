@@ -37,10 +37,10 @@ export class StandbyPool {
 
   /**
    * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and, after a
-   * Python invocation, prepares the slot's next Python child inside its cgroup (`join`).
+   * Python invocation, prepares the slot's next Python child inside its cgroup (`cgroupProcs`).
    */
-  release(slot: number, runtime: Runtime, join: (pid: number) => void): void {
-    if (runtime === "python") this.forkServer?.prepareFor(slot, join);
+  release(slot: number, runtime: Runtime, cgroupProcs: readonly string[]): void {
+    if (runtime === "python") this.forkServer?.prepareFor(slot, cgroupProcs);
     this.refill();
   }
 

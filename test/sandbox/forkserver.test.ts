@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FORK_REPLY_TIMEOUT_MS } from "../../src/sandbox/forkserver.js";
 import type { Sandbox } from "../../src/sandbox/sandbox.js";
@@ -54,6 +55,24 @@ describe("the fork-server", () => {
     await new Promise((resolve) => setTimeout(resolve, FORK_REPLY_TIMEOUT_MS + 500));
     const later = bodyJson<{ pid: number; ppid: number }>(await handle.sandbox.run(spec("python", PARENTS)));
     expect(later.ppid).toBe(first.ppid);
+  });
+
+  it("has the parent move each slot's waiting child into that slot's cgroup before it reports the child", async () => {
+    await handle.sandbox.run(spec("python", PARENTS)); // one slot used, and prepared again since
+    await until(() => (handle.sandbox.health().memory.forkServer?.children.length ?? 0) === 2 + 4);
+    const slotsOf = (pid: number) =>
+      fs
+        .readFileSync(`/proc/${pid}/cgroup`, "utf8")
+        .split("\n")
+        .flatMap((line) => line.match(/\/fngw-\d+-\d+\/(slot-\d+)$/)?.[1] ?? []);
+    const children = handle.sandbox.health().memory.forkServer!.children.map((child) => slotsOf(child.pid));
+    const cgroups = handle.sandbox.health().cgroups;
+    // The two forked ahead are in no slot yet; each of the four others is in its own slot, in every hierarchy.
+    const inSlots = children.filter((slots) => slots.length > 0);
+    expect(inSlots).toHaveLength(cgroups === "none" ? 0 : 4);
+    for (const slots of inSlots) expect(new Set(slots).size).toBe(1);
+    expect(new Set(inSlots.map((slots) => slots[0])).size).toBe(inSlots.length);
+    if (cgroups === "v1") for (const slots of inSlots) expect(slots).toHaveLength(2); // memory and pids
   });
 
   it("reports each child's exit status and the signal that ended it", async () => {

@@ -14,6 +14,8 @@ export interface SlotCgroup {
   setMemoryLimit(megabytes: number): void;
   /** Moves a process (all its threads) into the slot's cgroup. */
   join(pid: number): void;
+  /** The cgroup.procs files `join` writes the pid to (one per hierarchy). */
+  readonly procsFiles: readonly string[];
   /** How many processes the kernel's OOM killer has killed in this cgroup so far. */
   oomKills(): number;
   /** SIGKILLs whatever is still in the cgroup. */

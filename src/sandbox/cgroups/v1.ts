@@ -56,9 +56,12 @@ class SlotV1 implements SlotCgroup {
     this.limit = megabytes;
   }
 
+  get procsFiles(): readonly string[] {
+    return [path.join(this.memoryDir, "cgroup.procs"), path.join(this.pidsDir, "cgroup.procs")];
+  }
+
   join(pid: number): void {
-    fs.writeFileSync(path.join(this.memoryDir, "cgroup.procs"), String(pid));
-    fs.writeFileSync(path.join(this.pidsDir, "cgroup.procs"), String(pid));
+    for (const file of this.procsFiles) fs.writeFileSync(file, String(pid));
   }
 
   oomKills(): number {

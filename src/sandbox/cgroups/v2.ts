@@ -54,6 +54,10 @@ class SlotV2 implements SlotCgroup {
     this.limit = megabytes;
   }
 
+  get procsFiles(): readonly string[] {
+    return [path.join(this.dir, "cgroup.procs")];
+  }
+
   join(pid: number): void {
     fs.writeFileSync(path.join(this.dir, "cgroup.procs"), String(pid));
   }
