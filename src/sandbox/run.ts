@@ -8,7 +8,7 @@ import type { StandbyPool } from "./standby.js";
 
 // Runs one invocation in one slot: a fresh /tmp, the slot's memory limit, an interpreter (a
 // standby, or one started now) moved into the slot's cgroup and handed the lock-down parameters
-// and the invocation; then classify how it ended.
+// and the invocation; then classify how it ended, and clean the slot up once that is known.
 
 export interface RunSettings {
   jail: Jail;
@@ -25,7 +25,43 @@ export interface SlotResources {
   stop: AbortSignal;
 }
 
-export async function runInSlot(settings: RunSettings, resources: SlotResources, spec: InvocationSpec): Promise<InvocationResult> {
+/** An invocation in its slot: its result, and the slot's clean-up that follows it. */
+export interface SlotRun {
+  /** Settles as soon as the invocation's end is known. */
+  result: Promise<InvocationResult>;
+  /**
+   * Settles once the slot is clean again (its /tmp and /packages detached, its next Python child
+   * asked for), one event-loop turn after the result so the answer does not wait for it. Rejects
+   * when the clean-up failed: the slot must not serve again.
+   */
+  cleanedUp: Promise<void>;
+}
+
+export function runInSlot(settings: RunSettings, resources: SlotResources, spec: InvocationSpec): SlotRun {
+  const mounted = { tmp: false, packages: false };
+  const result = run(settings, resources, spec, mounted);
+  const cleanedUp = result
+    .then(
+      () => {},
+      () => {},
+    )
+    .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    .then(() => {
+      const { jail } = settings;
+      const { slot, cgroup } = resources;
+      if (mounted.packages) jail.unmountPackages(slot.index);
+      if (mounted.tmp) jail.unmountTmp(slot.index);
+      settings.standby.release(slot.index, spec.runtime, cgroup?.procsFiles ?? []);
+    });
+  return { result, cleanedUp };
+}
+
+async function run(
+  settings: RunSettings,
+  resources: SlotResources,
+  spec: InvocationSpec,
+  mounted: { tmp: boolean; packages: boolean },
+): Promise<InvocationResult> {
   const { slot, cgroup, stop } = resources;
   const { jail } = settings;
   const params = {
@@ -36,19 +72,17 @@ export async function runInSlot(settings: RunSettings, resources: SlotResources,
     maxThreads: settings.maxThreads,
   };
   jail.mountTmp(slot.index);
-  try {
-    if (spec.packagesDir !== undefined) jail.mountPackages(slot.index, spec.packagesDir);
-    cgroup?.setMemoryLimit(spec.memoryMb);
-    const oomBefore = cgroup?.oomKills() ?? 0;
-    const interpreter = settings.standby.take(spec.runtime, slot.index);
-    // Into the slot's cgroup before a byte of the function reaches the process.
-    const exit = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid));
-    cgroup?.killAll();
-    const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
-    return classify(exit, spec, oomKilled, settings);
-  } finally {
-    if (spec.packagesDir !== undefined) jail.unmountPackages(slot.index);
-    jail.unmountTmp(slot.index);
-    settings.standby.release(slot.index, spec.runtime, cgroup?.procsFiles ?? []);
+  mounted.tmp = true;
+  if (spec.packagesDir !== undefined) {
+    mounted.packages = true; // a failed bind may have left part of it: the clean-up looks
+    jail.mountPackages(slot.index, spec.packagesDir);
   }
+  cgroup?.setMemoryLimit(spec.memoryMb);
+  const oomBefore = cgroup?.oomKills() ?? 0;
+  const interpreter = settings.standby.take(spec.runtime, slot.index);
+  // Into the slot's cgroup before a byte of the function reaches the process.
+  const exit = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid));
+  cgroup?.killAll();
+  const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
+  return classify(exit, spec, oomKilled, settings);
 }

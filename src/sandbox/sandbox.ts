@@ -83,7 +83,8 @@ export type SandboxConfig = Pick<
  */
 export class Sandbox implements Runner {
   private closed = false;
-  private readonly running = new Set<Promise<InvocationResult>>();
+  /** Invocations running, and slots being cleaned up: closing waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
   private readonly warm: WarmPool;
 
   private constructor(
@@ -187,14 +188,19 @@ export class Sandbox implements Runner {
     // Slots held by idle warm instances never starve invocations: one is stopped for this one.
     if (this.pool.queued > 0) this.warm.evictIdle();
     const slot = await acquiring;
-    const run = runInSlot(this.settings, { slot, cgroup: this.cgroups.slot(slot.index), stop: this.stopping.signal }, spec);
-    this.running.add(run);
-    try {
-      return await run;
-    } finally {
-      this.running.delete(run);
-      this.pool.release(slot);
-    }
+    const { result, cleanedUp } = runInSlot(
+      this.settings,
+      { slot, cgroup: this.cgroups.slot(slot.index), stop: this.stopping.signal },
+      spec,
+    );
+    // The slot is busy until it is clean again; one whose clean-up failed never serves again.
+    const finished = cleanedUp.then(
+      () => this.pool.release(slot),
+      (error: unknown) => log.error({ err: error, slot: slot.index }, `slot ${slot.index} taken out of service: its clean-up failed`),
+    );
+    this.running.add(finished);
+    void finished.then(() => this.running.delete(finished));
+    return result;
   }
 
   private async trackRun(run: Promise<InvocationResult>): Promise<InvocationResult> {

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FORK_REPLY_TIMEOUT_MS } from "../../src/sandbox/forkserver.js";
 import type { Sandbox } from "../../src/sandbox/sandbox.js";
-import { bodyJson, bodyText, spec, startSandbox, stopSandbox } from "./harness.js";
+import { bodyJson, bodyText, spec, startSandbox, stopSandbox, until } from "./harness.js";
 
 // Python invocations forked from the fork-server (the default): what the gateway learns of each
 // child, the deadline, a parent that dies or wedges, nothing carried from one fork to the next,
@@ -16,14 +16,6 @@ function forkServerPid(sandbox: Sandbox): number {
   const pid = sandbox.health().memory.forkServer?.pid;
   if (pid === undefined) throw new Error("no fork-server is running");
   return pid;
-}
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe("the fork-server", () => {

@@ -69,3 +69,12 @@ export function bodyJson<T = unknown>(result: InvocationResult): T {
     throw new Error(`expected a JSON body, got: ${text}`);
   }
 }
+
+/** Resolves once `condition` holds, polling every 20 ms; throws after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { SaturatedError } from "../../src/core/runner.js";
-import { bodyText, spec, startSandbox, stopSandbox } from "./harness.js";
+import { bodyText, spec, startSandbox, stopSandbox, until } from "./harness.js";
 
 const SLEEP = (seconds: number) => `import time\ndef handler(r):\n    time.sleep(${seconds})\n    return "slept"`;
 
@@ -24,6 +24,8 @@ describe("admission: slots and the wait queue", () => {
       expect(handle.sandbox.health()).toMatchObject({ slots: 1, busy: 1, queued: 1 });
       expect(bodyText(await first)).toBe("slept");
       expect(bodyText(await queued)).toBe("slept");
+      // The slot stays busy until it is clean again, a moment after the result.
+      await until(() => handle.sandbox.health().busy === 0);
       expect(handle.sandbox.health()).toMatchObject({ busy: 0, queued: 0 });
     } finally {
       await stopSandbox(handle);
