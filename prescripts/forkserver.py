@@ -41,7 +41,6 @@ def _serve():
         except ImportError:
             pass
     relocated = _relocate_modules()
-    gc.freeze()
 
     MAX_CGROUP_FILES = 2  # cgroup v1: memory and pids; v2: one
     PR_SET_PDEATHSIG = 1
@@ -70,6 +69,8 @@ def _serve():
     poller = select.poll()
     poller.register(control, select.POLLIN)
     poller.register(wake_read, select.POLLIN)
+    gc.collect()  # what start-up left (the prctl call's library object, say) is not handed to every child
+    gc.freeze()
     report("ready")
     while True:
         for fd, _ in poller.poll():
