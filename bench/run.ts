@@ -28,7 +28,8 @@ const ISOLATION_MODES = ["default", "invocation", "function"] as const;
 type IsolationMode = (typeof ISOLATION_MODES)[number];
 const CONCURRENCIES = [1, 4, 8] as const;
 const IDLE_GAP_MS = 400;
-const WARMUP_REQUESTS = 3;
+/** Before a function's measured runs: requests at the highest concurrency (every warm instance started). */
+const WARMUP = { concurrency: CONCURRENCIES.at(-1)!, requests: 3 * CONCURRENCIES.at(-1)! };
 const RESULTS_DIR = fileURLToPath(new URL("./results", import.meta.url));
 
 const positiveInt = (text: string) => {
@@ -111,7 +112,7 @@ const environment = {
   binaries,
   gatewayHealth: health,
 };
-const settings = { quick: Boolean(options.quick), perCase, idleRequests, idleGapMs: IDLE_GAP_MS, warmup: WARMUP_REQUESTS };
+const settings = { quick: Boolean(options.quick), perCase, idleRequests, idleGapMs: IDLE_GAP_MS, warmup: WARMUP };
 fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, logCheck }, null, 2)}\n`);
 console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
 const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
@@ -170,7 +171,7 @@ async function measureRuntime(runtime: Runtime, functions: [string, BenchFunctio
   };
   const countSent = (name: string, sent: number) => expectedRows.set(name, (expectedRows.get(name) ?? 0) + sent);
   // The warm-up's rows count in the log check; its figures are not kept.
-  for (const [name, target] of targets) countSent(name, (await drive(target, 1, WARMUP_REQUESTS)).sent);
+  for (const [name, target] of targets) countSent(name, (await drive(target, WARMUP.concurrency, WARMUP.requests)).sent);
   for (const concurrency of CONCURRENCIES) {
     const base = await bareAt(runtime, concurrency, mode);
     if (concurrency === 1)

@@ -29,6 +29,7 @@
   function loadLibrary(require) {
     const koffi = require({{KOFFI_PATH}});
     const library = koffi.load({{LIB_PATH}});
+    library.func({{READY_SIGNATURE}})(); // waits for the library's runtime now, not in the lock-down call
     return library.func(
       {{LOCKDOWN_SIGNATURE}},
     );

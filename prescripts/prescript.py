@@ -20,6 +20,7 @@ def _prescript(relocated=frozenset()):
     lockdown = library.SandboxSeccomp
     lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int)
     lockdown.restype = ctypes.c_int
+    library.SandboxReady()  # waits for the library's runtime now, not in the lock-down call
 
     # Warm up while waiting: json's C accelerator, used for the envelope and the result.
     import _json

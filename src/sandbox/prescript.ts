@@ -7,6 +7,7 @@ export interface PrescriptValues {
   LIB_PATH: string;
   KOFFI_PATH: string;
   LOCKDOWN_SIGNATURE: string;
+  READY_SIGNATURE: string;
 }
 
 const TEMPLATE_FILES: Record<Runtime, string> = {

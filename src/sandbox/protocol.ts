@@ -11,8 +11,11 @@ import type { InvocationSpec, SandboxResponse } from "../core/runner.js";
 export const REQUEST_FD = 3;
 export const RESULT_FD = 4;
 
-/** The library's one export, as koffi declares it (rendered into the Node prescript). */
+/** The library's lock-down export, as koffi declares it (rendered into the Node prescript). */
 export const LOCKDOWN_SIGNATURE = "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)";
+
+/** The library's warm-up export: returns once its runtime is up, called while a standby waits. */
+export const READY_SIGNATURE = "int SandboxReady(void)";
 
 /** Exit status of a process whose lock-down failed (the library's `exitLockdownFailed`). */
 export const EXIT_LOCKDOWN_FAILED = 125;

@@ -22,7 +22,7 @@ import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
 import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
-import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE } from "./protocol.js";
+import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE, READY_SIGNATURE } from "./protocol.js";
 import { type RunSettings, runInSlot } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
@@ -140,7 +140,12 @@ export class Sandbox implements Runner {
     }
     const interpreterSettings: InterpreterSettings = {
       interpreters,
-      prescripts: renderPrescripts({ LIB_PATH: LIBRARY_PATH, KOFFI_PATH: interpreters.node.koffiPath, LOCKDOWN_SIGNATURE }),
+      prescripts: renderPrescripts({
+        LIB_PATH: LIBRARY_PATH,
+        KOFFI_PATH: interpreters.node.koffiPath,
+        LOCKDOWN_SIGNATURE,
+        READY_SIGNATURE,
+      }),
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
       nodeHeapMb: config.MAX_MEMORY_MB,

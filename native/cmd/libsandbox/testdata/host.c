@@ -54,6 +54,11 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "dlopen: %s\n", dlerror());
 		return 2;
 	}
+	__typeof__(SandboxReady) *ready = (int (*)(void))dlsym(lib, "SandboxReady");
+	if (ready == NULL || ready() != 0) {
+		fprintf(stderr, "SandboxReady missing or not 0\n");
+		return 2;
+	}
 	int (*lock)(char *, int, int, unsigned int, int, int) = (int (*)(char *, int, int, unsigned int, int, int))dlsym(lib, "SandboxSeccomp");
 	// The header declares it; the declaration and the symbol must agree.
 	__typeof__(SandboxSeccomp) *declared = lock;
