@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeFd, sendFds, seqpacketPair } from "./fdpass.js";
-import { type InterpreterSettings, SPAWN_ENV } from "./process.js";
+import { type InterpreterSettings, interpreterCommand, SPAWN_ENV } from "./process.js";
 
 // The fork-server's parent process as the gateway sees it (prescripts/forkserver.py): started
 // with the rendered source on stdin, sent fork requests with the child's channels attached on
@@ -43,7 +43,7 @@ export class Parent {
   constructor(settings: InterpreterSettings, source: string, onExit: (parent: Parent) => void) {
     const [mine, theirs] = seqpacketPair();
     this.control = mine;
-    this.child = spawn(settings.interpreters.python.binary, ["-I", "-S", "-B", "-u", "-"], {
+    this.child = spawn(...interpreterCommand("python", settings), {
       cwd: "/",
       env: SPAWN_ENV,
       detached: true,

@@ -148,7 +148,7 @@ export class Sandbox implements Runner {
       }),
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
-      nodeHeapMb: config.MAX_MEMORY_MB,
+      nodeHeapMb: cgroups.mode === "none" ? config.MAX_MEMORY_MB : null,
     };
     const forkServer =
       config.PYTHON_FORKSERVER === "on"

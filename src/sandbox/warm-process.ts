@@ -4,7 +4,7 @@ import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
-import { type InterpreterSettings, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
+import { type InterpreterSettings, interpreterCommand, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
 import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
@@ -56,11 +56,7 @@ export class WarmProcess {
 
   /** Spawns the interpreter with the prescript; `confine` (the cgroup join) runs before the lock line goes out. */
   static start(runtime: Runtime, settings: InterpreterSettings, params: LockParams, confine: (pid: number) => void): WarmProcess {
-    const { python, node } = settings.interpreters;
-    const [binary, args] =
-      runtime === "python"
-        ? [python.binary, ["-I", "-S", "-B", "-u", "-"]]
-        : [node.binary, [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
+    const [binary, args] = interpreterCommand(runtime, settings);
     const child = spawn(binary, args, {
       argv0: runtime === "node" ? "node" : binary,
       cwd: "/",
