@@ -28,9 +28,22 @@ const ISOLATION_MODES = ["default", "invocation", "function"] as const;
 type IsolationMode = (typeof ISOLATION_MODES)[number];
 const CONCURRENCIES = [1, 4, 8] as const;
 const IDLE_GAP_MS = 400;
-/** Before a function's measured runs: requests at the highest concurrency (every warm instance started). */
-const WARMUP = { concurrency: CONCURRENCIES.at(-1)!, requests: 3 * CONCURRENCIES.at(-1)! };
+/**
+ * Requests per connection sent right before each measured run, at its concurrency: the run then
+ * finds the interpreters (standbys, warm instances) it will use started. Warm instances of the
+ * bench's two functions of a runtime share the gateway's slots, so each run warms its own again.
+ */
+const WARMUP_PER_CONNECTION = 3;
 const RESULTS_DIR = fileURLToPath(new URL("./results", import.meta.url));
+
+const oneOf =
+  <T extends string>(allowed: readonly T[]) =>
+  (text: string): T[] => {
+    const chosen = text.split(",");
+    const unknown = chosen.filter((value) => !allowed.includes(value as T));
+    if (unknown.length > 0) throw new InvalidArgumentError(`not one of ${allowed.join(", ")}: ${unknown.join(", ")}`);
+    return chosen as T[];
+  };
 
 const positiveInt = (text: string) => {
   const value = Number(text);
@@ -41,16 +54,27 @@ const positiveInt = (text: string) => {
 const options = new Command()
   .name("bench")
   .description("Latency and throughput of the gateway against the bare interpreters")
-  .option("--quick", "a short run (under a minute): fewer requests per case")
-  .option("--requests <n>", "requests per case at each concurrency (default 300, quick 24)", positiveInt)
-  .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 8)", positiveInt)
+  .option("--quick", 'a short run (about a minute): fewer requests per case, and "default" left out (it is "invocation")')
+  .option("--requests <n>", "requests per case at each concurrency (default 300, quick 16)", positiveInt)
+  .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 4)", positiveInt)
+  .option("--isolation <modes>", `only these isolation modes, comma-separated (${ISOLATION_MODES.join(", ")})`, oneOf(ISOLATION_MODES))
+  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${RUNTIMES.join(", ")})`, oneOf(RUNTIMES))
   .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
   .option("--out <dir>", "where the JSON results go", RESULTS_DIR)
   .parse()
-  .opts<{ quick?: boolean; requests?: number; idleRequests?: number; cpuProf?: string; out: string }>();
+  .opts<{
+    quick?: boolean;
+    requests?: number;
+    idleRequests?: number;
+    isolation?: IsolationMode[];
+    runtime?: Runtime[];
+    cpuProf?: string;
+    out: string;
+  }>();
 
-const perCase = options.requests ?? (options.quick ? 24 : 300);
-const idleRequests = options.idleRequests ?? (options.quick ? 8 : 40);
+const perCase = options.requests ?? (options.quick ? 16 : 300);
+const idleRequests = options.idleRequests ?? (options.quick ? 4 : 40);
+const modes = options.isolation ?? (options.quick ? ISOLATION_MODES.filter((mode) => mode !== "default") : ISOLATION_MODES);
 
 interface CaseResult {
   /** For bare spawns: the mode whose rows they were measured beside. */
@@ -81,10 +105,10 @@ let health: unknown = null;
 const expectedRows = new Map<string, number>();
 try {
   health = await (await fetch(`${gateway.url}/healthz`)).json();
-  for (const mode of ISOLATION_MODES) {
+  for (const mode of modes) {
     const registered = await registerAll(mode);
     if (registered === null) continue;
-    for (const runtime of RUNTIMES)
+    for (const runtime of options.runtime ?? RUNTIMES)
       await measureRuntime(
         runtime,
         [...registered].filter(([, fn]) => fn.runtime === runtime),
@@ -112,7 +136,13 @@ const environment = {
   binaries,
   gatewayHealth: health,
 };
-const settings = { quick: Boolean(options.quick), perCase, idleRequests, idleGapMs: IDLE_GAP_MS, warmup: WARMUP };
+const settings = {
+  quick: Boolean(options.quick),
+  perCase,
+  idleRequests,
+  idleGapMs: IDLE_GAP_MS,
+  warmupPerConnection: WARMUP_PER_CONNECTION,
+};
 fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, logCheck }, null, 2)}\n`);
 console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
 const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
@@ -171,12 +201,15 @@ async function measureRuntime(runtime: Runtime, functions: [string, BenchFunctio
   };
   const countSent = (name: string, sent: number) => expectedRows.set(name, (expectedRows.get(name) ?? 0) + sent);
   // The warm-up's rows count in the log check; its figures are not kept.
-  for (const [name, target] of targets) countSent(name, (await drive(target, WARMUP.concurrency, WARMUP.requests)).sent);
+  const warmUp = async (name: string, target: Target, concurrency: number) =>
+    countSent(name, (await drive(target, concurrency, concurrency * WARMUP_PER_CONNECTION)).sent);
   for (const concurrency of CONCURRENCIES) {
     const base = await bareAt(runtime, concurrency, mode);
-    if (concurrency === 1)
-      for (const [name, target] of targets) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
-    for (const [name, target] of targets) record(name, concurrency, await drive(target, concurrency, perCase), base);
+    for (const [name, target] of targets) {
+      await warmUp(name, target, concurrency);
+      if (concurrency === 1) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
+      record(name, concurrency, await drive(target, concurrency, perCase), base);
+    }
   }
 }
 
