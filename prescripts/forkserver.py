@@ -141,5 +141,6 @@ def _relocate_modules():
     return frozenset(sys.modules)
 
 
-_prescript(_serve())
+_relocated = _serve()  # returns only in a forked child
 del _serve, _relocate_modules
+_prescript(_relocated)

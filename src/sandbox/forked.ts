@@ -22,8 +22,6 @@ export class ForkedInterpreter implements Interpreter {
   private lost = false;
   private exited = false;
   private dispatched = false;
-  /** Already in its slot's cgroup (the parent moved it, see ForkServer.prepareFor): `run` does not move it again. */
-  private confined = false;
   /** Aborted at the deadline, when the gateway stops, or when let go unused: kill, and stop waiting. */
   private readonly ended = new AbortController();
   private readonly stdout: Capture;
@@ -69,7 +67,6 @@ export class ForkedInterpreter implements Interpreter {
     this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
     void this.forked.then((pid) => {
       this.pid = pid;
-      this.confined = this.record?.joined === true;
       if (pid === null) this.abandon();
       else if (this.ended.signal.aborted) this.kill();
     });
@@ -129,7 +126,8 @@ export class ForkedInterpreter implements Interpreter {
       if (!timedOut && !interrupted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
     } else {
       try {
-        if (!this.confined) confine(pid);
+        // One prepared for its slot was moved into the slot's cgroup by the parent (ForkServer.prepareFor).
+        if (!this.record!.joined) confine(pid);
         this.request.end(Buffer.concat([encodeLockLine(params), payload]));
       } catch (error) {
         spawnError = `could not confine the process: ${(error as Error).message}`;

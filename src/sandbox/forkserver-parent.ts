@@ -101,9 +101,10 @@ export class Parent {
       } else if (kind === "pid") {
         const record = this.byId.get(a);
         this.byId.delete(a);
-        if (record) record.joined = c === "1";
-        record?.pid.resolve(Number(b));
-        if (record) this.byPid.set(Number(b), record);
+        if (!record) continue;
+        record.joined = c === "1";
+        record.pid.resolve(Number(b));
+        this.byPid.set(Number(b), record);
       } else if (kind === "exit") {
         this.byPid.get(Number(a))?.status.resolve(Number(b));
         this.byPid.delete(Number(a));

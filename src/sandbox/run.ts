@@ -1,4 +1,5 @@
 import type { InvocationResult, InvocationSpec } from "../core/runner.js";
+import type { Runtime } from "../core/runtimes.js";
 import type { SlotCgroup } from "./cgroups/setup.js";
 import { classify } from "./classify.js";
 import type { Jail } from "./jail.js";
@@ -40,20 +41,24 @@ export interface SlotRun {
 export function runInSlot(settings: RunSettings, resources: SlotResources, spec: InvocationSpec): SlotRun {
   const mounted = { tmp: false, packages: false };
   const result = run(settings, resources, spec, mounted);
-  const cleanedUp = result
-    .then(
-      () => {},
-      () => {},
-    )
-    .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-    .then(() => {
-      const { jail } = settings;
-      const { slot, cgroup } = resources;
-      if (mounted.packages) jail.unmountPackages(slot.index);
-      if (mounted.tmp) jail.unmountTmp(slot.index);
-      settings.standby.release(slot.index, spec.runtime, cgroup?.procsFiles ?? []);
-    });
-  return { result, cleanedUp };
+  return { result, cleanedUp: cleanUpAfter(result, settings, resources, spec.runtime, mounted) };
+}
+
+/** One event-loop turn after the result, however it settled: detaches the slot's mounts and asks for its next Python child. */
+async function cleanUpAfter(
+  result: Promise<unknown>,
+  settings: RunSettings,
+  resources: SlotResources,
+  runtime: Runtime,
+  mounted: { tmp: boolean; packages: boolean },
+): Promise<void> {
+  await result.catch(() => {}); // a failed run is the caller's to report; the slot is cleaned all the same
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const { jail } = settings;
+  const { slot, cgroup } = resources;
+  if (mounted.packages) jail.unmountPackages(slot.index);
+  if (mounted.tmp) jail.unmountTmp(slot.index);
+  settings.standby.release(slot.index, runtime, cgroup?.procsFiles ?? []);
 }
 
 async function run(
