@@ -15,10 +15,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../src/core/config.js";
-import type { InvocationSpec } from "../src/core/runner.js";
 import type { Runtime } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { Sandbox } from "../src/sandbox/sandbox.js";
+import { helloSpec } from "./lib/functions.js";
+import { bareCommand } from "./lib/load.js";
 
 const runs = Number(process.argv[2] ?? 40);
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));
@@ -26,35 +27,11 @@ const config = loadConfig({ DATA_DIR: dataDir, MAX_CONCURRENCY: "4", SANDBOX_UID
 const sandbox = await Sandbox.start(config);
 const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
 
-const HELLO: Record<Runtime, string> = {
-  python: `def handler(request):\n    return {"hello": request.query.get("name", "world")}`,
-  node: `export default async function (request) {\n  return Response.json({ hello: new URL(request.url).searchParams.get("name") });\n}`,
-};
-
-function specFor(runtime: Runtime): InvocationSpec {
-  return {
-    runtime,
-    code: HELLO[runtime],
-    env: {},
-    timeoutMs: 10_000,
-    memoryMb: 256,
-    network: false,
-    request: {
-      method: "GET",
-      path: "/",
-      query: [["name", "bench"]],
-      headers: [],
-      body: new Uint8Array(),
-      url: "http://bench/fn/hello?name=bench",
-    },
-  };
-}
+const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
 
 async function bare(runtime: Runtime): Promise<number> {
-  const [binary, args] =
-    runtime === "python" ? [interpreters.python.binary, ["-I", "-S", "-c", "pass"]] : [interpreters.node.binary, ["-e", "0"]];
   const started = performance.now();
-  const child = spawn(binary, args, { env: {}, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(...bareCommand(runtime, binaries), { env: {}, stdio: ["pipe", "pipe", "pipe"] });
   child.stdin.end();
   await once(child, "close");
   return performance.now() - started;
@@ -62,7 +39,7 @@ async function bare(runtime: Runtime): Promise<number> {
 
 async function sandboxed(runtime: Runtime): Promise<number> {
   const started = performance.now();
-  const result = await sandbox.run(specFor(runtime));
+  const result = await sandbox.run(helloSpec(runtime));
   if (result.status !== "ok") throw new Error(`${runtime}: ${result.status} ${result.errorMessage}`);
   return performance.now() - started;
 }

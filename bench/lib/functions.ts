@@ -1,3 +1,4 @@
+import type { InvocationSpec } from "../../src/core/runner.js";
 import type { Runtime } from "../../src/core/runtimes.js";
 
 /** A function the bench registers, and the request it sends to it. */
@@ -57,3 +58,24 @@ export const BENCH_FUNCTIONS: readonly BenchFunction[] = [
   { kind: "json", runtime: "python", code: PYTHON_JSON, ...JSON_REQUEST },
   { kind: "json", runtime: "node", code: NODE_JSON, ...JSON_REQUEST },
 ];
+
+/** The hello world of `runtime` as `Sandbox.run` takes it, for the benches that leave HTTP out. */
+export function helloSpec(runtime: Runtime): InvocationSpec {
+  const hello = BENCH_FUNCTIONS.find((fn) => fn.runtime === runtime && fn.kind === "hello")!;
+  return {
+    runtime,
+    code: hello.code,
+    env: {},
+    timeoutMs: 10_000,
+    memoryMb: 256,
+    network: false,
+    request: {
+      method: hello.method,
+      path: "/",
+      query: [["name", "bench"]],
+      headers: [],
+      body: new Uint8Array(),
+      url: `http://bench/fn/hello${hello.query}`,
+    },
+  };
+}

@@ -14,10 +14,9 @@ import os from "node:os";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../../src/core/config.js";
-import type { InvocationSpec } from "../../src/core/runner.js";
 import { RUNTIMES, type Runtime } from "../../src/core/runtimes.js";
 import { Sandbox } from "../../src/sandbox/sandbox.js";
-import { BENCH_FUNCTIONS } from "../lib/functions.js";
+import { helloSpec } from "../lib/functions.js";
 import { quantile, table } from "../lib/stats.js";
 
 const count = (value: string) => {
@@ -34,23 +33,7 @@ const options = new Command()
   .opts<{ runtime: Runtime; requests: number; concurrency: number; pauseMs: number }>();
 if (!RUNTIMES.includes(options.runtime)) throw new Error(`--runtime must be one of ${RUNTIMES.join(", ")}`);
 
-const hello = BENCH_FUNCTIONS.find((fn) => fn.runtime === options.runtime && fn.kind === "hello")!;
-const spec: InvocationSpec = {
-  runtime: options.runtime,
-  code: hello.code,
-  env: {},
-  timeoutMs: 10_000,
-  memoryMb: 256,
-  network: false,
-  request: {
-    method: "GET",
-    path: "/",
-    query: [["name", "bench"]],
-    headers: [],
-    body: new Uint8Array(),
-    url: "http://bench/fn/hello?name=bench",
-  },
-};
+const spec = helloSpec(options.runtime);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-trace-"));
 const config = loadConfig({ DATA_DIR: dataDir, MAX_CONCURRENCY: "4", SANDBOX_UID_BASE: "610000" });

@@ -38,11 +38,13 @@ export function setupV1(options: CgroupOptions, name: string, membership: Map<st
 class SlotV1 implements SlotCgroup {
   private limit = Infinity; // a new cgroup starts unlimited
   private readonly memsw: boolean;
+  readonly procsFiles: readonly string[];
   constructor(
     readonly memoryDir: string,
     readonly pidsDir: string,
   ) {
     this.memsw = fs.existsSync(path.join(memoryDir, "memory.memsw.limit_in_bytes"));
+    this.procsFiles = [path.join(memoryDir, "cgroup.procs"), path.join(pidsDir, "cgroup.procs")];
   }
 
   setMemoryLimit(megabytes: number): void {
@@ -54,10 +56,6 @@ class SlotV1 implements SlotCgroup {
     const order = megabytes > this.limit ? [memsw, memory] : [memory, memsw];
     for (const file of order) if (file === memory || this.memsw) fs.writeFileSync(file, bytes);
     this.limit = megabytes;
-  }
-
-  get procsFiles(): readonly string[] {
-    return [path.join(this.memoryDir, "cgroup.procs"), path.join(this.pidsDir, "cgroup.procs")];
   }
 
   join(pid: number): void {

@@ -45,7 +45,10 @@ export function setupV2(options: CgroupOptions, name: string, membership: Map<st
 
 class SlotV2 implements SlotCgroup {
   private limit = Infinity; // a new cgroup starts unlimited
-  constructor(readonly dir: string) {}
+  readonly procsFiles: readonly string[];
+  constructor(readonly dir: string) {
+    this.procsFiles = [path.join(dir, "cgroup.procs")];
+  }
 
   setMemoryLimit(megabytes: number): void {
     if (megabytes === this.limit) return;
@@ -54,12 +57,8 @@ class SlotV2 implements SlotCgroup {
     this.limit = megabytes;
   }
 
-  get procsFiles(): readonly string[] {
-    return [path.join(this.dir, "cgroup.procs")];
-  }
-
   join(pid: number): void {
-    fs.writeFileSync(path.join(this.dir, "cgroup.procs"), String(pid));
+    for (const file of this.procsFiles) fs.writeFileSync(file, String(pid));
   }
 
   oomKills(): number {
