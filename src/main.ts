@@ -1,11 +1,8 @@
+import { type Cluster, joinCluster } from "./cluster/index.js";
 import { type Config, ConfigError, loadConfig } from "./core/config.js";
+import { INTERRUPTED_MESSAGE } from "./core/invocations.js";
 import { configureLog, log, printPlain } from "./core/log.js";
 import { DataDirBusyError, lockDataDir } from "./data-dir-lock.js";
-import { openDatabase } from "./db/client.js";
-import { startRetention } from "./db/retention.js";
-import { sealStoredSecrets } from "./db/seal.js";
-import { loadSecretBox } from "./db/secrets.js";
-import { createStores } from "./db/stores.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
@@ -13,9 +10,15 @@ import { FunctionEnvironments } from "./packages/function-environments.js";
 import { openPackageStore } from "./packages/index.js";
 import { Sandbox } from "./sandbox/sandbox.js";
 import { closeServer, listen } from "./server.js";
+import type { Store } from "./store/contract.js";
+import { openStore } from "./store/index.js";
+import { startRetention } from "./store/retention.js";
+import { sealStoredSecrets } from "./store/seal.js";
+import { checkSecretsKey, loadSecretBox } from "./store/secrets.js";
+import { GATEWAY_VERSION } from "./version.js";
 
-// Boots the gateway: lock the data dir, open the database, listen, start the sandbox, serve the
-// app; and stops it in the reverse order. Every failed start undoes what it did.
+// Boots the gateway: lock the data dir, open the store, listen, join the cluster, start the
+// sandbox, serve the app; and stops it in the reverse order. Every failed start undoes what it did.
 
 /** What the process undoes as it exits, newest first, on every exit path (the lock goes last). */
 const undo: Array<() => void> = [];
@@ -64,16 +67,21 @@ async function main(): Promise<void> {
   }
   if (secrets.createdKeyFile)
     log.info(`created the secrets key ${secrets.createdKeyFile} (0600): keep it, and back it up apart from the database`);
-  const database = openDatabase(config.DB_PATH);
-  undo.push(() => database.close());
+  let store: Store;
   try {
-    const sealed = sealStoredSecrets(database, secrets.box);
+    store = await openStore(config, secrets.box);
+  } catch (err) {
+    fail(`the database could not be opened: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  undo.push(() => void store.close());
+  try {
+    const sealed = await sealStoredSecrets(store, secrets.box);
     if (sealed.sealed > 0) log.info(`sealed the env values of ${sealed.sealed} version(s) stored in clear`);
     if (sealed.resealed > 0) log.info(`sealed the env values of ${sealed.resealed} version(s) again with the current key`);
+    await checkSecretsKey(store, secrets.box);
   } catch (err) {
     fail(`stored secrets could not be opened: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const stores = createStores(database, secrets.box, { maxOutputBytes: config.LOG_OUTPUT_MAX_BYTES });
 
   let gateway: Awaited<ReturnType<typeof listen>>;
   try {
@@ -82,9 +90,23 @@ async function main(): Promise<void> {
     fail(`cannot listen on ${config.HOST}:${config.PORT}: ${(err as Error).message}`);
   }
 
-  const interrupted = stores.invocations.markInterrupted();
-  if (interrupted > 0) log.info(`marked ${interrupted} invocation(s) left running by the last process as interrupted`);
-  const token = provisionToken(stores.tokens, config.GATEWAY_TOKEN);
+  const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
+  let cluster: Cluster;
+  try {
+    cluster = await joinCluster(store, {
+      dataDir: config.DATA_DIR,
+      machineId: config.FLY_MACHINE_ID,
+      version: GATEWAY_VERSION,
+      leaseMs: config.NODE_LEASE_MS,
+      maxOutputBytes: config.LOG_OUTPUT_MAX_BYTES,
+      spoolMaxBytes: config.SPOOL_MAX_MB * 1024 * 1024,
+      inFlight: () => admission.size,
+    });
+  } catch (err) {
+    fail(`could not join the gateways on the database: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  log.info(`node ${cluster.node} (${store.remote ? "PostgreSQL, shared" : "SQLite, embedded"})`);
+  const token = await provisionToken(cluster.tokens, config.GATEWAY_TOKEN);
   if (token.generated) {
     printPlain(`API token (printed this once; only its hash is stored; set GATEWAY_TOKEN to choose your own): ${token.generated}`);
   }
@@ -108,41 +130,38 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`the package store could not open: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const packages = new FunctionEnvironments(packageStore.store, stores.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) =>
+  const packages = new FunctionEnvironments(packageStore.store, cluster.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) =>
     console.log(line),
   );
   // Versions left waiting for their packages wait again; environments no version refers to age out.
-  packages.resumePending();
+  await packages.resumePending();
   const sweepPackages = () => {
-    try {
-      const removed = packages.sweep();
-      if (removed.length > 0) console.log(`removed ${removed.length} package environment(s) no function version uses`);
-    } catch (err) {
-      console.error("package clean-up failed:", err);
-    }
+    packages.sweep().then(
+      (removed) => {
+        if (removed.length > 0) console.log(`removed ${removed.length} package environment(s) no function version uses`);
+      },
+      (err: unknown) => console.error("package clean-up failed:", err),
+    );
   };
   sweepPackages();
   const packageSweep = setInterval(sweepPackages, config.PACKAGES_SWEEP_INTERVAL_MS);
   packageSweep.unref();
 
-  const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const app = createApp({
     config,
-    stores,
+    store,
+    cluster,
     runner: sandbox,
     health: () => sandbox.health(),
-    checks: { database: () => ({ ...database.status(), budget_bytes: config.LOG_MAX_MB * 1024 * 1024 }) },
     admission,
-    backup: (file) => database.sqlite.backup(file),
-    databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
     packages,
   });
-  const retention = startRetention(stores.invocations, {
+  const retention = startRetention(store, {
     retentionDays: config.LOG_RETENTION_DAYS,
     retentionRows: config.LOG_RETENTION_ROWS,
     intervalMs: config.LOG_PRUNE_INTERVAL_MS,
     maxBytes: config.LOG_MAX_MB * 1024 * 1024,
-    usedBytes: () => database.usedBytes(),
+    written: cluster.log,
   });
   // First pass right away, so a lowered limit applies without waiting an interval.
   retention.runOnce().catch((err: unknown) => log.error({ err }, "log retention failed"));
@@ -175,8 +194,14 @@ async function main(): Promise<void> {
       console.log("package installs still running are cut; they start again at the next start");
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
-    const cut = stores.invocations.markInterrupted();
-    if (cut > 0) log.info(`${cut} invocation(s) end as interrupted`);
+    await cluster.log.flush();
+    try {
+      const cut = await store.invocations.markInterrupted(cluster.node, INTERRUPTED_MESSAGE);
+      if (cut > 0) log.info(`${cut} invocation(s) end as interrupted`);
+    } catch (err) {
+      log.warn({ err }, "could not mark the invocations cut short (the next start does)");
+    }
+    await cluster.leave();
     await closeServer(server);
   });
 }

@@ -1,10 +1,10 @@
 import { loadConfig } from "./core/config.js";
-import { rotateSecrets } from "./db/rotate.js";
+import { rotateSecrets } from "./store/rotate.js";
 
-// `npm run rotate-secrets` (gateway stopped): seals every stored env value with a new key (db/rotate.ts).
+// `npm run rotate-secrets` (every gateway stopped): seals every stored env value with a new key (store/rotate.ts).
 
 try {
-  const report = rotateSecrets(loadConfig());
+  const report = await rotateSecrets(loadConfig());
   const where = report.keyFile ? `; the new key is in ${report.keyFile}` : "";
   console.log(`re-sealed the env values of ${report.resealed} version(s) (${report.sealed} found in clear)${where}`);
 } catch (err) {

@@ -86,6 +86,23 @@ const EnvSchema = z
     PYTHON_BIN: z.string().min(1).default("python3"),
     NODE_BIN: z.string().min(1).default(process.execPath),
 
+    /**
+     * The database: PostgreSQL when set (postgres://user:password@host:port/db; several gateways may
+     * share it), else SQLite in DATA_DIR/gateway.db.
+     */
+    DATABASE_URL: z
+      .string()
+      .refine((text) => /^postgres(ql)?:\/\//.test(text), { message: "must be a postgres:// or postgresql:// URL" })
+      .optional(),
+    /** Set by Fly.io on each machine: the gateway's node id there. */
+    FLY_MACHINE_ID: z.string().min(1).optional(),
+    /** Connections each gateway keeps open to PostgreSQL. */
+    DATABASE_POOL_SIZE: int(1, 8, 100),
+    /** A gateway that has not written its heartbeat for this long is lost: a peer ends its running invocations as interrupted. */
+    NODE_LEASE_MS: int(1000, 15_000, 3_600_000),
+    /** Log rows held on this gateway's disk while PostgreSQL is unreachable; past it invocations are refused (503). */
+    SPOOL_MAX_MB: int(1, 256, 1_000_000),
+
     /** The database's byte budget: past it the oldest log rows are pruned (0: no budget). */
     LOG_MAX_MB: int(0, 1024),
     /** Stdout and stderr stored per invocation, each; the rest is dropped and flagged as truncated. */

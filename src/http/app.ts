@@ -1,13 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Cluster } from "../cluster/index.js";
 import type { Config } from "../core/config.js";
 import type { Runner, RunnerHealth } from "../core/runner.js";
-import type { FunctionStore } from "../db/functions.js";
-import type { InvocationLog } from "../db/invocations.js";
-import type { TokenStore } from "../db/tokens.js";
 import type { FunctionEnvironments } from "../packages/function-environments.js";
+import type { Store } from "../store/contract.js";
 import { Admission, ReadingLimit } from "./admission.js";
 import { ApiError, notFound, onError, validationHook } from "./errors.js";
-import { InvocationFeed } from "./feed.js";
 import { GatewayMetrics } from "./metrics.js";
 import { bodyLimit } from "./middleware/body-limit.js";
 import { isolateFunctionPages } from "./middleware/function-isolation.js";
@@ -20,6 +18,7 @@ import { type HealthChecks, healthApi } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
 import { metricsApi } from "./routes/metrics.js";
+import { nodesApi } from "./routes/nodes.js";
 import { sessionApi } from "./routes/session.js";
 import { statsApi } from "./routes/stats.js";
 import { streamApi } from "./routes/stream.js";
@@ -27,9 +26,11 @@ import { tokensApi } from "./routes/tokens.js";
 
 export interface AppDeps {
   config: Config;
-  stores: { functions: FunctionStore; invocations: InvocationLog; tokens: TokenStore };
+  store: Store;
+  /** This gateway's share of the cluster: its caches of functions and tokens, the log's writer and tail. */
+  cluster: Cluster;
   runner: Runner;
-  /** What /healthz checks besides the runner, by name (the database). */
+  /** What /healthz checks besides the runner and the database, by name. */
   checks?: HealthChecks;
   /** The runner's readiness for /healthz (as `sandbox`); reports ready when absent. */
   health?: () => RunnerHealth;
@@ -39,10 +40,6 @@ export interface AppDeps {
   newId?: () => string;
   /** The wall clock for stats windows; Date.now by default. */
   now?: () => number;
-  /** SQLite's online backup of the live database into a file (GET /api/backup). */
-  backup: (file: string) => Promise<unknown>;
-  /** The database's size for /metrics (file and write-ahead log, pages in use); left out when absent. */
-  databaseBytes?: () => { file: number; used: number };
   /** Package environments (shown in /healthz as `packages`); without them functions with packages are refused. */
   packages?: FunctionEnvironments;
 }
@@ -58,9 +55,9 @@ const JSON_ESCAPE_GROWTH = 6;
  * answered once, here. The API's decisions are written down in docs/api.md.
  */
 export function createApp(deps: AppDeps) {
-  const { config, stores } = deps;
-  const functions = stores.functions;
-  const invocations = stores.invocations;
+  const { config, store, cluster } = deps;
+  const { functions, tokens } = cluster;
+  const invocations = store.invocations;
   const admission = deps.admission ?? new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const reading = new ReadingLimit(config.MAX_READING_REQUESTS);
   const maxApiBody = JSON_ESCAPE_GROWTH * (config.MAX_CODE_BYTES + config.MAX_ENV_BYTES) + API_BODY_SLACK;
@@ -68,44 +65,58 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.onError(onError);
   app.notFound(notFound);
-  const sessions = new SessionStore();
-  const feed = new InvocationFeed();
+  const sessions = new SessionStore(store.sessions);
   const health = deps.health ?? (() => ({ ready: true }));
-  const metrics = new GatewayMetrics({ inFlight: () => admission.size, health, databaseBytes: deps.databaseBytes });
+  const metrics = new GatewayMetrics({
+    inFlight: () => admission.size,
+    health,
+    node: cluster.node,
+    databaseBytes: async () => {
+      const sizes = await store.sizes();
+      return { file: sizes.file_bytes, used: sizes.used_bytes };
+    },
+  });
+  cluster.log.onWriteTimed((kind, seconds) => metrics.observeLogWrite(kind, seconds));
+  const database = async () => ({
+    ...(await store.status()),
+    ...cluster.log.health(),
+    budget_bytes: config.LOG_MAX_MB * 1024 * 1024,
+  });
 
   app.route("/", consoleApi());
-  app.route("/api/session", sessionApi(stores.tokens, sessions)); // before the guard: signing in needs no session
+  app.route("/api/session", sessionApi(tokens, sessions)); // before the guard: signing in needs no session
   app.use(
     "/api/*",
-    requireTokenOrSession(stores.tokens, sessions),
+    requireTokenOrSession(tokens, sessions),
     bodyLimit({ maxBytes: maxApiBody, timeoutMs: config.BODY_READ_TIMEOUT_MS }, "a function definition"),
   );
   app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
 
   const packages = deps.packages;
   const packagesCheck: HealthChecks = packages ? { packages: () => packages.health() } : {};
-  app.route("/healthz", healthApi({ checks: { sandbox: health, ...packagesCheck, ...deps.checks } }));
+  app.route("/healthz", healthApi({ checks: { sandbox: health, database, ...packagesCheck, ...deps.checks } }));
   app.route(
     "/api/functions",
     functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code), packages }),
   );
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
-  app.route("/api/invocations/stream", streamApi(feed));
+  app.route("/api/invocations/stream", streamApi(cluster.feed));
   app.route("/api/invocations", invocationsApi({ invocations }));
-  app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));
-  app.route("/api/backup", backupApi({ dataDir: config.DATA_DIR, backup: deps.backup, now: deps.now }));
-  app.route("/metrics", metricsApi({ metrics, tokens: stores.tokens }));
+  app.route("/api/tokens", tokensApi({ tokens, now: deps.now }));
+  app.route("/api/nodes", nodesApi({ nodes: store.nodes, self: cluster.node }));
+  app.route("/api/backup", backupApi({ dataDir: config.DATA_DIR, backup: store.backup, now: deps.now }));
+  app.route("/metrics", metricsApi({ metrics, tokens }));
   app.route(
     "/fn",
     invokeApi({
       config,
       functions,
-      invocations,
+      log: cluster.log,
       runner: deps.runner,
-      tokens: stores.tokens,
+      tokens,
       admission,
       reading,
-      feed,
+      feed: cluster.feed,
       metrics,
       newId: deps.newId,
       packages,

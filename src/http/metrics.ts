@@ -18,13 +18,15 @@ export interface MetricsSources {
   inFlight: () => number;
   /** The runner's health: queue depth and standby interpreters, when it reports them. */
   health: () => RunnerHealth;
-  /** The database's size on disk and in used pages. */
-  databaseBytes?: () => { file: number; used: number };
+  /** The database's size on disk and in use. */
+  databaseBytes?: () => Promise<{ file: number; used: number }>;
+  /** This gateway's node id: every series carries it as the `node` label, so several gateways' figures can be told apart. */
+  node?: string;
 }
 
 /** Invocation durations: 1 ms to 60 s (a function's timeout reaches 300 s: those land in +Inf). */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-/** SQLite writes of a log row: tens of µs normally, up to the busy timeout (5 s) when locked. */
+/** Writes of log rows (a batch's wait and write): tens of µs on SQLite, a round trip or more on PostgreSQL, seconds when locked or away. */
 const LOG_WRITE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5];
 
 /**
@@ -64,6 +66,7 @@ export class GatewayMetrics {
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
+    if (sources.node !== undefined) this.registry.setDefaultLabels({ node: sources.node });
     new Gauge({
       name: "fngw_invocations_in_flight",
       help: "Invocations admitted and not yet answered (waiting for a slot or running).",
@@ -94,11 +97,11 @@ export class GatewayMetrics {
     if (databaseBytes) {
       new Gauge({
         name: "fngw_database_bytes",
-        help: "The database: `file` is its file and write-ahead log on disk, `used` its pages in use.",
+        help: "The database: `file` is its size on disk (SQLite: the file and write-ahead log), `used` what is in use (SQLite: pages; PostgreSQL: the log).",
         labelNames: ["kind"] as const,
         registers,
-        collect() {
-          const { file, used } = databaseBytes();
+        async collect() {
+          const { file, used } = await databaseBytes();
           this.set({ kind: "file" }, file);
           this.set({ kind: "used" }, used);
         },

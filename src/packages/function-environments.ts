@@ -1,5 +1,5 @@
+import type { FunctionCatalog } from "../cluster/functions.js";
 import type { Runtime } from "../core/runtimes.js";
-import type { FunctionStore } from "../db/functions.js";
 import type { EnvironmentRecord, EnvironmentState, PackageStore } from "./environments.js";
 import { normalisePackages } from "./spec.js";
 
@@ -29,7 +29,7 @@ export class FunctionEnvironments {
 
   constructor(
     private readonly store: EnvironmentStore,
-    private readonly functions: FunctionStore,
+    private readonly functions: FunctionCatalog,
     private readonly budgetBytes: number,
     private readonly log: (line: string) => void = console.warn,
   ) {}
@@ -64,8 +64,8 @@ export class FunctionEnvironments {
     this.watched.add(id);
     this.store
       .settledRecord(key)
-      .then((record) => {
-        if (record.state === "ready" && this.functions.promote(name, version))
+      .then(async (record) => {
+        if (record.state === "ready" && (await this.functions.promote(name, version)))
           this.log(`function ${name}: version ${version} is current (its packages are ready)`);
       })
       .catch((error: unknown) => this.log(`function ${name}: version ${version} waits for an environment that is gone: ${String(error)}`))
@@ -73,10 +73,10 @@ export class FunctionEnvironments {
   }
 
   /** At start: versions left pending by the last run are watched again (their installs were queued again by the store). */
-  resumePending(): void {
-    for (const pending of this.functions.pendingVersions()) {
+  async resumePending(): Promise<void> {
+    for (const pending of await this.functions.pendingVersions()) {
       if (pending.environmentKey === null || this.isReady(pending.environmentKey)) {
-        this.functions.promote(pending.name, pending.version);
+        await this.functions.promote(pending.name, pending.version);
       } else if (this.store.get(pending.environmentKey)) {
         this.watch(pending.name, pending.version, pending.environmentKey);
       }
@@ -84,8 +84,8 @@ export class FunctionEnvironments {
   }
 
   /** Marks the environments stored versions refer to and removes the others past the grace period. */
-  sweep(now = Date.now()): string[] {
-    this.store.markReferenced(this.functions.referencedEnvironments());
+  async sweep(now = Date.now()): Promise<string[]> {
+    this.store.markReferenced(await this.functions.referencedEnvironments());
     return this.store.sweep(now);
   }
 

@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { type Authentication, ROOT_TOKEN_ID, sha256, type TokenRegistry } from "../../cluster/tokens.js";
 import { grants, type RouteScope } from "../../core/scopes.js";
-import { type Authentication, ROOT_TOKEN_ID, sha256, type TokenRecord, type TokenStore } from "../../db/tokens.js";
+import type { TokenRecord } from "../../store/contract.js";
 import { ApiError } from "../errors.js";
 
 declare module "hono" {
@@ -21,21 +22,21 @@ export interface ProvisionedToken {
  * Otherwise the stored one is kept, and on the very first start a random token is generated
  * and only its hash stored.
  */
-export function provisionToken(store: TokenStore, envToken: string | undefined): ProvisionedToken {
+export async function provisionToken(tokens: TokenRegistry, envToken: string | undefined): Promise<ProvisionedToken> {
   if (envToken !== undefined) {
-    store.setRoot(sha256(envToken), "GATEWAY_TOKEN");
+    await tokens.setRoot(sha256(envToken), "GATEWAY_TOKEN");
     return { generated: null };
   }
-  if (store.get(ROOT_TOKEN_ID)) return { generated: null };
+  if (tokens.get(ROOT_TOKEN_ID)) return { generated: null };
   const token = crypto.randomBytes(32).toString("base64url");
-  store.setRoot(sha256(token), "generated at first start");
+  await tokens.setRoot(sha256(token), "generated at first start");
   return { generated: token };
 }
 
 export type TokenCheck = Authentication | { kind: "missing" };
 
 /** Reads `Authorization: Bearer <token>` and authenticates the token. */
-export function checkBearer(authorization: string | undefined, tokens: TokenStore): TokenCheck {
+export function checkBearer(authorization: string | undefined, tokens: TokenRegistry): TokenCheck {
   const match = authorization?.match(/^Bearer[ \t]+(\S+)[ \t]*$/i);
   if (!match?.[1]) return { kind: "missing" };
   return tokens.authenticate(match[1]);
@@ -56,17 +57,7 @@ export function unauthorized(check: Exclude<TokenCheck, { kind: "ok" }>): ApiErr
 /** A token without the scope a route needs. */
 export const forbidden = (message: string) => new ApiError(403, "forbidden", message);
 
-/** Authenticates every request to the management API; what the token may do is checked per route. */
-export function requireToken(tokens: TokenStore): MiddlewareHandler {
-  return async (c, next) => {
-    const check = checkBearer(c.req.header("authorization"), tokens);
-    if (check.kind !== "ok") throw unauthorized(check);
-    c.set("apiToken", check.token);
-    await next();
-  };
-}
-
-/** A route's scope check (runs after requireToken, before the request is validated). */
+/** A route's scope check (runs after the token or session guard, before the request is validated). */
 export function requireScope(scope: RouteScope): MiddlewareHandler {
   return async (c, next) => {
     const token = c.get("apiToken");

@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { sha256, type TokenRecord, type TokenStore } from "../../db/tokens.js";
+import { sha256, type TokenRegistry } from "../../cluster/tokens.js";
+import type { SessionRecords, TokenRecord } from "../../store/contract.js";
 import { ApiError } from "../errors.js";
 import { checkBearer, unauthorized } from "./auth.js";
 
@@ -16,55 +17,39 @@ import { checkBearer, unauthorized } from "./auth.js";
 export const SESSION_COOKIE = "fngw_session";
 export const CONSOLE_HEADER = "x-fngw-console";
 export const SESSION_TTL_MS = 12 * 3600_000;
-/** Bounds the table: past it, the session closest to expiry makes room. */
+/** Bounds the table: past it, the sessions closest to expiry make room. */
 const MAX_SESSIONS = 1000;
 
-/** The server-side session table, in memory: a restart signs everyone out. */
+/**
+ * The server-side session table, in the database: a session is valid on every gateway that shares
+ * it, and signing out ends it on all of them at once. Keyed by the id's SHA-256, so neither a
+ * lookup's timing nor the table itself gives away a usable id.
+ */
 export class SessionStore {
-  /** Keyed by the id's SHA-256, so a lookup's timing says nothing about stored ids: when it expires, and the token it signed in with. */
-  private readonly sessions = new Map<string, { expiry: number; tokenId: string }>();
-
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly records: SessionRecords,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** A new session for the token `tokenId`; the session acts with that token's scopes for as long as the token stands. */
-  create(tokenId: string): string {
-    this.prune();
-    if (this.sessions.size >= MAX_SESSIONS) {
-      const oldest = this.sessions.keys().next().value;
-      if (oldest !== undefined) this.sessions.delete(oldest);
-    }
+  async create(tokenId: string): Promise<string> {
+    await this.records.prune(this.now(), MAX_SESSIONS - 1);
     const id = crypto.randomBytes(32).toString("base64url");
-    this.sessions.set(this.key(id), { expiry: this.now() + SESSION_TTL_MS, tokenId });
+    await this.records.create(this.key(id), tokenId, this.now() + SESSION_TTL_MS);
     return id;
   }
 
   /** The token a live session signed in with, or null. */
-  tokenOf(id: string): string | null {
-    const key = this.key(id);
-    const session = this.sessions.get(key);
-    if (session === undefined) return null;
-    if (session.expiry <= this.now()) {
-      this.sessions.delete(key);
-      return null;
-    }
-    return session.tokenId;
+  tokenOf(id: string): Promise<string | null> {
+    return this.records.tokenOf(this.key(id), this.now());
   }
 
-  delete(id: string): void {
-    this.sessions.delete(this.key(id));
+  delete(id: string): Promise<void> {
+    return this.records.delete(this.key(id));
   }
 
   private key(id: string): string {
     return sha256(id).toString("hex");
-  }
-
-  /** Insertion order is expiry order (every session lives as long), so expired ones are at the front. */
-  private prune(): void {
-    const now = this.now();
-    for (const [key, { expiry }] of this.sessions) {
-      if (expiry > now) break;
-      this.sessions.delete(key);
-    }
   }
 }
 
@@ -101,7 +86,7 @@ export function requireConsoleRequest(c: Context): void {
  * Guards the management API: the bearer token as before, or a console session cookie sent
  * with the console header (and, for state-changing methods, from the gateway's own origin).
  */
-export function requireTokenOrSession(tokens: TokenStore, sessions: SessionStore): MiddlewareHandler {
+export function requireTokenOrSession(tokens: TokenRegistry, sessions: SessionStore): MiddlewareHandler {
   return async (c, next) => {
     const bearer = checkBearer(c.req.header("authorization"), tokens);
     if (bearer.kind === "ok") {
@@ -111,7 +96,7 @@ export function requireTokenOrSession(tokens: TokenStore, sessions: SessionStore
     const sessionId = getCookie(c, SESSION_COOKIE);
     if (bearer.kind === "missing" && sessionId !== undefined) {
       requireConsoleRequest(c);
-      const token = sessionToken(tokens, sessions, sessionId);
+      const token = await sessionToken(tokens, sessions, sessionId);
       if (token) {
         c.set("apiToken", token);
         return next();
@@ -123,8 +108,8 @@ export function requireTokenOrSession(tokens: TokenStore, sessions: SessionStore
 }
 
 /** The token behind a live session, if it still stands (not revoked, not expired). */
-export function sessionToken(tokens: TokenStore, sessions: SessionStore, sessionId: string, now = Date.now()): TokenRecord | null {
-  const tokenId = sessions.tokenOf(sessionId);
+export async function sessionToken(tokens: TokenRegistry, sessions: SessionStore, sessionId: string, now = Date.now()): Promise<TokenRecord | null> {
+  const tokenId = await sessions.tokenOf(sessionId);
   const token = tokenId === null ? undefined : tokens.get(tokenId);
   if (!token || (token.expiresAt !== null && token.expiresAt <= now)) return null;
   return token;

@@ -12,8 +12,8 @@ const TEMP_PREFIX = ".backup-";
 export interface BackupDeps {
   /** DATA_DIR: the copy is made next to the database (same file system, same root-only directory). */
   dataDir: string;
-  /** SQLite's online backup of the live database into `file` (better-sqlite3's `db.backup`). */
-  backup: (file: string) => Promise<unknown>;
+  /** SQLite's online backup of the live database into `file`; absent on PostgreSQL (501: pg_dump is the tool there). */
+  backup?: (file: string) => Promise<unknown>;
   now?: () => number;
 }
 
@@ -48,9 +48,18 @@ export function backupApi(deps: BackupDeps) {
         401: json(ErrorSchema, "Missing or wrong token"),
         403: json(ErrorSchema, "The token lacks the admin scope"),
         429: json(ErrorSchema, "A backup is already being made; see Retry-After"),
+        501: json(ErrorSchema, "The database is PostgreSQL: back it up with pg_dump"),
       },
     }),
     async (c) => {
+      const backup = deps.backup;
+      if (!backup) {
+        throw new ApiError(
+          501,
+          "not_implemented",
+          "this gateway's database is PostgreSQL: back it up with pg_dump (e.g. pg_dump --format=custom \"$DATABASE_URL\" > fngw.dump), keeping SECRETS_KEY apart from the dump",
+        );
+      }
       if (running)
         throw new ApiError(429, "backup_in_progress", "a backup is already being made; retry when it is done", { "Retry-After": "5" });
       running = true;
@@ -59,7 +68,7 @@ export function backupApi(deps: BackupDeps) {
         const dir = await fs.promises.mkdtemp(path.join(deps.dataDir, TEMP_PREFIX)); // 0700
         try {
           const file = path.join(dir, "gateway.db");
-          await deps.backup(file);
+          await backup(file);
           await fs.promises.chmod(file, 0o600);
           fd = fs.openSync(file, "r");
         } finally {

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
 import { apiSettings, apiSettingsShape, requiredField } from "../../core/settings.js";
-import type { CurrentFunction, FunctionVersion } from "../../db/functions.js";
+import type { CurrentFunction, FunctionVersion } from "../../store/contract.js";
 import type { EnvironmentJson } from "../../packages/function-environments.js";
 import { FunctionNameSchema, isoTime, NameParamSchema } from "../schemas.js";
 

@@ -1,12 +1,24 @@
+import type { FunctionCatalog } from "../../cluster/functions.js";
+import type { Config } from "../../core/config.js";
 import type { FunctionSettings } from "../../core/settings.js";
-import type { CurrentFunction, StoredVersion } from "../../db/functions.js";
+import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { normalisePackages } from "../../packages/spec.js";
+import type { CurrentFunction, StoredVersion } from "../../store/contract.js";
 import { ApiError } from "../errors.js";
+import type { CheckSyntax } from "../syntax-check.js";
 import { type DescribeEnvironment, functionJson } from "./function-schemas.js";
-import type { FunctionsDeps } from "./functions.js";
 
 // Storing versions with packages: which version is current while an environment installs, and
 // how the API shows a function with its environments.
+
+export interface FunctionsDeps {
+  config: Config;
+  functions: FunctionCatalog;
+  /** Parses code with the real interpreter (never runs it). */
+  checkSyntax: CheckSyntax;
+  /** Package environments; without them a function with packages is refused (503). */
+  packages?: FunctionEnvironments;
+}
 
 /** How this gateway shows environments (none without a package store). */
 export const describer =
@@ -15,8 +27,8 @@ export const describer =
     deps.packages?.describe(key) ?? null;
 
 /** The function as the API shows it, with its pending version if any. */
-export function shown(deps: FunctionsDeps, fn: CurrentFunction) {
-  const pending = fn.pendingVersion === null ? undefined : deps.functions.getVersion(fn.name, fn.pendingVersion);
+export async function shown(deps: FunctionsDeps, fn: CurrentFunction) {
+  const pending = fn.pendingVersion === null ? undefined : await deps.functions.version(fn.name, fn.pendingVersion);
   return functionJson(fn, describer(deps), pending);
 }
 
@@ -36,10 +48,10 @@ export function environmentKey(deps: FunctionsDeps, settings: FunctionSettings):
  * none), or when the current version cannot run either; otherwise it waits, pending, and the
  * current version keeps serving until the new environment is ready.
  */
-export function storeVersion(deps: FunctionsDeps, current: CurrentFunction, settings: FunctionSettings): StoredVersion | null {
+export async function storeVersion(deps: FunctionsDeps, current: CurrentFunction, settings: FunctionSettings): Promise<StoredVersion | null> {
   const key = environmentKey(deps, settings);
   const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
-  const stored = deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
+  const stored = await deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
   if (stored && key !== null && stored.current.version !== stored.stored.version)
     deps.packages?.watch(current.name, stored.stored.version, key);
   return stored;

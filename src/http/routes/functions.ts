@@ -1,24 +1,13 @@
 import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
 import { apiName, SETTING_KEYS, settingsOfCreate, settingsOfRollback, settingsOfUpdate } from "../../core/settings.js";
-import type { FunctionStore } from "../../db/functions.js";
-import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
-import { type CheckSyntax, requireValidSyntax } from "../syntax-check.js";
+import { requireValidSyntax } from "../syntax-check.js";
 import { functionSchemas, versionJson } from "./function-schemas.js";
-import { checkPackages, describer, environmentKey, shown, storeVersion } from "./function-versions.js";
+import { checkPackages, describer, environmentKey, type FunctionsDeps, shown, storeVersion } from "./function-versions.js";
 
 // /api/functions: register, list, show, update (a new version), roll back (a new version), versions, delete.
-
-export interface FunctionsDeps {
-  config: Config;
-  functions: FunctionStore;
-  /** Parses code with the real interpreter (never runs it). */
-  checkSyntax: CheckSyntax;
-  /** Package environments; without them a function with packages is refused (503). */
-  packages?: FunctionEnvironments;
-}
 
 /** The routes, mounted at /api/functions. */
 export function functionsApi(deps: FunctionsDeps) {
@@ -156,10 +145,10 @@ function createFunction(deps: FunctionsDeps): RouteHandler<Routes["create"]> {
     const taken = () => new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
     if (functions.get(name)) throw taken();
     // A first version is current at once, ready or not: until its packages are, invocations answer 503.
-    const created = functions.create(name, settings, environmentKey(deps, settings));
+    const created = await functions.create(name, settings, environmentKey(deps, settings));
     if (!created) throw taken();
     c.header("Location", `/api/functions/${created.name}`);
-    return c.json(shown(deps, created), 201);
+    return c.json(await shown(deps, created), 201);
   };
 }
 
@@ -177,11 +166,11 @@ function listFunctions({ functions }: FunctionsDeps): RouteHandler<Routes["list"
 }
 
 function showFunction(deps: FunctionsDeps): RouteHandler<Routes["show"]> {
-  return (c) => {
+  return async (c) => {
     const { name } = c.req.valid("param");
     const fn = deps.functions.get(name);
     if (!fn) throw unknownFunction(name);
-    return c.json(shown(deps, fn), 200);
+    return c.json(await shown(deps, fn), 200);
   };
 }
 
@@ -202,32 +191,32 @@ function updateFunction(deps: FunctionsDeps): RouteHandler<Routes["update"]> {
     const settings = settingsOfUpdate(current, given);
     checkPackages(deps, settings);
     if (given.code !== undefined || given.runtime !== undefined) await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
-    const updated = storeVersion(deps, current, settings);
+    const updated = await storeVersion(deps, current, settings);
     if (!updated) throw unknownFunction(name);
-    return c.json(shown(deps, updated.current), 200);
+    return c.json(await shown(deps, updated.current), 200);
   };
 }
 
 function rollbackFunction(deps: FunctionsDeps): RouteHandler<Routes["rollback"]> {
   const { functions } = deps;
-  return (c) => {
+  return async (c) => {
     const { name } = c.req.valid("param");
     const { version } = c.req.valid("json");
     const current = functions.get(name);
     if (!current) throw unknownFunction(name);
-    const target = functions.getVersion(name, version);
+    const target = await functions.version(name, version);
     if (!target) throw notFoundError(`function '${name}' has no version ${version}`);
-    const rolledBack = storeVersion(deps, current, settingsOfRollback(current, target));
+    const rolledBack = await storeVersion(deps, current, settingsOfRollback(current, target));
     if (!rolledBack) throw unknownFunction(name);
     c.header("Location", `/api/functions/${name}`);
-    return c.json(shown(deps, rolledBack.current), 201);
+    return c.json(await shown(deps, rolledBack.current), 201);
   };
 }
 
 function listVersions(deps: FunctionsDeps): RouteHandler<Routes["versions"]> {
-  return (c) => {
+  return async (c) => {
     const { name } = c.req.valid("param");
-    const versions = deps.functions.versions(name);
+    const versions = await deps.functions.versions(name);
     if (!versions) throw unknownFunction(name);
     return c.json({ name, items: versions.map((v) => versionJson(v, describer(deps))) }, 200);
   };
@@ -235,18 +224,18 @@ function listVersions(deps: FunctionsDeps): RouteHandler<Routes["versions"]> {
 
 function showVersion(deps: FunctionsDeps): RouteHandler<Routes["version"]> {
   const { functions } = deps;
-  return (c) => {
+  return async (c) => {
     const { name, version } = c.req.valid("param");
-    const found = functions.getVersion(name, version);
+    const found = await functions.version(name, version);
     if (!found) throw notFoundError(functions.get(name) ? `function '${name}' has no version ${version}` : `no function named '${name}'`);
     return c.json(versionJson(found, describer(deps)), 200);
   };
 }
 
 function deleteFunction({ functions }: FunctionsDeps): RouteHandler<Routes["remove"]> {
-  return (c) => {
+  return async (c) => {
     const { name } = c.req.valid("param");
-    if (!functions.delete(name)) throw unknownFunction(name);
+    if (!(await functions.delete(name))) throw unknownFunction(name);
     return c.body(null, 204);
   };
 }

@@ -3,7 +3,7 @@ import type { RunnerHealth } from "../../core/runner.js";
 import { validationHook } from "../errors.js";
 
 /** Each part of the gateway that /healthz checks, by name; each reports `ready` and what else it shows. */
-export type HealthChecks = Record<string, () => RunnerHealth>;
+export type HealthChecks = Record<string, () => RunnerHealth | Promise<RunnerHealth>>;
 
 const Part = z.object({ ready: z.boolean() }).catchall(z.unknown());
 const HealthSchema = z
@@ -35,8 +35,10 @@ export function healthApi(deps: { checks: HealthChecks }) {
         503: { content: { "application/json": { schema: HealthSchema } }, description: "A part is not ready" },
       },
     }),
-    (c) => {
-      const parts = Object.fromEntries(Object.entries(deps.checks).map(([name, check]) => [name, check()]));
+    async (c) => {
+      const parts = Object.fromEntries(
+        await Promise.all(Object.entries(deps.checks).map(async ([name, check]) => [name, await check()] as const)),
+      );
       const body = { ok: Object.values(parts).every((part) => part.ready), ...parts } as z.infer<typeof HealthSchema>;
       return body.ok ? c.json(body, 200) : c.json(body, 503);
     },

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { type InvocationSummary, TRIGGERS } from "../../core/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
-import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
+import type { InvocationRecords } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, requires } from "../schemas.js";
 
@@ -78,18 +79,28 @@ const InvocationSchema = z
     id: z.string().openapi({ example: "0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f" }),
     function: FunctionNameSchema,
     version: z.number().int(),
+    node: z.string().openapi({ description: "The gateway (node id) that ran it" }),
+    trigger: z.enum(TRIGGERS).openapi({ description: "http: a caller waited on it; async: a queued job; schedule: a schedule's tick" }),
+    attempt: z.number().int().openapi({ description: "1 for a first attempt, 2 for its first retry, …" }),
     status: z.enum(INVOCATION_STATUSES),
     http_status: z.number().int().nullable(),
     started_at: z.string(),
     duration_ms: z.number().nullable(),
+    first_byte_ms: z.number().nullable().openapi({ description: "Milliseconds from the start to the first byte of the answer" }),
     exit_code: z.number().int().nullable(),
     signal: z.string().nullable(),
     request_bytes: z.number().int(),
     response_bytes: z.number().int().nullable(),
     stdout_truncated: z.boolean(),
     stderr_truncated: z.boolean(),
+    stdout_dropped_bytes: z.number().int().openapi({ description: "Bytes of stdout not stored (LOG_OUTPUT_MAX_BYTES)" }),
+    stderr_dropped_bytes: z.number().int(),
     error: z.string().nullable(),
     blocked_syscall: z.string().nullable(),
+    denied_syscalls: z
+      .array(z.object({ name: z.string(), count: z.number().int() }))
+      .nullable()
+      .openapi({ description: "System calls the sandbox refused with EPERM during the run, as the kernel named them" }),
     method: z.string(),
     path: z.string(),
   })
@@ -105,29 +116,36 @@ export function invocationJson(row: InvocationSummary): z.infer<typeof Invocatio
     id: row.id,
     function: row.functionName,
     version: row.version,
+    node: row.node,
+    trigger: row.trigger,
+    attempt: row.attempt,
     status: row.status,
     http_status: row.httpStatus,
     started_at: isoTime(row.startedAt),
     duration_ms: row.durationMs,
+    first_byte_ms: row.firstByteMs,
     exit_code: row.exitCode,
     signal: row.signal,
     request_bytes: row.requestBytes,
     response_bytes: row.responseBytes,
     stdout_truncated: row.stdoutTruncated,
     stderr_truncated: row.stderrTruncated,
+    stdout_dropped_bytes: row.stdoutDroppedBytes,
+    stderr_dropped_bytes: row.stderrDroppedBytes,
     error: row.error,
     blocked_syscall: row.blockedSyscall,
+    denied_syscalls: row.deniedSyscalls,
     method: row.method,
     path: row.path,
   };
 }
 
 /** `?after=<id>`: what finished after invocation `id`, oldest first; 400 for an id the log does not hold. */
-function pageAfter(invocations: InvocationLog, after: string, query: z.infer<typeof ListQuery>) {
-  const finishedSeq = invocations.finishedSeqOf(after);
+async function pageAfter(invocations: InvocationRecords, after: string, query: z.infer<typeof ListQuery>) {
+  const finishedSeq = await invocations.finishedSeqOf(after);
   if (finishedSeq === undefined) throw new ApiError(400, "unknown_invocation", `after: no invocation with id '${after}' in the log`);
   if (finishedSeq === null) throw new ApiError(400, "still_running", `after: invocation '${after}' has not finished yet`);
-  const page = invocations.list({
+  const page = await invocations.list({
     functionName: query.function,
     status: query.status,
     since: query.since,
@@ -140,7 +158,7 @@ function pageAfter(invocations: InvocationLog, after: string, query: z.infer<typ
 }
 
 /** The log's query API, mounted at /api/invocations: a page of the log, one invocation. */
-export function invocationsApi(deps: { invocations: InvocationLog }) {
+export function invocationsApi(deps: { invocations: InvocationRecords }) {
   const { invocations } = deps;
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
@@ -171,10 +189,10 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
         401: json(ErrorSchema, "Missing or wrong token"),
       },
     }),
-    (c) => {
+    async (c) => {
       const query = c.req.valid("query");
-      if (query.after !== undefined) return c.json(pageAfter(invocations, query.after, query), 200);
-      const page = invocations.list({
+      if (query.after !== undefined) return c.json(await pageAfter(invocations, query.after, query), 200);
+      const page = await invocations.list({
         functionName: query.function,
         status: query.status,
         since: query.since,
@@ -213,9 +231,9 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
         404: json(ErrorSchema, "No such invocation"),
       },
     }),
-    (c) => {
+    async (c) => {
       const { id } = c.req.valid("param");
-      const row = invocations.get(id);
+      const row = await invocations.get(id);
       if (!row) throw notFoundError(`no invocation with id '${id}'`);
       return c.json({ ...invocationJson(row), stdout: row.stdout, stderr: row.stderr }, 200);
     },

@@ -1,18 +1,19 @@
 import { performance } from "node:perf_hooks";
 import { type Context, Hono } from "hono";
+import type { InvocationFeed } from "../../cluster/feed.js";
+import type { FunctionCatalog } from "../../cluster/functions.js";
+import type { TokenRegistry } from "../../cluster/tokens.js";
 import type { Config } from "../../core/config.js";
 import { log } from "../../core/log.js";
 import type { InvocationSpec, Runner } from "../../core/runner.js";
 import { grantsInvoke } from "../../core/scopes.js";
-import type { FunctionStore, FunctionVersion } from "../../db/functions.js";
-import type { InvocationLog } from "../../db/invocations.js";
-import type { TokenStore } from "../../db/tokens.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { missingPackageHint } from "../../packages/hints.js";
+import type { FunctionVersion } from "../../store/contract.js";
+import type { InvocationLogWriter } from "../../store/log-writer.js";
 import type { Admission, ReadingLimit } from "../admission.js";
 import { type CappedBody, declaresBody, incomingOf, readBodyWithin } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
-import type { InvocationFeed } from "../feed.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
 import { type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
 import { type InvocationTarget, parseTarget } from "../invoke/target.js";
@@ -22,14 +23,15 @@ import { type InvocationIdEnv, invocationId } from "../middleware/invocation-id.
 
 export interface InvokeDeps {
   config: Config;
-  functions: FunctionStore;
-  invocations: InvocationLog;
+  functions: FunctionCatalog;
+  /** Writes the log's rows (batched; spooled while the database is away). */
+  log: InvocationLogWriter;
   runner: Runner;
-  tokens: TokenStore;
+  tokens: TokenRegistry;
   admission: Admission;
   /** Request bodies being received, before admission. */
   reading: ReadingLimit;
-  /** Where each finished invocation is published (the live stream). */
+  /** The live stream, told when this gateway wrote ends. */
   feed?: InvocationFeed;
   /** Counts invocations, refusals and log writes for /metrics. */
   metrics?: GatewayMetrics;
@@ -54,7 +56,7 @@ export function invokeApi(deps: InvokeDeps) {
 }
 
 async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Response> {
-  const { config, invocations, runner } = deps;
+  const { config, runner } = deps;
   const id = c.get("invocationId");
   if (UNSUPPORTED_METHODS.has(c.req.method)) {
     throw new ApiError(405, "method_not_allowed", `${c.req.method} cannot invoke a function`, {
@@ -63,33 +65,34 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   }
   const target = parseTarget(new URL(c.req.url).pathname);
   if (!target) throw notFoundError("no such function");
-  const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
+  const fn = await authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
+  if (!deps.log.accepting) {
+    // The database is away and the spool on this gateway's disk is full: a row could not be kept.
+    throw new ApiError(503, "log_unavailable", "the database is unreachable and this gateway's log spool is full (SPOOL_MAX_MB); retry later", {
+      "Retry-After": "5",
+    });
+  }
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
   // The log must not stand between a caller and its answer: a failed write (a full disk) is
   // reported on stderr and by /healthz, and the invocation goes on without its row.
-  const logStart = (requestBytes: number) => {
+  const logStart = async (requestBytes: number) => {
     try {
-      const writing = performance.now();
-      const started = invocations.start({ ...row, requestBytes });
-      deps.metrics?.observeLogWrite("start", (performance.now() - writing) / 1000);
-      return { ...started, requestBytes };
+      await deps.log.start({ ...row, requestBytes });
+      return true;
     } catch (err) {
       log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id} could not be logged: ${(err as Error).message}`);
-      return null;
+      return false;
     }
   };
-  // Ends are written with the other ends of this event-loop turn in one transaction, before the
-  // answer goes out: a client that reads the log next finds the row.
-  const logEnd = async (started: ReturnType<typeof logStart>, outcome: Outcome) => {
+  // Ends are written with the other ends of this event-loop turn, before the answer goes out: a
+  // client that reads the log next finds the row.
+  const logEnd = async (started: boolean, outcome: Outcome) => {
     deps.metrics?.invocationEnded(fn.name, outcome.end.status, outcome.end.durationMs);
-    if (started === null) return;
+    if (!started) return;
     try {
-      const writing = performance.now();
-      const flags = await invocations.finishSoon(started.seq, outcome.end);
-      deps.metrics?.observeLogWrite("finish", (performance.now() - writing) / 1000);
-      const { stdout: _stdout, stderr: _stderr, ...end } = outcome.end;
-      deps.feed?.publish({ ...row, ...started, ...end, ...flags });
+      await deps.log.finish(id, outcome.end);
+      deps.feed?.nudge();
     } catch (err) {
       // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
       log.error({ err, invocation_id: id, function: fn.name }, `invocation ${id}: could not record its end: ${(err as Error).message}`);
@@ -99,7 +102,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   /** Logs a refusal (the body unread or dropped) and answers it. */
   const refuse = async (reason: RejectionReason, outcome: Outcome) => {
     deps.metrics?.rejected(reason);
-    await logEnd(logStart(0), outcome);
+    await logEnd(await logStart(0), outcome);
     return outcome.response;
   };
 
@@ -172,7 +175,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       ...(packagesDir !== undefined ? { packagesDir } : {}),
     };
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
-    const started = logStart(body.byteLength);
+    const started = await logStart(body.byteLength);
     const runStarted = performance.now();
     let outcome: Outcome;
     try {
@@ -198,9 +201,9 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
  * are not for anonymous callers to probe; nor, with a token whose scopes do not cover the name
  * (403), for its holder.
  */
-function authorize(functions: FunctionStore, target: InvocationTarget, token: TokenCheck): FunctionVersion {
+async function authorize(functions: FunctionCatalog, target: InvocationTarget, token: TokenCheck): Promise<FunctionVersion> {
   const current = functions.get(target.name);
-  const fn = current && (target.version === null ? current : functions.getVersion(target.name, target.version));
+  const fn = current && (target.version === null ? current : await functions.version(target.name, target.version));
   // An old version is public only while the current one is too: making a function private covers every version.
   const open = current?.public === true && (fn === undefined || fn.public);
   if (!open) {

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { grants } from "../../core/scopes.js";
-import type { TokenStore } from "../../db/tokens.js";
+import type { TokenRegistry } from "../../cluster/tokens.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { checkBearer, forbidden, unauthorized } from "../middleware/auth.js";
 
@@ -9,7 +9,7 @@ import { checkBearer, forbidden, unauthorized } from "../middleware/auth.js";
  * `metrics:read` scope (or admin): function names and traffic are not for anonymous callers.
  * The console's session is not accepted here; a scraper holds a token of its own.
  */
-export function metricsApi(deps: { metrics: GatewayMetrics; tokens: TokenStore }) {
+export function metricsApi(deps: { metrics: GatewayMetrics; tokens: TokenRegistry }) {
   const app = new Hono();
   app.get("/", async (c) => {
     const check = checkBearer(c.req.header("authorization"), deps.tokens);

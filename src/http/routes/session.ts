@@ -2,14 +2,14 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
-import type { TokenStore } from "../../db/tokens.js";
+import type { TokenRegistry } from "../../cluster/tokens.js";
 import { ApiError, describeZodError } from "../errors.js";
 import { requireConsoleRequest, SESSION_COOKIE, SESSION_TTL_MS, type SessionStore, sessionToken } from "../middleware/session.js";
 
 const SignIn = z.strictObject({ token: z.string().min(1).max(1024) });
 
 /** POST /api/session (sign in with the token), GET (signed in?), DELETE (sign out); mounted at /api/session before the API's guard. */
-export function sessionApi(tokens: TokenStore, sessions: SessionStore) {
+export function sessionApi(tokens: TokenRegistry, sessions: SessionStore) {
   const app = new Hono();
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", "the sign-in body is at most 4 KiB");
@@ -31,7 +31,7 @@ export function sessionApi(tokens: TokenStore, sessions: SessionStore) {
     const signedIn = tokens.authenticate(parsed.data.token);
     if (signedIn.kind !== "ok")
       throw new ApiError(401, "unauthorized", signedIn.kind === "expired" ? "the token has expired" : "invalid token");
-    setCookie(c, SESSION_COOKIE, sessions.create(signedIn.token.id), {
+    setCookie(c, SESSION_COOKIE, await sessions.create(signedIn.token.id), {
       httpOnly: true,
       sameSite: "Strict",
       path: "/",
@@ -42,17 +42,17 @@ export function sessionApi(tokens: TokenStore, sessions: SessionStore) {
   });
 
   // Whether the browser's cookie (which the console's script cannot see) is a live session.
-  app.get("/", (c) => {
+  app.get("/", async (c) => {
     requireConsoleRequest(c);
     const sessionId = getCookie(c, SESSION_COOKIE);
-    const token = sessionId === undefined ? null : sessionToken(tokens, sessions, sessionId);
+    const token = sessionId === undefined ? null : await sessionToken(tokens, sessions, sessionId);
     return c.json({ signed_in: token !== null, scopes: token?.scopes ?? [] }, 200);
   });
 
-  app.delete("/", (c) => {
+  app.delete("/", async (c) => {
     requireConsoleRequest(c);
     const sessionId = getCookie(c, SESSION_COOKIE);
-    if (sessionId !== undefined) sessions.delete(sessionId);
+    if (sessionId !== undefined) await sessions.delete(sessionId);
     deleteCookie(c, SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "Strict" });
     return c.body(null, 204);
   });

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ERROR_STATUSES, INVOCATION_STATUSES } from "../../core/statuses.js";
-import type { FunctionStore } from "../../db/functions.js";
-import type { InvocationLog } from "../../db/invocations.js";
+import type { FunctionCatalog } from "../../cluster/functions.js";
+import type { InvocationRecords } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
 
@@ -45,7 +45,7 @@ export function parseWindow(text: string): number | null {
 }
 
 /** Per-function stats over a window, mounted at /api/functions. */
-export function statsApi(deps: { functions: FunctionStore; invocations: InvocationLog; now?: () => number }) {
+export function statsApi(deps: { functions: FunctionCatalog; invocations: InvocationRecords; now?: () => number }) {
   const { functions, invocations } = deps;
   const now = deps.now ?? Date.now;
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -80,7 +80,7 @@ export function statsApi(deps: { functions: FunctionStore; invocations: Invocati
       const windowMs = parseWindow(window);
       if (windowMs === null) throw new ApiError(400, "invalid_request", "window: invalid");
       // A deleted function's log stays queryable, so its stats do too.
-      if (!functions.get(name) && !invocations.hasFunction(name)) throw notFoundError(`no function named '${name}'`);
+      if (!functions.get(name) && !(await invocations.hasFunction(name))) throw notFoundError(`no function named '${name}'`);
       // `until` is exclusive; +1 includes an invocation that started in this very millisecond.
       const until = now() + 1;
       const since = until - windowMs;

@@ -1,10 +1,10 @@
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
+import { type InvocationFeed, MAX_SUBSCRIBERS } from "../../cluster/feed.js";
+import type { InvocationSummary } from "../../core/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
-import type { InvocationSummary } from "../../db/invocations.js";
 import { ApiError, describeZodError } from "../errors.js";
-import { type InvocationFeed, MAX_SUBSCRIBERS } from "../feed.js";
 import { requireScope } from "../middleware/auth.js";
 import { FunctionNameSchema } from "../schemas.js";
 import { invocationJson } from "./invocations.js";
@@ -20,7 +20,8 @@ const StreamQuery = z.strictObject({
 
 /**
  * GET /api/invocations/stream (mounted there, before /api/invocations/:id): an `invocation`
- * event per finished row, filtered like the list, and a `: keep-alive` comment every 15 s. A
+ * event per finished row of any gateway on the database, filtered like the list, and a
+ * `: keep-alive` comment every 15 s. A
  * slow or vanished client costs a bounded buffer: past STREAM_BUFFER waiting rows the oldest go.
  */
 export function streamApi(feed: InvocationFeed, keepAliveMs = KEEP_ALIVE_MS) {
@@ -36,7 +37,7 @@ export function streamApi(feed: InvocationFeed, keepAliveMs = KEEP_ALIVE_MS) {
       const queue: InvocationSummary[] = [];
       let dropped = 0;
       let wake: (() => void) | null = null;
-      const unsubscribe = feed.subscribe((row) => {
+      const { ready, unsubscribe } = feed.subscribe((row) => {
         if (filter.function !== undefined && row.functionName !== filter.function) return;
         if (filter.status !== undefined && row.status !== filter.status) return;
         if (queue.length >= STREAM_BUFFER) {
@@ -52,6 +53,7 @@ export function streamApi(feed: InvocationFeed, keepAliveMs = KEEP_ALIVE_MS) {
         wake?.();
       });
       try {
+        await ready;
         await stream.write(": connected\n\n");
         while (!closed) {
           if (dropped > 0) {

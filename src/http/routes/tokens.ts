@@ -1,14 +1,15 @@
 import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
 import { SCOPE_PATTERN } from "../../core/scopes.js";
 import { requiredField } from "../../core/settings.js";
-import type { TokenRecord, TokenStore } from "../../db/tokens.js";
+import type { TokenRegistry } from "../../cluster/tokens.js";
+import type { TokenRecord } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { isoTime, json, requires } from "../schemas.js";
 
 // /api/tokens (admin only): create a scoped token (shown once), list tokens (never a secret), revoke one.
 
 export interface TokensDeps {
-  tokens: TokenStore;
+  tokens: TokenRegistry;
   now?: () => number;
 }
 
@@ -106,11 +107,11 @@ const tokenJson = (t: TokenRecord) => ({
 });
 
 function createToken({ tokens, now = Date.now }: TokensDeps): RouteHandler<typeof routes.create> {
-  return (c) => {
+  return async (c) => {
     const { name, scopes, expires_at } = c.req.valid("json");
     const expiresAt = expires_at === undefined ? null : Date.parse(expires_at);
     if (expiresAt !== null && expiresAt <= now()) throw new ApiError(400, "invalid_request", "expires_at: must be in the future");
-    const { record, token } = tokens.create(name, scopes, expiresAt);
+    const { record, token } = await tokens.create(name, scopes, expiresAt);
     c.header("Cache-Control", "no-store");
     return c.json({ ...tokenJson(record), token }, 201);
   };
@@ -121,9 +122,9 @@ function listTokens({ tokens }: TokensDeps): RouteHandler<typeof routes.list> {
 }
 
 function deleteToken({ tokens }: TokensDeps): RouteHandler<typeof routes.remove> {
-  return (c) => {
+  return async (c) => {
     const { id } = c.req.valid("param");
-    if (!tokens.delete(id)) throw notFoundError(`no token with id '${id}'`);
+    if (!(await tokens.delete(id))) throw notFoundError(`no token with id '${id}'`);
     return c.body(null, 204);
   };
 }

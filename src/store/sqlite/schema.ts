@@ -1,7 +1,11 @@
 import { index, integer, primaryKey, real, type SQLiteColumnBuilderBase, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { RUNTIMES } from "../core/runtimes.js";
-import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../core/settings.js";
-import { INVOCATION_STATUSES } from "../core/statuses.js";
+import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
+import { RUNTIMES } from "../../core/runtimes.js";
+import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
+import { INVOCATION_STATUSES } from "../../core/statuses.js";
+
+// The SQLite schema (the embedded engine). `../postgres/schema.ts` states the same tables for
+// PostgreSQL; the store tests run against both, so the two cannot drift apart unnoticed.
 
 /** A registered function: its name and which of its versions is current. Timestamps are epoch ms. */
 export const functions = sqliteTable("functions", {
@@ -14,6 +18,8 @@ export const functions = sqliteTable("functions", {
   pendingVersion: integer("pending_version"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
+  /** Grows with every change to this row, so caches on other gateways can tell which state is newer. */
+  revision: integer("revision").notNull().default(1),
 });
 
 /** One column per function setting (`core/settings.ts`); the `satisfies` keeps the two lists equal. */
@@ -64,8 +70,14 @@ export const invocations = sqliteTable(
     id: text("id").notNull().unique(),
     functionName: text("function_name").notNull(),
     version: integer("version").notNull(),
+    /** The gateway that ran it ("" for rows from before gateways had ids). */
+    node: text("node").notNull().default(""),
+    trigger: text("trigger", { enum: TRIGGERS }).notNull().default("http"),
+    attempt: integer("attempt").notNull().default(1),
+    jobId: text("job_id"),
     startedAt: integer("started_at").notNull(),
     durationMs: real("duration_ms"),
+    firstByteMs: real("first_byte_ms"),
     exitCode: integer("exit_code"),
     signal: text("signal"),
     status: text("status", { enum: INVOCATION_STATUSES }).notNull(),
@@ -76,8 +88,11 @@ export const invocations = sqliteTable(
     stderr: text("stderr").notNull().default(""),
     stdoutTruncated: integer("stdout_truncated", { mode: "boolean" }).notNull().default(false),
     stderrTruncated: integer("stderr_truncated", { mode: "boolean" }).notNull().default(false),
+    stdoutDroppedBytes: integer("stdout_dropped_bytes").notNull().default(0),
+    stderrDroppedBytes: integer("stderr_dropped_bytes").notNull().default(0),
     error: text("error"),
     blockedSyscall: text("blocked_syscall"),
+    deniedSyscalls: text("denied_syscalls", { mode: "json" }).$type<DeniedSyscall[]>(),
     method: text("method").notNull(),
     path: text("path").notNull(),
     /** The order in which invocations finished (null while running): what `?after=` follows. */
@@ -117,4 +132,26 @@ export const tokens = sqliteTable("tokens", {
 export const settings = sqliteTable("settings", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
+});
+
+/** Console sessions, keyed by the SHA-256 (hex) of the id the browser holds. */
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    key: text("key").primaryKey(),
+    tokenId: text("token_id").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("sessions_expires_at").on(t.expiresAt)],
+);
+
+/** The gateways that use this database (one, on SQLite), with their heartbeats. */
+export const nodes = sqliteTable("nodes", {
+  id: text("id").primaryKey(),
+  version: text("version").notNull(),
+  startedAt: integer("started_at").notNull(),
+  heartbeatAt: integer("heartbeat_at").notNull(),
+  inFlight: integer("in_flight").notNull().default(0),
+  stoppedAt: integer("stopped_at"),
+  lostAt: integer("lost_at"),
 });

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { Config } from "../core/config.js";
+import type { Store } from "./contract.js";
 
 /**
  * Functions' env values at rest: AES-256-GCM, a random 96-bit IV per value, and the function's
@@ -70,6 +71,11 @@ export class SecretBox {
     }
   }
 
+  /** Whether this box holds the key with id `id` (the current one or an older one). */
+  opens(id: string): boolean {
+    return this.keys.has(id);
+  }
+
   /** Whether a sealed value was sealed with the current key. */
   isCurrent(sealed: string): boolean {
     return sealed.startsWith(`${FORMAT}:${this.currentKeyId}:`);
@@ -133,4 +139,26 @@ export function loadSecretBox(config: Config): { box: SecretBox; createdKeyFile:
   const next = nextKeyFile(config.SECRETS_KEY_FILE);
   if (fs.existsSync(next)) older.push(parseKey(fs.readFileSync(next, "utf8"), next));
   return { box: new SecretBox(key, older), createdKeyFile: created ? config.SECRETS_KEY_FILE : null };
+}
+
+/** Where the store keeps the id of the key every gateway seals with (a check value: the id, never the key). */
+const KEY_ID_SETTING = "secrets_key_id";
+
+/**
+ * Every gateway on one database must seal with the same key. The first to start records its key's
+ * id; one started with another key refuses to start, saying so, rather than seal values the others
+ * cannot open. A gateway that holds the recorded key as an older one (a rotation: SECRETS_KEY_PREVIOUS)
+ * has just re-sealed everything with its new key, and records that instead.
+ */
+export async function checkSecretsKey(store: Store, box: SecretBox): Promise<void> {
+  const recorded = await store.settings.setIfAbsent(KEY_ID_SETTING, box.currentKeyId);
+  if (recorded === box.currentKeyId) return;
+  if (box.opens(recorded)) {
+    await store.settings.set(KEY_ID_SETTING, box.currentKeyId);
+    return;
+  }
+  throw new SecretsError(
+    `this gateway's secrets key (id ${box.currentKeyId}) is not the one the database's values are sealed with (id ${recorded}): ` +
+      "every gateway on one database needs the same SECRETS_KEY (or key file); to change it, rotate (README, Secrets at rest)",
+  );
 }

@@ -1,113 +1,43 @@
-// The invocation log. Longer than most files: its writes (the `running` row, the batched ends),
-// reads (pages by cursor or `after`, one row, stats) and pruning share its prepared statements
-// and one invariant they all rely on, that started_at never decreases as seq grows.
+// The invocation log in SQLite. Longer than most files: its writes (the `running` rows, the
+// ends), reads (pages by cursor or `after`, one row, stats) and pruning share its prepared
+// statements and one invariant they all rely on, that started_at never decreases as seq grows.
 import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type SQL, sql } from "drizzle-orm";
-import { type EndStatus, INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../core/statuses.js";
+import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStats, StoredEnd } from "../../core/invocations.js";
+import { INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../../core/statuses.js";
+import type { InvocationRecords, StartedRow } from "../contract.js";
 import type { Db } from "./client.js";
 import type { ReadInBackground } from "./reader.js";
 import { invocations } from "./schema.js";
 
-export type InvocationRow = typeof invocations.$inferSelect;
-/** A row as listed: everything but the stdout/stderr bodies. */
-export type InvocationSummary = Omit<InvocationRow, "stdout" | "stderr">;
-
-/** What is known when an invocation starts; the row is written with status `running`. */
-export interface InvocationStart {
-  id: string;
-  functionName: string;
-  version: number;
-  requestBytes: number;
-  method: string;
-  path: string;
-}
-
-export interface InvocationLogOptions {
-  /** The wall clock in epoch ms; tests pass their own. */
-  now?: () => number;
-  /** Where reads that may touch many rows run (stats); see OpenedDatabase. */
-  readInBackground: ReadInBackground;
-  /** Bytes of stdout and of stderr stored per invocation (LOG_OUTPUT_MAX_BYTES); the rest is flagged truncated. */
-  maxOutputBytes?: number;
-}
-
-/** How an invocation ended. */
-export interface InvocationEnd {
-  status: EndStatus;
-  durationMs: number | null;
-  exitCode: number | null;
-  signal: string | null;
-  httpStatus: number | null;
-  responseBytes: number | null;
-  stdout: string;
-  stderr: string;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  error: string | null;
-  blockedSyscall: string | null;
-}
-
-export interface InvocationFilter {
-  functionName?: string;
-  status?: InvocationStatus;
-  /** Inclusive lower bound on started_at (epoch ms). */
-  since?: number;
-  /** Exclusive upper bound on started_at (epoch ms). */
-  until?: number;
-  /** Only rows older than this key (the cursor). */
-  beforeSeq?: number;
-  /** Instead: only rows that finished after this finish key, oldest first (`?after=`). */
-  afterFinishedSeq?: number;
-  limit: number;
-}
-
-export interface InvocationPage {
-  items: InvocationSummary[];
-  /** Key of the last item when more rows follow, else null. */
-  nextBeforeSeq: number | null;
-  /** With afterFinishedSeq: whether more rows follow the last item already. */
-  more: boolean;
-}
-
-export interface InvocationStats {
-  count: number;
-  byStatus: Record<InvocationStatus, number>;
-  durationMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null; mean: number | null };
-}
+/** Each engine's row is the log's vocabulary, field for field. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const rowsMatch: Same<typeof invocations.$inferSelect, InvocationRow> = true;
+void rowsMatch;
 
 const { stdout: _stdout, stderr: _stderr, ...summaryColumns } = getTableColumns(invocations);
 
-/** Message stored on rows that were still running when the gateway stopped. */
-export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ran";
+export interface SqliteLogOptions {
+  /** Where reads that may touch many rows run (stats); see reader.ts. */
+  readInBackground: ReadInBackground;
+  /** Bytes of the database's pages in use. */
+  usedBytes: () => number;
+}
 
 /**
- * The invocation log. `start` and `finish` are on every invocation's path, so they use
- * prepared statements; everything else is built per call. `start` writes at once (a `running`
- * row is durable before the run starts); `finishSoon` writes the ends of one event-loop turn
- * together in one transaction right after it (one commit instead of one per invocation).
+ * The log's statements. `start` and `finish` are on every invocation's path, so they use
+ * prepared statements; everything else is built per call.
  */
-export class InvocationLog {
+export class SqliteInvocations implements InvocationRecords {
   private readonly insertRunning;
   private readonly updateEnd;
-  private readonly now: () => number;
-  private readonly maxOutputBytes: number;
   private readonly readInBackground: ReadInBackground;
-  /** Ends recorded this turn by `finishSoon`, not yet written. */
-  private pendingEnds: {
-    seq: number;
-    end: InvocationEnd;
-    result?: ReturnType<InvocationLog["finish"]>;
-    written: (result: ReturnType<InvocationLog["finish"]>) => void;
-    failed: (error: unknown) => void;
-  }[] = [];
-  /** The newest started_at handed out; started_at never goes below it (see `nextStartedAt`). */
+  /** The newest started_at written; started_at never goes below it (see `start`). */
   private lastStartedAt: number;
 
   constructor(
     private readonly db: Db,
-    options: InvocationLogOptions,
+    private readonly options: SqliteLogOptions,
   ) {
-    this.now = options.now ?? Date.now;
-    this.maxOutputBytes = options.maxOutputBytes ?? Number.POSITIVE_INFINITY;
     this.readInBackground = options.readInBackground;
     this.lastStartedAt =
       db
@@ -121,12 +51,17 @@ export class InvocationLog {
         id: p("id"),
         functionName: p("functionName"),
         version: p("version"),
+        node: p("node"),
+        trigger: p("trigger"),
+        attempt: p("attempt"),
+        jobId: p("jobId"),
         startedAt: p("startedAt"),
         status: "running",
         requestBytes: p("requestBytes"),
         method: p("method"),
         path: p("path"),
       })
+      .onConflictDoNothing()
       .returning({ seq: invocations.seq })
       .prepare();
     this.updateEnd = db
@@ -134,6 +69,7 @@ export class InvocationLog {
       .set({
         status: sql`${p("status")}`,
         durationMs: sql`${p("durationMs")}`,
+        firstByteMs: sql`${p("firstByteMs")}`,
         exitCode: sql`${p("exitCode")}`,
         signal: sql`${p("signal")}`,
         httpStatus: sql`${p("httpStatus")}`,
@@ -142,104 +78,98 @@ export class InvocationLog {
         stderr: sql`${p("stderr")}`,
         stdoutTruncated: sql`${p("stdoutTruncated")}`,
         stderrTruncated: sql`${p("stderrTruncated")}`,
+        stdoutDroppedBytes: sql`${p("stdoutDroppedBytes")}`,
+        stderrDroppedBytes: sql`${p("stderrDroppedBytes")}`,
         error: sql`${p("error")}`,
         blockedSyscall: sql`${p("blockedSyscall")}`,
+        deniedSyscalls: sql`${p("deniedSyscalls")}`,
         finishedSeq: sql`(select coalesce(max(${invocations.finishedSeq}), 0) + 1 from ${invocations})`,
       })
       // A row ends once: when shutdown or a restart has marked it `interrupted`, a late end changes nothing.
-      .where(and(eq(invocations.seq, p("seq")), eq(invocations.status, "running")))
+      .where(and(eq(invocations.id, p("id")), eq(invocations.status, "running")))
       .returning({ finishedSeq: invocations.finishedSeq })
       .prepare();
   }
 
   /**
-   * The wall clock, held at its last value if it steps backwards: started_at then never
-   * decreases as seq grows, which is what lets `list` turn since/until into a key range.
+   * Rows in one transaction. started_at is held at its last value if the clock steps backwards:
+   * it then never decreases as seq grows, which is what lets `list` turn since/until into a key range.
    */
-  private nextStartedAt(): number {
-    this.lastStartedAt = Math.max(this.now(), this.lastStartedAt);
-    return this.lastStartedAt;
-  }
-
-  /** Writes the row with status `running`, before the runner starts; returns its key and start time. */
-  start(row: InvocationStart): { seq: number; startedAt: number } {
-    const startedAt = this.nextStartedAt();
-    // all(), not get(): get() stops at the first row and resets the statement, and the commit's
-    // error (SQLITE_FULL on a full disk) is lost there; all() steps to the end, where it is thrown.
-    const [inserted] = this.insertRunning.all({ ...row, startedAt });
-    if (!inserted) throw new Error("invocation insert returned no row");
-    return { seq: inserted.seq, startedAt };
-  }
-
-  /** Records how the invocation ended (only if the row is still `running`); returns the truncation flags and finish key as stored. */
-  finish(seq: number, end: InvocationEnd): { stdoutTruncated: boolean; stderrTruncated: boolean; finishedSeq: number | null } {
-    const stdout = clip(end.stdout, this.maxOutputBytes);
-    const stderr = clip(end.stderr, this.maxOutputBytes);
-    this.bytesWritten += stdout.text.length + stderr.text.length;
-    const flags = { stdoutTruncated: end.stdoutTruncated || stdout.clipped, stderrTruncated: end.stderrTruncated || stderr.clipped };
-    const ended = this.updateEnd.get({
-      seq,
-      ...end,
-      stdout: stdout.text,
-      stderr: stderr.text,
-      // SQLite has no boolean; the prepared SET bypasses the column's mapping.
-      stdoutTruncated: flags.stdoutTruncated ? 1 : 0,
-      stderrTruncated: flags.stderrTruncated ? 1 : 0,
-    });
-    return { ...flags, finishedSeq: ended?.finishedSeq ?? null };
-  }
-
-  /** Output bytes recorded since the counter was last reset: what the byte budget's check looks at. */
-  bytesWritten = 0;
-
-  /** Like `finish`, written with the other ends of this event-loop turn in one transaction; resolves once written. */
-  finishSoon(seq: number, end: InvocationEnd): Promise<ReturnType<InvocationLog["finish"]>> {
-    return new Promise((written, failed) => {
-      if (this.pendingEnds.length === 0) setImmediate(() => this.flush());
-      this.pendingEnds.push({ seq, end, written, failed });
+  async start(rows: StartedRow[]): Promise<{ id: string; seq: number; startedAt: number }[]> {
+    return this.db.transaction(() => {
+      const written: { id: string; seq: number; startedAt: number }[] = [];
+      for (const row of rows) {
+        const startedAt = Math.max(row.startedAt, this.lastStartedAt);
+        // all(), not get(): get() stops at the first row and resets the statement, and the commit's
+        // error (SQLITE_FULL on a full disk) is lost there; all() steps to the end, where it is thrown.
+        const [inserted] = this.insertRunning.all({
+          ...row,
+          trigger: row.trigger ?? "http",
+          attempt: row.attempt ?? 1,
+          jobId: row.jobId ?? null,
+          startedAt,
+        });
+        if (!inserted) continue;
+        this.lastStartedAt = startedAt;
+        written.push({ id: row.id, seq: inserted.seq, startedAt });
+      }
+      return written;
     });
   }
 
-  /** Writes the ends `finishSoon` recorded so far. */
-  flush(): void {
-    const pending = this.pendingEnds;
-    if (pending.length === 0) return;
-    this.pendingEnds = [];
-    try {
-      this.db.transaction(() => {
-        for (const item of pending) item.result = this.finish(item.seq, item.end);
-      });
-    } catch (error) {
-      for (const { failed } of pending) failed(error);
-      return;
-    }
-    for (const { written, result } of pending) written(result!);
+  async finish(ends: { id: string; end: StoredEnd }[]): Promise<(number | null)[]> {
+    return this.db.transaction(() =>
+      ends.map(({ id, end }) => {
+        const [ended] = this.updateEnd.all({
+          id,
+          ...end,
+          firstByteMs: end.firstByteMs ?? null,
+          deniedSyscalls: end.deniedSyscalls ? JSON.stringify(end.deniedSyscalls) : null,
+          // SQLite has no boolean; the prepared SET bypasses the column's mapping.
+          stdoutTruncated: end.stdoutTruncated ? 1 : 0,
+          stderrTruncated: end.stderrTruncated ? 1 : 0,
+        });
+        return ended?.finishedSeq ?? null;
+      }),
+    );
   }
 
-  /** Turns rows left `running` by a previous process into `interrupted`; returns how many. */
-  markInterrupted(): number {
-    this.flush(); // ends already known are not interruptions
+  async markInterrupted(node: string, message: string): Promise<number> {
+    // "": rows written before gateways had ids, by this data dir's one gateway.
+    return this.interruptRunning([node, ""], message);
+  }
+
+  /** Ends the `running` rows of these gateways as `interrupted` (synchronous: callable inside a transaction). */
+  interruptRunning(nodeIds: string[], message: string): number {
     return (
       this.db
         .update(invocations)
         // One scalar subquery, evaluated once: the rows end after every earlier one, in start order.
         .set({
           status: "interrupted",
-          error: INTERRUPTED_MESSAGE,
+          error: message,
           finishedSeq: sql`(select coalesce(max(${invocations.finishedSeq}), 0) from ${invocations}) + ${invocations.seq}`,
         })
-        .where(eq(invocations.status, "running"))
+        .where(and(eq(invocations.status, "running"), inArray(invocations.node, nodeIds)))
         .run().changes
     );
   }
 
-  /** The finish key of invocation `id`: undefined if there is no such row, null while it runs. */
-  finishedSeqOf(id: string): number | null | undefined {
+  async lastFinishedSeq(): Promise<number> {
+    return (
+      this.db
+        .select({ max: sql<number | null>`max(${invocations.finishedSeq})` })
+        .from(invocations)
+        .get()?.max ?? 0
+    );
+  }
+
+  async finishedSeqOf(id: string): Promise<number | null | undefined> {
     const row = this.db.select({ finishedSeq: invocations.finishedSeq }).from(invocations).where(eq(invocations.id, id)).get();
     return row?.finishedSeq;
   }
 
-  get(id: string): InvocationRow | undefined {
+  async get(id: string): Promise<InvocationRow | undefined> {
     return this.db.select().from(invocations).where(eq(invocations.id, id)).get();
   }
 
@@ -261,7 +191,7 @@ export class InvocationLog {
    * since/until become a key range (started_at grows with seq), so a window deep in the past
    * is a range scan of the primary key instead of a scan of everything newer.
    */
-  list(filter: InvocationFilter): InvocationPage {
+  async list(filter: InvocationFilter): Promise<InvocationPage> {
     const conditions: SQL[] = [];
     if (filter.functionName !== undefined) conditions.push(eq(invocations.functionName, filter.functionName));
     if (filter.status !== undefined) conditions.push(eq(invocations.status, filter.status));
@@ -290,7 +220,7 @@ export class InvocationLog {
   }
 
   /** Whether the log has ever seen this function (stats of a deleted function stay available). */
-  hasFunction(functionName: string): boolean {
+  async hasFunction(functionName: string): Promise<boolean> {
     return (
       this.db.select({ one: sql<number>`1` }).from(invocations).where(eq(invocations.functionName, functionName)).limit(1).get() !==
       undefined
@@ -351,7 +281,7 @@ export class InvocationLog {
    * `keepRows` counts keys, not rows: keys are AUTOINCREMENT and only the oldest rows are ever
    * deleted, so max(seq) - keepRows is exact unless gaps exist, and then it keeps fewer, never more.
    */
-  pruneBatch(options: { olderThan: number | null; keepRows: number | null; batchSize: number }): number {
+  async pruneBatch(options: { olderThan: number | null; keepRows: number | null; batchSize: number }): Promise<number> {
     const { olderThan, keepRows, batchSize } = options;
     let deleted = 0;
     if (olderThan !== null) {
@@ -382,14 +312,12 @@ export class InvocationLog {
   }
 
   /** Deletes the oldest `batchSize` rows (the byte budget's pruning); returns how many went. */
-  pruneOldest(batchSize: number): number {
+  async pruneOldest(batchSize: number): Promise<number> {
     const oldest = this.db.select({ seq: invocations.seq }).from(invocations).orderBy(invocations.seq).limit(batchSize);
     return this.db.delete(invocations).where(inArray(invocations.seq, oldest)).run().changes;
   }
-}
 
-/** The first `max` bytes of `text` as stored (a character cut in two becomes U+FFFD). */
-function clip(text: string, max: number): { text: string; clipped: boolean } {
-  if (text.length <= max / 3 || Buffer.byteLength(text) <= max) return { text, clipped: false };
-  return { text: Buffer.from(text).subarray(0, max).toString("utf8"), clipped: true };
+  async usedBytes(): Promise<number> {
+    return this.options.usedBytes();
+  }
 }

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { log as gatewayLog } from "../core/log.js";
-import type { InvocationLog } from "./invocations.js";
+import type { Store } from "./contract.js";
 
 export interface RetentionOptions {
   /** Rows older than this many days go; 0 keeps them regardless of age. */
@@ -8,25 +8,29 @@ export interface RetentionOptions {
   /** At most this many rows stay; 0 means no limit. */
   retentionRows: number;
   intervalMs: number;
-  /** The database's byte budget (LOG_MAX_MB in bytes); 0 means none. Pruned to 90% of it, oldest first. */
+  /** The log's byte budget (LOG_MAX_MB in bytes); 0 means none. Pruned to 90% of it, oldest first. */
   maxBytes?: number;
-  /** Bytes of the database in use; required with maxBytes. */
-  usedBytes?: () => number;
-  /** Rows deleted per statement; each batch holds the event loop for a few ms at most. */
+  /** Output bytes written since the last pass (the invocation log writer's counter), reset by each pass. */
+  written?: { bytesWritten: number };
+  /** Rows deleted per statement; each batch holds the event loop (or the database) briefly. */
   batchSize?: number;
   now?: () => number;
 }
 
 export interface Retention {
-  /** Prunes until nothing is left to prune; returns how many rows went. */
+  /** Prunes until nothing is left to prune; returns how many rows went (0 when another gateway is pruning). */
   runOnce(): Promise<number>;
   stop(): void;
 }
 
-/** Prunes the invocation log on an unref'd interval, in bounded batches with the event loop free between them. */
-export function startRetention(log: InvocationLog, options: RetentionOptions): Retention {
+/**
+ * Prunes the invocation log on an unref'd interval, in bounded batches. One gateway prunes at a
+ * time (the store's named lock): on a shared database the others skip their turn.
+ */
+export function startRetention(store: Store, options: RetentionOptions): Retention {
   const batchSize = options.batchSize ?? 1000;
   const now = options.now ?? Date.now;
+  const log = store.invocations;
   let running: Promise<number> | null = null;
   let stopped = false;
 
@@ -34,7 +38,7 @@ export function startRetention(log: InvocationLog, options: RetentionOptions): R
     let total = 0;
     for (;;) {
       if (stopped) return total;
-      const deleted = log.pruneBatch({
+      const deleted = await log.pruneBatch({
         olderThan: options.retentionDays > 0 ? now() - options.retentionDays * 24 * 3600_000 : null,
         keepRows: options.retentionRows > 0 ? options.retentionRows : null,
         batchSize,
@@ -46,14 +50,14 @@ export function startRetention(log: InvocationLog, options: RetentionOptions): R
     return total + (await pruneToBudget());
   }
 
-  /** Oldest rows first until the database is back under 90% of its budget, so it is not pruned again at once. */
+  /** Oldest rows first until the log is back under 90% of its budget, so it is not pruned again at once. */
   async function pruneToBudget(): Promise<number> {
-    const { maxBytes = 0, usedBytes } = options;
-    log.bytesWritten = 0;
-    if (maxBytes <= 0 || !usedBytes) return 0;
+    const maxBytes = options.maxBytes ?? 0;
+    if (options.written) options.written.bytesWritten = 0;
+    if (maxBytes <= 0) return 0;
     let total = 0;
-    while (!stopped && usedBytes() > maxBytes * 0.9) {
-      const deleted = log.pruneOldest(batchSize);
+    while (!stopped && (await log.usedBytes()) > maxBytes * 0.9) {
+      const deleted = await log.pruneOldest(batchSize);
       if (deleted === 0) break;
       total += deleted;
       await yieldToEventLoop();
@@ -62,21 +66,23 @@ export function startRetention(log: InvocationLog, options: RetentionOptions): R
   }
 
   const runOnce = () => {
-    running ??= prune().finally(() => {
-      running = null;
-    });
+    running ??= store
+      .exclusively("log-retention", prune)
+      .then((total) => total ?? 0)
+      .finally(() => {
+        running = null;
+      });
     return running;
   };
-
-  const timer = setInterval(() => {
+  const runInBackground = () => {
     runOnce().catch((err: unknown) => gatewayLog.error({ err }, "log retention failed"));
-  }, options.intervalMs);
+  };
+
+  const timer = setInterval(runInBackground, options.intervalMs);
   timer.unref();
   // A flood of output fills the budget faster than the interval: check when a tenth of it was written since.
   const budgetCheck = setInterval(() => {
-    if (options.maxBytes && log.bytesWritten > options.maxBytes / 10) {
-      runOnce().catch((err: unknown) => gatewayLog.error({ err }, "log retention failed"));
-    }
+    if (options.maxBytes && options.written && options.written.bytesWritten > options.maxBytes / 10) runInBackground();
   }, 1000);
   budgetCheck.unref();
 
