@@ -1,16 +1,22 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects, chosen by folder:
-// - unit: pure modules (test/unit: the wire protocol, the settings), the database, the HTTP API over
-//   a scripted runner, and cgroup set-up against a stand-in tree. No root, no Go library, no
-//   interpreter: runs anywhere in seconds (`npx vitest --project unit`).
-// - privileged: the real sandbox (test/sandbox), the real gateway end to end (test/e2e), the fngw
-//   CLI against it (test/cli) and the console and docs in Debian's Chromium (test/browser). Needs
-//   root and native/build/libsandbox.so (`npx vitest --project privileged`, as root).
-const UNIT = ["test/unit/**/*.test.ts", "test/db/**/*.test.ts", "test/http/**/*.test.ts", "test/cgroups/**/*.test.ts"];
+// Three projects, chosen by folder:
+// - unit: pure modules (test/unit: the wire protocol, the settings), the store on SQLite
+//   (test/store), the HTTP API over a scripted runner on SQLite (test/http), and cgroup set-up
+//   against a stand-in tree. No root, no Go library, no interpreter but for syntax checks: runs
+//   anywhere in seconds (`npx vitest --project unit`).
+// - postgres: the same store and HTTP tests on a real PostgreSQL server, started for the run
+//   (test/postgres-setup.ts; needs root and Debian's postgresql).
+// - privileged: the real sandbox (test/sandbox), the real gateway end to end (test/e2e), several
+//   gateways on one PostgreSQL (test/cluster), the fngw CLI against it (test/cli) and the console
+//   and docs in Debian's Chromium (test/browser). Needs root and native/build/libsandbox.so
+//   (`npx vitest --project privileged`, as root).
+const ENGINE_NEUTRAL = ["test/store/**/*.test.ts", "test/http/**/*.test.ts"];
+const UNIT = ["test/unit/**/*.test.ts", ...ENGINE_NEUTRAL, "test/cgroups/**/*.test.ts"];
 const PRIVILEGED = [
   "test/sandbox/**/*.test.ts",
   "test/e2e/**/*.test.ts",
+  "test/cluster/**/*.test.ts",
   "test/cli/**/*.test.ts",
   "test/browser/**/*.test.ts",
   "test/packages/**/*.test.ts",
@@ -23,6 +29,10 @@ export default defineConfig({
     hookTimeout: 60_000,
     projects: [
       { extends: true, test: { name: "unit", include: UNIT } },
+      {
+        extends: true,
+        test: { name: "postgres", include: ENGINE_NEUTRAL, env: { TEST_STORE: "postgres" }, globalSetup: ["test/postgres-setup.ts"] },
+      },
       { extends: true, test: { name: "privileged", include: PRIVILEGED } },
     ],
   },

@@ -250,6 +250,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** How a store is opened besides its engine's address. */
+export interface StoreOptions {
+  /** Called with each SQL statement the store runs (tests count what a path reads). */
+  onQuery?: (sql: string) => void;
+}
+
 /** A runtime and the settings that name its function, for rows that list functions. */
 export interface FunctionSummary {
   name: string;

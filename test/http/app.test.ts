@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sha256, TokenStore } from "../../src/db/tokens.js";
+import { sha256, TokenRegistry } from "../../src/cluster/tokens.js";
 import { Admission } from "../../src/http/admission.js";
 import { checkBearer, provisionToken } from "../../src/http/middleware/auth.js";
 import type { Json } from "../json.js";
@@ -7,7 +7,7 @@ import { type Gateway, makeGateway, register, runScenarios, type Scenario, TOKEN
 
 let gw: Gateway;
 beforeAll(async () => {
-  gw = makeGateway();
+  gw = await makeGateway();
   await register(gw, { name: "hello" });
 });
 afterAll(() => gw.close());
@@ -16,7 +16,7 @@ describe("GET /healthz", () => {
   it("is public and reports the sandbox's readiness", async () => {
     const res = await gw.call("/healthz", { token: null });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, sandbox: { ready: true, slots: 4 } });
+    expect(await res.json()).toMatchObject({ ok: true, sandbox: { ready: true, slots: 4 }, database: { ready: true, database: "reachable" } });
   });
 
   it("answers 503 while the sandbox is not ready", async () => {
@@ -24,7 +24,7 @@ describe("GET /healthz", () => {
     const res = await gw.call("/healthz", { token: null });
     gw.health.value = { ready: true };
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ ok: false, sandbox: { ready: false } });
+    expect(await res.json()).toMatchObject({ ok: false, sandbox: { ready: false }, database: { ready: true } });
   });
 });
 
@@ -143,32 +143,39 @@ describe("the token on /api", () => {
 });
 
 describe("provisionToken", () => {
-  // A store of its own over the same database, so the gateway's cached tokens stay as they are.
-  let store: TokenStore;
+  // A registry of its own over the same database, as a gateway starting next would have.
+  const fresh = async () => TokenRegistry.load(gw.store);
 
-  it("generates an admin token at the first start and stores only its SHA-256", () => {
-    gw.database.sqlite.prepare("delete from tokens").run(); // as if never started
-    store = new TokenStore(gw.database.db);
-    const first = provisionToken(store, undefined);
+  it("generates an admin token at the first start and stores only its SHA-256", async () => {
+    await gw.sql("delete from tokens"); // as if never started
+    const registry = await fresh();
+    const first = await provisionToken(registry, undefined);
     expect(first.generated).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const stored = gw.database.sqlite.prepare("select id, token_hash, scopes from tokens").all();
-    expect(stored).toEqual([{ id: "root", token_hash: sha256(first.generated ?? "").toString("hex"), scopes: '["admin"]' }]);
+    const stored = await gw.sql("select id, token_hash, scopes from tokens");
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ id: "root", token_hash: sha256(first.generated ?? "").toString("hex") });
+    expect(JSON.parse(JSON.stringify(stored[0]?.scopes)).toString()).toContain("admin");
     expect(JSON.stringify(stored)).not.toContain(first.generated);
-    const check = checkBearer(`Bearer ${first.generated}`, store);
+    const check = checkBearer(`Bearer ${first.generated}`, registry);
     expect(check.kind === "ok" && check.token.scopes).toEqual(["admin"]);
+    registry.close();
   });
 
-  it("prints nothing new at later starts: the stored hash is kept", () => {
-    const again = provisionToken(new TokenStore(gw.database.db), undefined);
-    expect(again.generated).toBeNull();
-    expect(checkBearer(`Bearer ${TOKEN}`, new TokenStore(gw.database.db)).kind).toBe("invalid");
+  it("prints nothing new at later starts: the stored hash is kept", async () => {
+    const again = await fresh();
+    expect((await provisionToken(again, undefined)).generated).toBeNull();
+    expect(checkBearer(`Bearer ${TOKEN}`, again).kind).toBe("invalid");
+    again.close();
   });
 
-  it("lets GATEWAY_TOKEN replace the stored hash", () => {
-    expect(provisionToken(new TokenStore(gw.database.db), TOKEN).generated).toBeNull();
-    const later = new TokenStore(gw.database.db);
-    expect(provisionToken(later, undefined).generated).toBeNull();
+  it("lets GATEWAY_TOKEN replace the stored hash", async () => {
+    const replacing = await fresh();
+    expect((await provisionToken(replacing, TOKEN)).generated).toBeNull();
+    replacing.close();
+    const later = await fresh();
+    expect((await provisionToken(later, undefined)).generated).toBeNull();
     expect(checkBearer(`Bearer ${TOKEN}`, later).kind).toBe("ok");
+    later.close();
   });
 });
 

@@ -1,17 +1,17 @@
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/core/config.js";
-import type { TokenRecord } from "../../src/db/tokens.js";
-import { InvocationFeed } from "../../src/http/feed.js";
+import { InvocationFeed } from "../../src/cluster/feed.js";
 import { FUNCTION_CSP } from "../../src/http/middleware/function-isolation.js";
 import { CONSOLE_CSP } from "../../src/http/routes/console.js";
 import { streamApi } from "../../src/http/routes/stream.js";
+import type { TokenRecord } from "../../src/store/contract.js";
 import type { Json } from "../json.js";
 import { type Gateway, makeGateway, okResult, register, TOKEN } from "./harness.js";
 
 let gw: Gateway;
-beforeAll(() => {
-  gw = makeGateway();
+beforeAll(async () => {
+  gw = await makeGateway();
 });
 afterAll(() => gw.close());
 
@@ -157,7 +157,7 @@ describe("POST /api/functions/:name/rollback", () => {
     expect(res.status).toBe(201);
     const fn = (await res.json()) as Json;
     expect(fn).toMatchObject({ name: "rolled", version: 3, code: "print(1)\n", timeout_ms: 1000, env: { NEW: "***" } });
-    expect(gw.stores.functions.get("rolled")?.env).toEqual({ NEW: "v2" });
+    expect(gw.cluster.functions.get("rolled")?.env).toEqual({ NEW: "v2" });
     expect((await gw.call("/api/functions/rolled/rollback", { method: "POST", json: { version: 9 } })).status).toBe(404);
     expect((await gw.call("/api/functions/rolled/rollback", { method: "POST", json: { version: "1" } })).status).toBe(400);
   });
@@ -193,7 +193,7 @@ describe("GET /api/invocations/stream", () => {
       c.set("apiToken", { scopes: ["admin"] } as TokenRecord);
       await next();
     });
-    app.route("/", streamApi(new InvocationFeed(), 50));
+    app.route("/", streamApi(new InvocationFeed(gw.store.invocations), 50));
     const abort = new AbortController();
     const res = await app.request("/", { signal: abort.signal });
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();

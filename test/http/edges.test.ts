@@ -7,12 +7,12 @@ import { type Gateway, makeGateway, okResult, register } from "./harness.js";
 
 let gw: Gateway;
 beforeAll(async () => {
-  gw = makeGateway({ MAX_CONCURRENCY: "1", QUEUE_LIMIT: "0", BODY_READ_TIMEOUT_MS: "300", MAX_READING_REQUESTS: "3" });
+  gw = await makeGateway({ MAX_CONCURRENCY: "1", QUEUE_LIMIT: "0", BODY_READ_TIMEOUT_MS: "300", MAX_READING_REQUESTS: "3" });
   await register(gw, { name: "open", public: true });
 });
 afterAll(() => gw.close());
 
-const logRow = (id: string | null) => gw.database.sqlite.prepare("select * from invocations where id = ?").get(id) as Json | undefined;
+const logRow = (id: string | null) => gw.logRow(id);
 
 /** A body that sends `first` and then nothing more, until cancelled. */
 function stalledBody(first = "x"): ReadableStream<Uint8Array> {
@@ -39,7 +39,7 @@ describe("request bodies are read before admission, within BODY_READ_TIMEOUT_MS"
     const body = (await res.json()) as Json;
     expect(body.error.code).toBe("request_timeout");
     expect(body.error.message).toContain("BODY_READ_TIMEOUT_MS");
-    expect(logRow(res.headers.get("x-invocation-id"))).toMatchObject({
+    expect(await logRow(res.headers.get("x-invocation-id"))).toMatchObject({
       function_name: "open",
       status: "rejected",
       http_status: 408,
@@ -62,7 +62,7 @@ describe("request bodies are read before admission, within BODY_READ_TIMEOUT_MS"
     const res = await gw.call("/fn/open", { method: "POST", body: "fourth" });
     expect(res.status).toBe(429);
     expect(((await res.json()) as Json).error.message).toContain("MAX_READING_REQUESTS");
-    expect(logRow(res.headers.get("x-invocation-id"))).toMatchObject({ status: "rejected", http_status: 429 });
+    expect(await logRow(res.headers.get("x-invocation-id"))).toMatchObject({ status: "rejected", http_status: 429 });
     await Promise.all(stalled);
   });
 
@@ -118,7 +118,7 @@ describe("response headers Node would refuse", () => {
     expect(res.status).toBe(202);
     expect(res.headers.has("x-ctl")).toBe(false);
     expect(res.headers.get("x-invocation-id")).toBeTruthy();
-    const row = logRow(res.headers.get("x-invocation-id"))!;
+    const row = (await logRow(res.headers.get("x-invocation-id")))!;
     expect(row).toMatchObject({ status: "ok", http_status: 202 });
     expect(row.stderr).toMatch(/^own line\n\[fngw\] dropped response header x-ctl: /);
   });

@@ -3,8 +3,8 @@ import type { Json } from "../json.js";
 import { type Gateway, makeGateway, PY_HELLO, register, runScenarios, type Scenario } from "./harness.js";
 
 let gw: Gateway;
-beforeAll(() => {
-  gw = makeGateway({ MAX_CODE_BYTES: "1000", MAX_TIMEOUT_MS: "60000", MAX_MEMORY_MB: "512", MAX_ENV_VARS: "3" });
+beforeAll(async () => {
+  gw = await makeGateway({ MAX_CODE_BYTES: "1000", MAX_TIMEOUT_MS: "60000", MAX_MEMORY_MB: "512", MAX_ENV_VARS: "3" });
 });
 afterAll(() => gw.close());
 
@@ -240,7 +240,7 @@ describe("PUT /api/functions/:name", () => {
     expect(fn.created_at).toBe(before.created_at);
     expect((await body(await gw.call("/api/functions/full_1"))).version).toBe(2);
     // The unmasked value was carried over, not the mask.
-    expect(gw.stores.functions.get("full_1")?.env.API_KEY).toBe("secret");
+    expect(gw.cluster.functions.get("full_1")?.env.API_KEY).toBe("secret");
   });
 
   it("can change the runtime, the limits, the env and public in a new version", async () => {
@@ -358,8 +358,8 @@ describe("DELETE /api/functions/:name", () => {
     expect(await res.text()).toBe("");
     await expectError(await gw.call("/api/functions/doomed"), 404, "not_found");
     await expectError(await gw.call("/api/functions/doomed/versions"), 404, "not_found");
-    const count = gw.database.sqlite.prepare("select count(*) from function_versions where function_name = 'doomed'").pluck().get();
-    expect(count).toBe(0);
+    const [{ n } = {}] = await gw.sql("select count(*) as n from function_versions where function_name = 'doomed'");
+    expect(Number(n)).toBe(0);
     expect((await register(gw, { name: "doomed" })).version).toBe(1);
   });
 

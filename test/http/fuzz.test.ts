@@ -15,7 +15,7 @@ let gw: Gateway;
 let served: Awaited<ReturnType<typeof listen>>;
 const agent = new Agent({ connections: 4 });
 beforeAll(async () => {
-  gw = makeGateway({ MAX_BODY_BYTES: "4096", BODY_READ_TIMEOUT_MS: "2000" });
+  gw = await makeGateway({ MAX_BODY_BYTES: "4096", BODY_READ_TIMEOUT_MS: "2000" });
   await register(gw, { name: "open", public: true });
   await register(gw, { name: "private" });
   served = await listen(gw);
@@ -23,10 +23,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent.close();
   await served.close();
-  gw.close();
+  await gw.close();
 });
 
-const logRow = (id: string) => gw.database.sqlite.prepare("select * from invocations where id = ?").get(id) as Json | undefined;
+const logRow = (id: string) => gw.logRow(id);
 
 const isValidHeader = (name: string, value: string) => {
   try {
@@ -140,7 +140,7 @@ describe("random requests against /api/*, /fn/*, /healthz", () => {
           if (routedToFn && reachedApp) {
             const id = res.headers["x-invocation-id"];
             expect(typeof id, context).toBe("string");
-            const row = logRow(id as string);
+            const row = await logRow(id as string);
             if (row) expect(row.http_status, context).toBe(res.statusCode);
           }
         },
@@ -180,7 +180,7 @@ describe("random function answers", () => {
           expect(res.statusCode, context).toBe(status);
           const id = res.headers["x-invocation-id"];
           expect(typeof id, context).toBe("string");
-          const row = logRow(id as string)!;
+          const row = (await logRow(id as string))!;
           expect(row, context).toMatchObject({ status: "ok", http_status: status });
           for (const [name, value] of answerHeaders) {
             const keep = !reserved.has(name.toLowerCase()) && isValidHeader(name, value);

@@ -5,7 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
-import { expect, it } from "vitest";
+import postgres from "postgres";
+import { expect, inject, it } from "vitest";
+import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
 import type {
   InvocationResult,
@@ -16,9 +18,6 @@ import type {
   SyntaxProblem,
 } from "../../src/core/runner.js";
 import type { Runtime } from "../../src/core/runtimes.js";
-import { type OpenedDatabase, openDatabase } from "../../src/db/client.js";
-import { loadSecretBox } from "../../src/db/secrets.js";
-import { createStores, type Stores } from "../../src/db/stores.js";
 import { Admission } from "../../src/http/admission.js";
 import { type App, createApp } from "../../src/http/app.js";
 import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
@@ -26,6 +25,11 @@ import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
+import type { Store } from "../../src/store/contract.js";
+import { openStore } from "../../src/store/index.js";
+import { loadSecretBox } from "../../src/store/secrets.js";
+import type { SqliteStore } from "../../src/store/sqlite/index.js";
+import { createDatabase } from "../postgres.js";
 
 export type { Json } from "../json.js";
 
@@ -87,11 +91,14 @@ export function okResult(response: Partial<SandboxResponse>, overrides: Partial<
   });
 }
 
+/** The engine under the gateway: the `postgres` vitest project runs the same tests on PostgreSQL. */
+export const ENGINE: "sqlite" | "postgres" = process.env.TEST_STORE === "postgres" ? "postgres" : "sqlite";
+
 export interface Gateway {
   app: App;
   config: Config;
-  database: OpenedDatabase;
-  stores: Stores;
+  store: Store;
+  cluster: Cluster;
   runner: ScriptedRunner;
   admission: Admission;
   dataDir: string;
@@ -100,39 +107,66 @@ export interface Gateway {
   health: { value: SandboxHealth };
   /** app.request with the token (unless `token: null`) and a JSON body when `json` is given. */
   call(pathname: string, init?: RequestInit & { json?: unknown; token?: string | null }): Promise<Response>;
-  close(): void;
+  /** One invocation's log row, its columns by their SQL names (after the log's pending writes). */
+  logRow(id: string | null): Promise<Json | undefined>;
+  /** Rows in the invocation log. */
+  logCount(): Promise<number>;
+  /** Runs raw SQL on the database (written for both engines) and returns its rows. */
+  sql(text: string): Promise<Record<string, unknown>[]>;
+  /** The SQL statements the store ran while `work` ran. */
+  queriesDuring(work: () => Promise<unknown>): Promise<string[]>;
+  close(): Promise<void>;
 }
 
-/** A fresh gateway over a real SQLite database in a temporary directory. */
-export function makeGateway(
+/** A fresh gateway over a real database (SQLite in a temporary directory, or a new PostgreSQL database). */
+export async function makeGateway(
   env: Record<string, string> = {},
-  options: { packages?: (functions: Stores["functions"]) => FunctionEnvironments } = {},
-): Gateway {
+  options: { packages?: (functions: Cluster["functions"]) => FunctionEnvironments } = {},
+): Promise<Gateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
-  const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...env });
-  const database = openDatabase(config.DB_PATH);
+  const databaseUrl = ENGINE === "postgres" ? await createDatabase(inject("postgresUrl")) : undefined;
+  const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
-  const stores = createStores(database, loadSecretBox(config).box, { now: () => clock.now });
-  provisionToken(stores.tokens, TOKEN);
-  const runner = new ScriptedRunner();
+  const observed: { queries: string[] | null } = { queries: null };
+  const store = await openStore(config, loadSecretBox(config).box, { onQuery: (text) => observed.queries?.push(text) });
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
+  const cluster = await joinCluster(store, {
+    dataDir,
+    version: "test",
+    leaseMs: config.NODE_LEASE_MS,
+    maxOutputBytes: config.LOG_OUTPUT_MAX_BYTES,
+    spoolMaxBytes: config.SPOOL_MAX_MB * 1024 * 1024,
+    inFlight: () => admission.size,
+    now: () => clock.now,
+  });
+  await provisionToken(cluster.tokens, TOKEN);
+  const runner = new ScriptedRunner();
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
   const app = createApp({
     config,
-    stores,
+    store,
+    cluster,
     runner,
     health: () => health.value,
     admission,
-    backup: (file) => database.sqlite.backup(file),
     now: () => clock.now,
-    databaseBytes: () => ({ file: database.fileBytes(), used: database.usedBytes() }),
-    packages: options.packages?.(stores.functions),
+    packages: options.packages?.(cluster.functions),
   });
+  const raw = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : null;
+  const sql = async (text: string): Promise<Record<string, unknown>[]> => {
+    if (raw) return [...(await raw.unsafe(text))];
+    const statement = (store as SqliteStore).connection.sqlite.prepare(text);
+    if (!statement.reader) {
+      statement.run();
+      return [];
+    }
+    return statement.all() as Record<string, unknown>[];
+  };
   return {
     app,
     config,
-    database,
-    stores,
+    store,
+    cluster,
     runner,
     admission,
     dataDir,
@@ -146,8 +180,30 @@ export function makeGateway(
       if (json !== undefined) headers.set("content-type", "application/json");
       return Promise.resolve(app.request(pathname, { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }));
     },
-    close() {
-      database.close();
+    async logRow(id) {
+      await cluster.log.flush();
+      const row = id === null ? undefined : await store.invocations.get(id);
+      return row && Object.fromEntries(Object.entries(row).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]));
+    },
+    async logCount() {
+      await cluster.log.flush();
+      const [row] = await sql("select count(*) as n from invocations");
+      return Number(row?.n);
+    },
+    sql,
+    async queriesDuring(work) {
+      observed.queries = [];
+      try {
+        await work();
+        return observed.queries;
+      } finally {
+        observed.queries = null;
+      }
+    },
+    async close() {
+      await cluster.leave();
+      await raw?.end();
+      await store.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -269,8 +325,18 @@ export async function envSeenBy(gw: Gateway, name: string): Promise<Record<strin
   return gw.runner.last.env;
 }
 
-/** Whether `needle` occurs anywhere in the database's files (main, WAL, shared memory). */
-export function databaseFilesContain(gw: Gateway, needle: string): boolean {
+/** Every file below `dir`. */
+function filesUnder(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+}
+
+/** Whether `needle` occurs anywhere in the database's files (SQLite: main, WAL, shared memory; PostgreSQL: the cluster's files, WAL included). */
+export async function databaseFilesContain(gw: Gateway, needle: string): Promise<boolean> {
+  if (ENGINE === "postgres") {
+    await gw.sql("checkpoint"); // every page written out to the cluster's files
+    return filesUnder(inject("postgresDataDir")).some((f) => fs.readFileSync(f).includes(Buffer.from(needle)));
+  }
+  (gw.store as SqliteStore).connection.sqlite.pragma("wal_checkpoint(PASSIVE)");
   const file = gw.config.DB_PATH;
   return [file, `${file}-wal`, `${file}-shm`].some((f) => fs.existsSync(f) && fs.readFileSync(f).includes(Buffer.from(needle)));
 }

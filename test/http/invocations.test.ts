@@ -29,7 +29,7 @@ async function invoke(name: string, outcome: { status?: RunStatus; durationMs?: 
 }
 
 beforeAll(async () => {
-  gw = makeGateway();
+  gw = await makeGateway();
   await register(gw, { name: "alpha" });
   await register(gw, { name: "beta" });
   await register(gw, { name: "stats" });

@@ -2,8 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Gateway, makeGateway, parseMetrics, register, result } from "./harness.js";
 
 let gw: Gateway;
-beforeEach(() => {
-  gw = makeGateway({ MAX_BODY_BYTES: "16" });
+beforeEach(async () => {
+  gw = await makeGateway({ MAX_BODY_BYTES: "16" });
 });
 afterEach(() => gw.close());
 
@@ -87,14 +87,14 @@ describe("GET /metrics — the figures", () => {
   it("keeps a registry per app: a second app's figures start at zero", async () => {
     await register(gw, { name: "hello", public: true });
     await gw.call("/fn/hello");
-    const second = makeGateway();
+    const second = await makeGateway();
     try {
       const res = await second.call("/metrics");
       const m = parseMetrics(await res.text());
       expect(m.value("fngw_invocations_total", { function: "hello" })).toBeUndefined();
       expect((await scrape()).value("fngw_invocations_total", { function: "hello", status: "ok" })).toBe(1);
     } finally {
-      second.close();
+      await second.close();
     }
   });
 });

@@ -18,8 +18,8 @@ const node = (packages: unknown) => ({
 
 describe("packages validation", () => {
   let gw: Gateway;
-  beforeAll(() => {
-    gw = makeGateway();
+  beforeAll(async () => {
+    gw = await makeGateway();
   });
   afterAll(() => gw.close());
 
@@ -29,7 +29,7 @@ describe("packages validation", () => {
     expectedStatus: 400,
     expectedError: "invalid_packages",
     expectedMessage: message,
-    after: (g: Gateway) => expect(g.stores.functions.get(request.json.name)).toBeUndefined(),
+    after: (g: Gateway) => expect(g.cluster.functions.get(request.json.name)).toBeUndefined(),
   });
   runScenarios(
     () => gw,
@@ -73,7 +73,7 @@ describe("packages validation", () => {
         expectedStatus: 400,
         expectedError: "invalid_packages",
         expectedMessage: /packages\[1\]/,
-        after: (g: Gateway) => expect(g.stores.functions.versions("kept")?.length).toBe(1),
+        after: async (g: Gateway) => expect((await g.cluster.functions.versions("kept"))?.length).toBe(1),
       },
       {
         name: "valid packages on a gateway without a package store",

@@ -5,8 +5,8 @@ import { databaseFilesContain, envSeenBy, expectError, type Gateway, type Json, 
 // never stored in clear.
 
 let gw: Gateway;
-beforeAll(() => {
-  gw = makeGateway();
+beforeAll(async () => {
+  gw = await makeGateway();
 });
 afterAll(() => gw.close());
 
@@ -92,13 +92,13 @@ describe("env values at rest", () => {
     await register(gw, { name: "at-rest", env: { DB_PASSWORD: SECRET } });
     await gw.call("/api/functions/at-rest", { method: "PUT", json: { code: "y = 2\n" } });
     await gw.call("/api/functions/at-rest/rollback", { method: "POST", json: { version: 1 } });
-    gw.database.sqlite.pragma("wal_checkpoint(PASSIVE)");
-    expect(databaseFilesContain(gw, SECRET)).toBe(false);
-    expect(databaseFilesContain(gw, "DB_PASSWORD")).toBe(true); // the names are not secret: the search itself works
-    const stored = gw.database.sqlite.prepare("SELECT env FROM function_versions WHERE function_name = 'at-rest'").all() as {
-      env: string;
-    }[];
+    expect(await databaseFilesContain(gw, SECRET)).toBe(false);
+    expect(await databaseFilesContain(gw, "DB_PASSWORD")).toBe(true); // the names are not secret: the search itself works
+    const stored = await gw.sql("SELECT env FROM function_versions WHERE function_name = 'at-rest'");
     expect(stored).toHaveLength(3);
-    for (const row of stored) expect(JSON.parse(row.env).DB_PASSWORD).toMatch(/^fngw1:[0-9a-f]{16}:[A-Za-z0-9+/]+=*$/);
+    for (const row of stored) {
+      const env = typeof row.env === "string" ? JSON.parse(row.env) : row.env; // text on SQLite, jsonb on PostgreSQL
+      expect(env.DB_PASSWORD).toMatch(/^fngw1:[0-9a-f]{16}:[A-Za-z0-9+/]+=*$/);
+    }
   });
 });

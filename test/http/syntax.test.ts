@@ -6,7 +6,7 @@ import { expectError, type Gateway, type Json, makeGateway, register } from "./h
 
 let gw: Gateway;
 beforeAll(async () => {
-  gw = makeGateway();
+  gw = await makeGateway();
   await register(gw, { name: "existing", runtime: "python", code: "def handler(request):\n    return 1\n" });
 });
 afterAll(() => gw.close());

@@ -49,7 +49,7 @@ describe("versions, invocations and /healthz over a package store", () => {
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-packages-"));
   const six = leaveEnvironment(storeDir, "python", ["six"], "ready", 3 * MiB, "six==1.16.0\n");
   const broken = leaveEnvironment(storeDir, "python", ["fngw-missing"], "failed", 0);
-  beforeAll(() => {
+  beforeAll(async () => {
     // No install can start: every list these tests use is already in the store, and a new one does not fit (PACKAGES_MAX_MB).
     const store = new PackageStore({
       dataDir: storeDir,
@@ -67,10 +67,10 @@ describe("versions, invocations and /healthz over a package store", () => {
       versions: VERSIONS,
       cgroups: [],
     });
-    gw = makeGateway({}, { packages: (functions) => new FunctionEnvironments(store, functions, 3 * MiB, () => {}) });
+    gw = await makeGateway({}, { packages: (functions) => new FunctionEnvironments(store, functions, 3 * MiB, () => {}) });
   });
   afterAll(() => {
-    gw.close();
+    await gw.close();
     fs.rmSync(storeDir, { recursive: true, force: true });
   });
 

@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import type { StoreOptions } from "../contract.js";
 import * as schema from "./schema.js";
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -21,7 +22,7 @@ export const LOCKS = {
 /** How long a connection attempt may take before the database counts as unreachable. */
 const CONNECT_TIMEOUT_S = 5;
 
-export interface PostgresOptions {
+export interface PostgresOptions extends StoreOptions {
   /** Connections in the pool. */
   poolSize: number;
 }
@@ -36,8 +37,8 @@ export function connect(url: string, options: PostgresOptions): Sql {
   });
 }
 
-export function database(sql: Sql): Db {
-  return drizzle(sql, { schema });
+export function database(sql: Sql, onQuery?: (sql: string) => void): Db {
+  return drizzle(sql, { schema, ...(onQuery ? { logger: { logQuery: onQuery } } : {}) });
 }
 
 /** Applies pending migrations holding the migration lock: N gateways starting together migrate once, the others wait for it. */

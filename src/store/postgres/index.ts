@@ -19,7 +19,7 @@ export const CHANGES_CHANNEL = "fngw_changes";
 export async function openPostgresStore(url: string, sealer: EnvSealer, options: PostgresOptions): Promise<Store> {
   await migrateLocked(url);
   const sql = connect(url, options);
-  const db = database(sql);
+  const db = database(sql, options.onQuery);
   const notify: Notify = async (tx, change) => {
     await tx.execute(q`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(change)})`);
   };

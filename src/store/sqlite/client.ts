@@ -28,7 +28,7 @@ export interface SqliteConnection {
  * across a process crash (which is what `interrupted` relies on) and only risks the last
  * transactions on power loss, for a fraction of FULL's fsync cost.
  */
-export function openSqlite(file: string): SqliteConnection {
+export function openSqlite(file: string, onQuery?: (sql: string) => void): SqliteConnection {
   if (file !== ":memory:") {
     // Functions' code and environment variables live here: readable by root only.
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -44,7 +44,7 @@ export function openSqlite(file: string): SqliteConnection {
   // Deleted and overwritten content is zeroed rather than left in free space: env values replaced
   // by sealed ones (store/seal.ts) and dropped versions leave nothing behind in the file.
   sqlite.pragma("secure_delete = ON");
-  const db = drizzle(sqlite, { schema });
+  const db = drizzle(sqlite, { schema, ...(onQuery ? { logger: { logQuery: onQuery } } : {}) });
   migrate(db, { migrationsFolder: MIGRATIONS_DIR });
   // Lets the planner use fresh statistics for the log's indexes; cheap when nothing changed.
   sqlite.pragma("optimize = 0x10002");

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { Change, EnvSealer, Store, StoreStatus } from "../contract.js";
+import type { Change, EnvSealer, Store, StoreOptions, StoreStatus } from "../contract.js";
 import { fileBytes, openSqlite, type SqliteConnection, usedBytes } from "./client.js";
 import { SqliteFunctions } from "./functions.js";
 import { SqliteInvocations } from "./invocations.js";
@@ -15,8 +15,8 @@ export interface SqliteStore extends Store {
   readonly connection: SqliteConnection;
 }
 
-export function openSqliteStore(file: string, sealer: EnvSealer): SqliteStore {
-  const connection = openSqlite(file);
+export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreOptions = {}): SqliteStore {
+  const connection = openSqlite(file, options.onQuery);
   const { db, sqlite } = connection;
   // One process writes this file, so every change is heard here, after its commit.
   const emitter = new EventEmitter().setMaxListeners(0);

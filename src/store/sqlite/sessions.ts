@@ -26,8 +26,14 @@ export class SqliteSessions implements SessionRecords {
   async prune(now: number, keep: number): Promise<number> {
     return this.db.transaction((tx) => {
       let removed = tx.delete(sessions).where(lte(sessions.expiresAt, now)).run().changes;
-      const kept = tx.select({ key: sessions.key }).from(sessions).orderBy(desc(sessions.expiresAt)).limit(-1).offset(keep);
-      removed += tx.delete(sessions).where(inArray(sessions.key, kept)).run().changes;
+      // SQLite takes an offset only after a limit.
+      const over = tx
+        .select({ key: sessions.key })
+        .from(sessions)
+        .orderBy(desc(sessions.expiresAt))
+        .limit(Number.MAX_SAFE_INTEGER)
+        .offset(keep);
+      removed += tx.delete(sessions).where(inArray(sessions.key, over)).run().changes;
       return removed;
     });
   }

@@ -1,0 +1,118 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import postgres from "postgres";
+
+/**
+ * A throwaway PostgreSQL server for the tests: a cluster made with initdb in a temp dir, started
+ * with pg_ctl on a free loopback port as the `postgres` user (Debian's postgresql package
+ * provides both), and removed when stopped. Each gateway under test gets a database of its own.
+ */
+
+export interface PostgresServer {
+  /** postgres://postgres@127.0.0.1:<port>/postgres */
+  url: string;
+  /** The cluster's data directory (pg_ctl restart works on it). */
+  dataDir: string;
+  /** pg_ctl, run as the postgres user, on this cluster. */
+  ctl(...args: string[]): void;
+  stop(): void;
+}
+
+/** The newest installed PostgreSQL's bin directory. */
+export function postgresBin(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, "bin", "initdb"))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (!newest) throw new Error(`no PostgreSQL server under ${root}: install Debian's postgresql package (scripts/setup.sh does)`);
+  return path.join(root, newest, "bin");
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const line = fs
+    .readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("postgres:"));
+  if (!line) throw new Error("there is no postgres user: install Debian's postgresql package");
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/** Starts a new cluster; `stop()` ends it and removes its files. */
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = postgresBin();
+  const user = postgresUser();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-pg-"));
+  fs.chownSync(root, user.uid, user.gid);
+  const dataDir = path.join(root, "data");
+  const port = await freePort();
+  const asPostgres = (tool: string, args: string[]) => {
+    const run = spawnSync(path.join(bin, tool), args, { uid: user.uid, gid: user.gid, cwd: root, encoding: "utf8" });
+    if (run.status !== 0) throw new Error(`${tool} ${args.join(" ")} failed: ${run.stderr || run.stdout}`);
+  };
+  asPostgres("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+  // Sized for a test machine: many short-lived databases and connections, nothing to keep on power loss.
+  const options = [
+    `-c listen_addresses=127.0.0.1`,
+    `-c port=${port}`,
+    `-c unix_socket_directories=${root}`,
+    "-c max_connections=300",
+    "-c fsync=off",
+    "-c synchronous_commit=off",
+    "-c full_page_writes=off",
+    "-c shared_buffers=64MB",
+  ].join(" ");
+  const ctl = (...args: string[]) => asPostgres("pg_ctl", ["-D", dataDir, "-w", "-l", path.join(root, "log"), "-o", options, ...args]);
+  ctl("start");
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dataDir,
+    ctl,
+    stop() {
+      try {
+        ctl("stop", "-m", "immediate");
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** A new, empty database on the server at `url`; returns its URL. */
+export async function createDatabase(url: string): Promise<string> {
+  const name = `fngw_${crypto.randomBytes(6).toString("hex")}`;
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(`create database ${name}`);
+  } finally {
+    await sql.end();
+  }
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  return target.toString();
+}
+
+/** Whether this machine can run the tests' PostgreSQL (root, the server installed). */
+export function postgresAvailable(): boolean {
+  try {
+    postgresBin();
+    postgresUser();
+    return process.getuid?.() === 0 && execFileSync("id", ["-u"], { encoding: "utf8" }).trim() === "0";
+  } catch {
+    return false;
+  }
+}
