@@ -45,6 +45,11 @@ export class TokenRegistry {
     this.reloading = this.reloading.then(async () => {
       try {
         const records = await this.records.all();
+        // A last use recorded here may not have reached the database yet: the newer time stays.
+        for (const record of records) {
+          const known = this.byHash.get(record.tokenHash)?.lastUsedAt ?? null;
+          if (known !== null && (record.lastUsedAt === null || known > record.lastUsedAt)) record.lastUsedAt = known;
+        }
         this.byHash = new Map(records.map((record) => [record.tokenHash, record]));
       } catch (err) {
         log.warn({ err }, `tokens could not be reloaded from the database: ${(err as Error).message}`);
