@@ -183,7 +183,9 @@ export async function makeGateway(
     async logRow(id) {
       await cluster.log.flush();
       const row = id === null ? undefined : await store.invocations.get(id);
-      return row && Object.fromEntries(Object.entries(row).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]));
+      return (
+        row && Object.fromEntries(Object.entries(row).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]))
+      );
     },
     async logCount() {
       await cluster.log.flush();
@@ -327,7 +329,10 @@ export async function envSeenBy(gw: Gateway, name: string): Promise<Record<strin
 
 /** Every file below `dir`. */
 function filesUnder(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** Whether `needle` occurs anywhere in the database's files (SQLite: main, WAL, shared memory; PostgreSQL: the cluster's files, WAL included). */

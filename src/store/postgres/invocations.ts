@@ -85,7 +85,10 @@ export class PostgresInvocations implements InvocationRecords {
           blocked_syscall, denied_syscalls)
         where ${invocations.id} = e.id and ${invocations.status} = 'running'
         returning ${invocations.id} as id, ${invocations.finishedSeq} as finished_seq, ${rowBytes} as bytes`);
-      await this.countBytes(tx, rows.reduce((sum, row) => sum + Number(row.bytes), 0));
+      await this.countBytes(
+        tx,
+        rows.reduce((sum, row) => sum + Number(row.bytes), 0),
+      );
       return rows;
     });
     const places = new Map(written.map((row) => [row.id, Number(row.finished_seq)]));
@@ -151,11 +154,7 @@ export class PostgresInvocations implements InvocationRecords {
   }
 
   async hasFunction(functionName: string): Promise<boolean> {
-    const rows = await this.db
-      .select({ one: sql<number>`1` })
-      .from(invocations)
-      .where(eq(invocations.functionName, functionName))
-      .limit(1);
+    const rows = await this.db.select({ one: sql<number>`1` }).from(invocations).where(eq(invocations.functionName, functionName)).limit(1);
     return rows.length > 0;
   }
 
@@ -171,7 +170,13 @@ export class PostgresInvocations implements InvocationRecords {
         .where(inWindow)
         .groupBy(invocations.status),
       this.db
-        .select({ p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sql<number | null>`max(${invocations.durationMs})`, mean: sql<number | null>`avg(${invocations.durationMs})` })
+        .select({
+          p50: at(0.5),
+          p95: at(0.95),
+          p99: at(0.99),
+          max: sql<number | null>`max(${invocations.durationMs})`,
+          mean: sql<number | null>`avg(${invocations.durationMs})`,
+        })
         .from(invocations)
         .where(ran),
     ]);
