@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import { expect } from "vitest";
 import { type Call, client, removeDataDir, type Server, startServer, waitFor } from "../e2e/harness.js";
 import type { Json } from "../json.js";
@@ -11,6 +12,8 @@ export type { Json } from "../json.js";
  */
 
 export const TOKEN = "cluster-test-token-0123456789";
+/** Every gateway on one database seals env values with the same key. */
+export const SECRETS_KEY = crypto.randomBytes(32).toString("base64");
 
 export interface Node {
   server: Server;
@@ -33,7 +36,7 @@ export async function startCluster(count: number, env: Record<string, string> = 
   const postgres = await startPostgres();
   const databaseUrl = await createDatabase(postgres.url);
   const start = async (index: number, dataDir?: string): Promise<Node> => {
-    const server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, DATABASE_URL: databaseUrl, ...env }, uidIndex: index, dataDir });
+    const server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, SECRETS_KEY, DATABASE_URL: databaseUrl, ...env }, uidIndex: index, dataDir });
     const call = client(
       () => server.url,
       () => TOKEN,
@@ -43,7 +46,15 @@ export async function startCluster(count: number, env: Record<string, string> = 
     if (!self) throw new Error(`gateway ${index} is not in its own /api/nodes`);
     return { server, call, id: self.id };
   };
-  const nodes = await Promise.all(Array.from({ length: count }, (_, index) => start(index)));
+  const started = await Promise.allSettled(Array.from({ length: count }, (_, index) => start(index)));
+  const nodes = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const failed = started.find((result) => result.status === "rejected");
+  if (failed) {
+    // None is left running behind a failed start.
+    await Promise.all(nodes.map(({ server }) => server.stop()));
+    postgres.stop();
+    throw failed.reason;
+  }
   return {
     postgres,
     databaseUrl,
