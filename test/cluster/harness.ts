@@ -36,7 +36,11 @@ export async function startCluster(count: number, env: Record<string, string> = 
   const postgres = await startPostgres();
   const databaseUrl = await createDatabase(postgres.url);
   const start = async (index: number, dataDir?: string): Promise<Node> => {
-    const server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, SECRETS_KEY, DATABASE_URL: databaseUrl, ...env }, uidIndex: index, dataDir });
+    const server = await startServer({
+      env: { GATEWAY_TOKEN: TOKEN, SECRETS_KEY, DATABASE_URL: databaseUrl, ...env },
+      uidIndex: index,
+      dataDir,
+    });
     const call = client(
       () => server.url,
       () => TOKEN,

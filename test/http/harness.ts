@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
-import postgres from "postgres";
+import pg from "pg";
 import { expect, inject, it } from "vitest";
 import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
@@ -152,9 +152,9 @@ export async function makeGateway(
     now: () => clock.now,
     packages: options.packages?.(cluster.functions),
   });
-  const raw = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : null;
+  const raw = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 1 }) : null;
   const sql = async (text: string): Promise<Record<string, unknown>[]> => {
-    if (raw) return [...(await raw.unsafe(text))];
+    if (raw) return (await raw.query(text)).rows;
     const statement = (store as SqliteStore).connection.sqlite.prepare(text);
     if (!statement.reader) {
       statement.run();

@@ -73,7 +73,7 @@ export class PostgresInvocations implements InvocationRecords {
     );
     const written = await this.db.transaction(async (tx) => {
       await this.lockFinishOrder(tx);
-      const rows = await tx.execute<{ id: string; finished_seq: string; bytes: string }>(sql`
+      const { rows } = await tx.execute<{ id: string; finished_seq: string; bytes: string }>(sql`
         update ${invocations} set
           status = e.status, duration_ms = e.duration_ms, first_byte_ms = e.first_byte_ms, exit_code = e.exit_code,
           signal = e.signal, http_status = e.http_status, response_bytes = e.response_bytes, stdout = e.stdout,
@@ -203,11 +203,11 @@ export class PostgresInvocations implements InvocationRecords {
   /** Deletes the rows `victims` selects, taking their bytes off the count; returns how many went. */
   private async deleteRows(victims: SQL): Promise<number> {
     return this.db.transaction(async (tx) => {
-      const deleted = await tx.execute<{ bytes: string | null }>(sql`
+      const { rows } = await tx.execute<{ bytes: string | null }>(sql`
         delete from ${invocations} where ${invocations.seq} in (${victims})
         returning case when ${invocations.status} <> 'running' then ${rowBytes} else 0 end as bytes`);
-      await this.countBytes(tx, -deleted.reduce((sum, row) => sum + Number(row.bytes ?? 0), 0));
-      return deleted.length;
+      await this.countBytes(tx, -rows.reduce((sum, row) => sum + Number(row.bytes ?? 0), 0));
+      return rows.length;
     });
   }
 
