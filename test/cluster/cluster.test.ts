@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NODE_LOST_MESSAGE } from "../../src/core/invocations.js";
 import { register, waitFor } from "../e2e/harness.js";
-import { type Answer, type Cluster, type Json, load, logOf, spoolDrained, startCluster } from "./harness.js";
+import { type Answer, type Cluster, type Json, load, logOf, spoolDrained, startCluster, TOKEN } from "./harness.js";
 
 // Three gateways (three data dirs, three ports, three uid blocks) on one PostgreSQL database.
 
@@ -176,4 +176,43 @@ describe("the database restarts mid-load", () => {
     for (const answer of answers) expect(logged.get(answer.id!)).toBe(1);
     expect(rows.filter((r) => r.status === "running")).toEqual([]);
   }, 180_000);
+});
+
+describe("the database is away", () => {
+  it("known functions are served, API writes answer 503 with Retry-After, /healthz says so and stays ready; rows arrive once it is back", async () => {
+    await register(node(0).call, { name: "offline", runtime: "python", code: PY_HELLO, public: true });
+    await answeredEverywhere("offline", 5000);
+    cluster.postgres.ctl("stop", "-m", "fast");
+    let down = true;
+    try {
+      const served = await node(2).call("/fn/offline", { token: null });
+      expect(served.status).toBe(200);
+      const id = served.headers.get("x-invocation-id");
+      const write = await node(0).call("/api/functions/offline", { method: "PUT", json: { code: `# later\n${PY_HELLO}` } });
+      expect(write.status).toBe(503);
+      expect(write.headers.get("retry-after")).toBe("5");
+      expect(((await write.json()) as Json).error.code).toBe("database_unavailable");
+      const health = await fetch(`${node(2).server.url}/healthz`);
+      expect(health.status).toBe(200);
+      expect(((await health.json()) as Json).database).toMatchObject({ ready: true, database: "unreachable", spooled_writes: 2 });
+      cluster.postgres.ctl("start");
+      down = false;
+      await spoolDrained(node(2));
+      expect(((await (await node(1).call(`/api/invocations/${id}`)).json()) as Json).status).toBe("ok");
+    } finally {
+      if (down) cluster.postgres.ctl("start");
+    }
+  }, 120_000);
+});
+
+describe("console sessions", () => {
+  it("are valid on every gateway, and signing out on one ends them on all", async () => {
+    const headers = { "x-fngw-console": "1" };
+    const signIn = await node(0).call("/api/session", { method: "POST", token: null, headers, json: { token: TOKEN } });
+    expect(signIn.status).toBe(204);
+    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0]!;
+    for (const k of [1, 2]) expect((await node(k).call("/api/functions", { token: null, headers: { ...headers, cookie } })).status).toBe(200);
+    expect((await node(2).call("/api/session", { method: "DELETE", token: null, headers: { ...headers, cookie } })).status).toBe(204);
+    for (const k of [0, 1]) expect((await node(k).call("/api/functions", { token: null, headers: { ...headers, cookie } })).status).toBe(401);
+  });
 });
