@@ -33,8 +33,18 @@ describe("an invocation's output kept head and tail", () => {
     const cut = cutHeadAndTail(lines, 2000);
     const [head, tail] = cut.text.split(droppedLine(cut.droppedBytes));
     expect(head!.endsWith("\n")).toBe(true);
-    expect(head!.split("\n").slice(0, -1).every((line) => /^line \d{4}$/.test(line))).toBe(true);
-    expect(tail!.split("\n").slice(0, -1).every((line) => /^line \d{4}$/.test(line))).toBe(true);
+    expect(
+      head!
+        .split("\n")
+        .slice(0, -1)
+        .every((line) => /^line \d{4}$/.test(line)),
+    ).toBe(true);
+    expect(
+      tail!
+        .split("\n")
+        .slice(0, -1)
+        .every((line) => /^line \d{4}$/.test(line)),
+    ).toBe(true);
     expect(tail!.endsWith("line 0999\n")).toBe(true);
   });
 

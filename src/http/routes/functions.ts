@@ -4,7 +4,7 @@ import { apiName, SETTING_KEYS, settingsOfCreate, settingsOfRollback, settingsOf
 import type { FunctionStore } from "../../db/functions.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, NameParamSchema, operation, requires } from "../schemas.js";
 import { type CheckSyntax, requireValidSyntax } from "../syntax-check.js";
 import { functionSchemas, versionJson } from "./function-schemas.js";
 import { checkPackages, describer, environmentKey, shown, storeVersion } from "./function-versions.js";
@@ -51,6 +51,7 @@ function functionRouteDefinitions(config: Config) {
     create: createRoute({
       method: "post",
       path: "/",
+      ...operation("functions", "createFunction"),
       summary: "Register a function (version 1)",
       ...requires("deploy"),
       request: { body: { content: { "application/json": { schema: CreateFunction } }, required: true } },
@@ -66,6 +67,7 @@ function functionRouteDefinitions(config: Config) {
     list: createRoute({
       method: "get",
       path: "/",
+      ...operation("functions", "listFunctions"),
       summary: "List functions",
       ...requires("deploy"),
       responses: {
@@ -76,6 +78,7 @@ function functionRouteDefinitions(config: Config) {
     show: createRoute({
       method: "get",
       path: "/{name}",
+      ...operation("functions", "getFunction"),
       summary: "The current version of a function, code included, env values masked",
       ...requires("deploy"),
       request: { params: NameParamSchema },
@@ -84,6 +87,7 @@ function functionRouteDefinitions(config: Config) {
     update: createRoute({
       method: "put",
       path: "/{name}",
+      ...operation("functions", "updateFunction"),
       summary:
         "Store a new version (newest + 1); older versions stay. With packages not installed yet it is pending: current once they are ready",
       ...requires("deploy"),
@@ -99,6 +103,7 @@ function functionRouteDefinitions(config: Config) {
     rollback: createRoute({
       method: "post",
       path: "/{name}/rollback",
+      ...operation("functions", "rollbackFunction"),
       summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
       ...requires("deploy"),
       request: {
@@ -114,6 +119,7 @@ function functionRouteDefinitions(config: Config) {
     versions: createRoute({
       method: "get",
       path: "/{name}/versions",
+      ...operation("functions", "listVersions"),
       summary: "Every version of a function, newest first, each with its code",
       ...requires("deploy"),
       request: { params: NameParamSchema },
@@ -126,6 +132,7 @@ function functionRouteDefinitions(config: Config) {
     version: createRoute({
       method: "get",
       path: "/{name}/versions/{version}",
+      ...operation("functions", "getVersion"),
       summary: "One version of a function, code included",
       ...requires("deploy"),
       request: { params: VersionParams },
@@ -134,6 +141,7 @@ function functionRouteDefinitions(config: Config) {
     remove: createRoute({
       method: "delete",
       path: "/{name}",
+      ...operation("functions", "deleteFunction"),
       summary: "Remove a function and its versions; its invocation log stays",
       ...requires("deploy"),
       request: { params: NameParamSchema },
