@@ -168,6 +168,17 @@ export function settingsOfRollback(current: FunctionSettings, target: FunctionSe
   return { ...settings, env: current.env };
 }
 
+/** Whether two versions fix the same settings (code and env values included; the order of env's names does not count). */
+export function sameSettings(a: FunctionSettings, b: FunctionSettings): boolean {
+  const canonical = (value: unknown) =>
+    JSON.stringify(value, (_key, v: unknown) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1)))
+        : v,
+    );
+  return SETTING_KEYS.every((key) => canonical(a[key]) === canonical(b[key]));
+}
+
 /** The settings as the API shows them: env values masked. */
 export function apiSettings(settings: FunctionSettings): ApiSettings {
   const shown = { ...settings, env: Object.fromEntries(Object.keys(settings.env).map((name) => [name, MASKED])) };

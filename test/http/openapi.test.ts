@@ -12,7 +12,16 @@ beforeAll(async () => {
 afterAll(() => gw.close());
 
 /** What the app serves that is a page, not an operation of the API. */
-const PAGES = ["GET /", "GET /console", "GET /console/*", "GET /openapi.json", "GET /docs", "GET /docs/init.js", "GET /docs/:asset", "GET /favicon.ico"];
+const PAGES = [
+  "GET /",
+  "GET /console",
+  "GET /console/*",
+  "GET /openapi.json",
+  "GET /docs",
+  "GET /docs/init.js",
+  "GET /docs/:asset",
+  "GET /favicon.ico",
+];
 /** Mounts that take every method (the function decides): documented under one path each. */
 const ANY_METHOD = { "/fn/*": "/fn/{target}", "/api/invoke/*": "/api/invoke/{target}" } as Record<string, string>;
 
@@ -34,7 +43,8 @@ function servedOperations(): Set<string> {
 function documentedOperations(): Set<string> {
   const documented = new Set<string>();
   for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Json>>)) {
-    for (const method of Object.keys(item)) documented.add(Object.values(ANY_METHOD).includes(path) ? `ANY ${path}` : `${method.toUpperCase()} ${path}`);
+    for (const method of Object.keys(item))
+      documented.add(Object.values(ANY_METHOD).includes(path) ? `ANY ${path}` : `${method.toUpperCase()} ${path}`);
   }
   return documented;
 }

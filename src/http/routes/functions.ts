@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import { apiName, SETTING_KEYS, settingsOfCreate, settingsOfRollback, settingsOfUpdate } from "../../core/settings.js";
+import { apiName, SETTING_KEYS, sameSettings, settingsOfCreate, settingsOfRollback, settingsOfUpdate } from "../../core/settings.js";
 import type { FunctionStore } from "../../db/functions.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
@@ -93,7 +93,14 @@ function functionRouteDefinitions(config: Config) {
       ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
       responses: {
-        200: json(FunctionSchema, "The function: the new version as current, or under pending_version while its packages install"),
+        200: {
+          ...json(
+            FunctionSchema,
+            "The function: the new version as current, or under pending_version while its packages install. " +
+              "A PUT that changes nothing stores no version and answers the function as it is, with X-Fngw-Unchanged: 1",
+          ),
+          headers: z.object({ [UNCHANGED_HEADER]: z.literal("1").optional().openapi({ description: "Set when nothing changed" }) }),
+        },
         ...errors,
         ...notFound,
         503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
@@ -152,6 +159,9 @@ function functionRouteDefinitions(config: Config) {
 
 type Routes = ReturnType<typeof functionRouteDefinitions>;
 
+/** Set on a PUT's answer when it changed nothing, so stored no version. */
+export const UNCHANGED_HEADER = "X-Fngw-Unchanged";
+
 export const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
 
 function createFunction(deps: FunctionsDeps): RouteHandler<Routes["create"]> {
@@ -208,6 +218,12 @@ function updateFunction(deps: FunctionsDeps): RouteHandler<Routes["update"]> {
     const current = functions.get(name);
     if (!current) throw unknownFunction(name);
     const settings = settingsOfUpdate(current, given);
+    // A deploy of what is there already stores nothing: the newest version (pending, or current) stands.
+    const newest = current.pendingVersion === null ? current : (functions.getVersion(name, current.pendingVersion) ?? current);
+    if (sameSettings(settings, newest)) {
+      c.header(UNCHANGED_HEADER, "1");
+      return c.json(shown(deps, current), 200);
+    }
     checkPackages(deps, settings);
     if (given.code !== undefined || given.runtime !== undefined) await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
     const updated = storeVersion(deps, current, settings);
