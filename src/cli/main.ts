@@ -60,4 +60,10 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+// `fngw show x | head`: the reader went away, which is no error of ours; stop quietly.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(EXIT.ok);
+  throw error;
+});
+
 process.exitCode = await run(process.argv);
