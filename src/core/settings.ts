@@ -114,7 +114,9 @@ export function apiSettingsShape<M extends "create" | "update">(config: Config, 
   return Object.fromEntries(
     keysOf(fields).map((key) => {
       const { schema, fallback } = fields[key] as Field<z.ZodType>;
-      return [apiName(key), mode === "create" && fallback === undefined ? schema : schema.optional()];
+      if (mode === "update") return [apiName(key), schema.optional()];
+      // A new function's value when left out, in the document too (the console's New function form reads it there).
+      return [apiName(key), fallback === undefined ? schema : schema.openapi({ default: fallback() }).optional()];
     }),
   ) as { [K in SettingKey as Snake<K>]: M extends "create" ? Fields[K]["schema"] : z.ZodOptional<Fields[K]["schema"]> };
 }
