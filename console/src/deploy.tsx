@@ -51,7 +51,8 @@ export function Deploy() {
     setBusy(true);
     try {
       const created = await api<FunctionDetail>("/api/functions", { method: "POST", json: { name, runtime, code, ...changed, env: envOf(env) } });
-      location.hash = `#/fn/${created.name}/settings`;
+      // With packages, the settings tab follows their install; without, the code.
+      location.hash = created.packages.length > 0 ? `#/fn/${created.name}/settings` : `#/fn/${created.name}`;
     } catch (err) {
       const byField = err instanceof ApiFailure ? err.fieldErrors() : {};
       setErrors(byField);

@@ -17,8 +17,6 @@ beforeEach(() => {
   gw.runner.script = (spec) => okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
 });
 
-const INVOCATION_ID = /^[0-9a-f-]{36}$/;
-
 function logRow(id: string | null): Json | undefined {
   return gw.database.sqlite.prepare("select * from invocations where id = ?").get(id) as Json | undefined;
 }
