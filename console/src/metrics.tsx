@@ -74,8 +74,8 @@ export function Metrics({ name }: { name: string }) {
             legend: { live: true, markers: { width: 3 } },
             series: [
               {},
-              { label: "p50", scale: "ms", stroke: "#2563eb", width: 2, spanGaps: true, value: (_u, v) => ms(v) },
-              { label: "p95", scale: "ms", stroke: "#9333ea", width: 2, spanGaps: true, value: (_u, v) => ms(v) },
+              { label: "p50", scale: "ms", stroke: "#2563eb", width: 2, spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => ms(v) },
+              { label: "p95", scale: "ms", stroke: "#9333ea", width: 2, spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => ms(v) },
               { label: "ok", scale: "n", stroke: "#16a34a", fill: "rgba(22,163,74,0.12)" },
               { label: "failed", scale: "n", stroke: "#dc2626", fill: "rgba(220,38,38,0.12)" },
             ],
