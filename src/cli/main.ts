@@ -15,7 +15,8 @@ Configuration:
 
 Exit codes:
   0  ok
-  1  the request failed (a 4xx/5xx from the API, or the invoked function answered non-2xx)
+  1  the request failed (a 4xx/5xx from the API, the invoked function answered non-2xx,
+     or a deploy's packages failed to install)
   2  usage error
   3  the gateway is unreachable
   4  unauthorized (missing or wrong token)
