@@ -56,6 +56,11 @@ export function Deploy() {
     } catch (err) {
       const byField = err instanceof ApiFailure ? err.fieldErrors() : {};
       setErrors(byField);
+      // A problem no field of the form shows (the body as a whole, say) is said below it.
+      if (Object.keys(byField).some((field) => !(field in schema.properties))) {
+        setError(messageOf(err));
+        return;
+      }
       // Whatever no field shows is said below the form.
       if (Object.keys(byField).length === 0) setError(messageOf(err));
     } finally {

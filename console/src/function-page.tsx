@@ -151,6 +151,11 @@ function SettingsTab({ fn, onSaved }: { fn: FunctionDetail; onSaved: () => void 
     } catch (err) {
       const byField = err instanceof ApiFailure ? err.fieldErrors() : {};
       setErrors(byField);
+      // A problem no field of the form shows (the body as a whole, say) is said below it.
+      if (Object.keys(byField).some((field) => !(field in schema.properties))) {
+        setError(messageOf(err));
+        return;
+      }
       if (Object.keys(byField).length === 0) setError(messageOf(err));
     } finally {
       setBusy(false);
