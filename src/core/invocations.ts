@@ -1,3 +1,4 @@
+import { cutHeadAndTail } from "./output.js";
 import type { EndStatus, InvocationStatus } from "./statuses.js";
 
 /**
@@ -44,7 +45,7 @@ export interface InvocationRow {
   stderr: string;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
-  /** Bytes of output left out of what is stored (cut in the middle: the head and the tail are kept). */
+  /** Bytes of output left out of what is stored (cut in the middle: the head and the tail are kept, `core/output.ts`). */
   stdoutDroppedBytes: number;
   stderrDroppedBytes: number;
   error: string | null;
@@ -131,18 +132,10 @@ export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ra
 /** Message stored on rows whose gateway stopped answering its heartbeat. */
 export const NODE_LOST_MESSAGE = "the gateway running this invocation stopped answering (its node lease ran out)";
 
-/** The first `max` bytes of `text` as stored (a character cut in two becomes U+FFFD), and how many bytes were left out. */
-export function clipOutput(text: string, max: number): { text: string; droppedBytes: number } {
-  if (text.length <= max / 3) return { text, droppedBytes: 0 };
-  const bytes = Buffer.byteLength(text);
-  if (bytes <= max) return { text, droppedBytes: 0 };
-  return { text: Buffer.from(text).subarray(0, max).toString("utf8"), droppedBytes: bytes - max };
-}
-
-/** An end with its output cut to `maxOutputBytes` each. */
+/** An end with its output cut to `maxOutputBytes` each (its head and its tail: `output.ts`). */
 export function storedEnd(end: InvocationEnd, maxOutputBytes: number): StoredEnd {
-  const stdout = clipOutput(end.stdout, maxOutputBytes);
-  const stderr = clipOutput(end.stderr, maxOutputBytes);
+  const stdout = cutHeadAndTail(end.stdout, maxOutputBytes);
+  const stderr = cutHeadAndTail(end.stderr, maxOutputBytes);
   return {
     ...end,
     stdout: stdout.text,
