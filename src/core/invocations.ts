@@ -132,12 +132,20 @@ export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ra
 /** Message stored on rows whose gateway stopped answering its heartbeat. */
 export const NODE_LOST_MESSAGE = "the gateway running this invocation stopped answering (its node lease ran out)";
 
-/** An end with its output cut to `maxOutputBytes` each (its head and its tail: `output.ts`). */
+/**
+ * Text as the log stores it: NUL (U+0000) becomes U+FFFD, as invalid bytes do. PostgreSQL's text
+ * cannot hold NUL at all, and a function decides what its output and its error messages contain;
+ * both engines store the same.
+ */
+export const storableText = (text: string): string => (text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text);
+
+/** An end as the log stores it: output cut to `maxOutputBytes` each (its head and its tail: `output.ts`), text storable. */
 export function storedEnd(end: InvocationEnd, maxOutputBytes: number): StoredEnd {
-  const stdout = cutHeadAndTail(end.stdout, maxOutputBytes);
-  const stderr = cutHeadAndTail(end.stderr, maxOutputBytes);
+  const stdout = cutHeadAndTail(storableText(end.stdout), maxOutputBytes);
+  const stderr = cutHeadAndTail(storableText(end.stderr), maxOutputBytes);
   return {
     ...end,
+    error: end.error === null ? null : storableText(end.error),
     stdout: stdout.text,
     stderr: stderr.text,
     stdoutTruncated: end.stdoutTruncated || stdout.droppedBytes > 0,

@@ -504,3 +504,15 @@ describe("ANY /fn/:name — a function's own max_concurrency", () => {
     }
   });
 });
+
+describe("text the log cannot hold as given", () => {
+  it("stores NUL in a function's output and error as U+FFFD (both engines alike), and the other rows of the batch", async () => {
+    gw.runner.script = () =>
+      result({ status: "error", exitCode: 1, errorMessage: "bad\0message", stdout: { data: Buffer.from("a\0b"), truncated: false } });
+    const [nul, plain] = await Promise.all([gw.call("/fn/hello"), (async () => gw.call("/fn/hello"))()]);
+    for (const res of [nul, plain]) expect(res.status).toBe(500);
+    const row = await logRow(nul.headers.get("x-invocation-id"));
+    expect(row).toMatchObject({ status: "error", stdout: "a\uFFFDb", error: "bad\uFFFDmessage" });
+    expect(await logRow(plain.headers.get("x-invocation-id"))).toMatchObject({ status: "error" });
+  });
+});

@@ -32,6 +32,7 @@ const CreateToken = z
       .trim()
       .min(1, "must not be empty")
       .max(100)
+      .refine((text) => !text.includes("\0"), { message: "must not contain NUL (U+0000)" })
       .openapi({ description: "What the token is for", example: "ci deploys" }),
     scopes: z
       .array(Scope, requiredField)
