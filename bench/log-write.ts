@@ -17,7 +17,7 @@ import type { Store } from "../src/store/contract.js";
 import { openStore } from "../src/store/index.js";
 import { InvocationLogWriter } from "../src/store/log-writer.js";
 import { SecretBox } from "../src/store/secrets.js";
-import { startPostgres } from "../test/postgres.js"; // the tests' throwaway server
+import { startPostgres } from "../scripts/postgres.js";
 
 const options = new Command()
   .option("--store <engine>", "sqlite or postgres", (text) => {

@@ -20,7 +20,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../src/core/config.js";
 import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
-import { startPostgres } from "../test/postgres.js"; // the tests' throwaway server
+import { startPostgres } from "../scripts/postgres.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
 import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/load.js";

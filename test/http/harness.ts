@@ -29,7 +29,7 @@ import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import type { SqliteStore } from "../../src/store/sqlite/index.js";
-import { createDatabase } from "../postgres.js";
+import { createDatabase } from "../../scripts/postgres.js";
 
 export type { Json } from "../json.js";
 
