@@ -12,12 +12,12 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { Command, InvalidArgumentError } from "commander";
 import { v7 as uuidv7 } from "uuid";
+import { startPostgres } from "../scripts/postgres.js";
 import type { InvocationEnd } from "../src/core/invocations.js";
 import type { Store } from "../src/store/contract.js";
 import { openStore } from "../src/store/index.js";
 import { InvocationLogWriter } from "../src/store/log-writer.js";
 import { SecretBox } from "../src/store/secrets.js";
-import { startPostgres } from "../scripts/postgres.js";
 
 const options = new Command()
   .option("--store <engine>", "sqlite or postgres", (text) => {

@@ -70,7 +70,8 @@ export async function startPostgres(options: { dir?: string; port?: number } = {
     const run = spawnSync(path.join(bin, tool), args, { uid: user.uid, gid: user.gid, cwd: root, encoding: "utf8" });
     if (run.status !== 0) throw new Error(`${tool} ${args.join(" ")} failed: ${run.stderr || run.stdout}`);
   };
-  if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) asPostgres("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+  if (!fs.existsSync(path.join(dataDir, "PG_VERSION")))
+    asPostgres("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
   // Sized for a test machine: many short-lived databases and connections, nothing to keep on power loss.
   const settings = [
     `-c listen_addresses=127.0.0.1`,

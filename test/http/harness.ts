@@ -7,6 +7,7 @@ import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
 import pg from "pg";
 import { expect, inject, it } from "vitest";
+import { createDatabase } from "../../scripts/postgres.js";
 import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
 import type {
@@ -29,7 +30,6 @@ import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import type { SqliteStore } from "../../src/store/sqlite/index.js";
-import { createDatabase } from "../../scripts/postgres.js";
 
 export type { Json } from "../json.js";
 
