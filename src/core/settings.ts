@@ -68,7 +68,8 @@ export function settingFields(config: Config) {
     public: field(z.boolean().openapi({ description: "Whether /fn/:name may be called without the token. Default false" }), () => false),
     maxConcurrency: field(
       z.number().int().min(1).max(config.MAX_CONCURRENCY).nullable().openapi({
-        description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit",
+        description:
+          "Invocations of this function in progress at once on each gateway (several gateways on one database each allow as many), past it 429; null (default): only the gateway's limit",
       }),
       () => null,
     ),
