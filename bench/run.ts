@@ -16,7 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../src/core/config.js";
-import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
@@ -58,7 +58,7 @@ const options = new Command()
   .option("--requests <n>", "requests per case at each concurrency (default 300, quick 16)", positiveInt)
   .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 4)", positiveInt)
   .option("--isolation <modes>", `only these isolation modes, comma-separated (${ISOLATION_MODES.join(", ")})`, oneOf(ISOLATION_MODES))
-  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${RUNTIMES.join(", ")})`, oneOf(RUNTIMES))
+  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${INTERPRETERS.join(", ")})`, oneOf(INTERPRETERS))
   .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
   .option("--out <dir>", "where the JSON results go", RESULTS_DIR)
   .parse()
@@ -67,7 +67,7 @@ const options = new Command()
     requests?: number;
     idleRequests?: number;
     isolation?: IsolationMode[];
-    runtime?: Runtime[];
+    runtime?: InterpreterKind[];
     cpuProf?: string;
     out: string;
   }>();
@@ -79,7 +79,7 @@ const modes = options.isolation ?? (options.quick ? ISOLATION_MODES.filter((mode
 interface CaseResult {
   /** For bare spawns: the mode whose rows they were measured beside. */
   mode: IsolationMode;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   kind: "hello" | "json" | "spawn";
   /** "idle" = one at a time, 400 ms apart. */
   concurrency: number | "idle";
@@ -96,8 +96,8 @@ const skippedModes: { mode: IsolationMode; reason: string }[] = [];
 
 const config = loadConfig({ DATA_DIR: os.tmpdir() });
 const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
-const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
-for (const runtime of RUNTIMES) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
+const binaries: Record<InterpreterKind, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
+for (const runtime of INTERPRETERS) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
 
 const nodeArgs = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProf)}`] : [];
 const gateway = await Gateway.start({}, nodeArgs);
@@ -108,7 +108,7 @@ try {
   for (const mode of modes) {
     const registered = await registerAll(mode);
     if (registered === null) continue;
-    for (const runtime of options.runtime ?? RUNTIMES)
+    for (const runtime of options.runtime ?? INTERPRETERS)
       await measureRuntime(
         runtime,
         [...registered].filter(([, fn]) => fn.runtime === runtime),
@@ -175,7 +175,7 @@ async function registerAll(mode: IsolationMode): Promise<Map<string, BenchFuncti
  * A runtime's functions at each concurrency, each level right after the bare spawn at the same
  * level, so that the load of the host (shared with other work) is alike for both.
  */
-async function measureRuntime(runtime: Runtime, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
+async function measureRuntime(runtime: InterpreterKind, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
   const targets = functions.map(([name, fn]): [string, Target] => [
     name,
     {
@@ -214,7 +214,7 @@ async function measureRuntime(runtime: Runtime, functions: [string, BenchFunctio
 }
 
 /** The bare interpreter of `runtime`: `perCase` spawns by `concurrency` spawners. */
-async function bareAt(runtime: Runtime, concurrency: number, mode: IsolationMode): Promise<Figures> {
+async function bareAt(runtime: InterpreterKind, concurrency: number, mode: IsolationMode): Promise<Figures> {
   const figures = await spawnLoad(...bareCommand(runtime, binaries), concurrency, perCase);
   results.push({ mode, runtime, kind: "spawn", concurrency, figures, p50Ratio: 1, throughputRatio: 1 });
   process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RunnerHealth } from "../core/runner.js";
-import { RUNTIMES } from "../core/runtimes.js";
+import { INTERPRETERS } from "../core/runtimes.js";
 import type { EndStatus } from "../core/statuses.js";
 
 /** Why the gateway refused an invocation without running it (the `reason` label). */
@@ -87,7 +87,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         const byRuntime = sources.health().standby_by_runtime ?? {};
-        for (const runtime of RUNTIMES) this.set({ runtime }, byRuntime[runtime] ?? 0);
+        for (const runtime of INTERPRETERS) this.set({ runtime }, byRuntime[runtime] ?? 0);
       },
     });
     const databaseBytes = sources.databaseBytes;

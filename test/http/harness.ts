@@ -26,12 +26,14 @@ import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
+import { TypeScriptCompiler } from "../../src/sandbox/typescript.js";
 
 export type { Json } from "../json.js";
 
 import type { Json } from "../json.js";
 
 let interpreters: Interpreters | undefined;
+let typescript: TypeScriptCompiler | undefined;
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -52,9 +54,11 @@ export class ScriptedRunner implements Runner {
     return this.script(spec);
   }
 
-  /** The real check, with the real interpreters: registration's syntax errors are not scripted. */
+  /** The real check, with the real interpreters and compiler: registration's syntax errors are not scripted. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
     interpreters ??= resolveInterpreters(loadConfig({}).PYTHON_BIN, process.execPath);
+    typescript ??= new TypeScriptCompiler(interpreters.node.version);
+    if (runtime === "typescript") return typescript.check(code);
     return checkSyntax(interpreters, runtime, code);
   }
 

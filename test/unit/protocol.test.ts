@@ -38,10 +38,11 @@ function unconfirmed(result: Buffer, overrides: Partial<ProcessExit> = {}): Proc
     durationMs: 12.3456789,
     timedOut: false,
     interrupted: false,
+    clientClosed: false,
     spawnError: null,
     stdout: output(),
     stderr: output(),
-    result: { data: result, truncated: false },
+    result: parseFrames(result, LIMITS.maxResponseBytes),
     ...overrides,
   };
 }
@@ -144,8 +145,8 @@ describe("classifying how a run ended", () => {
     expect(classify(exited(response(200, "x".repeat(4097))), SPEC, false, LIMITS).errorMessage).toContain("MAX_RESPONSE_BYTES");
   });
 
-  it("treats a truncated result channel as a response over the cap", () => {
-    const exit = exited(Buffer.alloc(0), { result: { data: Buffer.concat([LOCKED, Buffer.alloc(10)]), truncated: true } });
+  it("treats a result channel that went past the cap as a response over it", () => {
+    const exit = exited(Buffer.alloc(0), { result: { ...parseFrames(LOCKED, 4096), tooLarge: true } });
     expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({
       status: "error",
       errorMessage: "the response exceeds the 4096-byte limit (MAX_RESPONSE_BYTES)",
