@@ -173,7 +173,10 @@ export class ResultReader {
       this.rest = Buffer.concat([this.rest, data]);
       return;
     }
-    if (this.malformed !== null) return this.seekEnd(data);
+    if (this.malformed !== null) {
+      this.seekEnd(data);
+      return;
+    }
     let at = 0;
     while (at < data.length && this.malformed === null && !this.ended) {
       if (this.body !== null) {
@@ -183,13 +186,19 @@ export class ResultReader {
       const newline = data.indexOf(10, at);
       if (newline < 0) {
         const partial = data.subarray(at);
-        if (this.line.length + partial.length > FRAME_HEADER_CAP) return this.fail("an unterminated or oversized frame", data.subarray(at));
+        if (this.line.length + partial.length > FRAME_HEADER_CAP) {
+          this.fail("an unterminated or oversized frame", data.subarray(at));
+          return;
+        }
         this.line = Buffer.concat([this.line, partial]);
         return;
       }
       const text = this.line.length > 0 ? Buffer.concat([this.line, data.subarray(at, newline)]) : data.subarray(at, newline);
       this.line = EMPTY;
-      if (text.length > FRAME_HEADER_CAP) return this.fail("an unterminated or oversized frame", data.subarray(newline + 1));
+      if (text.length > FRAME_HEADER_CAP) {
+        this.fail("an unterminated or oversized frame", data.subarray(newline + 1));
+        return;
+      }
       at = newline + 1;
       if (this.isEndFrame(text)) {
         this.ended = true;
@@ -232,16 +241,29 @@ export class ResultReader {
     try {
       frame = JSON.parse(text.toString("utf8")) as Frame;
     } catch {
-      return this.fail("a frame that is not JSON", following);
+      this.fail("a frame that is not JSON", following);
+      return;
     }
     const kind: unknown = frame?.kind;
-    if (frame.kind === "response") return this.readResponse(frame, following);
+    if (frame.kind === "response") {
+      this.readResponse(frame, following);
+      return;
+    }
     if (frame.kind === "chunk") {
       const stream = this.stream;
-      if (stream === null || stream.ended) return this.fail("a body chunk outside a streamed response", following);
-      if (!Number.isSafeInteger(frame.length) || frame.length < 0) return this.fail("a body chunk of no valid length", following);
+      if (stream === null || stream.ended) {
+        this.fail("a body chunk outside a streamed response", following);
+        return;
+      }
+      if (!Number.isSafeInteger(frame.length) || frame.length < 0) {
+        this.fail("a body chunk of no valid length", following);
+        return;
+      }
       stream.bytes += frame.length;
-      if (stream.bytes > this.options.maxResponseBytes) return this.overflow(frame.length);
+      if (stream.bytes > this.options.maxResponseBytes) {
+        this.overflow(frame.length);
+        return;
+      }
       const into =
         typeof stream.frame.value === "string" ? "drop" : stream.chunks !== null ? stream.frame : this.options.sink ? "sink" : "drop";
       if (frame.length > 0) this.body = { left: frame.length, into, chunks: [] };
@@ -249,7 +271,10 @@ export class ResultReader {
     }
     if (frame.kind === "body_end") {
       const stream = this.stream;
-      if (stream === null || stream.ended) return this.fail("a body end outside a streamed response", following);
+      if (stream === null || stream.ended) {
+        this.fail("a body end outside a streamed response", following);
+        return;
+      }
       stream.ended = true;
       if (stream.chunks !== null && typeof stream.frame.value !== "string") {
         stream.frame.value.body = Buffer.concat(stream.chunks);
@@ -257,15 +282,22 @@ export class ResultReader {
       } else if (typeof stream.frame.value !== "string") this.options.sink?.end();
       return;
     }
-    if (typeof kind !== "string" || !KEPT_KINDS.has(kind)) return this.fail("a frame of unknown kind", following);
+    if (typeof kind !== "string" || !KEPT_KINDS.has(kind)) {
+      this.fail("a frame of unknown kind", following);
+      return;
+    }
     this.keptBytes += text.length;
-    if (this.keptBytes > KEPT_FRAMES_CAP) return this.fail("more frames than a run may write", following);
+    if (this.keptBytes > KEPT_FRAMES_CAP) {
+      this.fail("more frames than a run may write", following);
+      return;
+    }
     this.frames.push(frame as ParsedFrame);
   }
 
   private readResponse(frame: Extract<Frame, { kind: "response" }>, following: Buffer): void {
     if (this.stream !== null || this.frames.some((f) => f.kind === "response")) {
-      return this.fail("a second response", following);
+      this.fail("a second response", following);
+      return;
     }
     if (frame.streamed === true) {
       const value = toResponse(frame, EMPTY, this.options.maxResponseBytes);
@@ -277,11 +309,15 @@ export class ResultReader {
       return;
     }
     const length = frame.body_length;
-    if (!Number.isSafeInteger(length) || (length as number) < 0) return this.fail("a response whose body length does not match", following);
+    if (!Number.isSafeInteger(length) || (length as number) < 0) {
+      this.fail("a response whose body length does not match", following);
+      return;
+    }
     const bodyLength = length as number;
     if (bodyLength > this.options.maxResponseBytes) {
       this.frames.push({ kind: "response", value: toResponse(frame, EMPTY, this.options.maxResponseBytes, bodyLength) });
-      return this.overflow(bodyLength);
+      this.overflow(bodyLength);
+      return;
     }
     const parsed: Extract<ParsedFrame, { kind: "response" }> = {
       kind: "response",
