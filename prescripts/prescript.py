@@ -313,6 +313,10 @@ def _prescript(relocated=frozenset()):
     del body
     os.environ.clear()
     os.environ.update(envelope["env"])
+    # Line-buffered, as on a terminal: a print() leaves in one write, so live output shows whole
+    # lines as they are printed (flush=True sends a partial one).
+    for channel in (sys.stdout, sys.stderr):
+        channel.reconfigure(line_buffering=True, write_through=False)
     if envelope.get("packages"):
         # The function's package environment, bound read-only at /packages. Appended, so
         # the standard library cannot be shadowed by a package.
