@@ -5,9 +5,10 @@ import type { RunOptions } from "../core/runner.js";
 import { closeFd, streamPair } from "./fdpass.js";
 import type { ForkServer } from "./forkserver.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
-import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit, watchEnds } from "./process.js";
+import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
 import { ResultChannel } from "./result-channel.js";
+import { RunWatch } from "./watch.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
 const signalNames = new Map<number, string>();
@@ -105,13 +106,12 @@ export class ForkedInterpreter implements Interpreter {
     options: RunOptions = {},
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const started = performance.now();
-    const ends = watchEnds(timeoutMs, stop, options, () => this.ended.abort());
+    const watch = new RunWatch(timeoutMs, stop, () => this.ended.abort(), options.signal);
     this.result = new ResultChannel(this.readers[2]!.socket, {
       maxResponseBytes: this.settings.maxResponseBytes,
       onStream: options.onStream,
       hopeless: () => this.kill(),
-      cancelled: ends.clientGone,
+      cancelled: watch.clientGone,
     });
     this.stdout.follow(options, "stdout");
     this.stderr.follow(options, "stderr");
@@ -120,8 +120,7 @@ export class ForkedInterpreter implements Interpreter {
     let status: number | null = null;
     const pid = await this.forked;
     if (pid === null) {
-      const { timedOut, interrupted, clientClosed } = ends.flags;
-      if (!timedOut && !interrupted && !clientClosed) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
+      if (!watch.cut) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
     } else {
       try {
         // One prepared for its slot was moved into the slot's cgroup by the parent (ForkServer.prepareFor).
@@ -136,12 +135,10 @@ export class ForkedInterpreter implements Interpreter {
       if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
     }
     await Promise.all(this.readers.map((reader) => reader.done));
-    ends.done();
     return {
       exitCode: status !== null && (status & 0x7f) === 0 ? (status >> 8) & 0xff : null,
       signal: status !== null && (status & 0x7f) !== 0 ? (signalNames.get(status & 0x7f) ?? `signal ${status & 0x7f}`) : null,
-      durationMs: performance.now() - started,
-      ...ends.flags,
+      ...watch.end(),
       spawnError,
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),

@@ -6,6 +6,7 @@ import type { InterpreterKind } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
 import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD, type ResultFrames } from "./protocol.js";
 import { ResultChannel } from "./result-channel.js";
+import { RunWatch } from "./watch.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
 // and waits), then handed one invocation on fd 3 and watched until it exits.
@@ -150,13 +151,12 @@ export class InterpreterProcess implements Interpreter {
     options: RunOptions = {},
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const started = performance.now();
-    const ends = watchEnds(timeoutMs, stop, options, () => this.kill());
+    const watch = new RunWatch(timeoutMs, stop, () => this.kill(), options.signal);
     this.result = new ResultChannel(this.resultStream, {
       maxResponseBytes: this.settings.maxResponseBytes,
       onStream: options.onStream,
       hopeless: () => this.kill(),
-      cancelled: ends.clientGone,
+      cancelled: watch.clientGone,
     });
     this.stdout.follow(options, "stdout");
     this.stderr.follow(options, "stderr");
@@ -172,12 +172,10 @@ export class InterpreterProcess implements Interpreter {
     }
 
     const [exitCode, signal] = await this.closed;
-    ends.done();
     return {
       exitCode,
       signal,
-      durationMs: performance.now() - started,
-      ...ends.flags,
+      ...watch.end(),
       spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
@@ -204,47 +202,6 @@ export class InterpreterProcess implements Interpreter {
   private get resultStream(): Readable {
     return this.child.stdio[RESULT_FD] as Readable;
   }
-}
-
-/** How a run ended besides its exit: the deadline, a stopping gateway, a client gone. */
-export interface EndFlags {
-  timedOut: boolean;
-  interrupted: boolean;
-  clientClosed: boolean;
-}
-
-/**
- * Arms a run's ends: the deadline, the gateway's `stop` and the caller's signal each set their
- * flag and kill. `clientGone` is the same end for a streamed body its reader cancelled; `done`
- * disarms them once the run is over.
- */
-export function watchEnds(
-  timeoutMs: number,
-  stop: AbortSignal,
-  options: RunOptions,
-  kill: () => void,
-): { flags: EndFlags; clientGone: () => void; done: () => void } {
-  const flags: EndFlags = { timedOut: false, interrupted: false, clientClosed: false };
-  const end = (flag: keyof EndFlags) => () => {
-    flags[flag] = true;
-    kill();
-  };
-  const timer = setTimeout(end("timedOut"), timeoutMs);
-  const onStop = end("interrupted");
-  const clientGone = end("clientClosed");
-  stop.addEventListener("abort", onStop, { once: true });
-  options.signal?.addEventListener("abort", clientGone, { once: true });
-  if (stop.aborted) onStop();
-  else if (options.signal?.aborted) clientGone();
-  return {
-    flags,
-    clientGone,
-    done() {
-      clearTimeout(timer);
-      stop.removeEventListener("abort", onStop);
-      options.signal?.removeEventListener("abort", clientGone);
-    },
-  };
 }
 
 /** Keeps the first `cap` bytes of a stream and counts the rest, so memory stays bounded. */

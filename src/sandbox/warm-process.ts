@@ -4,9 +4,10 @@ import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput, OutputChannel, RunOptions } from "../core/runner.js";
 import type { InterpreterKind } from "../core/runtimes.js";
-import { type InterpreterSettings, interpreterCommand, killProcessGroup, type ProcessExit, SPAWN_ENV, watchEnds } from "./process.js";
+import { type InterpreterSettings, interpreterCommand, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
 import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
 import { ResultChannel } from "./result-channel.js";
+import { RunWatch } from "./watch.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
 // a time on fd 3. Each invocation ends with the nonce the gateway sent with it: a marker on
@@ -108,17 +109,16 @@ export class WarmProcess {
    * when `stop` or the caller's signal aborts, or ended by the function).
    */
   async invoke(payload: Buffer, nonce: string, timeoutMs: number, stop: AbortSignal, options: RunOptions = {}): Promise<WarmExit> {
-    const started = performance.now();
     const marker = outputMarker(nonce);
     this.stdout.begin(marker, options, "stdout");
     this.stderr.begin(marker, options, "stderr");
-    const ends = watchEnds(timeoutMs, stop, options, () => this.kill());
+    const watch = new RunWatch(timeoutMs, stop, () => this.kill(), options.signal);
     const result = new ResultChannel(this.resultStream, {
       maxResponseBytes: this.settings.maxResponseBytes,
       endFrame: endFrame(nonce),
       onStream: options.onStream,
       hopeless: () => this.kill(),
-      cancelled: ends.clientGone,
+      cancelled: watch.clientGone,
     });
     this.result = result;
     const carried = this.carry;
@@ -134,7 +134,7 @@ export class WarmProcess {
     if (this.alive) this.requestStream.write(payload);
     const outcome = await Promise.race([ended.then(() => null), this.closed]);
     this.onProgress = null;
-    ends.done();
+    const ends = watch.end();
     this.result = null;
     this.carry = result.rest.subarray(0, FRAME_CARRY_CAP);
     const [exitCode, signal] = outcome ?? [0, null];
@@ -142,8 +142,7 @@ export class WarmProcess {
       ended: outcome === null,
       exitCode,
       signal,
-      durationMs: performance.now() - started,
-      ...ends.flags,
+      ...ends,
       spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.take(),
       stderr: this.stderr.take(),
