@@ -231,3 +231,106 @@ describe.each(["invocation", "function"] as const)("live output (isolation %s)",
     expect(stdout.every((o) => o.beforeEnd)).toBe(true);
   });
 });
+
+describe("what a function cannot make of the result channel", () => {
+  it.each([
+    ["a chunk without a streamed head", `os.write(4, b'{"kind":"chunk","length":1}\\nx')`, /malformed result: a body chunk outside a streamed response/],
+    [
+      "a chunk announcing more than MAX_RESPONSE_BYTES",
+      `os.write(4, b'{"kind":"response","status":200,"headers":[],"streamed":true}\\n{"kind":"chunk","length":1099511627776}\\n')`,
+      /MAX_RESPONSE_BYTES/,
+    ],
+    [
+      "a second response after a streamed one",
+      `os.write(4, b'{"kind":"response","status":200,"headers":[],"streamed":true}\\n{"kind":"body_end"}\\n{"kind":"response","status":200,"headers":[],"body_length":0}\\n')`,
+      /malformed result: a second response/,
+    ],
+  ])("refuses %s", async (_, write, message) => {
+    const result = await sandbox.run(spec("python", `import os, time\ndef handler(request):\n    ${write}\n    time.sleep(0.2)\n    return "ok"\n`));
+    expect(result).toMatchObject({ status: "error", errorMessage: expect.stringMatching(message) });
+  });
+
+  it("holds the memory limit while streaming: a function that outgrows it mid-stream ends oom", async () => {
+    const run = follow(
+      sandbox,
+      spec("python", `def handler(request):\n    held = []\n    while True:\n        held.append(bytearray(8 << 20))\n        yield b"x"\n`, { memoryMb: 64 }),
+    );
+    await run.readAll();
+    expect(run.error).toBeInstanceOf(Error);
+    expect((await run.result).status).toBe("oom");
+  });
+});
+
+describe("a warm instance after a streamed invocation", () => {
+  const pidStream = `import os, time
+def handler(request):
+    yield str(os.getpid())
+    time.sleep(0.05)
+    yield "|done"
+`;
+  it("serves the next invocation when the stream ended, and is replaced when its reader cancelled", async () => {
+    const target = version("warm-stream");
+    const warm = spec("python", pidStream, { isolation: "function", version: target });
+    // Each read waits for its run's end: the instance is busy until its end marks have come.
+    const read = async () => {
+      const run = follow(sandbox, warm);
+      const reads = await run.readAll();
+      await run.result;
+      return Buffer.concat(reads.map((r) => r.data)).toString();
+    };
+    const first = await read();
+    const second = await read();
+    expect(first).toMatch(/^\d+\|done$/);
+    expect(second.split("|")[0]).toBe(first.split("|")[0]);
+    const cancelled = follow(sandbox, warm);
+    await (await cancelled.stream).body.cancel();
+    expect((await cancelled.result).status).toBe("client_closed");
+    const third = await read();
+    expect(third.split("|")[0]).not.toBe(first.split("|")[0]);
+  });
+});
+
+describe("TypeScript", () => {
+  it("runs a function with interfaces, generics and a type-only import, in both isolations", async () => {
+    const code = `import type { Agent } from "node:http";
+interface Greeting<T> { hello: T; agent?: Agent }
+function greet<T>(who: T): Greeting<T> {
+  return { hello: who };
+}
+enum Mood { Happy = "happy" }
+export default async function (request: Request): Promise<Response> {
+  const name: string = new URL(request.url).searchParams.get("name") ?? "world";
+  return Response.json({ ...greet<string>(name), mood: Mood.Happy });
+}
+`;
+    for (const isolation of ["invocation", "function"] as const) {
+      const result = await sandbox.run(spec("typescript", code, { isolation, version: version("ts") }));
+      expect(JSON.parse(bodyText(result))).toEqual({ hello: "world", mood: "happy" });
+    }
+  });
+
+  it("names the .ts line of a thrown error in the stack on stderr", async () => {
+    const code = `type Input = { n: number };
+
+function check(input: Input): number {
+  if (input.n > 1) throw new RangeError("too big: " + input.n);
+  return input.n;
+}
+export default (): string => String(check({ n: 2 }));
+`;
+    const result = await sandbox.run(spec("typescript", code));
+    expect(result).toMatchObject({ status: "error", errorMessage: "the function raised RangeError: too big: 2" });
+    expect(result.stderr.data.toString()).toMatch(/function\.ts:4:\d+/);
+  });
+
+  it("refuses a type syntax error with its line and column, and streams like JavaScript", async () => {
+    expect(await sandbox.checkSyntax("typescript", "const x: number = 1;\nlet y: = 2;\n")).toEqual({
+      line: 2,
+      column: 8,
+      message: expect.stringContaining("SyntaxError"),
+    });
+    expect(await sandbox.checkSyntax("typescript", "export default (): string => 'ok';\n")).toBeNull();
+    const run = follow(sandbox, spec("typescript", `export default async function* (): AsyncGenerator<string> { yield "a"; yield "b"; }`));
+    expect(Buffer.concat((await run.readAll()).map((r) => r.data)).toString()).toBe("ab");
+  });
+});
