@@ -11,6 +11,7 @@ import type {
   InvocationResult,
   InvocationSpec,
   Runner,
+  RunOptions,
   RunnerHealth as SandboxHealth,
   SandboxResponse,
   SyntaxProblem,
@@ -45,13 +46,13 @@ export const auth = { authorization: `Bearer ${TOKEN}` };
  */
 export class ScriptedRunner implements Runner {
   readonly calls: InvocationSpec[] = [];
-  /** What the next run does; by default it echoes the request as JSON. */
-  script: (spec: InvocationSpec) => InvocationResult | Promise<InvocationResult> = (spec) =>
+  /** What the next run does (a script may stream through `options`); by default it echoes the request as JSON. */
+  script: (spec: InvocationSpec, options: RunOptions) => InvocationResult | Promise<InvocationResult> = (spec) =>
     okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
 
-  async run(spec: InvocationSpec): Promise<InvocationResult> {
+  async run(spec: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     this.calls.push(spec);
-    return this.script(spec);
+    return this.script(spec, options);
   }
 
   /** The real check, with the real interpreters and compiler: registration's syntax errors are not scripted. */

@@ -234,7 +234,11 @@ describe.each(["invocation", "function"] as const)("live output (isolation %s)",
 
 describe("what a function cannot make of the result channel", () => {
   it.each([
-    ["a chunk without a streamed head", `os.write(4, b'{"kind":"chunk","length":1}\\nx')`, /malformed result: a body chunk outside a streamed response/],
+    [
+      "a chunk without a streamed head",
+      `os.write(4, b'{"kind":"chunk","length":1}\\nx')`,
+      /malformed result: a body chunk outside a streamed response/,
+    ],
     [
       "a chunk announcing more than MAX_RESPONSE_BYTES",
       `os.write(4, b'{"kind":"response","status":200,"headers":[],"streamed":true}\\n{"kind":"chunk","length":1099511627776}\\n')`,
@@ -246,14 +250,20 @@ describe("what a function cannot make of the result channel", () => {
       /malformed result: a second response/,
     ],
   ])("refuses %s", async (_, write, message) => {
-    const result = await sandbox.run(spec("python", `import os, time\ndef handler(request):\n    ${write}\n    time.sleep(0.2)\n    return "ok"\n`));
+    const result = await sandbox.run(
+      spec("python", `import os, time\ndef handler(request):\n    ${write}\n    time.sleep(0.2)\n    return "ok"\n`),
+    );
     expect(result).toMatchObject({ status: "error", errorMessage: expect.stringMatching(message) });
   });
 
   it("holds the memory limit while streaming: a function that outgrows it mid-stream ends oom", async () => {
     const run = follow(
       sandbox,
-      spec("python", `def handler(request):\n    held = []\n    while True:\n        held.append(bytearray(8 << 20))\n        yield b"x"\n`, { memoryMb: 64 }),
+      spec(
+        "python",
+        `def handler(request):\n    held = []\n    while True:\n        held.append(bytearray(8 << 20))\n        yield b"x"\n`,
+        { memoryMb: 64 },
+      ),
     );
     await run.readAll();
     expect(run.error).toBeInstanceOf(Error);

@@ -197,9 +197,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     };
 
     if (wantsLiveOutput(c.req.header("accept"))) {
-      handedOver = true;
       deps.metrics?.streamed(fn.name, "events");
-      return liveOutput(c, {
+      const live = liveOutput(c, {
         invocationId: id,
         runStarted,
         run: (options) => runner.run(spec, options),
@@ -213,6 +212,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
           }
         },
       });
+      handedOver = true;
+      return live;
     }
 
     let answer: Awaited<ReturnType<typeof runForAnswer>>;
@@ -229,12 +230,11 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       return outcome.response;
     }
 
-    handedOver = true;
     const firstByteMs = performance.now() - runStarted;
     deps.metrics?.streamed(fn.name, "body");
     deps.metrics?.firstByte(fn.name, firstByteMs);
     const outgoing = outgoingOf(c);
-    return streamedResponse(
+    const streamed = streamedResponse(
       answer.head,
       async (sent) => {
         try {
@@ -249,6 +249,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       },
       outgoing && (() => outgoing.destroy()),
     );
+    handedOver = true;
+    return streamed;
   } finally {
     if (!handedOver) release();
   }
