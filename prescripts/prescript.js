@@ -128,8 +128,12 @@
       writeAll(4, Buffer.concat([Buffer.from(JSON.stringify(frame) + "\n"), body]));
     }
 
+    /** A chunk of a streamed body: its frame line and its bytes in one writev, without copying them. */
     function sendChunk(bytes) {
-      if (bytes.length > 0) writeAll(4, Buffer.concat([Buffer.from(`{"kind":"chunk","length":${bytes.length}}\n`), bytes]));
+      if (bytes.length === 0) return;
+      const line = Buffer.from(`{"kind":"chunk","length":${bytes.length}}\n`);
+      const written = fs.writevSync(4, [line, bytes]);
+      if (written < line.length + bytes.length) writeAll(4, Buffer.concat([line, bytes]).subarray(written));
     }
 
     /** Exits once stdout and stderr have flushed what user code wrote (large writes to a socket are queued). */
