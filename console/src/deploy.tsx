@@ -6,6 +6,8 @@ import { messageOf } from "./util";
 const TEMPLATES: Record<Runtime, string> = {
   python: 'def handler(request):\n    print("called")\n    return {"hello": request.query.get("name", "world")}\n',
   node: 'export default async function (request) {\n  console.log("called");\n  return Response.json({ hello: new URL(request.url).searchParams.get("name") ?? "world" });\n}\n',
+  typescript:
+    'export default async function (request: Request): Promise<Response> {\n  console.log("called");\n  const name: string = new URL(request.url).searchParams.get("name") ?? "world";\n  return Response.json({ hello: name });\n}\n',
 };
 
 /** Registers a new function (version 1) and opens its page. */
@@ -49,6 +51,7 @@ export function Deploy() {
           <select name="runtime" value={runtime} onChange={(e) => changeRuntime(e.currentTarget.value as Runtime)}>
             <option value="python">Python</option>
             <option value="node">JavaScript (Node)</option>
+            <option value="typescript">TypeScript (Node)</option>
           </select>
         </label>
         <label class="check">

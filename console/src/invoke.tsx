@@ -1,4 +1,5 @@
 import { useState } from "preact/hooks";
+import { readAsItComes } from "./read-body";
 import { messageOf } from "./util";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -48,8 +49,11 @@ export function InvokePanel({ name }: { name: string }) {
         body: method === "GET" ? undefined : body,
         credentials: "omit",
       });
-      const text = await res.text();
-      setAnswer({ status: res.status, headers: [...res.headers], body: text, durationMs: performance.now() - started });
+      // The head is shown as soon as it is here, the body as it arrives (a streamed answer, live output).
+      const head = { status: res.status, headers: [...res.headers], durationMs: performance.now() - started };
+      setAnswer({ ...head, body: "" });
+      const text = await readAsItComes(res, (sofar) => setAnswer({ ...head, body: sofar }));
+      setAnswer({ ...head, body: text, durationMs: performance.now() - started });
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -90,7 +94,13 @@ export function InvokePanel({ name }: { name: string }) {
             <span class={`status ${answer.status < 400 ? "ok" : "bad"}`} data-testid="invoke-status">
               {answer.status}
             </span>{" "}
-            <span class="muted">{Math.round(answer.durationMs)} ms</span>
+            {busy ? (
+              <span class="muted" data-testid="invoke-receiving">
+                receiving…
+              </span>
+            ) : (
+              <span class="muted">{Math.round(answer.durationMs)} ms</span>
+            )}
           </p>
           <pre class="mono small">{answer.headers.map(([k, v]) => `${k}: ${v}`).join("\n")}</pre>
           <pre class="mono" data-testid="invoke-body">{answer.body}</pre>
