@@ -53,7 +53,7 @@ export const signIn = (token: string) => api<void>("/api/session", { method: "PO
 export const signOut = () => api<void>("/api/session", { method: "DELETE" });
 
 export type Runtime = "python" | "node" | "typescript";
-export type Status = "running" | "ok" | "error" | "timeout" | "oom" | "forbidden" | "rejected" | "interrupted";
+export type Status = "running" | "ok" | "error" | "timeout" | "oom" | "forbidden" | "rejected" | "interrupted" | "client_closed";
 
 export interface FunctionSummary {
   name: string;
