@@ -140,6 +140,7 @@ export interface ResultReaderOptions {
 /** Bytes of kept frames (all but response bodies) one run may write; past it the channel is malformed. */
 export const KEPT_FRAMES_CAP = 4 * FRAME_HEADER_CAP;
 const EMPTY = Buffer.alloc(0);
+const NEWLINE = Buffer.from("\n");
 
 /**
  * Reads the result channel as it arrives: JSON lines, each whole response followed by its body
@@ -170,7 +171,9 @@ export class ResultReader {
 
   push(data: Buffer): void {
     if (this.ended) {
-      this.rest = Buffer.concat([this.rest, data]);
+      // What a late write leaves for the next invocation; kept bounded.
+      if (this.rest.length < FRAME_HEADER_CAP)
+        this.rest = Buffer.concat([this.rest, data.subarray(0, FRAME_HEADER_CAP - this.rest.length)]);
       return;
     }
     if (this.malformed !== null) {
@@ -187,7 +190,7 @@ export class ResultReader {
       if (newline < 0) {
         const partial = data.subarray(at);
         if (this.line.length + partial.length > FRAME_HEADER_CAP) {
-          this.fail("an unterminated or oversized frame", data.subarray(at));
+          this.fail("an unterminated or oversized frame", Buffer.concat([this.line, data.subarray(at)]));
           return;
         }
         this.line = Buffer.concat([this.line, partial]);
@@ -196,7 +199,7 @@ export class ResultReader {
       const text = this.line.length > 0 ? Buffer.concat([this.line, data.subarray(at, newline)]) : data.subarray(at, newline);
       this.line = EMPTY;
       if (text.length > FRAME_HEADER_CAP) {
-        this.fail("an unterminated or oversized frame", data.subarray(newline + 1));
+        this.fail("an unterminated or oversized frame", data.subarray(newline + 1), text);
         return;
       }
       at = newline + 1;
@@ -241,22 +244,22 @@ export class ResultReader {
     try {
       frame = JSON.parse(text.toString("utf8")) as Frame;
     } catch {
-      this.fail("a frame that is not JSON", following);
+      this.fail("a frame that is not JSON", following, text);
       return;
     }
     const kind: unknown = frame?.kind;
     if (frame.kind === "response") {
-      this.readResponse(frame, following);
+      this.readResponse(frame, text, following);
       return;
     }
     if (frame.kind === "chunk") {
       const stream = this.stream;
       if (stream === null || stream.ended) {
-        this.fail("a body chunk outside a streamed response", following);
+        this.fail("a body chunk outside a streamed response", following, text);
         return;
       }
       if (!Number.isSafeInteger(frame.length) || frame.length < 0) {
-        this.fail("a body chunk of no valid length", following);
+        this.fail("a body chunk of no valid length", following, text);
         return;
       }
       stream.bytes += frame.length;
@@ -272,7 +275,7 @@ export class ResultReader {
     if (frame.kind === "body_end") {
       const stream = this.stream;
       if (stream === null || stream.ended) {
-        this.fail("a body end outside a streamed response", following);
+        this.fail("a body end outside a streamed response", following, text);
         return;
       }
       stream.ended = true;
@@ -283,20 +286,20 @@ export class ResultReader {
       return;
     }
     if (typeof kind !== "string" || !KEPT_KINDS.has(kind)) {
-      this.fail("a frame of unknown kind", following);
+      this.fail("a frame of unknown kind", following, text);
       return;
     }
     this.keptBytes += text.length;
     if (this.keptBytes > KEPT_FRAMES_CAP) {
-      this.fail("more frames than a run may write", following);
+      this.fail("more frames than a run may write", following, text);
       return;
     }
     this.frames.push(frame as ParsedFrame);
   }
 
-  private readResponse(frame: Extract<Frame, { kind: "response" }>, following: Buffer): void {
+  private readResponse(frame: Extract<Frame, { kind: "response" }>, text: Buffer, following: Buffer): void {
     if (this.stream !== null || this.frames.some((f) => f.kind === "response")) {
-      this.fail("a second response", following);
+      this.fail("a second response", following, text);
       return;
     }
     if (frame.streamed === true) {
@@ -310,7 +313,7 @@ export class ResultReader {
     }
     const length = frame.body_length;
     if (!Number.isSafeInteger(length) || (length as number) < 0) {
-      this.fail("a response whose body length does not match", following);
+      this.fail("a response whose body length does not match", following, text);
       return;
     }
     const bodyLength = length as number;
@@ -355,14 +358,19 @@ export class ResultReader {
     this.options.hopeless?.();
   }
 
-  private fail(reason: string, following: Buffer): void {
+  /**
+   * The channel stopped making sense at `line` (the offending one, when it is a whole line). The
+   * end frame is looked for from there on, the line included: a function that left half a line
+   * makes the prescript's end frame the tail of it.
+   */
+  private fail(reason: string, following: Buffer, line?: Buffer): void {
     this.malformed = reason;
     this.line = EMPTY;
     this.body = null;
     // A streamed body cannot go on after a frame that makes no sense: its reader is told, the process dies.
     if (this.stream !== null && !this.stream.ended) this.options.hopeless?.();
     this.dropBody();
-    this.seekEnd(following);
+    this.seekEnd(line === undefined ? following : Buffer.concat([line, NEWLINE, following]));
   }
 
   /** After a malformed frame: only the end frame is looked for, so a warm instance's next invocation still starts where it should. */
