@@ -22,8 +22,8 @@ export function sseEvent(event: string, data: string): string {
 
 /** Where an event ends in an event stream: a blank line, whatever the line endings. */
 const EVENT_END = /(?:\r\n|\r|\n)(?:\r\n|\r|\n)/;
-/** Bytes of the function's relayed events that may wait for a slow client before the relay stops reading them. */
-const RELAY_QUEUE_BYTES = 256 * 1024;
+/** How much of the queued events (in characters) may wait for a slow client before the relay stops reading the function's. */
+const RELAY_QUEUE_CHARS = 256 * 1024;
 
 /** The function's answer as the `result` event carries it: the body as text when it is UTF-8, else base64; null when relayed as events. */
 function resultEvent(response: Response, body: Buffer | null): string {
@@ -56,7 +56,7 @@ export interface LiveOutput {
 /**
  * Answers with an event stream at once and relays the run into it. What waits for a slow client
  * is bounded: live output carries what the log keeps (OUTPUT_CAP_BYTES per channel), relayed
- * events wait up to RELAY_QUEUE_BYTES (then the function is paced), and a streamed answer that is
+ * events wait up to RELAY_QUEUE_CHARS (then the function is paced), and a streamed answer that is
  * not an event stream is collected, capped as a whole one is. A client that goes away stops the
  * function (`client_closed`).
  */
@@ -66,7 +66,7 @@ export function liveOutput(c: Context, live: LiveOutput): Response {
     const stop = new AbortController();
     stream.onAbort(() => stop.abort());
     const queue: string[] = [];
-    let queuedBytes = 0;
+    let queuedChars = 0;
     let wake: (() => void) | null = null;
     let drained = null as (() => void) | null; // set by the relay while it waits (assigned in a closure: not narrowed)
     let ended = false;
@@ -75,7 +75,7 @@ export function liveOutput(c: Context, live: LiveOutput): Response {
     const push = (event: string) => {
       if (event === "") return;
       queue.push(event);
-      queuedBytes += event.length;
+      queuedChars += event.length;
       wake?.();
     };
     const write = async (text: string) => {
@@ -113,7 +113,7 @@ export function liveOutput(c: Context, live: LiveOutput): Response {
             push(`${pending.slice(0, end.index)}\n\n`);
             pending = pending.slice(end.index + end[0].length);
           }
-          while (queuedBytes > RELAY_QUEUE_BYTES && !stream.aborted) await new Promise<void>((resolve) => (drained = resolve));
+          while (queuedChars > RELAY_QUEUE_CHARS && !stream.aborted) await new Promise<void>((resolve) => (drained = resolve));
         }
       } catch {
         // cut short: the result says why
@@ -134,8 +134,8 @@ export function liveOutput(c: Context, live: LiveOutput): Response {
     for (;;) {
       const next = queue.shift();
       if (next !== undefined) {
-        queuedBytes -= next.length;
-        if (queuedBytes <= RELAY_QUEUE_BYTES) drained?.();
+        queuedChars -= next.length;
+        if (queuedChars <= RELAY_QUEUE_CHARS) drained?.();
         await write(next);
         continue;
       }
