@@ -214,8 +214,9 @@ describe.each(["node", "python"] as const)("limits while streaming (%s)", (runti
 describe("metrics", () => {
   it("counts streamed invocations by mode", async () => {
     const text = await (await call("/metrics")).text();
-    expect(text).toMatch(/fngw_streamed_invocations_total\{function="ten-node-invocation",mode="body"\} 1/);
-    expect(text).toMatch(/fngw_streamed_invocations_total\{function="live-python",mode="events"\} 1/);
-    expect(text).toMatch(/fngw_invocations_total\{function="gone-node",status="client_closed"\} [1-9]/);
+    // Every series also carries the gateway's `node` label.
+    expect(text).toMatch(/fngw_streamed_invocations_total\{function="ten-node-invocation",mode="body",node="[^"]+"\} 1/);
+    expect(text).toMatch(/fngw_streamed_invocations_total\{function="live-python",mode="events",node="[^"]+"\} 1/);
+    expect(text).toMatch(/fngw_invocations_total\{function="gone-node",status="client_closed",node="[^"]+"\} [1-9]/);
   });
 });
