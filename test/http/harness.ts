@@ -5,7 +5,6 @@ import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
-import postgres from "postgres";
 import { expect, inject, it } from "vitest";
 import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
@@ -29,7 +28,7 @@ import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import type { SqliteStore } from "../../src/store/sqlite/index.js";
-import { createDatabase } from "../postgres.js";
+import { ENGINE, postgresSql, sqliteSql, testDatabaseUrl } from "../store/harness.js";
 
 export type { Json } from "../json.js";
 
@@ -91,8 +90,7 @@ export function okResult(response: Partial<SandboxResponse>, overrides: Partial<
   });
 }
 
-/** The engine under the gateway: the `postgres` vitest project runs the same tests on PostgreSQL. */
-export const ENGINE: "sqlite" | "postgres" = process.env.TEST_STORE === "postgres" ? "postgres" : "sqlite";
+export { ENGINE };
 
 export interface Gateway {
   app: App;
@@ -124,7 +122,7 @@ export async function makeGateway(
   options: { packages?: (functions: Cluster["functions"]) => FunctionEnvironments } = {},
 ): Promise<Gateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
-  const databaseUrl = ENGINE === "postgres" ? await createDatabase(inject("postgresUrl")) : undefined;
+  const databaseUrl = await testDatabaseUrl();
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const observed: { queries: string[] | null } = { queries: null };
@@ -152,16 +150,8 @@ export async function makeGateway(
     now: () => clock.now,
     packages: options.packages?.(cluster.functions),
   });
-  const raw = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : null;
-  const sql = async (text: string): Promise<Record<string, unknown>[]> => {
-    if (raw) return [...(await raw.unsafe(text))];
-    const statement = (store as SqliteStore).connection.sqlite.prepare(text);
-    if (!statement.reader) {
-      statement.run();
-      return [];
-    }
-    return statement.all() as Record<string, unknown>[];
-  };
+  const raw = databaseUrl ? postgresSql(databaseUrl) : null;
+  const sql = raw ?? sqliteSql(store as SqliteStore);
   return {
     app,
     config,
@@ -183,7 +173,9 @@ export async function makeGateway(
     async logRow(id) {
       await cluster.log.flush();
       const row = id === null ? undefined : await store.invocations.get(id);
-      return row && Object.fromEntries(Object.entries(row).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]));
+      return (
+        row && Object.fromEntries(Object.entries(row).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]))
+      );
     },
     async logCount() {
       await cluster.log.flush();
@@ -327,7 +319,10 @@ export async function envSeenBy(gw: Gateway, name: string): Promise<Record<strin
 
 /** Every file below `dir`. */
 function filesUnder(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** Whether `needle` occurs anywhere in the database's files (SQLite: main, WAL, shared memory; PostgreSQL: the cluster's files, WAL included). */
