@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { afterEach, beforeEach, inject } from "vitest";
 import type { StoredEnd } from "../../src/core/invocations.js";
 import type { FunctionSettings } from "../../src/core/settings.js";
-import type { StartedRow, Store } from "../../src/store/contract.js";
+import type { Change, StartedRow, Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { SecretBox } from "../../src/store/secrets.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/index.js";
@@ -244,4 +244,37 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** What a subscriber to a store's change channel has heard. */
+export interface Heard {
+  changes: Change[];
+  gaps: number;
+  stop(): void;
+}
+
+/**
+ * Subscribes to `listener`'s change channel and returns once it hears `writer`'s writes: LISTEN
+ * on PostgreSQL takes effect a moment after the call, so markers (a session ended, which nobody
+ * holds) are written until the newest one arrives. Changes reach a listener in commit order, so
+ * every earlier marker has arrived by then (or never will); they are forgotten.
+ */
+export async function listenTo(listener: Store, writer: Store = listener): Promise<Heard> {
+  const heard: Heard = { changes: [], gaps: 0, stop: () => {} };
+  heard.stop = listener.changes.subscribe(
+    (change) => heard.changes.push(change),
+    () => heard.gaps++,
+  );
+  await eventually(async () => {
+    const marker = `listening-${crypto.randomBytes(4).toString("hex")}`;
+    await writer.sessions.delete(marker);
+    const deadline = Date.now() + 100;
+    while (Date.now() < deadline) {
+      if (heard.changes.some((c) => c.kind === "session" && c.key === marker)) return true;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return false;
+  }, "the change channel to listen");
+  heard.changes.length = 0;
+  return heard;
 }
