@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import postgres from "postgres";
 import { afterEach, beforeEach, inject } from "vitest";
 import type { StoredEnd } from "../../src/core/invocations.js";
@@ -277,4 +278,18 @@ export async function listenTo(listener: Store, writer: Store = listener): Promi
   }, "the change channel to listen");
   heard.changes.length = 0;
   return heard;
+}
+
+/** The writes a log spool file holds, oldest first, read by a connection of its own (what a new process would find). */
+export function spooledWrites(file: string): { kind: string; id: string }[] {
+  const spool = new Database(file, { readonly: true });
+  try {
+    const rows = spool.prepare("select kind, body from writes order by seq").all() as { kind: string; body: string }[];
+    return rows.map(({ kind, body }) => {
+      const parsed = JSON.parse(body) as { id?: string; row?: { id: string } };
+      return { kind, id: parsed.row?.id ?? parsed.id ?? "" };
+    });
+  } finally {
+    spool.close();
+  }
 }
