@@ -67,7 +67,9 @@ export class TestDatabase {
   dir = "";
   /** The PostgreSQL database's URL; undefined on SQLite. */
   url: string | undefined;
-  box: SecretBox = newSecretBox();
+  /** The key the test's store seals with (`box`). */
+  key: Buffer = crypto.randomBytes(32);
+  box: SecretBox = new SecretBox(this.key);
   private opened: Store[] = [];
   private raw: (RawSql & { end(): Promise<void> }) | null = null;
   private current: Store | null = null;
@@ -85,7 +87,8 @@ export class TestDatabase {
   async setUp(): Promise<void> {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-store-"));
     this.url = await testDatabaseUrl();
-    this.box = newSecretBox();
+    this.key = crypto.randomBytes(32);
+    this.box = new SecretBox(this.key);
     this.current = await this.open();
   }
 
