@@ -101,6 +101,12 @@ export class TestDatabase {
     return store;
   }
 
+  /** Closes every store and moves to a new database no store has opened yet (PostgreSQL: migrations not applied). */
+  async useFreshDatabase(): Promise<void> {
+    await this.closeAll();
+    this.url = await testDatabaseUrl();
+  }
+
   /** Closes the test's store and opens it again: what a gateway's restart does. */
   async reopen(box: SecretBox = this.box): Promise<Store> {
     await this.close(this.store);
@@ -143,11 +149,15 @@ export class TestDatabase {
     await store.close();
   }
 
-  async tearDown(): Promise<void> {
+  private async closeAll(): Promise<void> {
     await this.raw?.end();
     this.raw = null;
     for (const store of this.opened.splice(0)) await store.close();
     this.current = null;
+  }
+
+  async tearDown(): Promise<void> {
+    await this.closeAll();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
