@@ -91,7 +91,7 @@ export interface InvocationEnd {
   deniedSyscalls?: DeniedSyscall[] | null;
 }
 
-/** An end as stored: output cut to the log's cap, and how much was left out. */
+/** An end as stored: output cut to the log's cap, and how much was left out; no U+0000 in its text (`withoutNul`). */
 export interface StoredEnd extends InvocationEnd {
   stdoutDroppedBytes: number;
   stderrDroppedBytes: number;
@@ -139,12 +139,19 @@ export function clipOutput(text: string, max: number): { text: string; droppedBy
   return { text: Buffer.from(text).subarray(0, max).toString("utf8"), droppedBytes: bytes - max };
 }
 
-/** An end with its output cut to `maxOutputBytes` each. */
+/**
+ * Text as the log stores it: U+0000 becomes U+FFFD, as bytes that are not UTF-8 already do.
+ * PostgreSQL's text cannot hold it, and the log must read the same on every engine.
+ */
+export const withoutNul = (text: string): string => (text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text);
+
+/** An end with its output cut to `maxOutputBytes` each, and its text as the log stores it. */
 export function storedEnd(end: InvocationEnd, maxOutputBytes: number): StoredEnd {
-  const stdout = clipOutput(end.stdout, maxOutputBytes);
-  const stderr = clipOutput(end.stderr, maxOutputBytes);
+  const stdout = clipOutput(withoutNul(end.stdout), maxOutputBytes);
+  const stderr = clipOutput(withoutNul(end.stderr), maxOutputBytes);
   return {
     ...end,
+    error: end.error === null ? null : withoutNul(end.error),
     stdout: stdout.text,
     stderr: stderr.text,
     stdoutTruncated: end.stdoutTruncated || stdout.droppedBytes > 0,

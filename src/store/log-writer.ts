@@ -205,7 +205,8 @@ function withTimeout<T>(work: Promise<T>, ms: number | null): Promise<T> {
 
 /**
  * Collects items added during an event-loop turn and hands them to `write` together, one batch
- * at a time: items that arrive while a batch is written form the next one.
+ * at a time: items that arrive while a batch is written form the next one. A batch that fails
+ * is written again item by item, so that only the item at fault fails.
  */
 class Batcher<T> {
   private pending: Pending<T>[] = [];
@@ -230,7 +231,9 @@ class Batcher<T> {
         await this.write(batch.map((p) => p.item));
         for (const p of batch) p.done();
       } catch (error) {
-        for (const p of batch) p.failed(error);
+        if (batch.length === 1) batch[0]!.failed(error);
+        // One row the database refuses must not cost the others theirs: each is written alone.
+        else for (const p of batch) await this.write([p.item]).then(p.done, p.failed);
       }
     }
     this.running = null;

@@ -9,7 +9,7 @@ const functions = () => db.store.functions;
 describe("create", () => {
   it("registers version 1, current at once, and reads back every setting", async () => {
     const settings = settingsOf({
-      runtime: "javascript",
+      runtime: "node",
       code: "export default () => 'ü'\n",
       timeoutMs: 2500,
       memoryMb: 128,
