@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     QUEUE_LIMIT: String(QUEUE_LIMIT),
     BODY_READ_TIMEOUT_MS: String(BODY_READ_TIMEOUT_MS),
     SANDBOX_UID_BASE: String(UID_BASE),
+    PACKAGES_UID: String(UID_BASE + 999),
     LOG_RETENTION_DAYS: "0",
     TMPDIR: gatewayTmp,
   };

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages, installed only when missing: iptables keeps functions with network on away
 # from the host's loopback; util-linux confines package installs; Chromium runs the browser
-# tests (test/browser), never a downloaded browser.
+# tests (test/browser), never a downloaded browser; PostgreSQL's server runs the store's tests on
+# PostgreSQL (throwaway clusters made with initdb and pg_ctl; Debian's own cluster is not used).
 needed="iptables:iptables unshare:util-linux setpriv:util-linux"
-if [ "${1:-}" = "test" ]; then needed="$needed chromium:chromium"; fi
+if [ "${1:-}" = "test" ]; then needed="$needed chromium:chromium pg_ctlcluster:postgresql"; fi
 missing=""
 for pair in $needed; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"

@@ -2,7 +2,7 @@ import { type Cluster, joinCluster } from "./cluster/index.js";
 import { type Config, ConfigError, loadConfig } from "./core/config.js";
 import { INTERRUPTED_MESSAGE } from "./core/invocations.js";
 import { configureLog, log, printPlain } from "./core/log.js";
-import { DataDirBusyError, lockDataDir } from "./data-dir-lock.js";
+import { HostLockBusyError, lockDataDir, lockUids } from "./host-locks.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
@@ -50,14 +50,16 @@ async function main(): Promise<void> {
     fail("fngw must run as root (or in its Docker image): every invocation is jailed with chroot, a uid switch and cgroups.");
   }
 
-  let lock: ReturnType<typeof lockDataDir>;
   try {
-    lock = lockDataDir(config.DATA_DIR, { host: config.HOST, port: config.PORT });
+    const holder = { data_dir: config.DATA_DIR, host: config.HOST, port: config.PORT };
+    const dataDir = lockDataDir(config.DATA_DIR, holder);
+    undo.push(() => dataDir.release());
+    const uids = lockUids(gatewayUids(config), holder);
+    undo.push(() => uids.release());
   } catch (err) {
-    if (err instanceof DataDirBusyError) fail(err.message, { holder: err.holder });
+    if (err instanceof HostLockBusyError) fail(err.message, { holder: err.holder });
     throw err;
   }
-  undo.push(() => lock.release());
 
   let secrets: ReturnType<typeof loadSecretBox>;
   try {
@@ -106,6 +108,9 @@ async function main(): Promise<void> {
     fail(`could not join the gateways on the database: ${err instanceof Error ? err.message : String(err)}`);
   }
   log.info(`node ${cluster.node} (${store.remote ? "PostgreSQL, shared" : "SQLite, embedded"})`);
+  if (cluster.interruptedAtStart > 0) {
+    log.info(`marked ${cluster.interruptedAtStart} invocation(s) left running by the last process as interrupted`);
+  }
   const token = await provisionToken(cluster.tokens, config.GATEWAY_TOKEN);
   if (token.generated) {
     printPlain(`API token (printed this once; only its hash is stored; set GATEWAY_TOKEN to choose your own): ${token.generated}`);
@@ -204,6 +209,13 @@ async function main(): Promise<void> {
     await cluster.leave();
     await closeServer(server);
   });
+}
+
+/** The uids this gateway runs code as: its sandbox slots' and its package installers'. */
+function gatewayUids(config: Config): number[] {
+  const slots = Array.from({ length: config.MAX_CONCURRENCY }, (_, k) => config.SANDBOX_UID_BASE + k);
+  const installers = Array.from({ length: config.PACKAGES_PARALLEL }, (_, k) => config.PACKAGES_UID - k);
+  return [...slots, ...installers];
 }
 
 main().catch((err: unknown) => {

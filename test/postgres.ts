@@ -1,10 +1,10 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import postgres from "postgres";
+import pg from "pg";
 
 /**
  * A throwaway PostgreSQL server for the tests: a cluster made with initdb in a temp dir, started
@@ -95,24 +95,14 @@ export async function startPostgres(): Promise<PostgresServer> {
 /** A new, empty database on the server at `url`; returns its URL. */
 export async function createDatabase(url: string): Promise<string> {
   const name = `fngw_${crypto.randomBytes(6).toString("hex")}`;
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
   try {
-    await sql.unsafe(`create database ${name}`);
+    await client.query(`create database ${name}`);
   } finally {
-    await sql.end();
+    await client.end();
   }
   const target = new URL(url);
   target.pathname = `/${name}`;
   return target.toString();
-}
-
-/** Whether this machine can run the tests' PostgreSQL (root, the server installed). */
-export function postgresAvailable(): boolean {
-  try {
-    postgresBin();
-    postgresUser();
-    return process.getuid?.() === 0 && execFileSync("id", ["-u"], { encoding: "utf8" }).trim() === "0";
-  } catch {
-    return false;
-  }
 }

@@ -40,6 +40,7 @@ export class Gateway {
       DATA_DIR: dataDir,
       GATEWAY_TOKEN: token,
       SANDBOX_UID_BASE: BENCH_UID_BASE,
+      PACKAGES_UID: String(Number(BENCH_UID_BASE) + 999),
       SHUTDOWN_GRACE_MS: "5000",
       ...env,
     };

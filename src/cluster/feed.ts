@@ -1,5 +1,5 @@
-import { log } from "../core/log.js";
 import type { InvocationSummary } from "../core/invocations.js";
+import { log } from "../core/log.js";
 import type { InvocationRecords } from "../store/contract.js";
 
 /** Streams open at once; each holds a socket, a listener and a bounded queue. */

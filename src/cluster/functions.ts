@@ -1,6 +1,14 @@
 import { log } from "../core/log.js";
 import type { FunctionSettings } from "../core/settings.js";
-import type { Change, CurrentFunction, FunctionRecords, FunctionSummary, FunctionVersion, StoredVersion, Store } from "../store/contract.js";
+import type {
+  Change,
+  CurrentFunction,
+  FunctionRecords,
+  FunctionSummary,
+  FunctionVersion,
+  Store,
+  StoredVersion,
+} from "../store/contract.js";
 
 /** Called after the catalog learned of a change to `name`: its current version now, undefined when deleted. */
 export type FunctionListener = (name: string, current: CurrentFunction | undefined) => void;
@@ -111,7 +119,12 @@ export class FunctionCatalog {
     return created;
   }
 
-  async addVersion(name: string, settings: FunctionSettings, environmentKey: string | null, makeCurrent: boolean): Promise<StoredVersion | null> {
+  async addVersion(
+    name: string,
+    settings: FunctionSettings,
+    environmentKey: string | null,
+    makeCurrent: boolean,
+  ): Promise<StoredVersion | null> {
     const stored = await this.records.addVersion(name, settings, environmentKey, makeCurrent);
     await this.refresh(name);
     return stored;

@@ -27,6 +27,8 @@ export interface ClusterOptions {
 /** What one gateway keeps of the shared state, and its part in the cluster: id, heartbeat, caches kept fresh, the log's writer and tail. */
 export interface Cluster {
   node: string;
+  /** How many of its own invocations this node found still `running` when it joined (a crash), now `interrupted`. */
+  interruptedAtStart: number;
   functions: FunctionCatalog;
   tokens: TokenRegistry;
   log: InvocationLogWriter;
@@ -50,7 +52,7 @@ export async function joinCluster(store: Store, options: ClusterOptions): Promis
     now: options.now,
   });
   await log.drained();
-  await store.invocations.markInterrupted(node, INTERRUPTED_MESSAGE);
+  const interruptedAtStart = await store.invocations.markInterrupted(node, INTERRUPTED_MESSAGE);
   const functions = await FunctionCatalog.load(store);
   const tokens = await TokenRegistry.load(store, options.now);
   const feed = new InvocationFeed(store.invocations);
@@ -65,6 +67,7 @@ export async function joinCluster(store: Store, options: ClusterOptions): Promis
   });
   return {
     node,
+    interruptedAtStart,
     functions,
     tokens,
     log,

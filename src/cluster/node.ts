@@ -71,7 +71,9 @@ export class NodeLife {
     try {
       await this.store.nodes.heartbeat(this.options.id, this.options.inFlight());
       for (const { node, interrupted } of await this.store.nodes.reapLost(this.options.leaseMs, NODE_LOST_MESSAGE)) {
-        log.warn(`node ${node} missed its heartbeat for ${this.options.leaseMs} ms (NODE_LEASE_MS): ${interrupted} of its invocation(s) end as interrupted`);
+        log.warn(
+          `node ${node} missed its heartbeat for ${this.options.leaseMs} ms (NODE_LEASE_MS): ${interrupted} of its invocation(s) end as interrupted`,
+        );
       }
     } catch (err) {
       log.debug({ err }, "heartbeat failed");

@@ -5,7 +5,7 @@ import type { Runner, RunnerHealth } from "../core/runner.js";
 import type { FunctionEnvironments } from "../packages/function-environments.js";
 import type { Store } from "../store/contract.js";
 import { Admission, ReadingLimit } from "./admission.js";
-import { ApiError, notFound, onError, validationHook } from "./errors.js";
+import { ApiError, errorHandler, notFound, validationHook } from "./errors.js";
 import { GatewayMetrics } from "./metrics.js";
 import { bodyLimit } from "./middleware/body-limit.js";
 import { isolateFunctionPages } from "./middleware/function-isolation.js";
@@ -63,7 +63,7 @@ export function createApp(deps: AppDeps) {
   const maxApiBody = JSON_ESCAPE_GROWTH * (config.MAX_CODE_BYTES + config.MAX_ENV_BYTES) + API_BODY_SLACK;
 
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  app.onError(onError);
+  app.onError(errorHandler(store.unavailable));
   app.notFound(notFound);
   const sessions = new SessionStore(store.sessions);
   const health = deps.health ?? (() => ({ ready: true }));
@@ -77,11 +77,17 @@ export function createApp(deps: AppDeps) {
     },
   });
   cluster.log.onWriteTimed((kind, seconds) => metrics.observeLogWrite(kind, seconds));
-  const database = async () => ({
-    ...(await store.status()),
-    ...cluster.log.health(),
-    budget_bytes: config.LOG_MAX_MB * 1024 * 1024,
-  });
+  // Ready while invocations can be logged: a shared database that is away leaves the gateway
+  // serving (rows wait in the spool), so it stays in its load balancer until the spool is full.
+  const database = async () => {
+    const status = await store.status();
+    return {
+      ...status,
+      ready: status.ready || (store.remote && cluster.log.accepting),
+      ...cluster.log.health(),
+      budget_bytes: config.LOG_MAX_MB * 1024 * 1024,
+    };
+  };
 
   app.route("/", consoleApi());
   app.route("/api/session", sessionApi(tokens, sessions)); // before the guard: signing in needs no session

@@ -90,6 +90,28 @@ function fromHttpException(err: HTTPException): { code: string; message: string 
   return { code: CODE_BY_STATUS[err.status] ?? "error", message: err.message || "request failed" };
 }
 
+/** Seconds a client is told to wait while the database is away. */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Turns anything thrown into the error shape; unexpected errors are logged and never shown. An
+ * error that means the database cannot be reached (`unavailable`) is a 503 with Retry-After: the
+ * write may go through in a moment (invocations of known functions are served meanwhile).
+ */
+export const errorHandler =
+  (unavailable: (err: unknown) => boolean = () => false): ErrorHandler =>
+  (err, c: Context) => {
+    if (unavailable(err)) {
+      log.warn({ err, method: c.req.method, path: c.req.path }, `${c.req.method} ${c.req.path}: the database is unreachable`);
+      return c.json(
+        errorBody("database_unavailable", "the database cannot be reached; retry in a moment"),
+        503,
+        { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) },
+      );
+    }
+    return onError(err, c);
+  };
+
 /** Turns anything thrown into the error shape; unexpected errors are logged and never shown. */
 export const onError: ErrorHandler = (err, c: Context) => {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message, err.extra), err.status, err.headers);

@@ -26,13 +26,22 @@ export class StandbyPool {
   /** An interpreter of `runtime` that has not been handed an invocation yet, for slot `slot`. */
   take(runtime: Runtime, slot: number): Interpreter {
     if (runtime === "python" && this.forkServer) return this.forkServer.forkFor(slot);
-    this.forkServer?.dropFor(slot);
+    this.vacate(slot);
     const idle = this.idle[runtime];
     for (let standby = idle.shift(); standby; standby = idle.shift()) {
       if (standby.ready) return standby;
       void standby.discard(); // died while waiting
     }
     return this.start(runtime);
+  }
+
+  /**
+   * Slot `slot` is taken by something other than its prepared Python child (another runtime, a warm
+   * instance): the child waiting in the slot's cgroup goes now, rather than be killed with what
+   * runs there next and then handed to an invocation.
+   */
+  vacate(slot: number): void {
+    this.forkServer?.dropFor(slot);
   }
 
   /**

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import type { Config } from "../core/config.js";
 import { openStore } from "./index.js";
 import { type SealReport, sealStoredSecrets } from "./seal.js";
-import { loadSecretBox, nextKeyFile, readOrCreateKeyFile, SecretBox } from "./secrets.js";
+import { checkSecretsKey, loadSecretBox, nextKeyFile, readOrCreateKeyFile, SecretBox } from "./secrets.js";
 
 /**
  * Seals every stored env value with a new key; run with every gateway stopped.
@@ -33,10 +33,16 @@ export async function rotateSecrets(config: Config): Promise<SealReport & { keyF
   return { ...report, keyFile: file };
 }
 
-async function withStore<T>(config: Config, box: SecretBox, work: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  config: Config,
+  box: SecretBox,
+  work: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>,
+): Promise<T> {
   const store = await openStore(config, box);
   try {
-    return await work(store);
+    const done = await work(store);
+    await checkSecretsKey(store, box); // the gateways' key check names the new key from now on
+    return done;
   } finally {
     await store.close();
   }

@@ -29,6 +29,11 @@ export function uidBase(index: number): number {
   return 400_000 + Number(process.env.TEST_UID_OFFSET ?? "0") + 1000 * worker + 100 * index;
 }
 
+/** The uids of the `index`-th server: its sandbox slots from the block's start, its package installer at the block's end. */
+export function uidEnv(index: number): { SANDBOX_UID_BASE: string; PACKAGES_UID: string } {
+  return { SANDBOX_UID_BASE: String(uidBase(index)), PACKAGES_UID: String(uidBase(index) + 99) };
+}
+
 export function tempDataDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "fngw-e2e-"));
 }
@@ -68,7 +73,7 @@ export async function startServer(options: StartOptions = {}): Promise<Server> {
     PORT: "0",
     HOST: "127.0.0.1",
     DATA_DIR: dataDir,
-    SANDBOX_UID_BASE: String(uidBase(options.uidIndex ?? 0)),
+    ...uidEnv(options.uidIndex ?? 0),
     ...options.env,
   };
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {

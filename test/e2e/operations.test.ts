@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mountsUnder, removeDataDir, type Server, startRefused, startServer, tempDataDir, uidBase, waitFor } from "./harness.js";
+import { mountsUnder, removeDataDir, type Server, startRefused, startServer, tempDataDir, uidEnv, waitFor } from "./harness.js";
 
 // What routine operator actions do to a running gateway: a second gateway on the same DATA_DIR, a
 // port in use, a jail unmounted from outside, a supervisor's repeated signals, a full disk.
@@ -21,7 +21,7 @@ describe("one gateway per DATA_DIR", () => {
 
   it("refuses a second gateway on the same DATA_DIR, naming the holder, and leaves the first one whole", async () => {
     const mountsBefore = mountsUnder(path.join(first.dataDir, "jail")).length;
-    const second = await startRefused({ DATA_DIR: first.dataDir, PORT: "0", GATEWAY_TOKEN: TOKEN, SANDBOX_UID_BASE: String(uidBase(1)) });
+    const second = await startRefused({ DATA_DIR: first.dataDir, PORT: "0", GATEWAY_TOKEN: TOKEN, ...uidEnv(1) });
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`DATA_DIR ${first.dataDir} is in use by another gateway`);
     expect(second.stderr).toContain(`"pid":${first.child.pid}`);
@@ -33,7 +33,7 @@ describe("one gateway per DATA_DIR", () => {
   it("refuses a start on a port in use before mounting anything", async () => {
     const dataDir = tempDataDir();
     try {
-      const refused = await startRefused({ DATA_DIR: dataDir, PORT: String(first.port), SANDBOX_UID_BASE: String(uidBase(2)) });
+      const refused = await startRefused({ DATA_DIR: dataDir, PORT: String(first.port), ...uidEnv(2) });
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
       expect(refused.stdout).not.toMatch(/API token/);

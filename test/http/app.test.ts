@@ -16,7 +16,11 @@ describe("GET /healthz", () => {
   it("is public and reports the sandbox's readiness", async () => {
     const res = await gw.call("/healthz", { token: null });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ ok: true, sandbox: { ready: true, slots: 4 }, database: { ready: true, database: "reachable" } });
+    expect(await res.json()).toMatchObject({
+      ok: true,
+      sandbox: { ready: true, slots: 4 },
+      database: { ready: true, database: "reachable" },
+    });
   });
 
   it("answers 503 while the sandbox is not ready", async () => {

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/core/config.js";
 import { InvocationFeed } from "../../src/cluster/feed.js";
+import { ConfigError, loadConfig } from "../../src/core/config.js";
 import { FUNCTION_CSP } from "../../src/http/middleware/function-isolation.js";
 import { CONSOLE_CSP } from "../../src/http/routes/console.js";
 import { streamApi } from "../../src/http/routes/stream.js";

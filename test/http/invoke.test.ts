@@ -411,7 +411,11 @@ describe("ANY /fn/:name — the log row", () => {
     gw.runner.script = () =>
       result({ status: "forbidden", signal: "SIGSYS", exitCode: null, blockedSyscall: "execve", errorMessage: "killed by seccomp" });
     const res = await gw.call("/fn/hello");
-    expect(await logRow(res.headers.get("x-invocation-id"))).toMatchObject({ status: "forbidden", signal: "SIGSYS", blocked_syscall: "execve" });
+    expect(await logRow(res.headers.get("x-invocation-id"))).toMatchObject({
+      status: "forbidden",
+      signal: "SIGSYS",
+      blocked_syscall: "execve",
+    });
   });
 });
 

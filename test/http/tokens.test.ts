@@ -1,4 +1,3 @@
-import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseFilesContain, expectError, type Gateway, type Json, makeGateway, register } from "./harness.js";
 

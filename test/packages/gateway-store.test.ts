@@ -69,7 +69,7 @@ describe("versions, invocations and /healthz over a package store", () => {
     });
     gw = await makeGateway({}, { packages: (functions) => new FunctionEnvironments(store, functions, 3 * MiB, () => {}) });
   });
-  afterAll(() => {
+  afterAll(async () => {
     await gw.close();
     fs.rmSync(storeDir, { recursive: true, force: true });
   });
@@ -129,7 +129,7 @@ describe("versions, invocations and /healthz over a package store", () => {
       "packages_storage_full",
       /PACKAGES_MAX_MB/,
     );
-    expect(gw.stores.functions.get("full")).toBeUndefined();
+    expect(gw.cluster.functions.get("full")).toBeUndefined();
   });
 
   it("appends a hint to the stored stderr when a module the packages do not list is missing", async () => {

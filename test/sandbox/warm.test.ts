@@ -261,3 +261,17 @@ it("stops an idle warm instance when an invocation of another function needs its
   expect(plain.tmp).toEqual([]);
   expect(sandbox.health().warm.count).toBe(3);
 });
+
+describe("a slot a warm instance used", () => {
+  it("serves fresh Python invocations afterwards: the child the fork-server had waiting in it is not killed with the instance", async () => {
+    // Python invocations first, so that every slot has a child prepared in its cgroup.
+    const fresh = spec("python", 'def handler(request):\n    return "fresh"\n');
+    await Promise.all(Array.from({ length: 4 }, () => sandbox.run(fresh)));
+    // Idle warm instances of two functions then hold every slot...
+    const held = (name: string) => warm("python", 'import time\ndef handler(request):\n    time.sleep(0.2)\n    return "warm"\n', name, 1);
+    await Promise.all([held("holds-a"), held("holds-a"), held("holds-b"), held("holds-b")].map((s) => sandbox.run(s)));
+    // ...and are stopped, one for each fresh invocation that waits for a slot.
+    const results = await Promise.all(Array.from({ length: 4 }, () => sandbox.run(fresh)));
+    expect(results.map((r) => [r.status, r.errorMessage])).toEqual(Array.from({ length: 4 }, () => ["ok", null]));
+  });
+});

@@ -1,7 +1,7 @@
+import type { InvocationEnd } from "../../core/invocations.js";
 import { log } from "../../core/log.js";
 import { type InvocationResult, SaturatedError } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
-import type { InvocationEnd } from "../../core/invocations.js";
 import { errorBody } from "../errors.js";
 import { describeDropped, toHttpResponse } from "./exchange.js";
 

@@ -108,7 +108,12 @@ export function requireTokenOrSession(tokens: TokenRegistry, sessions: SessionSt
 }
 
 /** The token behind a live session, if it still stands (not revoked, not expired). */
-export async function sessionToken(tokens: TokenRegistry, sessions: SessionStore, sessionId: string, now = Date.now()): Promise<TokenRecord | null> {
+export async function sessionToken(
+  tokens: TokenRegistry,
+  sessions: SessionStore,
+  sessionId: string,
+  now = Date.now(),
+): Promise<TokenRecord | null> {
   const tokenId = await sessions.tokenOf(sessionId);
   const token = tokenId === null ? undefined : tokens.get(tokenId);
   if (!token || (token.expiresAt !== null && token.expiresAt <= now)) return null;

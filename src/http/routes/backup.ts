@@ -57,7 +57,7 @@ export function backupApi(deps: BackupDeps) {
         throw new ApiError(
           501,
           "not_implemented",
-          "this gateway's database is PostgreSQL: back it up with pg_dump (e.g. pg_dump --format=custom \"$DATABASE_URL\" > fngw.dump), keeping SECRETS_KEY apart from the dump",
+          'this gateway\'s database is PostgreSQL: back it up with pg_dump (e.g. pg_dump --format=custom "$DATABASE_URL" > fngw.dump), keeping SECRETS_KEY apart from the dump',
         );
       }
       if (running)

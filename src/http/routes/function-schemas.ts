@@ -1,8 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
 import { apiSettings, apiSettingsShape, requiredField } from "../../core/settings.js";
-import type { CurrentFunction, FunctionVersion } from "../../store/contract.js";
 import type { EnvironmentJson } from "../../packages/function-environments.js";
+import type { CurrentFunction, FunctionVersion } from "../../store/contract.js";
 import { FunctionNameSchema, isoTime, NameParamSchema } from "../schemas.js";
 
 // The wire shapes of /api/functions: request and response schemas (with the configured limits) and the JSON of a function.

@@ -48,7 +48,11 @@ export function environmentKey(deps: FunctionsDeps, settings: FunctionSettings):
  * none), or when the current version cannot run either; otherwise it waits, pending, and the
  * current version keeps serving until the new environment is ready.
  */
-export async function storeVersion(deps: FunctionsDeps, current: CurrentFunction, settings: FunctionSettings): Promise<StoredVersion | null> {
+export async function storeVersion(
+  deps: FunctionsDeps,
+  current: CurrentFunction,
+  settings: FunctionSettings,
+): Promise<StoredVersion | null> {
   const key = environmentKey(deps, settings);
   const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
   const stored = await deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));

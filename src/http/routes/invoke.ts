@@ -68,9 +68,14 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   const fn = await authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
   if (!deps.log.accepting) {
     // The database is away and the spool on this gateway's disk is full: a row could not be kept.
-    throw new ApiError(503, "log_unavailable", "the database is unreachable and this gateway's log spool is full (SPOOL_MAX_MB); retry later", {
-      "Retry-After": "5",
-    });
+    throw new ApiError(
+      503,
+      "log_unavailable",
+      "the database is unreachable and this gateway's log spool is full (SPOOL_MAX_MB); retry later",
+      {
+        "Retry-After": "5",
+      },
+    );
   }
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 

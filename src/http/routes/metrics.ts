@@ -1,6 +1,6 @@
 import { Hono } from "hono";
-import { grants } from "../../core/scopes.js";
 import type { TokenRegistry } from "../../cluster/tokens.js";
+import { grants } from "../../core/scopes.js";
 import type { GatewayMetrics } from "../metrics.js";
 import { checkBearer, forbidden, unauthorized } from "../middleware/auth.js";
 

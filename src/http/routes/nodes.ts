@@ -5,7 +5,9 @@ import { isoTime, json, requires } from "../schemas.js";
 
 const NodeSchema = z
   .object({
-    id: z.string().openapi({ description: "FLY_MACHINE_ID, or the id kept in the gateway's DATA_DIR/node-id", example: "node-3f2a9c0d1e4b" }),
+    id: z
+      .string()
+      .openapi({ description: "FLY_MACHINE_ID, or the id kept in the gateway's DATA_DIR/node-id", example: "node-3f2a9c0d1e4b" }),
     version: z.string().openapi({ description: "The gateway's version" }),
     state: z.enum(["live", "stopped", "lost"]).openapi({
       description: "live: its heartbeat is current; stopped: it stopped cleanly; lost: it missed its heartbeat for NODE_LEASE_MS",

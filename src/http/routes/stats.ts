@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { ERROR_STATUSES, INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { FunctionCatalog } from "../../cluster/functions.js";
+import { ERROR_STATUSES, INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { InvocationRecords } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
+import type { TokenRegistry } from "../../cluster/tokens.js";
 import { SCOPE_PATTERN } from "../../core/scopes.js";
 import { requiredField } from "../../core/settings.js";
-import type { TokenRegistry } from "../../cluster/tokens.js";
 import type { TokenRecord } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
 import { isoTime, json, requires } from "../schemas.js";

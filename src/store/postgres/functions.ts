@@ -62,7 +62,17 @@ export class PostgresFunctions implements FunctionRecords {
       return true;
     });
     if (!created) return null;
-    return { name, version: 1, ...settings, environmentKey, createdAt: now, functionCreatedAt: now, updatedAt: now, pendingVersion: null, revision: 1 };
+    return {
+      name,
+      version: 1,
+      ...settings,
+      environmentKey,
+      createdAt: now,
+      functionCreatedAt: now,
+      updatedAt: now,
+      pendingVersion: null,
+      revision: 1,
+    };
   }
 
   async addVersion(
@@ -169,7 +179,12 @@ export class PostgresFunctions implements FunctionRecords {
     return this.db.transaction(async (tx) => {
       let changed = 0;
       const rows = await tx
-        .select({ name: functionVersions.functionName, version: functionVersions.version, env: functionVersions.env, sealed: functionVersions.envSealed })
+        .select({
+          name: functionVersions.functionName,
+          version: functionVersions.version,
+          env: functionVersions.env,
+          sealed: functionVersions.envSealed,
+        })
         .from(functionVersions)
         .for("update");
       for (const row of rows) {

@@ -3,6 +3,7 @@ import type { Change, EnvSealer, Store, StoreStatus } from "../contract.js";
 import { connect, database, migrateLocked, type PostgresOptions } from "./client.js";
 import { type Notify, PostgresFunctions } from "./functions.js";
 import { PostgresInvocations } from "./invocations.js";
+import { Listener } from "./listener.js";
 import { PostgresNodes } from "./nodes.js";
 import { PostgresSessions } from "./sessions.js";
 import { PostgresSettings } from "./settings.js";
@@ -11,23 +12,28 @@ import { PostgresTokens } from "./tokens.js";
 /** The channel every gateway on the database LISTENs on. */
 export const CHANGES_CHANNEL = "fngw_changes";
 
+type Subscriber = { listener: (change: Change) => void; onGap: () => void };
+
 /**
- * The store on a PostgreSQL server: several gateways share it. Writes that others must hear of
+ * The store on a PostgreSQL server, which several gateways share. Writes that others must hear of
  * NOTIFY inside their transaction (delivered at commit); each gateway LISTENs on one connection
- * of its own, which the driver re-establishes after a loss (then `onGap`: caches reload whole).
+ * of its own, connected again after a loss (then `onGap`: caches reload whole).
  */
 export async function openPostgresStore(url: string, sealer: EnvSealer, options: PostgresOptions): Promise<Store> {
   await migrateLocked(url);
-  const sql = connect(url, options);
-  const db = database(sql, options.onQuery);
+  const pool = connect(url, options);
+  const db = database(pool, options.onQuery);
   const notify: Notify = async (tx, change) => {
     await tx.execute(q`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(change)})`);
   };
   const invocations = new PostgresInvocations(db);
+  const subscribers = new Set<Subscriber>();
+  let listener: Listener | null = null;
   const sizes = async () => {
-    const [row] = await sql<{ file: string; used: string }[]>`
-      select pg_database_size(current_database()) as file, (select bytes from log_usage where id = 1) as used`;
-    return { file_bytes: Number(row?.file ?? 0), used_bytes: Number(row?.used ?? 0) };
+    const { rows } = await pool.query<{ file: string; used: string }>(
+      "select pg_database_size(current_database()) as file, (select bytes from log_usage where id = 1) as used",
+    );
+    return { file_bytes: Number(rows[0]?.file ?? 0), used_bytes: Number(rows[0]?.used ?? 0) };
   };
   return {
     functions: new PostgresFunctions(db, sealer, notify),
@@ -37,20 +43,26 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     settings: new PostgresSettings(db),
     nodes: new PostgresNodes(db, invocations),
     changes: {
-      subscribe(listener, onGap) {
-        let listening = false;
-        const request = sql.listen(
+      subscribe(onChange, onGap) {
+        const subscriber = { listener: onChange, onGap };
+        subscribers.add(subscriber);
+        listener ??= new Listener(
+          url,
           CHANGES_CHANNEL,
-          (payload) => listener(JSON.parse(payload) as Change),
+          (payload) => {
+            const change = JSON.parse(payload) as Change;
+            for (const s of subscribers) s.listener(change);
+          },
           () => {
-            // Called on every (re)connection: after the first, notifications may have been missed.
-            if (listening) onGap();
-            listening = true;
+            for (const s of subscribers) s.onGap();
           },
         );
-        request.catch(() => onGap());
         return () => {
-          void request.then((listen) => listen.unlisten()).catch(() => {});
+          subscribers.delete(subscriber);
+          if (subscribers.size === 0) {
+            listener?.close();
+            listener = null;
+          }
         };
       },
     },
@@ -59,25 +71,26 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     async exclusively(name, work) {
       // A session lock lives on one connection: hold one for the lock's whole life (an advisory key per name).
       const key = `fngw:${name}`;
-      const reserved = await sql.reserve();
+      const client = await pool.connect();
       try {
-        const [row] = await reserved`select pg_try_advisory_lock(hashtextextended(${key}, 0)) as held`;
-        if (!row?.held) return undefined;
+        const { rows } = await client.query<{ held: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as held", [key]);
+        if (!rows[0]?.held) return undefined;
         try {
           return await work();
         } finally {
-          await reserved`select pg_advisory_unlock(hashtextextended(${key}, 0))`;
+          await client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [key]);
         }
       } finally {
-        reserved.release();
+        client.release();
       }
     },
     sizes,
     async status(): Promise<StoreStatus> {
       try {
         // A real write, as on SQLite: a read-only or full database shows here.
-        await db.execute(
-          q`insert into settings (key, value) values ('health_probe', ${new Date().toISOString()}) on conflict (key) do update set value = excluded.value`,
+        await pool.query(
+          "insert into settings (key, value) values ('health_probe', $1) on conflict (key) do update set value = excluded.value",
+          [new Date().toISOString()],
         );
         return { ready: true, ...(await sizes()) };
       } catch (err) {
@@ -86,15 +99,16 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     },
     async compact() {
       // Rewrites the versions' table, so no dead row keeps an env value sealed under the old key.
-      await sql`vacuum full function_versions`;
+      await pool.query("vacuum full function_versions");
     },
     async close() {
-      await sql.end({ timeout: 5 });
+      listener?.close();
+      await pool.end();
     },
   };
 }
 
-/** Errors of a connection that failed or was lost (the driver's codes, PostgreSQL's class 08, a server shutting down). */
+/** Codes of a connection that failed or was lost: the system's, and PostgreSQL's class 08 and shutdowns. */
 const LOST_CONNECTION = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -102,19 +116,20 @@ const LOST_CONNECTION = new Set([
   "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENOTFOUND",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
   "57P01", // admin_shutdown
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now
 ]);
 
+/** node-postgres reports a lost or timed-out connection by message only. */
+const LOST_MESSAGE =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i;
+
 function isUnavailable(error: unknown): boolean {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && (LOST_CONNECTION.has(code) || code.startsWith("08"))) return true;
+    if (LOST_MESSAGE.test(e.message)) return true;
   }
   return false;
 }

@@ -76,7 +76,7 @@ export class PostgresInvocations implements InvocationRecords {
       // Places are taken in the order given, not in whatever order the update visits rows: the
       // running rows among the ends, sorted, are numbered once in a materialized CTE (evaluated
       // once, in its ORDER BY's order). The finish-order lock keeps other writers out meanwhile.
-      const rows = await tx.execute<{ id: string; finished_seq: string; bytes: string }>(sql`
+      const { rows } = await tx.execute<{ id: string; finished_seq: string; bytes: string }>(sql`
         with e as materialized (
           select v.*, ${nextPlace} as place from (
             select v.* from (values ${values}) as v(ord, id, status, duration_ms, first_byte_ms, exit_code, signal, http_status,
@@ -117,7 +117,7 @@ export class PostgresInvocations implements InvocationRecords {
   async interruptRunning(tx: Tx, node: string, message: string): Promise<number> {
     await this.lockFinishOrder(tx);
     // In start order, as on SQLite: numbered once, sorted by key, in a materialized CTE (see `finish`).
-    const ended = await tx.execute<{ bytes: string }>(sql`
+    const { rows: ended } = await tx.execute<{ bytes: string }>(sql`
       with placed as materialized (
         select running.seq, ${nextPlace} as place from (
           select ${invocations.seq} as seq from ${invocations}
@@ -221,11 +221,11 @@ export class PostgresInvocations implements InvocationRecords {
   /** Deletes the rows `victims` selects, taking their bytes off the count; returns how many went. */
   private async deleteRows(victims: SQL): Promise<number> {
     return this.db.transaction(async (tx) => {
-      const deleted = await tx.execute<{ bytes: string | null }>(sql`
+      const { rows } = await tx.execute<{ bytes: string | null }>(sql`
         delete from ${invocations} where ${invocations.seq} in (${victims})
         returning case when ${invocations.status} <> 'running' then ${rowBytes} else 0 end as bytes`);
-      await this.countBytes(tx, -deleted.reduce((sum, row) => sum + Number(row.bytes ?? 0), 0));
-      return deleted.length;
+      await this.countBytes(tx, -rows.reduce((sum, row) => sum + Number(row.bytes ?? 0), 0));
+      return rows.length;
     });
   }
 

@@ -53,12 +53,24 @@ export class SqliteFunctions implements FunctionRecords {
         .returning({ name: functions.name })
         .all();
       if (inserted.length === 0) return false;
-      tx.insert(functionVersions).values(this.row(name, 1, settings, environmentKey, now)).run();
+      tx.insert(functionVersions)
+        .values(this.row(name, 1, settings, environmentKey, now))
+        .run();
       return true;
     });
     if (!created) return null;
     this.publish({ kind: "function", name });
-    return { name, version: 1, ...settings, environmentKey, createdAt: now, functionCreatedAt: now, updatedAt: now, pendingVersion: null, revision: 1 };
+    return {
+      name,
+      version: 1,
+      ...settings,
+      environmentKey,
+      createdAt: now,
+      functionCreatedAt: now,
+      updatedAt: now,
+      pendingVersion: null,
+      revision: 1,
+    };
   }
 
   async addVersion(
@@ -77,7 +89,9 @@ export class SqliteFunctions implements FunctionRecords {
         .where(eq(functionVersions.functionName, name))
         .get();
       const next = Math.max(newest?.version ?? 0, row.currentVersion) + 1;
-      tx.insert(functionVersions).values(this.row(name, next, settings, environmentKey, now)).run();
+      tx.insert(functionVersions)
+        .values(this.row(name, next, settings, environmentKey, now))
+        .run();
       const change = makeCurrent ? { currentVersion: next, pendingVersion: null, updatedAt: now } : { pendingVersion: next };
       tx.update(functions)
         .set({ ...change, revision: sql`${functions.revision} + 1` })
@@ -167,7 +181,12 @@ export class SqliteFunctions implements FunctionRecords {
     return this.db.transaction((tx) => {
       let changed = 0;
       const rows = tx
-        .select({ name: functionVersions.functionName, version: functionVersions.version, env: functionVersions.env, sealed: functionVersions.envSealed })
+        .select({
+          name: functionVersions.functionName,
+          version: functionVersions.version,
+          env: functionVersions.env,
+          sealed: functionVersions.envSealed,
+        })
         .from(functionVersions)
         .all();
       for (const row of rows) {
