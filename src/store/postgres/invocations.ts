@@ -5,15 +5,13 @@ import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type S
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStats, StoredEnd } from "../../core/invocations.js";
 import { INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../../core/statuses.js";
 import type { InvocationRecords, StartedRow } from "../contract.js";
-import { type Db, LOCKS } from "./client.js";
+import { type Db, LOCKS, type Tx, transaction } from "./client.js";
 import { finishOrder, invocations, logUsage } from "./schema.js";
 
 /** Each engine's row is the log's vocabulary, field for field. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const rowsMatch: Same<typeof invocations.$inferSelect, InvocationRow> = true;
 void rowsMatch;
-
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 const { stdout: _stdout, stderr: _stderr, ...summaryColumns } = getTableColumns(invocations);
 
@@ -71,7 +69,7 @@ export class PostgresInvocations implements InvocationRecords {
       ),
       sql`, `,
     );
-    const written = await this.db.transaction(async (tx) => {
+    const written = await transaction(this.db, async (tx) => {
       await this.lockFinishOrder(tx);
       // Places are taken in the order given, not in whatever order the update visits rows: the
       // running rows among the ends, sorted, are numbered once in a materialized CTE (evaluated
@@ -110,7 +108,7 @@ export class PostgresInvocations implements InvocationRecords {
   }
 
   async markInterrupted(node: string, message: string): Promise<number> {
-    return this.db.transaction((tx) => this.interruptRunning(tx, node, message));
+    return transaction(this.db, (tx) => this.interruptRunning(tx, node, message));
   }
 
   /** Ends gateway `node`'s `running` rows as `interrupted`, inside `tx`. */
@@ -220,7 +218,7 @@ export class PostgresInvocations implements InvocationRecords {
 
   /** Deletes the rows `victims` selects, taking their bytes off the count; returns how many went. */
   private async deleteRows(victims: SQL): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const { rows } = await tx.execute<{ bytes: string | null }>(sql`
         delete from ${invocations} where ${invocations.seq} in (${victims})
         returning case when ${invocations.status} <> 'running' then ${rowBytes} else 0 end as bytes`);
