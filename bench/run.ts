@@ -1,6 +1,6 @@
 /**
  * The gateway end to end, beside the bare interpreters, in one run.
- *   npm run bench [-- --quick] [-- --requests 300] [-- --cpu-prof DIR]
+ *   npm run bench [-- --quick] [-- --requests 300] [-- --cpu-prof DIR] [-- --store postgres]
  *
  * Starts the gateway (src/main.ts) as a child process on a free loopback port with a fresh
  * DATA_DIR and token, registers a hello world and a JSON transform in each runtime for every
@@ -8,13 +8,16 @@
  * plus one at a time with 400 ms between calls (idle: a standby always ready). The bare
  * interpreters (`python3 -I -S -c pass`, `node -e 0`, the real binaries the gateway resolves)
  * are spawned the same way. Prints a table, writes every figure to bench/results/<time>.json,
- * then checks the log lost nothing: one row per request sent, and no 5xx.
+ * then checks the log lost nothing: one row per request sent, and no 5xx. With `--store postgres`
+ * the gateway's database is a throwaway PostgreSQL server started for the run (bench/compare.ts
+ * sets two runs' figures side by side).
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
+import { startPostgres } from "../scripts/postgres.js";
 import { loadConfig } from "../src/core/config.js";
 import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
@@ -60,6 +63,12 @@ const options = new Command()
   .option("--isolation <modes>", `only these isolation modes, comma-separated (${ISOLATION_MODES.join(", ")})`, oneOf(ISOLATION_MODES))
   .option("--runtime <runtimes>", `only these runtimes, comma-separated (${RUNTIMES.join(", ")})`, oneOf(RUNTIMES))
   .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
+  .option(
+    "--store <engine>",
+    "the gateway's database: sqlite (DATA_DIR) or postgres (a throwaway server)",
+    oneOf(["sqlite", "postgres"] as const),
+    ["sqlite"] as const,
+  )
   .option("--out <dir>", "where the JSON results go", RESULTS_DIR)
   .parse()
   .opts<{
@@ -69,8 +78,10 @@ const options = new Command()
     isolation?: IsolationMode[];
     runtime?: Runtime[];
     cpuProf?: string;
+    store: readonly ("sqlite" | "postgres")[];
     out: string;
   }>();
+const store = options.store[0] ?? "sqlite";
 
 const perCase = options.requests ?? (options.quick ? 16 : 300);
 const idleRequests = options.idleRequests ?? (options.quick ? 4 : 40);
@@ -100,7 +111,8 @@ const binaries: Record<Runtime, string> = { python: interpreters.python.binary, 
 for (const runtime of RUNTIMES) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
 
 const nodeArgs = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProf)}`] : [];
-const gateway = await Gateway.start({}, nodeArgs);
+const postgres = store === "postgres" ? await startPostgres() : null;
+const gateway = await Gateway.start(postgres ? { DATABASE_URL: postgres.url } : {}, nodeArgs);
 let health: unknown = null;
 const expectedRows = new Map<string, number>();
 try {
@@ -118,10 +130,12 @@ try {
 } catch (error) {
   console.error(gateway.log);
   await gateway.stop();
+  postgres?.stop();
   throw error;
 }
 const logCheck = await checkLog();
 await gateway.stop();
+postgres?.stop();
 
 printTable();
 fs.mkdirSync(options.out, { recursive: true });
@@ -137,6 +151,7 @@ const environment = {
   gatewayHealth: health,
 };
 const settings = {
+  store,
   quick: Boolean(options.quick),
   perCase,
   idleRequests,
@@ -254,7 +269,7 @@ function printTable(): void {
     r.throughputRatio === null ? "-" : `${fmt(r.throughputRatio, 2)}x`,
   ]);
   console.log(
-    `\n${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
+    `\n${store}; ${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
       "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1)\n",
   );
   console.log(table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio"], rows));

@@ -1,3 +1,4 @@
+import { cutHeadAndTail } from "./output.js";
 import type { EndStatus, InvocationStatus } from "./statuses.js";
 
 /**
@@ -44,7 +45,7 @@ export interface InvocationRow {
   stderr: string;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
-  /** Bytes of output left out of what is stored (cut in the middle: the head and the tail are kept). */
+  /** Bytes of output left out of what is stored (cut in the middle: the head and the tail are kept, `core/output.ts`). */
   stdoutDroppedBytes: number;
   stderrDroppedBytes: number;
   error: string | null;
@@ -91,7 +92,7 @@ export interface InvocationEnd {
   deniedSyscalls?: DeniedSyscall[] | null;
 }
 
-/** An end as stored: output cut to the log's cap, and how much was left out; no U+0000 in its text (`withoutNul`). */
+/** An end as stored: output cut to the log's cap, and how much was left out. */
 export interface StoredEnd extends InvocationEnd {
   stdoutDroppedBytes: number;
   stderrDroppedBytes: number;
@@ -131,27 +132,20 @@ export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ra
 /** Message stored on rows whose gateway stopped answering its heartbeat. */
 export const NODE_LOST_MESSAGE = "the gateway running this invocation stopped answering (its node lease ran out)";
 
-/** The first `max` bytes of `text` as stored (a character cut in two becomes U+FFFD), and how many bytes were left out. */
-export function clipOutput(text: string, max: number): { text: string; droppedBytes: number } {
-  if (text.length <= max / 3) return { text, droppedBytes: 0 };
-  const bytes = Buffer.byteLength(text);
-  if (bytes <= max) return { text, droppedBytes: 0 };
-  return { text: Buffer.from(text).subarray(0, max).toString("utf8"), droppedBytes: bytes - max };
-}
-
 /**
- * Text as the log stores it: U+0000 becomes U+FFFD, as bytes that are not UTF-8 already do.
- * PostgreSQL's text cannot hold it, and the log must read the same on every engine.
+ * Text as the log stores it: NUL (U+0000) becomes U+FFFD, as invalid bytes do. PostgreSQL's text
+ * cannot hold NUL at all, and a function decides what its output and its error messages contain;
+ * both engines store the same.
  */
-export const withoutNul = (text: string): string => (text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text);
+export const storableText = (text: string): string => (text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text);
 
-/** An end with its output cut to `maxOutputBytes` each, and its text as the log stores it. */
+/** An end as the log stores it: output cut to `maxOutputBytes` each (its head and its tail: `output.ts`), text storable. */
 export function storedEnd(end: InvocationEnd, maxOutputBytes: number): StoredEnd {
-  const stdout = clipOutput(withoutNul(end.stdout), maxOutputBytes);
-  const stderr = clipOutput(withoutNul(end.stderr), maxOutputBytes);
+  const stdout = cutHeadAndTail(storableText(end.stdout), maxOutputBytes);
+  const stderr = cutHeadAndTail(storableText(end.stderr), maxOutputBytes);
   return {
     ...end,
-    error: end.error === null ? null : withoutNul(end.error),
+    error: end.error === null ? null : storableText(end.error),
     stdout: stdout.text,
     stderr: stderr.text,
     stdoutTruncated: end.stdoutTruncated || stdout.droppedBytes > 0,

@@ -38,6 +38,8 @@ export function settingFields(config: Config) {
       z
         .string(requiredField)
         .min(1, "must not be empty")
+        // Neither interpreter reads a NUL in source as anything but an error, and PostgreSQL's text cannot hold one.
+        .refine((text) => !text.includes("\0"), { message: "must not contain NUL (U+0000)" })
         .refine((text) => Buffer.byteLength(text, "utf8") <= config.MAX_CODE_BYTES, {
           message: `must be at most ${config.MAX_CODE_BYTES} bytes (MAX_CODE_BYTES)`,
         })
@@ -66,7 +68,8 @@ export function settingFields(config: Config) {
     public: field(z.boolean().openapi({ description: "Whether /fn/:name may be called without the token. Default false" }), () => false),
     maxConcurrency: field(
       z.number().int().min(1).max(config.MAX_CONCURRENCY).nullable().openapi({
-        description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit",
+        description:
+          "Invocations of this function in progress at once on each gateway (several gateways on one database each allow as many), past it 429; null (default): only the gateway's limit",
       }),
       () => null,
     ),
@@ -114,7 +117,9 @@ export function apiSettingsShape<M extends "create" | "update">(config: Config, 
   return Object.fromEntries(
     keysOf(fields).map((key) => {
       const { schema, fallback } = fields[key] as Field<z.ZodType>;
-      return [apiName(key), mode === "create" && fallback === undefined ? schema : schema.optional()];
+      if (mode === "update") return [apiName(key), schema.optional()];
+      // A new function's value when left out, in the document too (the console's New function form reads it there).
+      return [apiName(key), fallback === undefined ? schema : schema.openapi({ default: fallback() }).optional()];
     }),
   ) as { [K in SettingKey as Snake<K>]: M extends "create" ? Fields[K]["schema"] : z.ZodOptional<Fields[K]["schema"]> };
 }
@@ -166,6 +171,17 @@ export function settingsOfUpdate(current: FunctionSettings, given: Partial<ApiSe
 export function settingsOfRollback(current: FunctionSettings, target: FunctionSettings): FunctionSettings {
   const settings = Object.fromEntries(SETTING_KEYS.map((key) => [key, target[key]])) as FunctionSettings;
   return { ...settings, env: current.env };
+}
+
+/** Whether two versions fix the same settings (code and env values included; the order of env's names does not count). */
+export function sameSettings(a: FunctionSettings, b: FunctionSettings): boolean {
+  const canonical = (value: unknown) =>
+    JSON.stringify(value, (_key, v: unknown) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1)))
+        : v,
+    );
+  return SETTING_KEYS.every((key) => canonical(a[key]) === canonical(b[key]));
 }
 
 /** The settings as the API shows them: env values masked. */

@@ -103,11 +103,9 @@ export const errorHandler =
   (err, c: Context) => {
     if (unavailable(err)) {
       log.warn({ err, method: c.req.method, path: c.req.path }, `${c.req.method} ${c.req.path}: the database is unreachable`);
-      return c.json(
-        errorBody("database_unavailable", "the database cannot be reached; retry in a moment"),
-        503,
-        { "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS) },
-      );
+      return c.json(errorBody("database_unavailable", "the database cannot be reached; retry in a moment"), 503, {
+        "Retry-After": String(DATABASE_RETRY_AFTER_SECONDS),
+      });
     }
     return onError(err, c);
   };

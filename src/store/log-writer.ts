@@ -205,8 +205,8 @@ function withTimeout<T>(work: Promise<T>, ms: number | null): Promise<T> {
 
 /**
  * Collects items added during an event-loop turn and hands them to `write` together, one batch
- * at a time: items that arrive while a batch is written form the next one. A batch that fails
- * is written again item by item, so that only the item at fault fails.
+ * at a time: items that arrive while a batch is written form the next one. A batch that fails is
+ * written again item by item, so each caller learns of its own write.
  */
 class Batcher<T> {
   private pending: Pending<T>[] = [];
@@ -232,7 +232,7 @@ class Batcher<T> {
         for (const p of batch) p.done();
       } catch (error) {
         if (batch.length === 1) batch[0]!.failed(error);
-        // One row the database refuses must not cost the others theirs: each is written alone.
+        // One item the database refuses must not cost the others of its batch their writes.
         else for (const p of batch) await this.write([p.item]).then(p.done, p.failed);
       }
     }

@@ -211,8 +211,10 @@ describe("console sessions", () => {
     const signIn = await node(0).call("/api/session", { method: "POST", token: null, headers, json: { token: TOKEN } });
     expect(signIn.status).toBe(204);
     const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0]!;
-    for (const k of [1, 2]) expect((await node(k).call("/api/functions", { token: null, headers: { ...headers, cookie } })).status).toBe(200);
+    for (const k of [1, 2])
+      expect((await node(k).call("/api/functions", { token: null, headers: { ...headers, cookie } })).status).toBe(200);
     expect((await node(2).call("/api/session", { method: "DELETE", token: null, headers: { ...headers, cookie } })).status).toBe(204);
-    for (const k of [0, 1]) expect((await node(k).call("/api/functions", { token: null, headers: { ...headers, cookie } })).status).toBe(401);
+    for (const k of [0, 1])
+      expect((await node(k).call("/api/functions", { token: null, headers: { ...headers, cookie } })).status).toBe(401);
   });
 });

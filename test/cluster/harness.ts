@@ -1,8 +1,8 @@
 import crypto from "node:crypto";
 import { expect } from "vitest";
+import { createDatabase, type PostgresServer, startPostgres } from "../../scripts/postgres.js";
 import { type Call, client, removeDataDir, type Server, startServer, waitFor } from "../e2e/harness.js";
 import type { Json } from "../json.js";
-import { createDatabase, type PostgresServer, startPostgres } from "../postgres.js";
 
 export type { Json } from "../json.js";
 

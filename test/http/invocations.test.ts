@@ -325,3 +325,26 @@ describe("GET /api/functions/:name/stats", () => {
     ],
   );
 });
+
+describe("output longer than the log keeps (LOG_OUTPUT_MAX_BYTES)", () => {
+  it("stores its head and its tail with the dropped bytes counted between, in the row and the API", async () => {
+    const small = await makeGateway({ LOG_OUTPUT_MAX_BYTES: "1000" });
+    try {
+      await register(small, { name: "chatty" });
+      const lines = Array.from({ length: 400 }, (_, i) => `line ${String(i).padStart(3, "0")}\n`).join(""); // 3,600 bytes
+      small.runner.script = () =>
+        okResult({ body: Buffer.from("ok") }, { stdout: { data: Buffer.from(`${lines}Traceback: the end\n`), truncated: false } });
+      const id = (await small.call("/fn/chatty")).headers.get("x-invocation-id");
+      const shown = (await (await small.call(`/api/invocations/${id}`)).json()) as Json;
+      expect(shown.stdout).toMatch(/^line 000\n/);
+      expect(shown.stdout).toMatch(/Traceback: the end\n$/);
+      expect(shown.stdout_truncated).toBe(true);
+      expect(shown.stdout_dropped_bytes).toBeGreaterThan(2000);
+      expect(shown.stdout).toContain(`[fngw] ${shown.stdout_dropped_bytes} bytes dropped here\n`);
+      expect(Buffer.byteLength(shown.stdout)).toBeLessThan(1100);
+      expect(await small.logRow(id)).toMatchObject({ stdout_dropped_bytes: shown.stdout_dropped_bytes, stderr_dropped_bytes: 0 });
+    } finally {
+      await small.close();
+    }
+  });
+});

@@ -5,13 +5,13 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, beforeEach, inject } from "vitest";
+import { createDatabase } from "../../scripts/postgres.js";
 import type { StoredEnd } from "../../src/core/invocations.js";
 import type { FunctionSettings } from "../../src/core/settings.js";
 import type { Change, StartedRow, Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { SecretBox } from "../../src/store/secrets.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite/index.js";
-import { createDatabase } from "../postgres.js";
 
 /**
  * The store tests' helpers: a store of the engine under test (the `unit` project runs SQLite, the

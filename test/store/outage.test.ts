@@ -2,12 +2,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createDatabase, type PostgresServer, startPostgres } from "../../scripts/postgres.js";
 import type { InvocationEnd } from "../../src/core/invocations.js";
 import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { InvocationLogWriter } from "../../src/store/log-writer.js";
 import { Spool } from "../../src/store/spool.js";
-import { createDatabase, type PostgresServer, startPostgres } from "../postgres.js";
 import { endOf, eventually, newSecretBox, postgresSql, type RawSql, spooledWrites, startRow } from "./harness.js";
 
 // The log writer while PostgreSQL goes away and comes back (a server of this file's own, stopped

@@ -2,9 +2,9 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { postgresBin } from "../../scripts/postgres.js";
 import type { Store } from "../../src/store/contract.js";
 import { MIGRATIONS_DIR } from "../../src/store/postgres/client.js";
-import { postgresBin } from "../postgres.js";
 import { endOf, eventually, listenTo, runOne, settingsOf, startRow, useTestStore } from "./harness.js";
 
 // What is PostgreSQL's own: several gateways on one database at the same moment. Each test's

@@ -3,7 +3,7 @@ import { type InvocationSummary, TRIGGERS } from "../../core/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { InvocationRecords } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, requires } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, operation, requires } from "../schemas.js";
 
 export const MAX_PAGE = 500;
 export const DEFAULT_PAGE = 50;
@@ -166,6 +166,7 @@ export function invocationsApi(deps: { invocations: InvocationRecords }) {
     createRoute({
       method: "get",
       path: "/",
+      ...operation("invocations", "listInvocations"),
       summary:
         "The invocation log, newest first, or with after: what finished after an invocation, oldest first (items without stdout/stderr)",
       ...requires("logs:read"),
@@ -214,6 +215,7 @@ export function invocationsApi(deps: { invocations: InvocationRecords }) {
     createRoute({
       method: "get",
       path: "/{id}",
+      ...operation("invocations", "getInvocation"),
       summary: "One invocation, stdout and stderr included",
       ...requires("logs:read"),
       request: {

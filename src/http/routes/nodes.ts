@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { NodeRecord, NodeRecords } from "../../store/contract.js";
 import { ErrorSchema, validationHook } from "../errors.js";
-import { isoTime, json, requires } from "../schemas.js";
+import { isoTime, json, operation, requires } from "../schemas.js";
 
 const NodeSchema = z
   .object({
@@ -27,6 +27,7 @@ export function nodesApi(deps: { nodes: NodeRecords; self: string }) {
       method: "get",
       path: "/",
       summary: "The gateways that share this database, with their heartbeats",
+      ...operation("operations", "listNodes"),
       ...requires("admin"),
       responses: {
         200: json(z.object({ items: z.array(NodeSchema) }), "Every gateway seen, oldest start first"),
