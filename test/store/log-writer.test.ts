@@ -53,18 +53,20 @@ describe("the log writer", () => {
     });
   });
 
-  it("cuts output to its cap and records how much was left out", async () => {
+  it("keeps the head and the tail of output past its cap, and records how much was dropped between", async () => {
     const log = writer();
     const row = start();
     await log.start(row);
-    await log.finish(row.id, end({ stdout: "x".repeat(3000), stderr: "short" }));
-    expect(await db.store.invocations.get(row.id)).toMatchObject({
-      stdout: "x".repeat(1024),
+    const stdout = `${"h".repeat(1500)}${"t".repeat(1500)}`;
+    await log.finish(row.id, end({ stdout, stderr: "short" }));
+    const stored = (await db.store.invocations.get(row.id))!;
+    expect(stored).toMatchObject({
       stdoutTruncated: true,
       stdoutDroppedBytes: 3000 - 1024,
       stderr: "short",
       stderrTruncated: false,
       stderrDroppedBytes: 0,
     });
+    expect(stored.stdout).toBe(`${"h".repeat(512)}\n[fngw] ${3000 - 1024} bytes dropped here\n${"t".repeat(512)}`);
   });
 });
