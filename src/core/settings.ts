@@ -38,8 +38,6 @@ export function settingFields(config: Config) {
       z
         .string(requiredField)
         .min(1, "must not be empty")
-        // Neither interpreter reads a NUL in source as anything but an error, and PostgreSQL's text cannot hold one.
-        .refine((text) => !text.includes("\0"), { message: "must not contain NUL (U+0000)" })
         .refine((text) => Buffer.byteLength(text, "utf8") <= config.MAX_CODE_BYTES, {
           message: `must be at most ${config.MAX_CODE_BYTES} bytes (MAX_CODE_BYTES)`,
         })
