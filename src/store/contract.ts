@@ -143,7 +143,7 @@ export interface TokenRecords {
   /** Replaces the token with this record's id (or inserts it), in one transaction. */
   replace(record: TokenRecord): Promise<void>;
   delete(id: string): Promise<boolean>;
-  /** Records when tokens were last used. */
+  /** Records when tokens were last used; a time older than the one stored changes nothing (writes may arrive late). */
   touch(used: { id: string; lastUsedAt: number }[]): Promise<void>;
 }
 

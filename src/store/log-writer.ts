@@ -126,7 +126,8 @@ export class InvocationLogWriter {
       await withTimeout(this.toDatabase(writes), spool ? WRITE_TIMEOUT_MS : null);
     } catch (error) {
       if (!spool || !(error instanceof WriteTimeout || this.store.unavailable(error))) throw error;
-      log.warn({ err: error }, `the database is unreachable: log rows go to the spool until it is back (${(error as Error).message})`);
+      const cause = rootCause(error);
+      log.warn({ err: cause }, `the database is unreachable: log rows go to the spool until it is back (${cause.message})`);
       spool.append(writes);
       this.startSpooling();
     }
@@ -165,15 +166,28 @@ export class InvocationLogWriter {
       }
       try {
         await withTimeout(this.toDatabase(writes), WRITE_TIMEOUT_MS);
+        // Closed meanwhile (the spool with it): the next process hands these back again, harmlessly.
+        if (this.closed) return;
         spool.drop(through);
       } catch (error) {
         if (!(error instanceof WriteTimeout || this.store.unavailable(error))) {
-          log.error({ err: error }, `spooled log rows could not be written: ${(error as Error).message}; retrying`);
+          const cause = rootCause(error);
+          log.error({ err: cause }, `spooled log rows could not be written: ${cause.message}; retrying`);
         }
         await delay(RECONNECT_INTERVAL_MS);
       }
     }
   }
+}
+
+/**
+ * The innermost cause of an error: what went wrong (a refused connection), without the statement
+ * and parameters a query error wraps it in, which hold the rows' output and must not reach the log.
+ */
+function rootCause(error: unknown): Error {
+  let e = error;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 class WriteTimeout extends Error {

@@ -5,9 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
-import pg from "pg";
 import { expect, inject, it } from "vitest";
-import { createDatabase } from "../../scripts/postgres.js";
 import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
 import type {
@@ -32,6 +30,7 @@ import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import type { SqliteStore } from "../../src/store/sqlite/index.js";
+import { ENGINE, postgresSql, sqliteSql, testDatabaseUrl } from "../store/harness.js";
 
 export type { Json } from "../json.js";
 
@@ -96,8 +95,7 @@ export function okResult(response: Partial<SandboxResponse>, overrides: Partial<
   });
 }
 
-/** The engine under the gateway: the `postgres` vitest project runs the same tests on PostgreSQL. */
-export const ENGINE: "sqlite" | "postgres" = process.env.TEST_STORE === "postgres" ? "postgres" : "sqlite";
+export { ENGINE };
 
 export interface Gateway {
   app: App;
@@ -129,7 +127,7 @@ export async function makeGateway(
   options: { packages?: (functions: Cluster["functions"]) => FunctionEnvironments } = {},
 ): Promise<Gateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
-  const databaseUrl = ENGINE === "postgres" ? await createDatabase(inject("postgresUrl")) : undefined;
+  const databaseUrl = await testDatabaseUrl();
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const observed: { queries: string[] | null } = { queries: null };
@@ -157,16 +155,8 @@ export async function makeGateway(
     now: () => clock.now,
     packages: options.packages?.(cluster.functions),
   });
-  const raw = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 1 }) : null;
-  const sql = async (text: string): Promise<Record<string, unknown>[]> => {
-    if (raw) return (await raw.query(text)).rows;
-    const statement = (store as SqliteStore).connection.sqlite.prepare(text);
-    if (!statement.reader) {
-      statement.run();
-      return [];
-    }
-    return statement.all() as Record<string, unknown>[];
-  };
+  const raw = databaseUrl ? postgresSql(databaseUrl) : null;
+  const sql = raw ?? sqliteSql(store as SqliteStore);
   return {
     app,
     config,

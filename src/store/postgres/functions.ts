@@ -2,11 +2,9 @@ import { and, desc, eq, isNotNull, max, sql } from "drizzle-orm";
 import type { FunctionSettings } from "../../core/settings.js";
 import type { Change, CurrentFunction, EnvSealer, FunctionRecords, FunctionVersion, StoredEnv, StoredVersion } from "../contract.js";
 import { firstVersion, toCurrent, toVersion, versionRow } from "../rows.js";
-import type { Db } from "./client.js";
+import { type Db, type Tx, transaction } from "./client.js";
 import { functions, functionVersions } from "./schema.js";
 
-/** A transaction, or the database itself. */
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 /** Tells the other gateways, from inside the writing transaction (delivered at its commit). */
 export type Notify = (tx: Tx | Db, change: Change) => Promise<void>;
 
@@ -30,7 +28,7 @@ export class PostgresFunctions implements FunctionRecords {
 
   async create(name: string, settings: FunctionSettings, environmentKey: string | null): Promise<CurrentFunction | null> {
     const now = Date.now();
-    const created = await this.db.transaction(async (tx) => {
+    const created = await transaction(this.db, async (tx) => {
       const inserted = await tx
         .insert(functions)
         .values({ name, currentVersion: 1, createdAt: now, updatedAt: now })
@@ -52,7 +50,7 @@ export class PostgresFunctions implements FunctionRecords {
     makeCurrent: boolean,
   ): Promise<StoredVersion | null> {
     const now = Date.now();
-    const version = await this.db.transaction(async (tx) => {
+    const version = await transaction(this.db, async (tx) => {
       // The function's row is locked until commit: a second gateway storing a version waits and numbers after this one.
       const [row] = await tx.select().from(functions).where(eq(functions.name, name)).for("update");
       if (!row) return null;
@@ -77,7 +75,7 @@ export class PostgresFunctions implements FunctionRecords {
   }
 
   async promote(name: string, version: number): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const changed = await tx
         .update(functions)
         .set({ currentVersion: version, pendingVersion: null, updatedAt: Date.now(), revision: sql`${functions.revision} + 1` })
@@ -138,7 +136,7 @@ export class PostgresFunctions implements FunctionRecords {
   }
 
   async delete(name: string): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const deleted = await tx.delete(functions).where(eq(functions.name, name)).returning({ name: functions.name });
       if (deleted.length > 0) await this.notify(tx, { kind: "function", name });
       return deleted.length > 0;
@@ -146,7 +144,7 @@ export class PostgresFunctions implements FunctionRecords {
   }
 
   async rewriteEnvs(rewrite: (stored: StoredEnv) => Record<string, string> | null): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       let changed = 0;
       const rows = await tx
         .select({
