@@ -159,3 +159,17 @@ export const nodes = pgTable("nodes", {
   stoppedAt: epochMs("stopped_at"),
   lostAt: epochMs("lost_at"),
 });
+
+/** Package environments as the gateways share them (see the SQLite schema). */
+export const environments = pgTable("environments", {
+  key: text("key").primaryKey(),
+  runtime: text("runtime", { enum: RUNTIMES }).notNull(),
+  interpreterVersion: text("interpreter_version").notNull(),
+  packages: jsonb("packages").$type<string[]>().notNull(),
+  resolver: text("resolver").notNull(),
+  lock: text("lock"),
+  error: text("error"),
+  output: text("output").notNull().default(""),
+  createdAt: epochMs("created_at").notNull(),
+  usedAt: epochMs("used_at").notNull(),
+});
