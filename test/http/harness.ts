@@ -121,7 +121,7 @@ export interface Gateway {
 /** A fresh gateway over a real database (SQLite in a temporary directory, or a new PostgreSQL database). */
 export async function makeGateway(
   env: Record<string, string> = {},
-  options: { packages?: (functions: Cluster["functions"]) => FunctionEnvironments } = {},
+  options: { packages?: (gateway: { store: Store; cluster: Cluster }) => Promise<FunctionEnvironments> } = {},
 ): Promise<Gateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
   const databaseUrl = ENGINE === "postgres" ? await createDatabase(inject("postgresUrl")) : undefined;
@@ -150,7 +150,7 @@ export async function makeGateway(
     health: () => health.value,
     admission,
     now: () => clock.now,
-    packages: options.packages?.(cluster.functions),
+    packages: await options.packages?.({ store, cluster }),
   });
   const raw = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 1 }) : null;
   const sql = async (text: string): Promise<Record<string, unknown>[]> => {

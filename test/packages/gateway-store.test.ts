@@ -67,7 +67,20 @@ describe("versions, invocations and /healthz over a package store", () => {
       versions: VERSIONS,
       cgroups: [],
     });
-    gw = await makeGateway({}, { packages: (functions) => new FunctionEnvironments(store, functions, 3 * MiB, () => {}) });
+    gw = await makeGateway(
+      {},
+      {
+        packages: ({ store: shared, cluster }) =>
+          FunctionEnvironments.start({
+            store,
+            shared,
+            functions: cluster.functions,
+            node: cluster.node,
+            budgetBytes: 3 * MiB,
+            graceMs: 0,
+          }),
+      },
+    );
   });
   afterAll(async () => {
     await gw.close();
@@ -84,6 +97,9 @@ describe("versions, invocations and /healthz over a package store", () => {
       output: "pip said things",
       lock: { six: "1.16.0" },
       size_bytes: 3 * MiB,
+      // Built here before environments were shared: this node's lock is now the stored one.
+      resolved_by: gw.cluster.node,
+      node: gw.cluster.node,
     });
     expect((await gw.call("/fn/with-six")).status).toBe(200);
     expect(gw.runner.last.packagesDir).toBe(path.join(storeDir, "packages", "python", six, "tree"));

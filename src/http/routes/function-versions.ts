@@ -38,9 +38,9 @@ export function checkPackages(deps: FunctionsDeps, settings: FunctionSettings): 
   if (normalised.length > 0 && !deps.packages) throw new ApiError(503, "packages_unavailable", "this gateway installs no packages");
 }
 
-/** The environment key of a version with these settings, requested when new (PackagesFullError: 507). */
-export function environmentKey(deps: FunctionsDeps, settings: FunctionSettings): string | null {
-  return deps.packages?.environmentFor(settings.runtime, settings.packages)?.key ?? null;
+/** The environment key of a version with these settings, recorded and built when new (PackagesFullError: 507). */
+export async function environmentKey(deps: FunctionsDeps, settings: FunctionSettings): Promise<string | null> {
+  return (await deps.packages?.environmentFor(settings.runtime, settings.packages)) ?? null;
 }
 
 /**
@@ -53,7 +53,7 @@ export async function storeVersion(
   current: CurrentFunction,
   settings: FunctionSettings,
 ): Promise<StoredVersion | null> {
-  const key = environmentKey(deps, settings);
+  const key = await environmentKey(deps, settings);
   const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
   const stored = await deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
   if (stored && key !== null && stored.current.version !== stored.stored.version)
