@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,6 +95,63 @@ describe("a Node environment (lodash + zod)", () => {
     },
     INSTALL_TIMEOUT,
   );
+});
+
+describe("an environment installed from a stored lock (another node resolved it)", () => {
+  /** Another key for a list, as if another node had registered it: the lock decides what is installed. */
+  const elsewhere = (runtime: "python" | "node", packages: string[]) => ({
+    key: crypto.randomBytes(32).toString("hex"),
+    runtime,
+    interpreterVersion: handle.interpreters[runtime].version,
+    packages,
+  });
+
+  it(
+    "gets exactly the lock's pins, not what resolving the list would pick (pip --no-deps)",
+    async () => {
+      const installed = await settle(handle.store.install(elsewhere("python", ["six"]), "six==1.15.0\n"));
+      expect(installed, installed.output).toMatchObject({ state: "ready", fromLock: true, error: null });
+      expect(handle.store.lock(installed.key)).toBe("six==1.15.0\n");
+      expect(fs.readFileSync(path.join(handle.store.treeDir(installed.key)!, "six.py"), "utf8")).toMatch(/__version__ = "1\.15\.0"/);
+    },
+    INSTALL_TIMEOUT,
+  );
+
+  it(
+    "gets the same package-lock.json as the node that resolved it (npm ci)",
+    async () => {
+      const resolved = await settle(handle.store.request("node", normalisePackages("node", ["is-number@^6"])));
+      const lock = handle.store.lock(resolved.key)!;
+      const installed = await settle(handle.store.install(elsewhere("node", resolved.packages), lock));
+      expect(installed, installed.output).toMatchObject({ state: "ready", fromLock: true, error: null });
+      expect(handle.store.lock(installed.key)).toBe(lock);
+      expect(JSON.parse(lock).packages["node_modules/is-number"].version).toMatch(/^6\./);
+      expect(fs.existsSync(path.join(handle.store.treeDir(installed.key)!, "node_modules", "is-number", "index.js"))).toBe(true);
+    },
+    INSTALL_TIMEOUT,
+  );
+
+  it.each([
+    ["python", "six==1.16.0\n--index-url=https://example.com/simple\n", /no exact pin/],
+    [
+      "node",
+      JSON.stringify({
+        lockfileVersion: 3,
+        packages: { "node_modules/x": { version: "1.0.0", resolved: "git+https://example.com/x.git" } },
+      }),
+      /not a registry package/,
+    ],
+  ] as const)("refuses a %s lock with anything but registry packages, and runs no installer", async (runtime, lock, message) => {
+    const failed = await settle(handle.store.install(elsewhere(runtime, [runtime === "python" ? "six" : "x@*"]), lock));
+    expect(failed).toMatchObject({ state: "failed", fromLock: true, output: "" });
+    expect(failed.error).toMatch(message);
+  });
+
+  it("fails at once for another interpreter version, saying so", () => {
+    const failed = handle.store.install({ ...elsewhere("python", ["six"]), interpreterVersion: "3.0.1" }, "six==1.16.0\n");
+    expect(failed).toMatchObject({ state: "failed", fromLock: true });
+    expect(failed.error).toBe(`this environment is for python 3.0.1 and this node runs ${handle.interpreters.python.version}`);
+  });
 });
 
 describe("failures say why", () => {
