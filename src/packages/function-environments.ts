@@ -142,8 +142,13 @@ export class FunctionEnvironments {
   }
 
   /** Whether a version with this environment key may run here now (no packages: always). */
-  isReady(key: string | null): boolean {
+  private isReady(key: string | null): boolean {
     return key === null || this.servable.has(key);
+  }
+
+  /** Whether some node has built this environment (its lock is stored): a version with it may become current (no packages: always). */
+  isBuilt(key: string | null): boolean {
+    return key === null || (this.rows.get(key)?.lock ?? null) !== null;
   }
 
   /** The environment's state and error on this node; null when neither this node nor the database knows it. */

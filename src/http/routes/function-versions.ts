@@ -44,9 +44,9 @@ export async function environmentKey(deps: FunctionsDeps, settings: FunctionSett
 }
 
 /**
- * Stores a new version. It becomes current at once when its packages are ready (or it has
- * none), or when the current version cannot run either; otherwise it waits, pending, and the
- * current version keeps serving until the new environment is ready.
+ * Stores a new version. It becomes current at once when its packages are built (by any node; or
+ * it has none), or when the current version's are not either; otherwise it waits, pending, and
+ * the current version keeps serving until one node has built the new environment.
  */
 export async function storeVersion(
   deps: FunctionsDeps,
@@ -54,8 +54,8 @@ export async function storeVersion(
   settings: FunctionSettings,
 ): Promise<StoredVersion | null> {
   const key = await environmentKey(deps, settings);
-  const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
-  const stored = await deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
+  const built = (k: string | null) => deps.packages?.isBuilt(k) ?? k === null;
+  const stored = await deps.functions.addVersion(current.name, settings, key, built(key) || !built(current.environmentKey));
   if (stored && key !== null && stored.current.version !== stored.stored.version)
     deps.packages?.watch(current.name, stored.stored.version, key);
   return stored;
