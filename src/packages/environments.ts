@@ -3,11 +3,11 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { Runtime } from "../core/runtimes.js";
+import { RUNTIMES, type Runtime } from "../core/runtimes.js";
 import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import { type InstallerTools, type InstallLimits, runInstall } from "./installer.js";
 import { sameLock } from "./lock.js";
-import type { PackageSpec } from "./spec.js";
+import { normalisePackages, type PackageSpec, PackageSpecError } from "./spec.js";
 import { freshOwnedDir, SealError, sealTree } from "./tree.js";
 
 // Content-addressed package environments (docs/packages.md):
@@ -67,6 +67,7 @@ interface InstallWorker {
 }
 
 const RECORD = "environment.json";
+const KEY = /^[0-9a-f]{64}$/;
 const MAX_FILES = 200_000;
 
 export function environmentKey(runtime: Runtime, interpreterVersion: string, packages: PackageSpec[]): string {
@@ -98,7 +99,7 @@ export class PackageStore {
       const dir = path.join(options.dataDir, "packages", runtime);
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       for (const key of fs.readdirSync(dir)) {
-        if (!/^[0-9a-f]{64}$/.test(key)) continue;
+        if (!KEY.test(key)) continue;
         const record = readRecord(path.join(dir, key, RECORD));
         if (!record) {
           fs.rmSync(path.join(dir, key), { recursive: true, force: true });
@@ -136,12 +137,18 @@ export class PackageStore {
     environment: Pick<EnvironmentRecord, "key" | "runtime" | "interpreterVersion" | "packages">,
     lock: string | null,
   ): EnvironmentRecord {
+    // The key names a directory and the list reaches the installer: both must be what this node would compute.
+    if (!KEY.test(environment.key) || !RUNTIMES.includes(environment.runtime))
+      throw new Error(`not an environment key: ${JSON.stringify(environment.key).slice(0, 80)}`);
     this.lastUsed.set(environment.key, Date.now());
     const existing = this.records.get(environment.key);
     if (existing?.state === "building") return existing; // its end is heard, and its lock compared, then
     if (existing?.state === "ready" && (lock === null || sameLock(existing.runtime, this.lock(existing.key), lock))) return existing;
     const record = existing ?? this.create(environment);
     const fromLock = lock !== null;
+    if (!matchesKey(environment)) {
+      return this.finish(record, { state: "failed", fromLock, error: "the environment's list does not match its key (refused)" });
+    }
     const ours = this.options.versions[environment.runtime];
     if (environment.interpreterVersion !== ours) {
       return this.finish(record, {
@@ -390,6 +397,21 @@ function ensureRootDir(dir: string, mode: number): void {
   if (!stat.isDirectory() || stat.uid !== 0)
     throw new Error(`${dir} must be a directory owned by root (it is not: refusing to use it for package installs)`);
   fs.chmodSync(dir, mode);
+}
+
+/** Whether the list is a valid normalised one whose key (with the environment's interpreter version) is the environment's. */
+function matchesKey(environment: Pick<EnvironmentRecord, "key" | "runtime" | "interpreterVersion" | "packages">): boolean {
+  try {
+    const normalised = normalisePackages(environment.runtime, environment.packages);
+    return (
+      normalised.length > 0 &&
+      normalised.map((p) => p.spec).join("\n") === environment.packages.join("\n") &&
+      environmentKey(environment.runtime, environment.interpreterVersion, normalised) === environment.key
+    );
+  } catch (error) {
+    if (error instanceof PackageSpecError) return false;
+    throw error;
+  }
 }
 
 function nameOf(runtime: Runtime, spec: string): string {

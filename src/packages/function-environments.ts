@@ -359,7 +359,12 @@ export class FunctionEnvironments {
     if (local?.state === "ready") {
       const lock = this.store.lock(key);
       if (lock !== null) {
-        this.remember(await this.options.shared.environments.resolve(key, lock, this.node));
+        const stored = await this.options.shared.environments.resolve(key, lock, this.node);
+        if (!stored) {
+          this.rows.delete(key); // removed meanwhile: recorded again at the next step
+          return;
+        }
+        this.remember(stored);
         return this.step(key);
       }
     }

@@ -1,9 +1,14 @@
 import { spawnSync } from "node:child_process";
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EnvironmentRecord, normalisePackages, PackageSpecError, PackagesFullError } from "../../src/packages/index.js";
+import {
+  type EnvironmentRecord,
+  environmentKey,
+  normalisePackages,
+  PackageSpecError,
+  PackagesFullError,
+} from "../../src/packages/index.js";
 import { closeStore, openStore, type StoreHandle } from "./harness.js";
 
 // Real installs from PyPI and the npm registry, as the installers' uid.
@@ -98,21 +103,30 @@ describe("a Node environment (lodash + zod)", () => {
 });
 
 describe("an environment installed from a stored lock (another node resolved it)", () => {
-  /** Another key for a list, as if another node had registered it: the lock decides what is installed. */
-  const elsewhere = (runtime: "python" | "node", packages: string[]) => ({
-    key: crypto.randomBytes(32).toString("hex"),
-    runtime,
-    interpreterVersion: handle.interpreters[runtime].version,
-    packages,
+  /** Another node's store: its own data directory, the same interpreters. */
+  let other: StoreHandle;
+  beforeAll(() => {
+    other = openStore();
   });
+  afterAll(() => closeStore(other));
+  /** A list as the database holds it: normalised, under the key every node computes. */
+  const shared = (runtime: "python" | "node", packages: string[], interpreterVersion = other.interpreters[runtime].version) => {
+    const normalised = normalisePackages(runtime, packages);
+    return {
+      key: environmentKey(runtime, interpreterVersion, normalised),
+      runtime,
+      interpreterVersion,
+      packages: normalised.map((p) => p.spec),
+    };
+  };
 
   it(
     "gets exactly the lock's pins, not what resolving the list would pick (pip --no-deps)",
     async () => {
-      const installed = await settle(handle.store.install(elsewhere("python", ["six"]), "six==1.15.0\n"));
+      const installed = await other.store.settledRecord(other.store.install(shared("python", ["six"]), "six==1.15.0\n").key);
       expect(installed, installed.output).toMatchObject({ state: "ready", fromLock: true, error: null });
-      expect(handle.store.lock(installed.key)).toBe("six==1.15.0\n");
-      expect(fs.readFileSync(path.join(handle.store.treeDir(installed.key)!, "six.py"), "utf8")).toMatch(/__version__ = "1\.15\.0"/);
+      expect(other.store.lock(installed.key)).toBe("six==1.15.0\n");
+      expect(fs.readFileSync(path.join(other.store.treeDir(installed.key)!, "six.py"), "utf8")).toMatch(/__version__ = "1\.15\.0"/);
     },
     INSTALL_TIMEOUT,
   );
@@ -122,11 +136,11 @@ describe("an environment installed from a stored lock (another node resolved it)
     async () => {
       const resolved = await settle(handle.store.request("node", normalisePackages("node", ["is-number@^6"])));
       const lock = handle.store.lock(resolved.key)!;
-      const installed = await settle(handle.store.install(elsewhere("node", resolved.packages), lock));
-      expect(installed, installed.output).toMatchObject({ state: "ready", fromLock: true, error: null });
-      expect(handle.store.lock(installed.key)).toBe(lock);
+      const installed = await other.store.settledRecord(other.store.install(resolved, lock).key);
+      expect(installed, installed.output).toMatchObject({ key: resolved.key, state: "ready", fromLock: true, error: null });
+      expect(other.store.lock(installed.key)).toBe(lock);
       expect(JSON.parse(lock).packages["node_modules/is-number"].version).toMatch(/^6\./);
-      expect(fs.existsSync(path.join(handle.store.treeDir(installed.key)!, "node_modules", "is-number", "index.js"))).toBe(true);
+      expect(fs.existsSync(path.join(other.store.treeDir(installed.key)!, "node_modules", "is-number", "index.js"))).toBe(true);
     },
     INSTALL_TIMEOUT,
   );
@@ -142,15 +156,22 @@ describe("an environment installed from a stored lock (another node resolved it)
       /not a registry package/,
     ],
   ] as const)("refuses a %s lock with anything but registry packages, and runs no installer", async (runtime, lock, message) => {
-    const failed = await settle(handle.store.install(elsewhere(runtime, [runtime === "python" ? "six" : "x@*"]), lock));
+    const failed = await other.store.settledRecord(other.store.install(shared(runtime, ["fngw-refused-lock"]), lock).key);
     expect(failed).toMatchObject({ state: "failed", fromLock: true, output: "" });
     expect(failed.error).toMatch(message);
   });
 
+  it("refuses a list that is not the one its key was computed from, and installs nothing", () => {
+    const forged = { ...shared("python", ["idna"]), packages: ["idna", "git+https://example.com/x.git"] };
+    const failed = other.store.install(forged, null);
+    expect(failed).toMatchObject({ state: "failed", error: "the environment's list does not match its key (refused)" });
+    expect(() => other.store.install({ ...forged, key: "../../etc" }, null)).toThrow(/not an environment key/);
+  });
+
   it("fails at once for another interpreter version, saying so", () => {
-    const failed = handle.store.install({ ...elsewhere("python", ["six"]), interpreterVersion: "3.0.1" }, "six==1.16.0\n");
+    const failed = other.store.install(shared("python", ["six"], "3.0.1"), "six==1.16.0\n");
     expect(failed).toMatchObject({ state: "failed", fromLock: true });
-    expect(failed.error).toBe(`this environment is for python 3.0.1 and this node runs ${handle.interpreters.python.version}`);
+    expect(failed.error).toBe(`this environment is for python 3.0.1 and this node runs ${other.interpreters.python.version}`);
   });
 });
 
