@@ -3,7 +3,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { RUNTIMES, type Runtime } from "../core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../core/runtimes.js";
 import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import { type InstallerTools, type InstallLimits, runInstall } from "./installer.js";
 import { sameLock } from "./lock.js";
@@ -28,7 +28,7 @@ export type EnvironmentState = "pending" | "building" | "ready" | "failed";
 
 export interface EnvironmentRecord {
   key: string;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   interpreterVersion: string;
   packages: string[];
   /** Installed from a lock another node resolved (kept in `lock`), rather than resolved here; absent in records from before. */
@@ -55,7 +55,7 @@ export interface PackageStoreOptions {
   limits: InstallLimits;
   tools: InstallerTools;
   /** The interpreter versions environments are built for (part of the key). */
-  versions: Record<Runtime, string>;
+  versions: Record<InterpreterKind, string>;
   /** One cgroup per parallel install (memory limit), or none. */
   cgroups: (SlotCgroup | null)[];
   log?: (line: string) => void;
@@ -70,7 +70,7 @@ const RECORD = "environment.json";
 const KEY = /^[0-9a-f]{64}$/;
 const MAX_FILES = 200_000;
 
-export function environmentKey(runtime: Runtime, interpreterVersion: string, packages: PackageSpec[]): string {
+export function environmentKey(runtime: InterpreterKind, interpreterVersion: string, packages: PackageSpec[]): string {
   const text = JSON.stringify([runtime, interpreterVersion, packages.map((p) => p.spec)]);
   return crypto.createHash("sha256").update(text).digest("hex");
 }
@@ -116,7 +116,7 @@ export class PackageStore {
    * The environment for a normalised list, created and queued when new. A ready or failed
    * one is returned as it is: nothing is installed twice. Throws PackagesFullError.
    */
-  request(runtime: Runtime, packages: PackageSpec[]): EnvironmentRecord {
+  request(runtime: InterpreterKind, packages: PackageSpec[]): EnvironmentRecord {
     const interpreterVersion = this.options.versions[runtime];
     const key = environmentKey(runtime, interpreterVersion, packages);
     this.lastUsed.set(key, Date.now());
@@ -138,7 +138,7 @@ export class PackageStore {
     lock: string | null,
   ): EnvironmentRecord {
     // The key names a directory and the list reaches the installer: both must be what this node would compute.
-    if (!KEY.test(environment.key) || !RUNTIMES.includes(environment.runtime))
+    if (!KEY.test(environment.key) || !INTERPRETERS.includes(environment.runtime))
       throw new Error(`not an environment key: ${JSON.stringify(environment.key).slice(0, 80)}`);
     this.lastUsed.set(environment.key, Date.now());
     const existing = this.records.get(environment.key);
@@ -168,12 +168,12 @@ export class PackageStore {
   }
 
   /** The key this node gives a normalised list (its own interpreter's version in it). */
-  keyFor(runtime: Runtime, packages: PackageSpec[]): string {
+  keyFor(runtime: InterpreterKind, packages: PackageSpec[]): string {
     return environmentKey(runtime, this.options.versions[runtime], packages);
   }
 
   /** The version of this node's interpreter that environments are built for. */
-  interpreterVersion(runtime: Runtime): string {
+  interpreterVersion(runtime: InterpreterKind): string {
     return this.options.versions[runtime];
   }
 
@@ -414,7 +414,7 @@ function matchesKey(environment: Pick<EnvironmentRecord, "key" | "runtime" | "in
   }
 }
 
-function nameOf(runtime: Runtime, spec: string): string {
+function nameOf(runtime: InterpreterKind, spec: string): string {
   return runtime === "python" ? /^[a-z0-9-]+/.exec(spec)![0] : spec.slice(0, spec.indexOf("@", 1));
 }
 

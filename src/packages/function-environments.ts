@@ -2,7 +2,7 @@
 // installs the stored lock, when a version becomes current), which splits badly.
 import type { FunctionCatalog } from "../cluster/functions.js";
 import { log } from "../core/log.js";
-import type { Runtime } from "../core/runtimes.js";
+import { INTERPRETER_OF, type Runtime } from "../core/runtimes.js";
 import type { CurrentFunction, SharedEnvironment, Store } from "../store/contract.js";
 import type { EnvironmentRecord, EnvironmentState, PackageStore } from "./environments.js";
 import { parseLock, sameLock } from "./lock.js";
@@ -133,9 +133,16 @@ export class FunctionEnvironments {
   async environmentFor(runtime: Runtime, packages: readonly string[]): Promise<string | null> {
     const normalised = normalisePackages(runtime, packages);
     if (normalised.length === 0) return null;
-    const key = this.store.keyFor(runtime, normalised);
+    // TypeScript functions share Node's environments: the same registry, installer and interpreter.
+    const interpreter = INTERPRETER_OF[runtime];
+    const key = this.store.keyFor(interpreter, normalised);
     if (!this.store.get(key)) this.store.assertRoom();
-    const identity = { key, runtime, interpreterVersion: this.store.interpreterVersion(runtime), packages: normalised.map((p) => p.spec) };
+    const identity = {
+      key,
+      runtime: interpreter,
+      interpreterVersion: this.store.interpreterVersion(interpreter),
+      packages: normalised.map((p) => p.spec),
+    };
     this.remember(await this.options.shared.environments.register(identity, this.node));
     await this.ensure(key);
     return key;

@@ -1,11 +1,11 @@
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 
 // A lock: what an install resolved, as the installers write it — pip's `name==version` lines
 // (`pip list --format=freeze`) or npm's package-lock.json. The first node to install a list stores
 // its lock; every other node installs exactly that lock, and checks that it got it.
 
 /** The lock's versions by package name (npm's nested copies as `a/node_modules/b`); null when it cannot be read. */
-export function parseLock(runtime: Runtime, text: string | null): Record<string, string> | null {
+export function parseLock(runtime: InterpreterKind, text: string | null): Record<string, string> | null {
   if (text === null) return null;
   const versions: Record<string, string> = {};
   if (runtime === "python") {
@@ -28,7 +28,7 @@ export function parseLock(runtime: Runtime, text: string | null): Record<string,
 }
 
 /** Whether two locks hold the same packages at the same versions. */
-export function sameLock(runtime: Runtime, a: string | null, b: string | null): boolean {
+export function sameLock(runtime: InterpreterKind, a: string | null, b: string | null): boolean {
   const left = parseLock(runtime, a);
   const right = parseLock(runtime, b);
   if (left === null || right === null) return false;

@@ -1,5 +1,5 @@
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStart, InvocationStats, StoredEnd } from "../core/invocations.js";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind, Runtime } from "../core/runtimes.js";
 import type { FunctionSettings } from "../core/settings.js";
 
 /**
@@ -93,7 +93,7 @@ export interface FunctionRecords {
 export interface SharedEnvironment {
   /** SHA-256 of the runtime, the interpreter version and the normalised list (the same on every node). */
   key: string;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   /** The interpreter version the list was resolved for (part of the key). */
   interpreterVersion: string;
   /** The normalised list. */

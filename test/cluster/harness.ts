@@ -3,9 +3,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "vitest";
+import { createDatabase, type PostgresServer, startPostgres } from "../../scripts/postgres.js";
 import { type Call, client, removeDataDir, type Server, startServer, uidEnv, waitFor } from "../e2e/harness.js";
 import type { Json } from "../json.js";
-import { createDatabase, type PostgresServer, startPostgres } from "../postgres.js";
 
 export type { Json } from "../json.js";
 

@@ -7,12 +7,14 @@ import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
 import pg from "pg";
 import { expect, inject, it } from "vitest";
+import { createDatabase } from "../../scripts/postgres.js";
 import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
 import type {
   InvocationResult,
   InvocationSpec,
   Runner,
+  RunOptions,
   RunnerHealth as SandboxHealth,
   SandboxResponse,
   SyntaxProblem,
@@ -25,17 +27,18 @@ import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
+import { TypeScriptCompiler } from "../../src/sandbox/typescript.js";
 import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import type { SqliteStore } from "../../src/store/sqlite/index.js";
-import { createDatabase } from "../postgres.js";
 
 export type { Json } from "../json.js";
 
 import type { Json } from "../json.js";
 
 let interpreters: Interpreters | undefined;
+let typescript: TypeScriptCompiler | undefined;
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -47,18 +50,20 @@ export const auth = { authorization: `Bearer ${TOKEN}` };
  */
 export class ScriptedRunner implements Runner {
   readonly calls: InvocationSpec[] = [];
-  /** What the next run does; by default it echoes the request as JSON. */
-  script: (spec: InvocationSpec) => InvocationResult | Promise<InvocationResult> = (spec) =>
+  /** What the next run does (a script may stream through `options`); by default it echoes the request as JSON. */
+  script: (spec: InvocationSpec, options: RunOptions) => InvocationResult | Promise<InvocationResult> = (spec) =>
     okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
 
-  async run(spec: InvocationSpec): Promise<InvocationResult> {
+  async run(spec: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     this.calls.push(spec);
-    return this.script(spec);
+    return this.script(spec, options);
   }
 
-  /** The real check, with the real interpreters: registration's syntax errors are not scripted. */
+  /** The real check, with the real interpreters and compiler: registration's syntax errors are not scripted. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
     interpreters ??= resolveInterpreters(loadConfig({}).PYTHON_BIN, process.execPath);
+    typescript ??= new TypeScriptCompiler(interpreters.node.version);
+    if (runtime === "typescript") return typescript.check(code);
     return checkSyntax(interpreters, runtime, code);
   }
 

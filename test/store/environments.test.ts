@@ -3,13 +3,13 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createDatabase } from "../../scripts/postgres.js";
 import { loadConfig } from "../../src/core/config.js";
 import { settingsOfCreate } from "../../src/core/settings.js";
 import type { Change, Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import { waitFor } from "../e2e/harness.js";
-import { createDatabase } from "../postgres.js";
 
 // The shared package environments (EnvironmentRecords) on the engine TEST_STORE names: each list
 // is resolved once, its first lock or failure stored for every gateway, and the rows no version

@@ -1,10 +1,10 @@
 import { and, desc, eq, isNotNull, max, sql } from "drizzle-orm";
 import type { FunctionSettings } from "../../core/settings.js";
 import type { Change, CurrentFunction, EnvSealer, FunctionRecords, FunctionVersion, StoredEnv, StoredVersion } from "../contract.js";
+import { firstVersion, toCurrent, toVersion, versionRow } from "../rows.js";
 import type { Db } from "./client.js";
 import { functions, functionVersions } from "./schema.js";
 
-type VersionRow = typeof functionVersions.$inferSelect;
 /** A transaction, or the database itself. */
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 /** Tells the other gateways, from inside the writing transaction (delivered at its commit). */
@@ -18,16 +18,6 @@ export class PostgresFunctions implements FunctionRecords {
     private readonly notify: Notify,
   ) {}
 
-  private row(name: string, version: number, settings: FunctionSettings, environmentKey: string | null, createdAt: number): VersionRow {
-    const env = this.sealer.sealEnv(settings.env, name, version);
-    return { ...settings, functionName: name, version, env, envSealed: true, environmentKey, createdAt };
-  }
-
-  private toVersion(row: VersionRow): FunctionVersion {
-    const { functionName, envSealed: _sealed, ...rest } = row;
-    return { name: functionName, ...rest, env: this.sealer.openEnv(rest.env, functionName, rest.version) };
-  }
-
   private currentQuery() {
     return this.db
       .select({ version: functionVersions, fn: functions })
@@ -36,16 +26,6 @@ export class PostgresFunctions implements FunctionRecords {
         functionVersions,
         and(eq(functionVersions.functionName, functions.name), eq(functionVersions.version, functions.currentVersion)),
       );
-  }
-
-  private toCurrent(row: { version: VersionRow; fn: typeof functions.$inferSelect }): CurrentFunction {
-    return {
-      ...this.toVersion(row.version),
-      functionCreatedAt: row.fn.createdAt,
-      updatedAt: row.fn.updatedAt,
-      pendingVersion: row.fn.pendingVersion,
-      revision: row.fn.revision,
-    };
   }
 
   async create(name: string, settings: FunctionSettings, environmentKey: string | null): Promise<CurrentFunction | null> {
@@ -57,22 +37,12 @@ export class PostgresFunctions implements FunctionRecords {
         .onConflictDoNothing()
         .returning({ name: functions.name });
       if (inserted.length === 0) return false;
-      await tx.insert(functionVersions).values(this.row(name, 1, settings, environmentKey, now));
+      await tx.insert(functionVersions).values(versionRow(this.sealer, name, 1, settings, environmentKey, now));
       await this.notify(tx, { kind: "function", name });
       return true;
     });
     if (!created) return null;
-    return {
-      name,
-      version: 1,
-      ...settings,
-      environmentKey,
-      createdAt: now,
-      functionCreatedAt: now,
-      updatedAt: now,
-      pendingVersion: null,
-      revision: 1,
-    };
+    return firstVersion(name, settings, environmentKey, now);
   }
 
   async addVersion(
@@ -91,7 +61,7 @@ export class PostgresFunctions implements FunctionRecords {
         .from(functionVersions)
         .where(eq(functionVersions.functionName, name));
       const next = Math.max(newest?.version ?? 0, row.currentVersion) + 1;
-      await tx.insert(functionVersions).values(this.row(name, next, settings, environmentKey, now));
+      await tx.insert(functionVersions).values(versionRow(this.sealer, name, next, settings, environmentKey, now));
       const change = makeCurrent ? { currentVersion: next, pendingVersion: null, updatedAt: now } : { pendingVersion: next };
       await tx
         .update(functions)
@@ -120,11 +90,11 @@ export class PostgresFunctions implements FunctionRecords {
 
   async current(name: string): Promise<CurrentFunction | undefined> {
     const [row] = await this.currentQuery().where(eq(functions.name, name));
-    return row && this.toCurrent(row);
+    return row && toCurrent(this.sealer, row);
   }
 
   async allCurrent(): Promise<CurrentFunction[]> {
-    return (await this.currentQuery()).map((row) => this.toCurrent(row));
+    return (await this.currentQuery()).map((row) => toCurrent(this.sealer, row));
   }
 
   async revisions(): Promise<Map<string, number>> {
@@ -137,7 +107,7 @@ export class PostgresFunctions implements FunctionRecords {
       .select()
       .from(functionVersions)
       .where(and(eq(functionVersions.functionName, name), eq(functionVersions.version, version)));
-    return row && this.toVersion(row);
+    return row && toVersion(this.sealer, row);
   }
 
   async versions(name: string): Promise<FunctionVersion[] | undefined> {
@@ -146,7 +116,7 @@ export class PostgresFunctions implements FunctionRecords {
       .from(functionVersions)
       .where(eq(functionVersions.functionName, name))
       .orderBy(desc(functionVersions.version));
-    return rows.length > 0 ? rows.map((row) => this.toVersion(row)) : undefined;
+    return rows.length > 0 ? rows.map((row) => toVersion(this.sealer, row)) : undefined;
   }
 
   async pendingVersions(): Promise<{ name: string; version: number; environmentKey: string | null }[]> {

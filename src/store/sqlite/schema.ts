@@ -1,6 +1,6 @@
 import { index, integer, primaryKey, real, type SQLiteColumnBuilderBase, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
-import { RUNTIMES } from "../../core/runtimes.js";
+import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 
@@ -164,7 +164,7 @@ export const nodes = sqliteTable("nodes", {
  */
 export const environments = sqliteTable("environments", {
   key: text("key").primaryKey(),
-  runtime: text("runtime", { enum: RUNTIMES }).notNull(),
+  runtime: text("runtime", { enum: INTERPRETERS }).notNull(),
   interpreterVersion: text("interpreter_version").notNull(),
   /** The normalised list (a JSON array of specs). */
   packages: text("packages", { mode: "json" }).$type<string[]>().notNull(),
