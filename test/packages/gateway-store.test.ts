@@ -108,6 +108,13 @@ describe("versions, invocations and /healthz over a package store", () => {
     expect(gw.runner.last.packagesDir).toBeUndefined();
   });
 
+  it("mounts a ready environment without reading the database: its state is kept in memory", async () => {
+    const queries = await gw.queriesDuring(() => gw.call("/fn/with-six"));
+    expect(gw.runner.last.packagesDir).toBe(path.join(storeDir, "packages", "python", six, "tree"));
+    expect(queries.length).toBeGreaterThan(0); // its log row was written: the observation works
+    expect(queries.filter((sql) => /^\s*select/i.test(sql) && /"(environments|functions|function_versions)"/.test(sql))).toEqual([]);
+  });
+
   it("answers 503 for a first version whose packages failed, logged as rejected", async () => {
     await register(gw, { name: "first-broken", packages: ["fngw-missing"] });
     const calls = gw.runner.calls.length;
