@@ -124,7 +124,7 @@ export interface Gateway {
 /** A fresh gateway over a real database (SQLite in a temporary directory, or a new PostgreSQL database). */
 export async function makeGateway(
   env: Record<string, string> = {},
-  options: { packages?: (functions: Cluster["functions"]) => FunctionEnvironments } = {},
+  options: { packages?: (gateway: { store: Store; cluster: Cluster }) => Promise<FunctionEnvironments> } = {},
 ): Promise<Gateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
   const databaseUrl = await testDatabaseUrl();
@@ -153,7 +153,7 @@ export async function makeGateway(
     health: () => health.value,
     admission,
     now: () => clock.now,
-    packages: options.packages?.(cluster.functions),
+    packages: await options.packages?.({ store, cluster }),
   });
   const raw = databaseUrl ? postgresSql(databaseUrl) : null;
   const sql = raw ?? sqliteSql(store as SqliteStore);

@@ -67,7 +67,20 @@ describe("versions, invocations and /healthz over a package store", () => {
       versions: VERSIONS,
       cgroups: [],
     });
-    gw = await makeGateway({}, { packages: (functions) => new FunctionEnvironments(store, functions, 3 * MiB, () => {}) });
+    gw = await makeGateway(
+      {},
+      {
+        packages: ({ store: shared, cluster }) =>
+          FunctionEnvironments.start({
+            store,
+            shared,
+            functions: cluster.functions,
+            node: cluster.node,
+            budgetBytes: 3 * MiB,
+            graceMs: 0,
+          }),
+      },
+    );
   });
   afterAll(async () => {
     await gw.close();
@@ -84,12 +97,22 @@ describe("versions, invocations and /healthz over a package store", () => {
       output: "pip said things",
       lock: { six: "1.16.0" },
       size_bytes: 3 * MiB,
+      // Built here before environments were shared: this node's lock is now the stored one.
+      resolved_by: gw.cluster.node,
+      node: gw.cluster.node,
     });
     expect((await gw.call("/fn/with-six")).status).toBe(200);
     expect(gw.runner.last.packagesDir).toBe(path.join(storeDir, "packages", "python", six, "tree"));
     await register(gw, { name: "without" });
     expect((await gw.call("/fn/without")).status).toBe(200);
     expect(gw.runner.last.packagesDir).toBeUndefined();
+  });
+
+  it("mounts a ready environment without reading the database: its state is kept in memory", async () => {
+    const queries = await gw.queriesDuring(() => gw.call("/fn/with-six"));
+    expect(gw.runner.last.packagesDir).toBe(path.join(storeDir, "packages", "python", six, "tree"));
+    expect(queries.length).toBeGreaterThan(0); // its log row was written: the observation works
+    expect(queries.filter((sql) => /^\s*select/i.test(sql) && /"(environments|functions|function_versions)"/.test(sql))).toEqual([]);
   });
 
   it("answers 503 for a first version whose packages failed, logged as rejected", async () => {

@@ -15,7 +15,7 @@ import {
   uniqueIndex,
 } from "drizzle-orm/pg-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
-import { RUNTIMES } from "../../core/runtimes.js";
+import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 
@@ -158,4 +158,18 @@ export const nodes = pgTable("nodes", {
   inFlight: integer("in_flight").notNull().default(0),
   stoppedAt: epochMs("stopped_at"),
   lostAt: epochMs("lost_at"),
+});
+
+/** Package environments as the gateways share them (see the SQLite schema). */
+export const environments = pgTable("environments", {
+  key: text("key").primaryKey(),
+  runtime: text("runtime", { enum: INTERPRETERS }).notNull(),
+  interpreterVersion: text("interpreter_version").notNull(),
+  packages: jsonb("packages").$type<string[]>().notNull(),
+  resolver: text("resolver").notNull(),
+  lock: text("lock"),
+  error: text("error"),
+  output: text("output").notNull().default(""),
+  createdAt: epochMs("created_at").notNull(),
+  usedAt: epochMs("used_at").notNull(),
 });

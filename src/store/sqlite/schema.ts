@@ -1,6 +1,6 @@
 import { index, integer, primaryKey, real, type SQLiteColumnBuilderBase, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
-import { RUNTIMES } from "../../core/runtimes.js";
+import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 
@@ -154,4 +154,24 @@ export const nodes = sqliteTable("nodes", {
   inFlight: integer("in_flight").notNull().default(0),
   stoppedAt: integer("stopped_at"),
   lostAt: integer("lost_at"),
+});
+
+/**
+ * Package environments as the gateways share them (`SharedEnvironment` in the contract): the
+ * list, the node that resolves it, and the lock it resolved (or its failure). Each node builds
+ * the environment on its own disk from `lock`. A row goes when no version refers to it any more
+ * and `used_at` is older than PACKAGES_GRACE_MS.
+ */
+export const environments = sqliteTable("environments", {
+  key: text("key").primaryKey(),
+  runtime: text("runtime", { enum: INTERPRETERS }).notNull(),
+  interpreterVersion: text("interpreter_version").notNull(),
+  /** The normalised list (a JSON array of specs). */
+  packages: text("packages", { mode: "json" }).$type<string[]>().notNull(),
+  resolver: text("resolver").notNull(),
+  lock: text("lock"),
+  error: text("error"),
+  output: text("output").notNull().default(""),
+  createdAt: integer("created_at").notNull(),
+  usedAt: integer("used_at").notNull(),
 });
