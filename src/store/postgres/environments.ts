@@ -1,7 +1,7 @@
 import { and, eq, isNull, lt, notExists, sql } from "drizzle-orm";
 import { storableText } from "../../core/invocations.js";
 import type { EnvironmentRecords, SharedEnvironment } from "../contract.js";
-import type { Db } from "./client.js";
+import { type Db, transaction } from "./client.js";
 import type { Notify } from "./functions.js";
 import { environments, functionVersions } from "./schema.js";
 
@@ -17,7 +17,7 @@ export class PostgresEnvironments implements EnvironmentRecords {
     resolver: string,
   ): Promise<SharedEnvironment> {
     const now = Date.now();
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const [inserted] = await tx
         .insert(environments)
         .values({ ...environment, resolver, createdAt: now, usedAt: now })
@@ -50,7 +50,7 @@ export class PostgresEnvironments implements EnvironmentRecords {
   }
 
   private async settle(key: string, changes: Partial<SharedEnvironment>): Promise<SharedEnvironment | undefined> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const [settled] = await tx
         .update(environments)
         .set({ ...changes, usedAt: Date.now() })
