@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createDatabase, type PostgresServer, startPostgres } from "../../scripts/postgres.js";
 import type { InvocationEnd } from "../../src/core/invocations.js";
@@ -152,6 +153,31 @@ describe("the log while the database is away", () => {
     const rows = await rowsOf(ids);
     expect(ids.map((id) => rows.get(id)?.status)).toEqual(["ok", "ok", "ok", "running", "running"]);
     expect(spooledWrites(spoolFile())).toEqual([]);
+  });
+
+  it("drops a spooled write the database refuses, with a log line, rather than hold back every later row", async () => {
+    const first = writerWith(new Spool(spoolFile(), 64 * 1024 * 1024));
+    stopServer();
+    const ids = await startAll(first, 3);
+    for (const o of opened.splice(0)) o.close();
+    await first.drained(); // its own attempts to hand the spool back have stopped
+    // A write no database would take (a start without its function's name), between good ones.
+    const raw = new Database(spoolFile());
+    const [second] = raw.prepare("select seq, body from writes order by seq limit 1 offset 1").all() as { seq: number; body: string }[];
+    const broken = JSON.parse(second!.body) as { row: Record<string, unknown> };
+    broken.row.functionName = null;
+    raw.prepare("update writes set body = ? where seq = ?").run(JSON.stringify(broken), second!.seq);
+    raw.close();
+
+    startServer();
+    const next = writerWith(new Spool(spoolFile(), 64 * 1024 * 1024));
+    await eventually(() => next.health().database === "reachable", "the spool to be handed back", 20_000);
+    const rows = await rowsOf(ids);
+    expect(ids.map((id) => rows.get(id)?.status)).toEqual(["running", undefined, "running"]);
+    expect(spooledWrites(spoolFile())).toEqual([]);
+    // Writes after it reach the database directly again.
+    const [later] = await startAll(next, 1);
+    expect((await rowsOf([later!])).get(later!)?.status).toBe("running");
   });
 
   it("refuses new invocations once the spool is full, and still keeps the ends of those already running", async () => {
