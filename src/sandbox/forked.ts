@@ -2,10 +2,10 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { closeFd, streamPair } from "./fdpass.js";
-import type { ForkServer } from "./forkserver.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
 import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
+import { RunWatch } from "./watch.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
 const signalNames = new Map<number, string>();
@@ -32,10 +32,9 @@ export class ForkedInterpreter implements Interpreter {
   private readonly record: ForkRecord | null;
   private readonly forked: Promise<number | null>;
 
-  private readonly parent: Parent;
-
   constructor(
-    server: ForkServer,
+    /** The fork-server's serving parent, which forks it. */
+    private readonly parent: Parent,
     settings: InterpreterSettings,
     private readonly replyTimeoutMs: number,
     /** The cgroup.procs files (paths) of the slot it is prepared for; the parent moves it there. */
@@ -49,8 +48,6 @@ export class ForkedInterpreter implements Interpreter {
     const [errRead, errWrite] = streamPair();
     const [requestRead, requestWrite] = streamPair();
     const [resultRead, resultWrite] = streamPair();
-    const parent = server.current();
-    this.parent = parent;
     const procs = openForWriting(cgroupProcs);
     this.record = procs === null ? null : parent.fork([outWrite, errWrite, requestRead, resultWrite], procs);
     for (const fd of [outWrite, errWrite, requestRead, resultWrite, ...(procs ?? [])]) closeFd(fd);
@@ -64,7 +61,7 @@ export class ForkedInterpreter implements Interpreter {
       }),
     ];
     this.ended.signal.addEventListener("abort", () => this.kill(), { once: true });
-    this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
+    this.forked = this.record === null ? Promise.resolve(null) : pidOf(parent, this.record, this.ended.signal, replyTimeoutMs);
     void this.forked.then((pid) => {
       this.pid = pid;
       if (pid === null) this.abandon();
@@ -105,25 +102,13 @@ export class ForkedInterpreter implements Interpreter {
     confine: (pid: number) => void,
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const started = performance.now();
-    let timedOut = false;
-    let interrupted = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.ended.abort();
-    }, timeoutMs);
-    const onStop = () => {
-      interrupted = true;
-      this.ended.abort();
-    };
-    stop.addEventListener("abort", onStop, { once: true });
-    if (stop.aborted) onStop();
+    const watch = new RunWatch(timeoutMs, stop, () => this.ended.abort());
 
     let spawnError: string | null = null;
     let status: number | null = null;
     const pid = await this.forked;
     if (pid === null) {
-      if (!timedOut && !interrupted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
+      if (!watch.cut) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
     } else {
       try {
         // One prepared for its slot was moved into the slot's cgroup by the parent (ForkServer.prepareFor).
@@ -138,14 +123,10 @@ export class ForkedInterpreter implements Interpreter {
       if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
     }
     await Promise.all(this.readers.map((reader) => reader.done));
-    clearTimeout(timer);
-    stop.removeEventListener("abort", onStop);
     return {
       exitCode: status !== null && (status & 0x7f) === 0 ? (status >> 8) & 0xff : null,
       signal: status !== null && (status & 0x7f) !== 0 ? (signalNames.get(status & 0x7f) ?? `signal ${status & 0x7f}`) : null,
-      durationMs: performance.now() - started,
-      timedOut,
-      interrupted,
+      ...watch.end(),
       spawnError,
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
@@ -190,6 +171,31 @@ export class ForkedInterpreter implements Interpreter {
   private kill(): void {
     if (this.pid !== null && !this.exited) killProcessGroup(this.pid);
   }
+}
+
+/** Waits for the pid of a fork; a parent that does not answer in time is killed (and so replaced). */
+async function pidOf(parent: Parent, record: ForkRecord, abort: AbortSignal, replyTimeoutMs: number): Promise<number | null> {
+  const ready = await Promise.race([parent.ready.promise, aborted(abort)]);
+  if (!ready) return null;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      parent.kill();
+      resolve(null);
+    }, replyTimeoutMs);
+  });
+  try {
+    return await Promise.race([record.pid.promise, timeout, aborted(abort)]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<null> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(null);
+    else signal.addEventListener("abort", () => resolve(null), { once: true });
+  });
 }
 
 /** Opens each file for writing; null (nothing left open) if one cannot be. */

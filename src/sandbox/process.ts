@@ -5,6 +5,7 @@ import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
 import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD } from "./protocol.js";
+import { RunWatch } from "./watch.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
 // and waits), then handed one invocation on fd 3 and watched until it exits.
@@ -138,19 +139,7 @@ export class InterpreterProcess implements Interpreter {
     confine: (pid: number) => void,
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const started = performance.now();
-    let timedOut = false;
-    let interrupted = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.kill();
-    }, timeoutMs);
-    const onStop = () => {
-      interrupted = true;
-      this.kill();
-    };
-    stop.addEventListener("abort", onStop, { once: true });
-    if (stop.aborted) onStop();
+    const watch = new RunWatch(timeoutMs, stop, () => this.kill());
 
     if (this.child.pid !== undefined && !this.exited) {
       try {
@@ -163,14 +152,10 @@ export class InterpreterProcess implements Interpreter {
     }
 
     const [exitCode, signal] = await this.closed;
-    clearTimeout(timer);
-    stop.removeEventListener("abort", onStop);
     return {
       exitCode,
       signal,
-      durationMs: performance.now() - started,
-      timedOut,
-      interrupted,
+      ...watch.end(),
       spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),

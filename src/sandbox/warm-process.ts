@@ -6,6 +6,7 @@ import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
 import { type InterpreterSettings, interpreterCommand, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
 import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
+import { RunWatch } from "./watch.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
 // a time on fd 3. Each invocation ends with the nonce the gateway sent with it: a marker on
@@ -102,23 +103,11 @@ export class WarmProcess {
    * when `stop` aborts, or ended by the function).
    */
   async invoke(payload: Buffer, nonce: string, timeoutMs: number, stop: AbortSignal): Promise<WarmExit> {
-    const started = performance.now();
-    let timedOut = false;
-    let interrupted = false;
     const marker = outputMarker(nonce);
     this.stdout.begin(marker);
     this.stderr.begin(marker);
     this.result.begin(endFrame(nonce));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.kill();
-    }, timeoutMs);
-    const onStop = () => {
-      interrupted = true;
-      this.kill();
-    };
-    stop.addEventListener("abort", onStop, { once: true });
-    if (stop.aborted) onStop();
+    const watch = new RunWatch(timeoutMs, stop, () => this.kill());
 
     const ended = new Promise<void>((resolve) => {
       this.onProgress = () => {
@@ -129,16 +118,12 @@ export class WarmProcess {
     if (this.alive) this.requestStream.write(payload);
     const outcome = await Promise.race([ended.then(() => null), this.closed]);
     this.onProgress = null;
-    clearTimeout(timer);
-    stop.removeEventListener("abort", onStop);
     const [exitCode, signal] = outcome ?? [0, null];
     return {
       ended: outcome === null,
       exitCode,
       signal,
-      durationMs: performance.now() - started,
-      timedOut,
-      interrupted,
+      ...watch.end(),
       spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.take(),
       stderr: this.stderr.take(),
