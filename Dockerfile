@@ -16,6 +16,13 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
+# The Node that runs functions (Node 24 LTS, the registry's node-linux-<arch> package), pinned
+# apart from the gateway's dependencies.
+FROM node:22-bookworm AS function-node
+WORKDIR /app/runtimes/node
+COPY runtimes/node/package.json runtimes/node/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 # The web console: static files built by Vite (served at /console/).
 FROM node:22-bookworm AS console
 WORKDIR /app
@@ -30,6 +37,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=function-node /app/runtimes/node/node_modules ./runtimes/node/node_modules
 COPY --from=native /src/native/build/libsandbox.so ./native/build/libsandbox.so
 COPY package.json tsconfig.json ./
 COPY src ./src

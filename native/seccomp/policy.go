@@ -74,7 +74,7 @@ func Policy(opts Options) []Rule {
 	// children (there can be none: fork is refused). getcpu: x86_64 answers it from the
 	// vDSO, aarch64 with the system call.
 	add(Allow, "set_robust_list", "rseq", "exit", "exit_group", "restart_syscall",
-		"sched_getaffinity", "getcpu", "wait4", "waitid")
+		"sched_getaffinity", "sched_getparam", "sched_getscheduler", "getcpu", "wait4", "waitid")
 	// Files: chroot and the unprivileged uid protect them, so the usual calls are allowed.
 	add(Allow, "open", "creat", "stat", "lstat", "statx", "access", "faccessat",
 		"faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir",

@@ -82,9 +82,9 @@ const EnvSchema = z
       .refine((cidrs) => cidrs.every(isCidr), { message: "must be a comma-separated list of CIDRs such as 127.0.0.0/8,::1/128" }),
     /** Where the jail (a tmpfs) is mounted; defaults to DATA_DIR/jail. */
     JAIL_DIR: z.string().min(1).optional(),
-    /** Interpreters; resolved to their real binaries at start-up. */
+    /** Interpreters; resolved to their real binaries at start-up. Without NODE_BIN, functions run on the pinned Node (src/sandbox/binaries.ts). */
     PYTHON_BIN: z.string().min(1).default("python3"),
-    NODE_BIN: z.string().min(1).default(process.execPath),
+    NODE_BIN: z.string().min(1).optional(),
 
     /** The database's byte budget: past it the oldest log rows are pruned (0: no budget). */
     LOG_MAX_MB: int(0, 1024),

@@ -38,11 +38,18 @@ export interface InterpreterSettings {
   nodeHeapMb: number | null;
 }
 
-/** The binary and arguments an interpreter is started with (the prescript then comes on stdin). */
+/**
+ * The binary and arguments an interpreter is started with (the prescript then comes on stdin).
+ * Node starts through the launcher, which refuses io_uring to it before its event loop starts,
+ * with "node" as its argv[0]: Node's process.argv0 cannot be changed once it runs, and the host's
+ * path must stay out of it (Python finds its prefix from argv[0]; the prescript renames it after
+ * the lock).
+ */
 export function interpreterCommand(runtime: Runtime, settings: InterpreterSettings): [string, string[]] {
   const { python, node } = settings.interpreters;
   if (runtime === "python") return [python.binary, ["-I", "-S", "-B", "-u", "-"]];
-  return [node.binary, settings.nodeHeapMb === null ? ["-"] : [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
+  const flags = settings.nodeHeapMb === null ? [] : [`--max-old-space-size=${settings.nodeHeapMb}`];
+  return [node.launcher, [node.binary, "node", ...flags, "-"]];
 }
 
 /** How the process ended, and what it left on its channels. */
@@ -103,9 +110,6 @@ export class InterpreterProcess implements Interpreter {
   static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): InterpreterProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
     const child = spawn(binary, args, {
-      // Node's process.argv0 cannot be changed once it runs: keep the host's path out of it.
-      // (Python finds its prefix from argv[0]; the prescript renames it after the lock.)
-      argv0: runtime === "node" ? "node" : binary,
       cwd,
       env: SPAWN_ENV,
       detached: true, // its own process group, killed as one

@@ -14,7 +14,7 @@ import {
   type SyntaxProblem,
 } from "../core/runner.js";
 import { RUNTIMES, type Runtime } from "../core/runtimes.js";
-import { type Interpreters, resolveInterpreters } from "./binaries.js";
+import { type Interpreters, NODE_LAUNCHER, resolveInterpreters } from "./binaries.js";
 import { type CgroupMode, type Cgroups, setupCgroups } from "./cgroups/setup.js";
 import { type Firewall, setupFirewall } from "./firewall.js";
 import { ForkServer, PRELOAD_MODULES } from "./forkserver.js";
@@ -40,8 +40,11 @@ export interface SandboxHealth extends RunnerHealth {
   standby: number;
   /** Whether functions with network are kept from the host's own networks (netfilter rules). */
   firewall: boolean;
+  /** The interpreters functions run on (Node: the pinned Node 24 unless NODE_BIN says otherwise). */
   python: string;
   node: string;
+  /** The Node that runs the gateway itself (20, 22 or 24), apart from the functions' Node. */
+  gatewayNode: string;
   /** How Python interpreters start: forked from the fork-server, or spawned (PYTHON_FORKSERVER=off). */
   pythonStart: "forkserver" | "spawn";
   /** Resident memory (bytes, from /proc) of the processes held ready: each standby, the fork-server's parent. */
@@ -104,7 +107,8 @@ export class Sandbox implements Runner {
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
   static async start(config: SandboxConfig, warn: (line: string) => void = (line) => log.warn(line)): Promise<Sandbox> {
     if (process.getuid?.() !== 0) throw new Error("the sandbox needs root: it mounts the jail and changes uids");
-    if (!fs.existsSync(LIBRARY_PATH)) throw new Error(`the sandbox library is missing: ${LIBRARY_PATH} (run scripts/build-native.sh)`);
+    for (const built of [LIBRARY_PATH, NODE_LAUNCHER])
+      if (!fs.existsSync(built)) throw new Error(`the sandbox library is missing: ${built} (run scripts/build-native.sh)`);
     const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
     closeOnExecAll();
     const pool = new SlotPool({
@@ -233,6 +237,7 @@ export class Sandbox implements Runner {
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
+      gatewayNode: process.version,
       pythonStart: this.forkServer ? "forkserver" : "spawn",
       memory: this.memory(),
       warm: this.warm.health(),

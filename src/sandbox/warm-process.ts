@@ -59,7 +59,6 @@ export class WarmProcess {
   static start(runtime: Runtime, settings: InterpreterSettings, params: LockParams, confine: (pid: number) => void): WarmProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
     const child = spawn(binary, args, {
-      argv0: runtime === "node" ? "node" : binary,
       cwd: "/",
       env: SPAWN_ENV,
       detached: true,

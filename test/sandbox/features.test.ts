@@ -13,6 +13,17 @@ afterAll(() => stopSandbox(handle));
 
 const run = (...args: Parameters<typeof spec>) => sandbox.run(spec(...args));
 
+describe("interpreters", () => {
+  it("runs JavaScript on the pinned Node 24 LTS, whatever Node runs the gateway, and /healthz shows both", async () => {
+    const result = await run("node", "export default () => ({ version: process.version, argv0: process.argv0, execPath: process.execPath });");
+    const seen = bodyJson<{ version: string; argv0: string; execPath: string }>(result);
+    expect(seen.version).toMatch(/^v24\./);
+    // The launcher (native/launcher/fngw-exec.c) keeps the host's paths out of what the function sees.
+    expect(seen).toMatchObject({ argv0: "node", execPath: "/usr/bin/node" });
+    expect(sandbox.health()).toMatchObject({ node: seen.version, gatewayNode: process.version });
+  });
+});
+
 describe("handler mode", () => {
   it("calls a Python handler with the request and answers JSON", async () => {
     const result = await run(
