@@ -19,9 +19,10 @@ type plan struct {
 // loads: in a c-shared library package init runs on the Go runtime's own thread, in
 // parallel with the host, and the lock-down call is on every invocation's critical path.
 type filters struct {
-	pid       int
-	byNetwork [2][]unix.SockFilter // [0]: without network, [1]: with
-	err       error
+	pid int
+	// [listener][network]: [0] without, [1] with.
+	variants [2][2][]unix.SockFilter
+	err      error
 }
 
 var prebuilt = buildFilters(unix.Getpid())
@@ -33,7 +34,7 @@ func init() {
 	}
 }
 
-// buildFilters builds the filter for pid, with and without network.
+// buildFilters builds the filter for pid, with and without a listener, with and without network.
 func buildFilters(pid int) filters {
 	f := filters{pid: pid}
 	arch, err := seccomp.Native()
@@ -41,17 +42,19 @@ func buildFilters(pid int) filters {
 		f.err = err
 		return f
 	}
-	for i, network := range []bool{false, true} {
-		prog, err := seccomp.BuildPolicy(arch, seccomp.Options{Network: network, PID: uint32(pid)})
-		if err != nil {
-			f.err = fmt.Errorf("filter: %w", err)
-			return f
+	for i, notify := range []bool{false, true} {
+		for j, network := range []bool{false, true} {
+			prog, err := seccomp.BuildPolicy(arch, seccomp.Options{Network: network, PID: uint32(pid), Notify: notify})
+			if err != nil {
+				f.err = fmt.Errorf("filter: %w", err)
+				return f
+			}
+			filter := make([]unix.SockFilter, len(prog.Instructions))
+			for k, ins := range prog.Instructions {
+				filter[k] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+			}
+			f.variants[i][j] = filter
 		}
-		filter := make([]unix.SockFilter, len(prog.Instructions))
-		for j, ins := range prog.Instructions {
-			filter[j] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
-		}
-		f.byNetwork[i] = filter
 	}
 	return f
 }
@@ -85,9 +88,12 @@ func prepare(r Request) (plan, error) {
 	if built.err != nil {
 		return plan{}, built.err
 	}
-	network := 0
+	network, notify := 0, 0
 	if r.Flags&FlagNetwork != 0 {
 		network = 1
 	}
-	return plan{filter: built.byNetwork[network], parent: unix.Getppid()}, nil
+	if r.ListenerFD > 0 {
+		notify = 1
+	}
+	return plan{filter: built.variants[notify][network], parent: unix.Getppid()}, nil
 }

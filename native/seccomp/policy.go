@@ -6,6 +6,10 @@ type Options struct {
 	Network bool
 	// PID is the locked process's own pid: the only target kill and its kin may signal.
 	PID uint32
+	// Notify hands every refused call (EPERM, and the default TRAP) to the filter's listener
+	// instead: the gateway names it, then answers EPERM or kills the process, as the policy says
+	// (Refusals). ENOSYS answers stay in the kernel: glibc meets clone3's on every new thread.
+	Notify bool
 }
 
 // Rule decides one system call by name. The first check whose conditions all hold gives the
