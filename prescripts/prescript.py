@@ -3,7 +3,7 @@
 # (`python -I -S -B -u -`). The gateway may start it before any invocation is known.
 #
 # Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
-# (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
+# (jail, uid, gid, flags, max threads, listener fd); then, read only after the lock, one JSON line with
 # the request envelope, the function's environment and its code (base64), then the
 # request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
 # and stderr are the invocation's log. Everything lives inside _prescript() so that user
@@ -17,8 +17,8 @@ def _prescript(relocated=frozenset()):
     import os
 
     library = ctypes.CDLL({{LIB_PATH}})
-    lockdown = library.SandboxSeccomp
-    lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int)
+    lockdown = library.SandboxLockdown
+    lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int, ctypes.c_int)
     lockdown.restype = ctypes.c_int
     library.SandboxReady()  # waits for the library's runtime now, not in the lock-down call
 
@@ -38,8 +38,8 @@ def _prescript(relocated=frozenset()):
             os._exit(0)
         received += chunk
     line, received = received.split(b"\n", 1)
-    jail, uid, gid, flags, max_threads = line.decode().split("\0")
-    if lockdown(jail.encode(), int(uid), int(gid), int(flags), 4, int(max_threads)) != 0:
+    jail, uid, gid, flags, max_threads, listener = line.decode().split("\0")
+    if lockdown(jail.encode(), int(uid), int(gid), int(flags), 4, int(max_threads), int(listener)) != 0:
         os._exit(125)  # unreachable: the library ends the process itself on any failure
     os.write(4, b'{"kind":"locked"}\n')  # before any byte of the function: see PROTOCOL.md
     del library, lockdown, line

@@ -55,6 +55,8 @@ const EnvSchema = z
     STANDBY_INTERPRETERS: int(0, 2, 64),
     /** Python invocations forked from one pre-started parent (on) or each from a spawned interpreter (off). */
     PYTHON_FORKSERVER: z.enum(["on", "off"]).default("on"),
+    /** on: refused system calls go to the gateway's seccomp listener, which names them (off, or a kernel before 5.7: answered in the kernel, unnamed). */
+    SANDBOX_SECCOMP_LISTENER: z.enum(["on", "off"]).default("on"),
     /** A warm instance (isolation "function") idle this long is stopped and its slot freed. */
     WARM_IDLE_MS: int(100, 60_000, 3_600_000),
     /** Invocations a warm instance serves before it is replaced by a fresh one. */

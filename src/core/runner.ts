@@ -69,6 +69,12 @@ export class SaturatedError extends Error {
   }
 }
 
+/** A system call the sandbox refused, and how many times the function made it. */
+export interface DeniedSyscall {
+  name: string;
+  count: number;
+}
+
 export interface InvocationResult {
   status: RunStatus;
   exitCode: number | null;
@@ -78,11 +84,13 @@ export interface InvocationResult {
   stdout: CapturedOutput;
   stderr: CapturedOutput;
   /**
-   * Name of the syscall the seccomp filter stopped (status `forbidden`), only when a channel the
-   * function cannot write reported it. No such channel exists yet, so it is null
-   * (prescripts/PROTOCOL.md, "What is believed").
+   * Name of the system call the process was killed for (status `forbidden`), as the kernel
+   * reported it to the gateway's seccomp listener; null for any other end, and when the kernel
+   * cannot hand the listener over (`/healthz` says so).
    */
   blockedSyscall: string | null;
+  /** Every call the sandbox refused during the run (EPERM'd or killing), as the kernel reported them, in the order first made. */
+  deniedSyscalls: DeniedSyscall[];
   /** A one-line explanation for any status but `ok`. */
   errorMessage: string | null;
   /** The function's answer; set when status is `ok`. */

@@ -61,7 +61,9 @@ sys.exit(0 if compileall.compile_dir(sysconfig.get_path("stdlib"), quiet=2, work
 /** The launcher of sandboxed Node interpreters, built with the library by scripts/build-native.sh. */
 export const NODE_LAUNCHER = fileURLToPath(new URL("../../native/build/fngw-exec", import.meta.url));
 
-export const FUNCTION_NODE_BINARY = fileURLToPath(new URL(`../../runtimes/node/node_modules/node-linux-${process.arch}/bin/node`, import.meta.url));
+export const FUNCTION_NODE_BINARY = fileURLToPath(
+  new URL(`../../runtimes/node/node_modules/node-linux-${process.arch}/bin/node`, import.meta.url),
+);
 
 /** Resolves the real interpreters once at start-up; spawning them later costs no lookup. `nodeBin` defaults to FUNCTION_NODE_BINARY. */
 export function resolveInterpreters(pythonBin: string, nodeBin: string | undefined): Interpreters {

@@ -5,6 +5,7 @@ import { closeFd, streamPair } from "./fdpass.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
 import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
+import { LISTENER_CHANNEL_FD, type ListenerLink } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
@@ -31,6 +32,7 @@ export class ForkedInterpreter implements Interpreter {
   private readonly readers: { socket: net.Socket; done: Promise<void> }[];
   private readonly record: ForkRecord | null;
   private readonly forked: Promise<number | null>;
+  private readonly link: ListenerLink | null;
 
   constructor(
     /** The fork-server's serving parent, which forks it. */
@@ -48,15 +50,19 @@ export class ForkedInterpreter implements Interpreter {
     const [errRead, errWrite] = streamPair();
     const [requestRead, requestWrite] = streamPair();
     const [resultRead, resultWrite] = streamPair();
+    this.link = settings.listener?.link(() => this.kill()) ?? null;
+    const channels = [outWrite, errWrite, requestRead, resultWrite, ...(this.link ? [this.link.childEnd] : [])];
     const procs = openForWriting(cgroupProcs);
-    this.record = procs === null ? null : parent.fork([outWrite, errWrite, requestRead, resultWrite], procs);
+    this.record = procs === null ? null : parent.fork(channels, procs);
     for (const fd of [outWrite, errWrite, requestRead, resultWrite, ...(procs ?? [])]) closeFd(fd);
+    this.link?.childEndSent();
     this.request = new net.Socket({ fd: requestWrite, readable: false, writable: true });
     this.request.on("error", () => {}); // a child that dies early makes writes fail (EPIPE)
     this.readers = [
       drain(outRead, (chunk) => void this.stdout.push(chunk)),
       drain(errRead, (chunk) => void this.stderr.push(chunk)),
       drain(resultRead, (chunk) => {
+        this.link?.onResult(chunk, this.pid ?? undefined);
         if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
       }),
     ];
@@ -92,6 +98,7 @@ export class ForkedInterpreter implements Interpreter {
     this.request.destroy();
     this.ended.abort();
     await Promise.all(this.readers.map((reader) => reader.done));
+    this.link?.close();
   }
 
   async run(
@@ -113,7 +120,7 @@ export class ForkedInterpreter implements Interpreter {
       try {
         // One prepared for its slot was moved into the slot's cgroup by the parent (ForkServer.prepareFor).
         if (!this.record!.joined) confine(pid);
-        this.request.end(Buffer.concat([encodeLockLine(params), payload]));
+        this.request.end(Buffer.concat([encodeLockLine(params, this.link ? LISTENER_CHANNEL_FD : -1), payload]));
       } catch (error) {
         spawnError = `could not confine the process: ${(error as Error).message}`;
         this.request.destroy();
@@ -123,14 +130,17 @@ export class ForkedInterpreter implements Interpreter {
       if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
     }
     await Promise.all(this.readers.map((reader) => reader.done));
+    const denied = this.link?.record() ?? null;
+    this.link?.close();
     return {
       exitCode: status !== null && (status & 0x7f) === 0 ? (status >> 8) & 0xff : null,
       signal: status !== null && (status & 0x7f) !== 0 ? (signalNames.get(status & 0x7f) ?? `signal ${status & 0x7f}`) : null,
       ...watch.end(),
-      spawnError,
+      spawnError: spawnError ?? this.link?.failure ?? null,
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
       result: this.result.output(),
+      denied,
     };
   }
 

@@ -5,6 +5,7 @@ import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
 import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD } from "./protocol.js";
+import { type DeniedRecord, LISTENER_CHANNEL_FD, type ListenerLink, type SeccompListener } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
@@ -36,6 +37,13 @@ export interface InterpreterSettings {
    * the Web classes went from ~27 to ~60 ms); with cgroups the function's own limit holds.
    */
   nodeHeapMb: number | null;
+  /** The gateway's seccomp listener: each interpreter hands it the refused calls it makes. Null: the kernel answers them. */
+  listener: SeccompListener | null;
+}
+
+/** The stdio of an interpreter: stdin, stdout, stderr, the request and result channels, and the listener's channel. */
+export function interpreterStdio(link: ListenerLink | null): ("pipe" | number)[] {
+  return ["pipe", "pipe", "pipe", "pipe", "pipe", ...(link === null ? [] : [link.childEnd])];
 }
 
 /**
@@ -63,6 +71,8 @@ export interface ProcessExit {
   stdout: CapturedOutput;
   stderr: CapturedOutput;
   result: CapturedOutput;
+  /** What the seccomp listener recorded; null when the process ran without one (SANDBOX_SECCOMP_LISTENER off, or an older kernel). */
+  denied: DeniedRecord | null;
 }
 
 /** An interpreter that serves one invocation: a spawned process (below) or a forked child (forkserver.ts). */
@@ -88,6 +98,7 @@ export class InterpreterProcess implements Interpreter {
     readonly runtime: Runtime,
     private readonly child: ChildProcess,
     settings: InterpreterSettings,
+    private readonly link: ListenerLink | null,
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
@@ -102,6 +113,7 @@ export class InterpreterProcess implements Interpreter {
     child.stdout!.on("data", (chunk: Buffer) => this.stdout.push(chunk));
     child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk));
     this.resultStream.on("data", (chunk: Buffer) => {
+      link?.onResult(chunk, child.pid);
       if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
     });
   }
@@ -109,13 +121,16 @@ export class InterpreterProcess implements Interpreter {
   /** Starts an interpreter that loads the library and waits for its invocation. */
   static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): InterpreterProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
+    let interpreter: InterpreterProcess | undefined;
+    const link = settings.listener?.link(() => interpreter?.kill()) ?? null;
     const child = spawn(binary, args, {
       cwd,
       env: SPAWN_ENV,
       detached: true, // its own process group, killed as one
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+      stdio: interpreterStdio(link),
     });
-    const interpreter = new InterpreterProcess(runtime, child, settings);
+    link?.childEndSent();
+    interpreter = new InterpreterProcess(runtime, child, settings, link);
     (child.stdin as Writable).end(settings.prescripts[runtime]);
     return interpreter;
   }
@@ -148,7 +163,7 @@ export class InterpreterProcess implements Interpreter {
     if (this.child.pid !== undefined && !this.exited) {
       try {
         confine(this.child.pid);
-        this.requestStream.end(Buffer.concat([encodeLockLine(params), payload]));
+        this.requestStream.end(Buffer.concat([encodeLockLine(params, this.link ? LISTENER_CHANNEL_FD : -1), payload]));
       } catch (error) {
         this.spawnError = `could not confine the process: ${(error as Error).message}`;
         this.kill();
@@ -156,14 +171,17 @@ export class InterpreterProcess implements Interpreter {
     }
 
     const [exitCode, signal] = await this.closed;
+    const denied = this.link?.record() ?? null;
+    this.link?.close();
     return {
       exitCode,
       signal,
       ...watch.end(),
-      spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
+      spawnError: this.spawnError ?? this.link?.failure ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
       result: this.result.output(),
+      denied,
     };
   }
 
@@ -176,6 +194,7 @@ export class InterpreterProcess implements Interpreter {
   async discard(): Promise<void> {
     this.kill();
     if (this.child.pid !== undefined) await this.closed;
+    this.link?.close();
   }
 
   private get requestStream(): Writable {

@@ -24,6 +24,7 @@ import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
 import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE, READY_SIGNATURE } from "./protocol.js";
 import { type RunSettings, runInSlot } from "./run.js";
+import { listenerSupported, SeccompListener } from "./seccomp-listener.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
@@ -47,6 +48,11 @@ export interface SandboxHealth extends RunnerHealth {
   gatewayNode: string;
   /** How Python interpreters start: forked from the fork-server, or spawned (PYTHON_FORKSERVER=off). */
   pythonStart: "forkserver" | "spawn";
+  /**
+   * Whether the system calls the sandbox refuses are named (the kernel hands them to the gateway's
+   * seccomp listener), and why not when they are not.
+   */
+  deniedSyscalls: { named: true } | { named: false; reason: string };
   /** Resident memory (bytes, from /proc) of the processes held ready: each standby, the fork-server's parent. */
   memory: {
     standby: { runtime: string; pid: number; rssBytes: number }[];
@@ -73,6 +79,7 @@ export type SandboxConfig = Pick<
   | "MAX_MEMORY_MB"
   | "STANDBY_INTERPRETERS"
   | "PYTHON_FORKSERVER"
+  | "SANDBOX_SECCOMP_LISTENER"
   | "SANDBOX_BLOCKED_NETWORKS"
   | "WARM_IDLE_MS"
   | "WARM_MAX_INVOCATIONS"
@@ -98,6 +105,7 @@ export class Sandbox implements Runner {
     /** The real interpreter binaries; package installs use the same ones so that wheels match. */
     readonly interpreters: Interpreters,
     private readonly forkServer: ForkServer | null,
+    private readonly listener: { listener: SeccompListener | null; reason: string },
     private readonly stopping: AbortController,
     warm: (stop: AbortSignal) => WarmPool,
   ) {
@@ -142,6 +150,7 @@ export class Sandbox implements Runner {
           cgroups.notes.join("\n  "),
       );
     }
+    const listener = startListener(config.SANDBOX_SECCOMP_LISTENER, warn);
     const interpreterSettings: InterpreterSettings = {
       interpreters,
       prescripts: renderPrescripts({
@@ -153,6 +162,7 @@ export class Sandbox implements Runner {
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
       nodeHeapMb: cgroups.mode === "none" ? config.MAX_MEMORY_MB : null,
+      listener: listener.listener,
     };
     const forkServer =
       config.PYTHON_FORKSERVER === "on"
@@ -187,7 +197,7 @@ export class Sandbox implements Runner {
         queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
         stop,
       });
-    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer, new AbortController(), warm);
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer, listener, new AbortController(), warm);
   }
 
   async run(spec: InvocationSpec): Promise<InvocationResult> {
@@ -239,6 +249,7 @@ export class Sandbox implements Runner {
       node: this.interpreters.node.version,
       gatewayNode: process.version,
       pythonStart: this.forkServer ? "forkserver" : "spawn",
+      deniedSyscalls: this.listener.listener ? { named: true } : { named: false, reason: this.listener.reason },
       memory: this.memory(),
       warm: this.warm.health(),
     };
@@ -268,6 +279,7 @@ export class Sandbox implements Runner {
     this.stopping.abort();
     await Promise.allSettled([...this.running, this.settings.standby.close(), this.forkServer?.close()]);
     await this.warm.close();
+    this.listener.listener?.close();
     this.release();
   }
 
@@ -289,4 +301,15 @@ export class Sandbox implements Runner {
     this.firewall.close();
     this.settings.jail.close();
   }
+}
+
+/** The gateway's seccomp listener, unless turned off or the kernel cannot hand one over (then the reason). */
+function startListener(setting: "on" | "off", warn: (line: string) => void): { listener: SeccompListener | null; reason: string } {
+  if (setting === "off") return { listener: null, reason: "SANDBOX_SECCOMP_LISTENER is off" };
+  if (!listenerSupported()) {
+    const reason = "the kernel lacks SECCOMP_FILTER_FLAG_TSYNC_ESRCH (Linux 5.7): refused calls are answered in the kernel and not named";
+    warn(`WARNING: ${reason}`);
+    return { listener: null, reason };
+  }
+  return { listener: new SeccompListener(), reason: "" };
 }

@@ -4,8 +4,16 @@ import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
-import { type InterpreterSettings, interpreterCommand, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
+import {
+  type InterpreterSettings,
+  interpreterCommand,
+  interpreterStdio,
+  killProcessGroup,
+  type ProcessExit,
+  SPAWN_ENV,
+} from "./process.js";
 import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
+import { LISTENER_CHANNEL_FD, type ListenerLink } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
@@ -31,6 +39,7 @@ export class WarmProcess {
     readonly runtime: Runtime,
     private readonly child: ChildProcess,
     settings: InterpreterSettings,
+    private readonly link: ListenerLink | null,
   ) {
     this.stdout = new Segments(settings.outputCapBytes);
     this.stderr = new Segments(settings.outputCapBytes);
@@ -50,6 +59,7 @@ export class WarmProcess {
       this.progress();
     });
     (child.stdio[RESULT_FD] as Readable).on("data", (chunk: Buffer) => {
+      link?.onResult(chunk, child.pid);
       if (!this.result.push(chunk)) this.kill(); // an oversized response ends the instance
       this.progress();
     });
@@ -58,18 +68,22 @@ export class WarmProcess {
   /** Spawns the interpreter with the prescript; `confine` (the cgroup join) runs before the lock line goes out. */
   static start(runtime: Runtime, settings: InterpreterSettings, params: LockParams, confine: (pid: number) => void): WarmProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
+    let warm: WarmProcess | undefined;
+    const link = settings.listener?.link(() => warm?.kill()) ?? null;
     const child = spawn(binary, args, {
       cwd: "/",
       env: SPAWN_ENV,
       detached: true,
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+      stdio: interpreterStdio(link),
     });
-    const warm = new WarmProcess(runtime, child, settings);
+    link?.childEndSent();
+    warm = new WarmProcess(runtime, child, settings, link);
+    void warm.closed.then(() => link?.close());
     (child.stdin as Writable).end(settings.prescripts[runtime]);
     if (child.pid !== undefined) {
       try {
         confine(child.pid);
-        warm.requestStream.write(encodeLockLine(params));
+        warm.requestStream.write(encodeLockLine(params, link ? LISTENER_CHANNEL_FD : -1));
       } catch (error) {
         warm.spawnError = `could not confine the process: ${(error as Error).message}`;
         warm.kill();
@@ -107,6 +121,7 @@ export class WarmProcess {
     this.stderr.begin(marker);
     this.result.begin(endFrame(nonce));
     const watch = new RunWatch(timeoutMs, stop, () => this.kill());
+    this.link?.begin();
 
     const ended = new Promise<void>((resolve) => {
       this.onProgress = () => {
@@ -123,10 +138,11 @@ export class WarmProcess {
       exitCode,
       signal,
       ...watch.end(),
-      spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
+      spawnError: this.spawnError ?? this.link?.failure ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.take(),
       stderr: this.stderr.take(),
       result: this.result.take(),
+      denied: this.link?.record() ?? null,
     };
   }
 

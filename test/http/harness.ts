@@ -74,6 +74,7 @@ export function result(overrides: Partial<InvocationResult>): InvocationResult {
     stdout: { data: Buffer.alloc(0), truncated: false },
     stderr: { data: Buffer.alloc(0), truncated: false },
     blockedSyscall: null,
+    deniedSyscalls: [],
     errorMessage: null,
     response: null,
     ...overrides,

@@ -15,7 +15,10 @@ const run = (...args: Parameters<typeof spec>) => sandbox.run(spec(...args));
 
 describe("interpreters", () => {
   it("runs JavaScript on the pinned Node 24 LTS, whatever Node runs the gateway, and /healthz shows both", async () => {
-    const result = await run("node", "export default () => ({ version: process.version, argv0: process.argv0, execPath: process.execPath });");
+    const result = await run(
+      "node",
+      "export default () => ({ version: process.version, argv0: process.argv0, execPath: process.execPath });",
+    );
     const seen = bodyJson<{ version: string; argv0: string; execPath: string }>(result);
     expect(seen.version).toMatch(/^v24\./);
     // The launcher (native/launcher/fngw-exec.c) keeps the host's paths out of what the function sees.

@@ -1,14 +1,14 @@
 import { log } from "../../core/log.js";
-import { type InvocationResult, SaturatedError } from "../../core/runner.js";
+import { type DeniedSyscall, type InvocationResult, SaturatedError } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
 import type { InvocationEnd } from "../../db/invocations.js";
 import { errorBody } from "../errors.js";
 import { describeDropped, toHttpResponse } from "./exchange.js";
 
-/** An HTTP answer and the log row's end that goes with it. */
+/** An HTTP answer and the log row's end that goes with it (`deniedSyscalls`: the calls the sandbox refused, as the kernel named them). */
 export interface Outcome {
   response: Response;
-  end: InvocationEnd;
+  end: InvocationEnd & { deniedSyscalls: DeniedSyscall[] };
 }
 
 function jsonError(status: number, code: string, message: string, invocationId: string, headers: Record<string, string> = {}) {
@@ -35,10 +35,11 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string):
     signal: result.signal,
     // Stored as text: invalid UTF-8 becomes U+FFFD.
     stdout: result.stdout.data.toString("utf8"),
-    stderr: result.stderr.data.toString("utf8"),
+    stderr: result.stderr.data.toString("utf8") + describeDenied(result.deniedSyscalls),
     stdoutTruncated: result.stdout.truncated,
     stderrTruncated: result.stderr.truncated,
     blockedSyscall: result.blockedSyscall,
+    deniedSyscalls: result.deniedSyscalls,
   };
   if (result.status === "ok") {
     if (result.response) {
@@ -56,6 +57,12 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string):
   return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
 }
 
+/** A line for the stored stderr naming the calls the sandbox refused (the row's denied_syscalls holds them too). */
+function describeDenied(denied: DeniedSyscall[]): string {
+  if (denied.length === 0) return "";
+  return `[fngw] the sandbox refused ${denied.map(({ name, count }) => (count === 1 ? name : `${name} (${count} times)`)).join(", ")}\n`;
+}
+
 /** An invocation the gateway refuses without running it: a `rejected` row with the status it answered (408, 413, 429, 503). */
 export function rejected(
   httpStatus: 408 | 413 | 429 | 503,
@@ -66,7 +73,10 @@ export function rejected(
   waitedMs = 0,
 ): Outcome {
   const { response, bytes } = jsonError(httpStatus, code, message, invocationId, headers);
-  return { response, end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message } };
+  return {
+    response,
+    end: { ...NO_OUTPUT, deniedSyscalls: [], durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message },
+  };
 }
 
 /** The gateway is at its admission limit: 429 with Retry-After. */
@@ -84,6 +94,7 @@ export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedM
     response,
     end: {
       ...NO_OUTPUT,
+      deniedSyscalls: [],
       durationMs: waitedMs,
       status: "error",
       httpStatus: 500,
