@@ -29,7 +29,8 @@ const config = loadConfig({ DATA_DIR: dataDir, MAX_CONCURRENCY: String(options.c
 const sandbox = await Sandbox.start(config);
 await new Promise((resolve) => setTimeout(resolve, 1500));
 
-const code = "import os\ndef handler(request):\n    while True:\n        try:\n            os.setsid()\n        except OSError:\n            pass\n";
+const code =
+  "import os\ndef handler(request):\n    while True:\n        try:\n            os.setsid()\n        except OSError:\n            pass\n";
 const spec = { ...helloSpec("python"), code, timeoutMs: options.seconds * 1000 };
 const before = process.cpuUsage();
 const started = performance.now();

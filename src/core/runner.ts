@@ -59,6 +59,11 @@ export interface Runner {
   run(spec: InvocationSpec): Promise<InvocationResult>;
   /** Parses (never runs) a function's source with the real interpreter; null when it parses. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null>;
+  /**
+   * The function was deleted: its warm instances stop now (idle ones at once, busy ones when
+   * their invocation ends) rather than when they idle out.
+   */
+  retire(functionName: string): void;
 }
 
 /** No sandbox slot freed up within the queue timeout, or the sandbox is closing. */

@@ -87,7 +87,13 @@ export function createApp(deps: AppDeps) {
   app.route("/healthz", healthApi({ checks: { sandbox: health, ...packagesCheck, ...deps.checks } }));
   app.route(
     "/api/functions",
-    functionsApi({ config, functions, checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code), packages }),
+    functionsApi({
+      config,
+      functions,
+      checkSyntax: (runtime, code) => deps.runner.checkSyntax(runtime, code),
+      packages,
+      retire: (name) => deps.runner.retire(name),
+    }),
   );
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations/stream", streamApi(feed));

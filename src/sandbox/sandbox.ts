@@ -231,6 +231,10 @@ export class Sandbox implements Runner {
     }
   }
 
+  retire(functionName: string): void {
+    this.warm.retireFunction(functionName);
+  }
+
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
     return checkSyntax(this.interpreters, runtime, code);
   }

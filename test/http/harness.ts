@@ -43,6 +43,8 @@ export const auth = { authorization: `Bearer ${TOKEN}` };
  */
 export class ScriptedRunner implements Runner {
   readonly calls: InvocationSpec[] = [];
+  /** The functions whose warm instances the gateway asked to stop (deletions). */
+  readonly retired: string[] = [];
   /** What the next run does; by default it echoes the request as JSON. */
   script: (spec: InvocationSpec) => InvocationResult | Promise<InvocationResult> = (spec) =>
     okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
@@ -50,6 +52,10 @@ export class ScriptedRunner implements Runner {
   async run(spec: InvocationSpec): Promise<InvocationResult> {
     this.calls.push(spec);
     return this.script(spec);
+  }
+
+  retire(functionName: string): void {
+    this.retired.push(functionName);
   }
 
   /** The real check, with the real interpreters: registration's syntax errors are not scripted. */

@@ -18,6 +18,8 @@ export interface FunctionsDeps {
   checkSyntax: CheckSyntax;
   /** Package environments; without them a function with packages is refused (503). */
   packages?: FunctionEnvironments;
+  /** Stops a deleted function's warm instances (the runner's `retire`). */
+  retire: (functionName: string) => void;
 }
 
 /** The routes, mounted at /api/functions. */
@@ -243,10 +245,11 @@ function showVersion(deps: FunctionsDeps): RouteHandler<Routes["version"]> {
   };
 }
 
-function deleteFunction({ functions }: FunctionsDeps): RouteHandler<Routes["remove"]> {
+function deleteFunction({ functions, retire }: FunctionsDeps): RouteHandler<Routes["remove"]> {
   return (c) => {
     const { name } = c.req.valid("param");
     if (!functions.delete(name)) throw unknownFunction(name);
+    retire(name);
     return c.body(null, 204);
   };
 }
