@@ -80,7 +80,7 @@ interface CaseResult {
   /** For bare spawns: the mode whose rows they were measured beside. */
   mode: IsolationMode;
   runtime: Runtime;
-  kind: "hello" | "json" | "spawn";
+  kind: BenchFunction["kind"] | "spawn";
   /** "idle" = one at a time, 400 ms apart. */
   concurrency: number | "idle";
   figures: Figures;

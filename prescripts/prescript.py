@@ -252,8 +252,7 @@ def _prescript(relocated=frozenset()):
     module = run_module()
     handler = module.__dict__.get("handler")
     if not callable(handler) and not nonce:
-        # Script mode: stdout is the response. Returning lets Python exit as usual, after
-        # the script's non-daemon threads. A callable under a name handlers often have elsewhere
+        # Script mode: stdout is the response. A callable under a name handlers often have elsewhere
         # says the author meant handler mode: say so in the log rather than answer 200 empty.
         meant = [n for n in ("main", "handle", "lambda_handler", "app") if callable(module.__dict__.get(n))]
         if meant:
@@ -261,7 +260,15 @@ def _prescript(relocated=frozenset()):
                 f"fngw: warning: no handler(request) is defined, so this ran as a script (its stdout is the response); "
                 f"{', '.join(meant)} looks like one: name it handler\n"
             )
-        return
+        # Ends as Python's own exit would (the script's non-daemon threads joined, then its atexit
+        # functions), then at once, as handler mode does: the interpreter's finalization (every
+        # module torn down, a full collection) cost a script twice a handler's time.
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+        exit_now(0)
 
     def call_handler(request):
         # Handler mode: a handler that exits without answering is an error, and its output stays in the log.

@@ -165,6 +165,13 @@ describe("script mode", () => {
     expect(bodyText(result)).toBe("main done\nfrom the thread\n");
   });
 
+  it("python: then its atexit functions run, and their output is part of the answer", async () => {
+    const code = `import atexit, threading, time\natexit.register(lambda: print("at exit"))\nthreading.Thread(target=lambda: (time.sleep(0.1), print("thread"))).start()\nprint("main")`;
+    const result = await run("python", code);
+    expect(result).toMatchObject({ status: "ok", exitCode: 0 });
+    expect(bodyText(result)).toBe("main\nthread\nat exit\n");
+  });
+
   it.each([
     ["python", `import sys\nprint("partial")\nsys.exit(3)`],
     ["node", `console.log("partial"); process.exitCode = 3;`],
