@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -16,9 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fillSyscallNames gives the SIGSYS reporter the name of every system call of this arch.
-// The C strings stay allocated for the life of the process: the handler reads them.
-func fillSyscallNames() error {
+// fillSyscallNames gives the SIGSYS reporter the name of every system call of this arch, once
+// (only a lock-down without a listener installs the reporter). The C strings stay allocated for
+// the life of the process: the handler reads them.
+var fillSyscallNames = sync.OnceValue(func() error {
 	if C.SYSCALL_NAME_SLOTS != seccomp.MaxSyscall {
 		return fmt.Errorf("the reporter has %d name slots, the tables need %d", C.SYSCALL_NAME_SLOTS, seccomp.MaxSyscall)
 	}
@@ -32,7 +34,7 @@ func fillSyscallNames() error {
 		}
 	}
 	return nil
-}
+})
 
 // installFilter installs the filter on every thread at once (TSYNC). Without a listener
 // channel the SIGSYS reporter comes first; with one, the filter is created with a listener
@@ -41,6 +43,9 @@ func fillSyscallNames() error {
 func installFilter(p plan, r Request) error {
 	flags := uintptr(unix.SECCOMP_FILTER_FLAG_TSYNC)
 	if r.ListenerFD <= 0 {
+		if err := fillSyscallNames(); err != nil {
+			return fmt.Errorf("the SIGSYS reporter's names: %w", err)
+		}
 		if errno := C.lockdown_install_sigsys(C.int(r.ReportFD), C.long(seccomp.DieSyscall)); errno != 0 {
 			return fmt.Errorf("sigaction SIGSYS: %w", syscall.Errno(errno))
 		}
