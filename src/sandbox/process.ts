@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput } from "../core/runner.js";
 import type { Runtime } from "../core/runtimes.js";
@@ -60,6 +61,9 @@ export function interpreterCommand(runtime: Runtime, settings: InterpreterSettin
   return [node.launcher, [node.binary, "node", ...flags, "-"]];
 }
 
+/** read(2)'s number, as /proc/<pid>/syscall shows it. */
+const SYS_READ = process.arch === "x64" ? 0 : 63;
+
 /** How the process ended, and what it left on its channels. */
 export interface ProcessExit {
   exitCode: number | null;
@@ -93,6 +97,8 @@ export class InterpreterProcess implements Interpreter {
   private spawnError: string | null = null;
   private exited = false;
   private dispatched = false;
+  /** Moved into its slot's cgroup ahead of its invocation (a standby prepared for a slot). */
+  private joined = false;
 
   private constructor(
     readonly runtime: Runtime,
@@ -162,7 +168,7 @@ export class InterpreterProcess implements Interpreter {
 
     if (this.child.pid !== undefined && !this.exited) {
       try {
-        confine(this.child.pid);
+        if (!this.joined) confine(this.child.pid);
         this.requestStream.end(Buffer.concat([encodeLockLine(params, this.link ? LISTENER_CHANNEL_FD : -1), payload]));
       } catch (error) {
         this.spawnError = `could not confine the process: ${(error as Error).message}`;
@@ -183,6 +189,31 @@ export class InterpreterProcess implements Interpreter {
       result: this.result.output(),
       denied,
     };
+  }
+
+  /** Whether it waits for its invocation: its main thread blocked reading fd 3 (from /proc). */
+  waiting(): boolean {
+    try {
+      const [nr, fd] = fs.readFileSync(`/proc/${this.child.pid}/syscall`, "utf8").split(" ");
+      return Number(nr) === SYS_READ && fd === `0x${REQUEST_FD}`;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Moves the process into a slot's cgroup (its cgroup.procs files) ahead of its invocation, off
+   * the event loop (a migration waits for an RCU grace period: milliseconds). Call it once the
+   * standby waits: what it allocated while starting stays charged where it was, as for a standby
+   * moved when its invocation comes.
+   */
+  async joinAhead(cgroupProcs: readonly string[]): Promise<void> {
+    if (this.child.pid === undefined || this.dispatched) return;
+    for (const file of cgroupProcs) {
+      if (this.exited) return; // its pid may be another process's now
+      await fs.promises.writeFile(file, String(this.child.pid));
+    }
+    this.joined = cgroupProcs.length > 0;
   }
 
   /** SIGKILLs the process group. */

@@ -172,6 +172,7 @@ export class WarmPool {
     // A slot held by an idle warm instance never starves anyone: one is stopped for the waiter.
     if (pool.queued > 0) this.evictIdle();
     const slot = await acquiring;
+    run.standby.vacate(slot.index);
     const cgroup = this.settings.cgroupOf(slot);
     const packages = spec.packagesDir !== undefined;
     try {

@@ -1,6 +1,7 @@
+import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sandbox } from "../../src/sandbox/sandbox.js";
-import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox } from "./harness.js";
+import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox, until } from "./harness.js";
 
 let handle: Awaited<ReturnType<typeof startSandbox>>;
 let sandbox: Sandbox;
@@ -24,6 +25,23 @@ describe("interpreters", () => {
     // The launcher (native/launcher/fngw-exec.c) keeps the host's paths out of what the function sees.
     expect(seen).toMatchObject({ argv0: "node", execPath: "/usr/bin/node" });
     expect(sandbox.health()).toMatchObject({ node: seen.version, gatewayNode: process.version });
+  });
+
+  it("after a Node invocation, the slot's next Node standby waits in the slot's cgroup, and serves the next one", async () => {
+    const pidOf = "export default () => process.pid;";
+    await run("node", pidOf);
+    const inSlot = () =>
+      sandbox
+        .health()
+        .memory.standby.filter((s) => s.runtime === "node")
+        .map((s) => s.pid)
+        .filter((pid) => /\/slot-\d+$/m.test(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8")));
+    await until(() => inSlot().length > 0, 10_000);
+    const waiting = inSlot();
+    // Every slot's was last Python's or Node's; the next Node invocation takes the one in its own slot.
+    const pids: number[] = [];
+    for (let i = 0; i < 4; i++) pids.push(Number(bodyText(await run("node", pidOf))));
+    expect(pids.some((pid) => waiting.includes(pid))).toBe(true);
   });
 });
 
