@@ -89,7 +89,9 @@ export class StandbyPool {
     for (const runtime of RUNTIMES) {
       if (runtime === "python" && this.forkServer) continue;
       const idle = this.idle[runtime];
-      while (idle.length < this.size) idle.push(this.start(runtime));
+      // Node standbys waiting in slots count towards the pool: with every slot's, none more.
+      const size = runtime === "node" ? this.size - this.bySlot.size : this.size;
+      while (idle.length < size) idle.push(this.start(runtime));
     }
   }
 
