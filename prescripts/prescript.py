@@ -249,12 +249,24 @@ def _prescript(relocated=frozenset()):
             fail(exc)
         return module
 
+    def _refers_to(code, name):
+        # Whether the script reads `name` anywhere but in its own body (a call such as main(...) at the end,
+        # as code-node templates do): then it ran what it meant to run, and the warning would be false.
+        import dis
+
+        return any(
+            i.opname in ("LOAD_NAME", "LOAD_GLOBAL") and i.argval == name for i in dis.get_instructions(code)
+        ) or any(_refers_to(c, name) for c in code.co_consts if isinstance(c, type(code)) and c.co_name != name)
+
     module = run_module()
     handler = module.__dict__.get("handler")
     if not callable(handler) and not nonce:
         # Script mode: stdout is the response. A callable under a name handlers often have elsewhere
         # says the author meant handler mode: say so in the log rather than answer 200 empty.
         meant = [n for n in ("main", "handle", "lambda_handler", "app") if callable(module.__dict__.get(n))]
+        if meant:
+            compiled = compile(source, FILENAME, "exec")
+            meant = [n for n in meant if not _refers_to(compiled, n)]
         if meant:
             sys.stderr.write(
                 f"fngw: warning: no handler(request) is defined, so this ran as a script (its stdout is the response); "

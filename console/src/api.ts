@@ -11,6 +11,33 @@ export class ApiFailure extends Error {
   ) {
     super(message);
   }
+
+  /** The problems of a 400 by field (`timeout_ms: Too big...; env.A: ...`), to show beside each field. */
+  fieldErrors(): Record<string, string> {
+    if (this.status !== 400) return {};
+    const errors: Record<string, string> = {};
+    for (const part of this.message.split("; ")) {
+      const match = /^([a-z_]+)(?:\.[^:]*)?: (.+)$/.exec(part);
+      if (match) errors[match[1]!] = errors[match[1]!] ? `${errors[match[1]!]}; ${match[2]}` : match[2]!;
+    }
+    return errors;
+  }
+}
+
+/**
+ * What a failure means for the person at the console: the gateway's message, and for a 401 or
+ * 403 what is missing and how to get it.
+ */
+export function explain(error: unknown): string {
+  if (!(error instanceof ApiFailure)) return error instanceof Error ? error.message : String(error);
+  if (error.status === 401) return `${error.message}. Sign in again with an API token.`;
+  if (error.status === 403) {
+    return (
+      `${error.message}. The console acts with the scopes of the token you signed in with: sign out and sign in with a token ` +
+      "that has the scope named here (an admin token has every scope; an admin creates scoped tokens with POST /api/tokens)."
+    );
+  }
+  return error.message;
 }
 
 type Listener = () => void;
@@ -63,24 +90,40 @@ export interface FunctionSummary {
   updated_at: string;
 }
 
-export interface FunctionVersion {
+/** A version's package environment (null without packages). */
+export interface Environment {
+  key: string;
+  state: "pending" | "building" | "ready" | "failed";
+  error: string | null;
+  output: string;
+  lock: Record<string, string> | null;
+  size_bytes: number;
+}
+
+/** Settings by their API name; the settings form reads which there are from the OpenAPI document. */
+export type Settings = Record<string, unknown>;
+
+export interface FunctionVersion extends Settings {
   version: number;
   runtime: Runtime;
-  timeout_ms: number;
-  memory_mb: number;
-  network: boolean;
   public: boolean;
-  max_concurrency: number | null;
   env: Record<string, string>;
   code: string;
+  packages: string[];
+  environment: Environment | null;
   created_at?: string;
 }
 
 export interface FunctionDetail extends FunctionVersion {
   name: string;
+  pending_version: { version: number; packages: string[]; environment: Environment | null } | null;
   created_at: string;
   updated_at: string;
 }
+
+/** Whether an environment is still being installed (the page polls until it is not). */
+export const installing = (environment: Environment | null | undefined) =>
+  environment?.state === "pending" || environment?.state === "building";
 
 export interface Invocation {
   id: string;
@@ -97,6 +140,9 @@ export interface Invocation {
   path: string;
   stdout_truncated: boolean;
   stderr_truncated: boolean;
+  /** Bytes dropped between the head and the tail kept (absent from a gateway that keeps only the head). */
+  stdout_dropped_bytes?: number;
+  stderr_dropped_bytes?: number;
 }
 
 export interface InvocationDetail extends Invocation {
@@ -119,3 +165,6 @@ export interface Page<T> {
 }
 
 export const fnPath = (name: string) => `/api/functions/${encodeURIComponent(name)}`;
+
+/** Where the console invokes a function as the signed-in user (the session; /fn never sees the cookie). */
+export const invokePath = (name: string) => `/api/invoke/${encodeURIComponent(name)}`;

@@ -1,10 +1,13 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, fnPath, type FunctionSummary, type Invocation, type Page, type Stats } from "./api";
+import { api, type FunctionDetail, fnPath, type FunctionSummary, type Invocation, type Page, type Stats } from "./api";
+import { runProblem } from "./packages";
 import { ago, messageOf, statusClass } from "./util";
 
 interface Row extends FunctionSummary {
   last?: Invocation | null;
   stats?: Stats | null;
+  /** Why the function (or its pending version) cannot run as it stands; null when nothing stands in its way. */
+  problem?: string | null;
 }
 
 const STATS_WINDOW = "24h";
@@ -21,11 +24,12 @@ export function FunctionsList() {
       setRows(items);
       const detailed = await Promise.all(
         items.map(async (fn): Promise<Row> => {
-          const [page, stats] = await Promise.all([
+          const [page, stats, detail] = await Promise.all([
             api<Page<Invocation>>(`/api/invocations?function=${encodeURIComponent(fn.name)}&limit=1`, { signal: abort.signal }),
             api<Stats>(`${fnPath(fn.name)}/stats?window=${STATS_WINDOW}`, { signal: abort.signal }),
+            api<FunctionDetail>(fnPath(fn.name), { signal: abort.signal }),
           ]);
-          return { ...fn, last: page.items[0] ?? null, stats };
+          return { ...fn, last: page.items[0] ?? null, stats, problem: runProblem(detail) };
         }),
       );
       setRows(detailed);
@@ -66,6 +70,11 @@ export function FunctionsList() {
                   <td>
                     <a href={`#/fn/${row.name}`}>{row.name}</a>
                     {row.public && <span class="tag">public</span>}
+                    {row.problem && (
+                      <a class="tag warn" href={`#/fn/${row.name}/settings`} data-testid="problem">
+                        {row.problem}
+                      </a>
+                    )}
                   </td>
                   <td>{row.runtime}</td>
                   <td>v{row.version}</td>

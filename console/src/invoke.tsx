@@ -1,4 +1,5 @@
 import { useState } from "preact/hooks";
+import { CONSOLE_HEADERS, invokePath } from "./api";
 import { messageOf } from "./util";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -8,6 +9,28 @@ interface Answer {
   headers: [string, string][];
   body: string;
   durationMs: number;
+  /** For a 401 or 403 of the gateway's own (nothing ran): what is missing and how to get it. */
+  refusal: string | null;
+}
+
+/**
+ * A 401 or 403 the gateway answered before running anything carries its error shape without an
+ * invocation_id; say what it means at the console. A function's own 401 or 403 is its answer.
+ */
+function refusalOf(status: number, body: string, name: string): string | null {
+  if (status !== 401 && status !== 403) return null;
+  let error: { message?: unknown; invocation_id?: unknown } | undefined;
+  try {
+    error = (JSON.parse(body) as { error?: typeof error }).error;
+  } catch {
+    return null;
+  }
+  if (typeof error?.message !== "string" || error.invocation_id !== undefined) return null;
+  if (status === 401) return "Your console session has ended (expired, signed out, or its token revoked): sign in again.";
+  return (
+    `The token you signed in with cannot invoke ${name}: it needs the scope invoke:${name} (or a matching invoke:<prefix>*, or admin). ` +
+    "Sign in with such a token, or give one here as a header: Authorization: Bearer <token>."
+  );
 }
 
 /** `Name: value` per line; lines without a colon are ignored. */
@@ -23,8 +46,10 @@ function headerLines(text: string): [string, string][] {
 }
 
 /**
- * Sends a request to /fn/<name>. The console's session does not authenticate /fn (the gateway
- * strips its cookie there): a private function needs an Authorization header given here.
+ * Sends a request to the function as the signed-in user: through /api/invoke/<name>, which runs
+ * the same invocation as /fn/<name> with the session's token, so a private function needs no token
+ * pasted. (/fn itself never sees the session: the gateway strips its cookie there.) An
+ * Authorization header given here is used instead of the session.
  */
 export function InvokePanel({ name }: { name: string }) {
   const [method, setMethod] = useState("GET");
@@ -42,14 +67,15 @@ export function InvokePanel({ name }: { name: string }) {
     const started = performance.now();
     try {
       const suffix = path === "" || path.startsWith("/") || path.startsWith("?") ? path : `/${path}`;
-      const res = await fetch(`/fn/${encodeURIComponent(name)}${suffix}`, {
+      const res = await fetch(`${invokePath(name)}${suffix}`, {
         method,
-        headers: headerLines(headers),
+        headers: [...headerLines(headers), ...Object.entries(CONSOLE_HEADERS)],
         body: method === "GET" ? undefined : body,
-        credentials: "omit",
+        credentials: "same-origin",
       });
       const text = await res.text();
-      setAnswer({ status: res.status, headers: [...res.headers], body: text, durationMs: performance.now() - started });
+      const refusal = refusalOf(res.status, text, name);
+      setAnswer({ status: res.status, headers: [...res.headers], body: text, durationMs: performance.now() - started, refusal });
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -92,8 +118,15 @@ export function InvokePanel({ name }: { name: string }) {
             </span>{" "}
             <span class="muted">{Math.round(answer.durationMs)} ms</span>
           </p>
-          <pre class="mono small">{answer.headers.map(([k, v]) => `${k}: ${v}`).join("\n")}</pre>
-          <pre class="mono" data-testid="invoke-body">{answer.body}</pre>
+          {answer.refusal && (
+            <p class="error" role="alert" data-testid="invoke-refusal">
+              {answer.refusal}
+            </p>
+          )}
+          <pre class="mono small output">{answer.headers.map(([k, v]) => `${k}: ${v}`).join("\n")}</pre>
+          <pre class="mono output" data-testid="invoke-body">
+            {answer.body}
+          </pre>
         </div>
       )}
     </section>

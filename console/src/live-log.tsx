@@ -1,5 +1,6 @@
 import { createParser } from "eventsource-parser";
 import { useEffect, useState } from "preact/hooks";
+import { findDroppedLine } from "../../src/core/output";
 import { api, CONSOLE_HEADERS, type Invocation, type InvocationDetail, type Page } from "./api";
 import { ago, messageOf, ms, statusClass } from "./util";
 
@@ -109,13 +110,43 @@ export function LiveLog({ name }: { name: string }) {
           </div>
           {open.error && <p class="error">{open.error}</p>}
           {open.blocked_syscall && <p class="error">blocked system call: {open.blocked_syscall}</p>}
-          <h4>stdout{open.stdout_truncated && " (truncated)"}</h4>
-          <pre class="mono" data-testid="stdout">{open.stdout || "(empty)"}</pre>
-          <h4>stderr{open.stderr_truncated && " (truncated)"}</h4>
-          <pre class="mono" data-testid="stderr">{open.stderr || "(empty)"}</pre>
+          <Output title="stdout" text={open.stdout} dropped={open.stdout_dropped_bytes ?? 0} truncated={open.stdout_truncated} />
+          <Output title="stderr" text={open.stderr} dropped={open.stderr_dropped_bytes ?? 0} truncated={open.stderr_truncated} />
         </div>
       )}
     </section>
+  );
+}
+
+/**
+ * One stream of an invocation's output in a box of bounded height that scrolls; when the log kept
+ * only its head and tail, the gateway's line between them is set apart and the count is in the title.
+ */
+function Output({ title, text, dropped, truncated }: { title: string; text: string; dropped: number; truncated: boolean }) {
+  const gap = findDroppedLine(text, dropped);
+  const note = dropped > 0 ? ` (${dropped.toLocaleString("en")} bytes dropped between its head and its tail)` : truncated ? " (truncated)" : "";
+  return (
+    <>
+      <h4 data-testid={`${title}-title`}>
+        {title}
+        {note}
+      </h4>
+      <pre class="mono output" data-testid={title}>
+        {text === "" ? (
+          "(empty)"
+        ) : gap ? (
+          <>
+            {text.slice(0, gap.start)}
+            <span class="dropped" data-testid={`${title}-dropped`}>
+              {text.slice(gap.start, gap.end)}
+            </span>
+            {text.slice(gap.end)}
+          </>
+        ) : (
+          text
+        )}
+      </pre>
+    </>
   );
 }
 

@@ -22,12 +22,16 @@ function parseRoute(hash: string): Route {
 
 function App() {
   const [signedIn, setSignedIn] = useState<boolean | null>(null);
+  const [ended, setEnded] = useState<string | null>(null);
   const [route, setRoute] = useState(() => parseRoute(location.hash));
 
   useEffect(() => {
     const onHash = () => setRoute(parseRoute(location.hash));
     addEventListener("hashchange", onHash);
-    const stop = onSignedOut(() => setSignedIn(false));
+    const stop = onSignedOut(() => {
+      setEnded("Your session has ended (it expired, you signed out elsewhere, or its token was revoked or has expired): sign in again.");
+      setSignedIn(false);
+    });
     // Whether the session cookie (invisible to script) is still good.
     api<{ signed_in: boolean }>("/api/session").then(
       (session) => setSignedIn(session.signed_in),
@@ -40,9 +44,19 @@ function App() {
   }, []);
 
   if (signedIn === null) return <p class="muted center">Loading…</p>;
-  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  if (!signedIn)
+    return (
+      <SignIn
+        notice={ended}
+        onSignedIn={() => {
+          setEnded(null);
+          setSignedIn(true);
+        }}
+      />
+    );
   const leave = async () => {
     await signOut().catch(() => undefined);
+    setEnded(null);
     setSignedIn(false);
   };
   return (
@@ -54,7 +68,7 @@ function App() {
         <nav>
           <a href="#/">Functions</a>
           <a href="#/new">Deploy</a>
-          <a href="/openapi.json">OpenAPI</a>
+          <a href="/docs">API</a>
           <button class="link" onClick={() => void leave()}>
             Sign out
           </button>

@@ -49,6 +49,7 @@ export function Metrics({ name }: { name: string }) {
   const [windowName, setWindowName] = useState("1h");
   const [stats, setStats] = useState<Stats | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [empty, setEmpty] = useState(false);
   const target = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -59,18 +60,22 @@ export function Metrics({ name }: { name: string }) {
     Promise.all([api<Stats>(`${fnPath(name)}/stats?window=${windowName}`, { signal: abort.signal }), load(name, windowMs, abort.signal)])
       .then(([summary, items]) => {
         setStats(summary);
+        // Nothing to plot: say so, rather than draw flat lines at zero.
+        setEmpty(items.length === 0);
         const el = target.current;
-        if (!el || abort.signal.aborted) return;
+        if (!el || abort.signal.aborted || items.length === 0) return;
         const width = Math.max(280, el.clientWidth);
         plot = new uPlot(
           {
             width,
             height: 260,
             scales: { ms: { auto: true }, n: { auto: true } },
+            // Each series named with its colour from the start; values show while the pointer is over the plot.
+            legend: { live: true, markers: { width: 3 } },
             series: [
               {},
-              { label: "p50", scale: "ms", stroke: "#2563eb", width: 2, spanGaps: true, value: (_u, v) => ms(v) },
-              { label: "p95", scale: "ms", stroke: "#9333ea", width: 2, spanGaps: true, value: (_u, v) => ms(v) },
+              { label: "p50", scale: "ms", stroke: "#2563eb", width: 2, spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => ms(v) },
+              { label: "p95", scale: "ms", stroke: "#9333ea", width: 2, spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => ms(v) },
               { label: "ok", scale: "n", stroke: "#16a34a", fill: "rgba(22,163,74,0.12)" },
               { label: "failed", scale: "n", stroke: "#dc2626", fill: "rgba(220,38,38,0.12)" },
             ],
@@ -107,7 +112,12 @@ export function Metrics({ name }: { name: string }) {
         )}
       </div>
       {error && <p class="error" role="alert">{error}</p>}
-      <div ref={target} class="chart" data-testid="chart" />
+      {empty && (
+        <p class="muted chart-empty" data-testid="chart-empty">
+          No invocations in the last {windowName}.
+        </p>
+      )}
+      <div ref={target} class="chart" data-testid="chart" hidden={empty} />
     </section>
   );
 }

@@ -3,7 +3,7 @@ import { signIn } from "./api";
 import { messageOf } from "./util";
 
 /** The token goes to POST /api/session once; the browser keeps only the HttpOnly session cookie. */
-export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+export function SignIn({ onSignedIn, notice }: { onSignedIn: () => void; notice?: string | null }) {
   const [token, setToken] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -27,10 +27,15 @@ export function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
     <main class="signin">
       <form class="card" onSubmit={submit}>
         <h1>fngw</h1>
+        {notice && <p class="notice">{notice}</p>}
         <label>
           API token
           <input name="token" type="password" autocomplete="current-password" required value={token} onInput={(e) => setToken(e.currentTarget.value)} />
         </label>
+        <p class="hint">
+          The gateway's admin token (printed at its first start, or GATEWAY_TOKEN), or a scoped token from POST /api/tokens: the console acts
+          with its scopes (deploy to change functions, logs:read for the log, invoke:&lt;name&gt; to call private functions).
+        </p>
         <button type="submit" disabled={busy}>
           Sign in
         </button>

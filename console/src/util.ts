@@ -19,4 +19,4 @@ export function percentile(sorted: number[], p: number): number | null {
   return sorted[rank - 1] ?? null;
 }
 
-export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+export { explain as messageOf } from "./api";

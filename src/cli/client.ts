@@ -13,11 +13,21 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
+/** The gateway's error body, `{"error": {"code", "message", ...}}`. */
+export interface ApiErrorJson {
+  code: string;
+  message: string;
+  line?: number | null;
+  column?: number | null;
+}
+
 /** An error that ends the command with one line on stderr and the given exit code. */
 export class CliError extends Error {
   constructor(
     readonly exitCode: ExitCode,
     message: string,
+    /** The gateway's error, when the gateway answered with one. */
+    readonly apiError?: ApiErrorJson,
   ) {
     super(message);
     this.name = "CliError";
@@ -121,17 +131,21 @@ export class GatewayClient {
   async errorOf(res: Response): Promise<CliError> {
     const text = await res.text().catch(() => "");
     let message = `the gateway answered ${res.status} ${res.statusText}`.trim();
+    let apiError: ApiErrorJson | undefined;
     try {
       const parsed = JSON.parse(text) as ErrorBody;
-      if (typeof parsed.error?.message === "string") message = parsed.error.message;
+      if (typeof parsed.error?.message === "string") {
+        message = parsed.error.message;
+        apiError = parsed.error as ApiErrorJson;
+      }
     } catch {
       // Not the gateway's JSON error (a proxy's page, say): the status line is all there is to say.
     }
     if (res.status === 401) {
       const hint = this.conn.token === undefined ? "set GATEWAY_TOKEN or pass --token" : "check GATEWAY_TOKEN or --token";
-      return new CliError(EXIT.unauthorized, `unauthorized: ${message} (${hint})`);
+      return new CliError(EXIT.unauthorized, `unauthorized: ${message} (${hint})`, apiError);
     }
-    return new CliError(EXIT.failed, message);
+    return new CliError(EXIT.failed, message, apiError);
   }
 }
 

@@ -1,10 +1,11 @@
 // deploy, ls, show, versions, rollback, rm: the functions and their versions.
 import fs from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { checkName, usageError } from "./client.js";
+import { CliError, checkName, EXIT, type GatewayClient, usageError } from "./client.js";
 import { collect, contextOf, positiveInteger } from "./context.js";
-import { keyValues, printJson, printLine, table } from "./output.js";
+import { keyValues, liveProgress, note, printJson, printLine, table } from "./output.js";
 
 /** The fields of GET /api/functions/:name (and of each version) the tool shows. */
 export interface FunctionJson {
@@ -22,6 +23,16 @@ export interface FunctionJson {
   updated_at?: string;
   packages?: string[];
   isolation?: string;
+  environment?: EnvironmentJson | null;
+  pending_version?: { version: number; packages: string[]; environment: EnvironmentJson | null } | null;
+}
+
+/** A version's package environment as the API shows it (null without packages). */
+interface EnvironmentJson {
+  state: "pending" | "building" | "ready" | "failed";
+  error: string | null;
+  output: string;
+  lock: Record<string, string> | null;
 }
 
 interface FunctionSummary {
@@ -35,6 +46,8 @@ interface FunctionSummary {
 const RUNTIME_BY_EXTENSION: Record<string, string> = { ".py": "python", ".js": "node", ".mjs": "node", ".cjs": "node" };
 
 interface DeployFlags {
+  /** --no-wait: return once the version is stored, without waiting for its packages. */
+  wait: boolean;
   name?: string;
   public?: boolean;
   network?: boolean;
@@ -81,17 +94,96 @@ async function deploy(file: string, flags: DeployFlags, command: Command): Promi
   }
   const fields = { runtime, code, ...settingsOf(flags) };
 
-  const created = await client.send("/api/functions", { method: "POST", json: { name, ...fields }, waitingFor: `deploying ${name}` });
-  let fn: FunctionJson;
-  if (created.status === 409) {
+  let answer = await client.send("/api/functions", { method: "POST", json: { name, ...fields }, waitingFor: `deploying ${name}` });
+  if (answer.status === 409) {
     // The name exists: the same request as a new version.
-    fn = await client.json<FunctionJson>(`/api/functions/${name}`, { method: "PUT", json: fields, waitingFor: `deploying ${name}` });
-  } else {
-    await client.expectOk(created);
-    fn = (await created.json()) as FunctionJson;
+    answer = await client.send(`/api/functions/${name}`, { method: "PUT", json: fields, waitingFor: `deploying ${name}` });
   }
-  if (json) return printJson(fn);
-  printLine(`${fn.version === 1 ? "created" : "updated"} ${fn.name} (${fn.runtime}): version ${fn.version}`);
+  await client.expectOk(answer).catch((error: unknown) => {
+    throw namingTheFile(error, file);
+  });
+  let fn = (await answer.json()) as FunctionJson;
+  const unchanged = answer.headers.get("x-fngw-unchanged") === "1";
+  // The version this deploy stands for: the pending one while its packages install, else the current one.
+  const version = fn.pending_version?.version ?? fn.version;
+  if (!json) {
+    const what = unchanged ? "unchanged" : answer.status === 201 ? "created" : "updated";
+    printLine(`${what} ${fn.name} (${fn.runtime}): version ${version}${unchanged ? " (the same code and settings are deployed)" : ""}`);
+  }
+  if (flags.wait) fn = await waitForPackages(client, fn, version);
+  if (json) printJson(fn);
+  const environment = environmentOf(fn, version);
+  if (environment?.state === "failed") {
+    if (!json && environment.output) note(`the installer's output (its end):\n${lastLines(environment.output, 20)}`);
+    throw new CliError(
+      EXIT.failed,
+      `the packages of ${fn.name} version ${version} failed to install: ${environment.error ?? "unknown error"}`,
+    );
+  }
+  if (!json && environment?.state === "ready" && environment.lock) printLine(`packages ready: ${lockLine(environment.lock)}`);
+}
+
+/** A syntax error as compilers print one: `file:line:column: message`. */
+function namingTheFile(error: unknown, file: string): unknown {
+  if (!(error instanceof CliError) || error.apiError?.code !== "syntax_error") return error;
+  const { line, column, message } = error.apiError;
+  const place = [file, line, column].filter((part) => part !== null && part !== undefined).join(":");
+  const what = message.replace(/^code: /, "").replace(/ at line \d+(, column \d+)?$/, "");
+  return new CliError(error.exitCode, `${place}: ${what}`, error.apiError);
+}
+
+/** The environment of `version` as `fn` shows it: the current one's or the pending one's; undefined when neither is it. */
+function environmentOf(fn: FunctionJson, version: number): EnvironmentJson | null | undefined {
+  if (fn.pending_version?.version === version) return fn.pending_version.environment;
+  if (fn.version === version) return fn.environment ?? null;
+  return undefined;
+}
+
+const POLL_MS = 1000;
+
+/**
+ * Polls the function until `version`'s packages are installed (or failed), with a progress line on
+ * a terminal. Returns the function as last seen; a later deploy that replaces the version ends the wait.
+ */
+async function waitForPackages(client: GatewayClient, first: FunctionJson, version: number): Promise<FunctionJson> {
+  let fn = first;
+  const started = Date.now();
+  const line = liveProgress();
+  let shown: string | null = null;
+  try {
+    for (;;) {
+      const environment = environmentOf(fn, version);
+      if (!environment || environment.state === "ready" || environment.state === "failed") return fn;
+      const what = `installing the packages of ${fn.name} version ${version}: ${environment.state}`;
+      // A terminal gets a line that counts the seconds; a script's stderr, one line per state.
+      if (!process.stderr.isTTY && what !== shown) note(what);
+      shown = what;
+      line.update(`${what}, ${Math.round((Date.now() - started) / 1000)} s`);
+      await sleep(POLL_MS);
+      fn = await client.json<FunctionJson>(`/api/functions/${fn.name}`);
+    }
+  } finally {
+    line.done();
+  }
+}
+
+const lockLine = (lock: Record<string, string>) =>
+  Object.entries(lock)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(", ");
+
+function lastLines(text: string, count: number): string {
+  return text.trimEnd().split("\n").slice(-count).join("\n");
+}
+
+/** One line for a version's packages: the list and the environment's state (the error when it failed). */
+function packagesLine(packages: string[], environment: EnvironmentJson | null | undefined): string {
+  if (packages.length === 0) return "-";
+  const list = packages.join(" ");
+  if (!environment) return list;
+  if (environment.state === "failed") return `${list} (failed: ${environment.error ?? "unknown error"})`;
+  if (environment.state === "ready" && environment.lock) return `${list} (ready: ${lockLine(environment.lock)})`;
+  return `${list} (${environment.state})`;
 }
 
 async function list(_flags: unknown, command: Command): Promise<void> {
@@ -123,7 +215,15 @@ async function showFunction(name: string, _flags: unknown, command: Command): Pr
       ["memory_mb", fn.memory_mb],
       ["max_concurrency", fn.max_concurrency],
       ...(fn.isolation !== undefined ? [["isolation", fn.isolation] as [string, string]] : []),
-      ...(fn.packages !== undefined ? [["packages", fn.packages.join(" ") || "-"] as [string, string]] : []),
+      ...(fn.packages !== undefined ? [["packages", packagesLine(fn.packages, fn.environment)] as [string, string]] : []),
+      ...(fn.pending_version
+        ? [
+            [
+              "pending",
+              `version ${fn.pending_version.version}, current once its packages are ready: ${packagesLine(fn.pending_version.packages, fn.pending_version.environment)}`,
+            ] as [string, string],
+          ]
+        : []),
       ["env", env.length > 0 ? env.join(" ") : "-"],
       ["created_at", fn.created_at],
       ["updated_at", fn.updated_at],
@@ -186,6 +286,7 @@ export function registerFunctionCommands(program: Command): void {
     .addOption(
       new Option("--isolation <mode>", "a fresh interpreter per invocation, or one per function").choices(["invocation", "function"]),
     )
+    .option("--no-wait", "return once the version is stored, without waiting for its packages to install")
     .action(deploy);
 
   program.command("ls").description("list the functions").action(list);

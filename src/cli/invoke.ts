@@ -5,14 +5,16 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream } from "node:stream/web";
 import { type Command, InvalidArgumentError } from "commander";
-import { EXIT, FUNCTION_NAME, usageError } from "./client.js";
+import { EXIT, FUNCTION_NAME, type GatewayClient, usageError } from "./client.js";
 import { collect, contextOf } from "./context.js";
+import { printInvocation } from "./logs.js";
 import { note } from "./output.js";
 
 /** A name, or `name@N` for version N. */
 const TARGET = new RegExp(`${FUNCTION_NAME.source.slice(0, -1)}(@[1-9]\\d{0,15})?$`);
 
 interface InvokeFlags {
+  verbose?: boolean;
   request?: string;
   data?: string;
   header?: string[];
@@ -103,7 +105,21 @@ async function invoke(target: string, flags: InvokeFlags, command: Command): Pro
   if (process.stdout.isTTY && lastByte !== undefined && lastByte !== 0x0a) process.stdout.write("\n");
   if (json) note(JSON.stringify({ status: res.status, invocation_id: invocationId }));
   else note(`${res.status} ${res.statusText}`.trim() + (invocationId ? `\ninvocation ${invocationId}` : ""));
+  if (flags.verbose && invocationId) await showLogRow(client, invocationId, json);
   if (!res.ok) process.exitCode = EXIT.failed;
+}
+
+/** -v: the invocation's log row, stdout and stderr included, on stderr after the answer. */
+async function showLogRow(client: GatewayClient, id: string, json: boolean): Promise<void> {
+  const res = await client.send(`/api/invocations/${id}`);
+  if (!res.ok) {
+    const error = await client.errorOf(res);
+    const why = res.status === 403 ? "reading the log needs a token with the logs:read scope" : error.message;
+    return note(`(the log row of invocation ${id} cannot be shown: ${why})`);
+  }
+  const row = await res.json();
+  if (json) return note(JSON.stringify(row));
+  printInvocation(row, (text) => process.stderr.write(text));
 }
 
 export function registerInvokeCommand(program: Command): void {
@@ -111,6 +127,7 @@ export function registerInvokeCommand(program: Command): void {
     .command("invoke")
     .description("call a function (name, or name@version); the body on stdout, status and invocation id on stderr")
     .argument("<name>")
+    .option("-v, --verbose", "after the answer, print the invocation's log row with its stdout and stderr (on stderr)")
     .option("-X, --request <method>", "the HTTP method (default GET, or POST with --data)", method)
     .option("-d, --data <body>", "the request body: text, @file, or - for stdin")
     .option("-H, --header <header>", "a request header 'Name: value' (repeatable)", collect)

@@ -1,8 +1,9 @@
 // logs (and logs -f) and stats: the invocation log.
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { EventSourceParserStream } from "eventsource-parser/stream";
-import { CliError, checkName, EXIT, type GatewayClient } from "./client.js";
+import { INVOCATION_STATUSES } from "../core/statuses.js";
+import { CliError, checkName, EXIT, type GatewayClient, usageError } from "./client.js";
 import { contextOf, positiveInteger } from "./context.js";
 import { type Cell, keyValues, note, printJson, printLine, table } from "./output.js";
 
@@ -17,6 +18,60 @@ export interface InvocationJson {
   duration_ms: number | null;
   error: string | null;
   blocked_syscall: string | null;
+}
+
+/** GET /api/invocations/:id: the item with its output. */
+interface InvocationDetailJson extends InvocationJson {
+  exit_code: number | null;
+  signal: string | null;
+  method: string;
+  path: string;
+  request_bytes: number;
+  response_bytes: number | null;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  stdout_dropped_bytes?: number;
+  stderr_dropped_bytes?: number;
+}
+
+/** Invocation ids are UUIDs; a function name never has this shape in practice, so `logs <id>` can tell them apart. */
+const INVOCATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Prints one invocation: its row, then its stdout and stderr, each under a line saying what was kept. */
+export function printInvocation(row: InvocationDetailJson, write: (text: string) => void): void {
+  write(
+    `${keyValues([
+      ["id", row.id],
+      ["function", `${row.function} (version ${row.version})`],
+      ["request", `${row.method} ${row.path} (${row.request_bytes} bytes)`],
+      ["started_at", row.started_at],
+      ["status", row.status],
+      ["http", row.http_status],
+      ["duration", row.duration_ms === null ? null : `${Math.round(row.duration_ms * 10) / 10} ms`],
+      ["exit", row.signal ? `signal ${row.signal}` : row.exit_code],
+      ["error", row.blocked_syscall ? `blocked ${row.blocked_syscall}` : row.error],
+    ])}\n`,
+  );
+  for (const stream of ["stdout", "stderr"] as const) {
+    const text = row[stream];
+    const dropped = row[`${stream}_dropped_bytes`] ?? 0;
+    const notes = [
+      dropped > 0 ? `${dropped} bytes dropped between its head and its tail` : null,
+      row[`${stream}_truncated`] && dropped === 0 ? "truncated" : null,
+    ].filter(Boolean);
+    write(`--- ${stream}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}${text === "" ? ": empty" : ""} ---\n`);
+    if (text !== "") write(text.endsWith("\n") ? text : `${text}\n`);
+  }
+}
+
+async function inspect(id: string, _flags: unknown, command: Command): Promise<void> {
+  const { client, json } = contextOf(command);
+  if (!/^[\w-]{1,64}$/.test(id)) throw usageError(`'${id}' is not an invocation id`);
+  const row = await client.json<InvocationDetailJson>(`/api/invocations/${id}`);
+  if (json) return printJson(row);
+  printInvocation(row, (text) => process.stdout.write(text));
 }
 
 interface Page {
@@ -65,6 +120,10 @@ const fixedLine = (cells: Cell[]): string =>
     .trimEnd();
 
 async function logs(name: string | undefined, flags: LogsFlags, command: Command): Promise<void> {
+  if (name !== undefined && INVOCATION_ID.test(name)) {
+    if (flags.follow || flags.status || flags.since || flags.limit) throw usageError("an invocation id takes no filter: fngw logs <id>");
+    return inspect(name, flags, command);
+  }
   const { client, json } = contextOf(command);
   const filter = { function: name === undefined ? undefined : checkName(name), status: flags.status };
   if (flags.follow) return follow(client, filter, flags, json);
@@ -191,13 +250,20 @@ async function stats(name: string, flags: { window: string }, command: Command):
 export function registerLogCommands(program: Command): void {
   program
     .command("logs")
-    .description("the invocation log, newest first (of one function if NAME is given)")
-    .argument("[name]")
-    .option("--status <status>", "only this status (ok, error, timeout, oom, forbidden, rejected, interrupted)")
+    .description(
+      "the invocation log, newest first (of one function if NAME is given); with an invocation id, that invocation and its output",
+    )
+    .argument("[name-or-id]")
+    .addOption(new Option("--status <status>", "only this status").choices(INVOCATION_STATUSES))
     .option("--since <time>", "only since this ISO 8601 instant, or this long ago (30m, 2h, 7d)", since)
     .option("--limit <n>", "at most this many (the gateway allows up to 500; default 50, 20 with -f)", positiveInteger)
     .option("-f, --follow", "then print each invocation as it finishes (oldest first; --json: one JSON object per line)")
     .action(logs);
+  program
+    .command("inspect")
+    .description("one invocation: its log row, then its stdout and stderr")
+    .argument("<id>", "the invocation id (x-invocation-id of the answer, or from fngw logs)")
+    .action(inspect);
   program
     .command("stats")
     .description("counts by status and duration percentiles of a function")

@@ -15,7 +15,8 @@ Configuration:
 
 Exit codes:
   0  ok
-  1  the request failed (a 4xx/5xx from the API, or the invoked function answered non-2xx)
+  1  the request failed (a 4xx/5xx from the API, the invoked function answered non-2xx,
+     or a deploy's packages failed to install)
   2  usage error
   3  the gateway is unreachable
   4  unauthorized (missing or wrong token)
@@ -59,5 +60,11 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.failed;
   }
 }
+
+// `fngw show x | head`: the reader went away, which is no error of ours; stop quietly.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(EXIT.ok);
+  throw error;
+});
 
 process.exitCode = await run(process.argv);

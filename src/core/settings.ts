@@ -114,7 +114,9 @@ export function apiSettingsShape<M extends "create" | "update">(config: Config, 
   return Object.fromEntries(
     keysOf(fields).map((key) => {
       const { schema, fallback } = fields[key] as Field<z.ZodType>;
-      return [apiName(key), mode === "create" && fallback === undefined ? schema : schema.optional()];
+      if (mode === "update") return [apiName(key), schema.optional()];
+      // A new function's value when left out, in the document too (the console's New function form reads it there).
+      return [apiName(key), fallback === undefined ? schema : schema.openapi({ default: fallback() }).optional()];
     }),
   ) as { [K in SettingKey as Snake<K>]: M extends "create" ? Fields[K]["schema"] : z.ZodOptional<Fields[K]["schema"]> };
 }
@@ -166,6 +168,17 @@ export function settingsOfUpdate(current: FunctionSettings, given: Partial<ApiSe
 export function settingsOfRollback(current: FunctionSettings, target: FunctionSettings): FunctionSettings {
   const settings = Object.fromEntries(SETTING_KEYS.map((key) => [key, target[key]])) as FunctionSettings;
   return { ...settings, env: current.env };
+}
+
+/** Whether two versions fix the same settings (code and env values included; the order of env's names does not count). */
+export function sameSettings(a: FunctionSettings, b: FunctionSettings): boolean {
+  const canonical = (value: unknown) =>
+    JSON.stringify(value, (_key, v: unknown) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : 1)))
+        : v,
+    );
+  return SETTING_KEYS.every((key) => canonical(a[key]) === canonical(b[key]));
 }
 
 /** The settings as the API shows them: env values masked. */

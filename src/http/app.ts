@@ -73,14 +73,32 @@ export function createApp(deps: AppDeps) {
   const health = deps.health ?? (() => ({ ready: true }));
   const metrics = new GatewayMetrics({ inFlight: () => admission.size, health, databaseBytes: deps.databaseBytes });
 
+  const invokeDeps = {
+    config,
+    functions,
+    invocations,
+    runner: deps.runner,
+    tokens: stores.tokens,
+    admission,
+    reading,
+    feed,
+    metrics,
+    newId: deps.newId,
+    packages: deps.packages,
+  };
   app.route("/", consoleApi());
   app.route("/api/session", sessionApi(stores.tokens, sessions)); // before the guard: signing in needs no session
+  const isolation = isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on");
+  // /api/invoke: /fn as the signed-in console user. Before the API's body limit: the invocation
+  // reads its body itself, bounded as /fn's is; its answers are a function's, isolated as /fn's are.
+  app.use("/api/invoke/*", requireTokenOrSession(stores.tokens, sessions), isolation);
+  app.route("/api/invoke", invokeApi({ ...invokeDeps, prefix: "/api/invoke/", caller: (c) => ({ kind: "ok", token: c.get("apiToken") }) }));
   app.use(
     "/api/*",
     requireTokenOrSession(stores.tokens, sessions),
     bodyLimit({ maxBytes: maxApiBody, timeoutMs: config.BODY_READ_TIMEOUT_MS }, "a function definition"),
   );
-  app.use("/fn/*", isolateFunctionPages(config.FUNCTIONS_ORIGIN_ISOLATION === "on"));
+  app.use("/fn/*", isolation);
 
   const packages = deps.packages;
   const packagesCheck: HealthChecks = packages ? { packages: () => packages.health() } : {};
@@ -101,22 +119,7 @@ export function createApp(deps: AppDeps) {
   app.route("/api/tokens", tokensApi({ tokens: stores.tokens, now: deps.now }));
   app.route("/api/backup", backupApi({ dataDir: config.DATA_DIR, backup: deps.backup, now: deps.now }));
   app.route("/metrics", metricsApi({ metrics, tokens: stores.tokens }));
-  app.route(
-    "/fn",
-    invokeApi({
-      config,
-      functions,
-      invocations,
-      runner: deps.runner,
-      tokens: stores.tokens,
-      admission,
-      reading,
-      feed,
-      metrics,
-      newId: deps.newId,
-      packages,
-    }),
-  );
+  app.route("/fn", invokeApi(invokeDeps));
   refuseOtherMethods(app); // before mountDocs: /fn answers every method itself
   mountDocs(app, "0.1.0");
   return app;

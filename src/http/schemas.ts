@@ -32,3 +32,16 @@ export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { "application/json": { schema } },
   description,
 });
+
+/** The OpenAPI document's groups, in the order /docs shows them; every operation names one. */
+export const TAGS = {
+  functions: { name: "functions", description: "Register functions, store new versions (settings and code), roll back, remove" },
+  invoke: { name: "invoke", description: "Call a function: /fn with a token, or /api/invoke as the console's signed-in user" },
+  invocations: { name: "invocations", description: "The invocation log: pages, one invocation with its output, the live stream, stats" },
+  tokens: { name: "tokens", description: "Scoped API tokens (admin)" },
+  session: { name: "session", description: "The web console's sign-in: a session cookie in exchange for a token" },
+  operations: { name: "operations", description: "Health, Prometheus metrics, the database backup" },
+} as const;
+
+/** An operation's `tags` and `operationId` (the method name a generated client gets). */
+export const operation = (tag: keyof typeof TAGS, operationId: string) => ({ tags: [TAGS[tag].name], operationId });

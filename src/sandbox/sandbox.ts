@@ -239,6 +239,12 @@ export class Sandbox implements Runner {
     return checkSyntax(this.interpreters, runtime, code);
   }
 
+  /** Standbys ready to take an invocation, by runtime (Python's: the fork-server's waiting children), and their sum. */
+  private standbyCounts(): Pick<SandboxHealth, "standby" | "standby_by_runtime"> {
+    const byRuntime = Object.fromEntries(RUNTIMES.map((runtime) => [runtime, this.settings.standby.readyCount(runtime)]));
+    return { standby: Object.values(byRuntime).reduce((sum, n) => sum + n, 0), standby_by_runtime: byRuntime };
+  }
+
   health(): SandboxHealth {
     return {
       ready: !this.closed && this.settings.jail.mounted(),
@@ -246,8 +252,7 @@ export class Sandbox implements Runner {
       slots: this.pool.slots.length,
       busy: this.pool.busy,
       queued: this.pool.queued,
-      standby: this.settings.standby.count,
-      standby_by_runtime: Object.fromEntries(RUNTIMES.map((runtime) => [runtime, this.settings.standby.readyCount(runtime)])),
+      ...this.standbyCounts(),
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,

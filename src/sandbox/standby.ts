@@ -76,7 +76,8 @@ export class StandbyPool {
     let tries = 0;
     const join = () => {
       if (!standby.ready || this.bySlot.get(slot) !== standby) return;
-      if (standby.waiting()) void standby.joinAhead(cgroupProcs).catch(() => {}); // not moved: run() moves it, or refuses
+      // Not moved (a failed write): run() moves it, or refuses it.
+      if (standby.waiting()) void standby.joinAhead(cgroupProcs).catch(() => {});
       else if (++tries < JOIN_TRIES) setTimeout(join, JOIN_RETRY_MS).unref();
     };
     setTimeout(join, JOIN_RETRY_MS).unref();

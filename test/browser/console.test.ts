@@ -1,6 +1,6 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Call, client, type Json, register, removeDataDir, type Server, startServer } from "../e2e/harness.js";
+import { type Call, client, type Json, register, removeDataDir, type Server, startServer, uidBase } from "../e2e/harness.js";
 import { buildConsole, type Chromium, launchChromium, screenshot, type Watched, watchedContext } from "./browser.js";
 
 /**
@@ -16,7 +16,8 @@ let call: Call;
 
 beforeAll(async () => {
   buildConsole();
-  server = await startServer({ env: { GATEWAY_TOKEN: TOKEN } });
+  // The installers' uid sits in this server's uid block, above the sandbox slots.
+  server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, PACKAGES_UID: String(uidBase(0) + 99) } });
   call = client(
     () => server.url,
     () => TOKEN,
@@ -121,9 +122,19 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.click("a[role=tab]:has-text('metrics')");
     await expect.poll(() => page.locator("[data-testid=stats]").textContent()).toMatch(/^1 invocations/);
     await page.locator("[data-testid=chart] canvas").waitFor();
+    // The legend names each series before any hover.
+    expect(await page.locator("[data-testid=chart] .u-legend").textContent()).toMatch(/p50.*p95.*ok.*failed/);
     await screenshot(page, "desktop-metrics");
+    // A window with nothing in it says so instead of drawing flat lines.
+    await register(call, { name: "idle", runtime: "python", code: "def handler(request):\n    return 1\n" });
+    await page.goto("/console/#/fn/idle/metrics");
+    await expect.poll(() => page.locator("[data-testid=chart-empty]").textContent()).toBe("No invocations in the last 1h.");
+    expect(await page.locator("[data-testid=chart] canvas").count()).toBe(0);
+    await page.goto("/console/#/fn/greet");
     await page.click("text=Functions");
-    await expect.poll(() => page.locator("table.functions tbody tr").textContent()).toMatch(/greet.*python.*v3.*ok.*0\.0% \(0\/1\)/);
+    await expect
+      .poll(() => page.locator("table.functions tbody tr:has-text('greet')").textContent())
+      .toMatch(/greet.*python.*v3.*ok.*0\.0% \(0\/1\)/);
     await screenshot(page, "desktop-list");
     await page.close();
   });
@@ -163,6 +174,115 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.close();
   });
 
+  it("deploys a private function with packages and env, follows the install, invokes it without a token, edits, explains a failed install, deletes", async () => {
+    const page = await desktop.context.newPage();
+    page.on("dialog", (dialog) => void dialog.accept());
+    await signIn(page);
+    await page.click("text=New function");
+    // The name rule stands under the name; a name that breaks it is refused beside the field, before anything is sent.
+    await expect.poll(() => page.locator("[data-testid=name-rule]").textContent()).toContain("^[a-z0-9][a-z0-9_-]{0,62}$");
+    await page.fill("input[name=name]", "Bad Name");
+    await page.click("button:has-text('Deploy')");
+    await expect.poll(() => page.locator("[data-error-for=name]").textContent()).toContain("does not follow the rule");
+    await page.fill("input[name=name]", "packaged");
+    // A limit the gateway refuses is shown beside its field.
+    await page.fill("input[name=timeout_ms]", "5");
+    await page.locator("[data-testid=code-editor] textarea").fill(PACKAGED);
+    await page.fill("textarea[name=packages]", "six==1.16.0");
+    await page.click("button:has-text('Add variable')");
+    await page.fill("input[name=env-name-0]", "GREETING");
+    await page.fill("input[name=env-value-0]", "hello from env");
+    await page.click("button:has-text('Deploy')");
+    await expect.poll(() => page.locator("[data-error-for=timeout_ms]").textContent()).toMatch(/>=100/);
+    await page.fill("input[name=timeout_ms]", "4000");
+    await page.click("button:has-text('Deploy')");
+    await page.waitForURL(/#\/fn\/packaged\/settings$/);
+    const created = (await (await call("/api/functions/packaged")).json()) as Json;
+    expect(created).toMatchObject({ version: 1, public: false, timeout_ms: 4000, packages: ["six==1.16.0"], env: { GREETING: "***" } });
+
+    // The packages install while the page watches.
+    const state = page.locator("[data-testid=packages-state]").first();
+    await expect.poll(() => state.textContent()).toMatch(/queued for install|installing|ready/);
+    await screenshot(page, "desktop-packages-installing");
+    await expect.poll(() => state.textContent(), { timeout: 240_000, interval: 1000 }).toBe("ready");
+    expect(await page.locator("[data-testid=packages]").textContent()).toContain("six==1.16.0 → 1.16.0");
+
+    // Invoked from the console as the signed-in user: no token pasted.
+    await page.click("a[role=tab]:has-text('invoke')");
+    await page.click("button:has-text('Send')");
+    await expect.poll(() => page.locator("[data-testid=invoke-status]").textContent(), { timeout: 20_000 }).toBe("200");
+    expect(JSON.parse((await page.locator("[data-testid=invoke-body]").textContent()) ?? "")).toEqual({
+      six: "1.16.0",
+      greeting: "hello from env",
+    });
+
+    // A setting edited: a new version, the env value kept without being shown.
+    await page.click("a[role=tab]:has-text('settings')");
+    await page.fill("input[name=timeout_ms]", "6000");
+    await page.check("input[name=network]");
+    await page.click("button:has-text('Save as v2')");
+    await expect.poll(() => heading(page).textContent()).toBe("packaged v2");
+    const v2 = (await (await call("/api/functions/packaged")).json()) as Json;
+    expect(v2).toMatchObject({ version: 2, timeout_ms: 6000, network: true, env: { GREETING: "***" } });
+    await page.click("a[role=tab]:has-text('invoke')");
+    await page.click("button:has-text('Send')");
+    await expect.poll(() => page.locator("[data-testid=invoke-body]").textContent(), { timeout: 20_000 }).toContain("hello from env");
+
+    // A package list that cannot install: the new version waits, its failure explained; v2 keeps serving.
+    await page.click("a[role=tab]:has-text('settings')");
+    await page.fill("textarea[name=packages]", "fngw-no-such-package-b7e2");
+    await page.click("button:has-text('Save as v3')");
+    await expect.poll(() => page.locator("[data-testid=saved-note]").textContent()).toContain("pending");
+    await expect.poll(() => page.locator("[data-testid=packages-error]").count(), { timeout: 240_000, interval: 1000 }).toBe(1);
+    expect(await page.locator("[data-testid=packages-error]").textContent()).toMatch(/\S/);
+    expect(await page.locator("[data-testid=packages]").textContent()).toContain("v3 (pending");
+    expect(await page.locator("[data-testid=packages-output]").isVisible()).toBe(true);
+    await screenshot(page, "desktop-packages-failed");
+    await page.click("text=Functions");
+    await expect
+      .poll(() => page.locator("table.functions tr:has-text('packaged') [data-testid=problem]").textContent())
+      .toContain("v3's packages failed");
+
+    // Deleted, after a confirmation.
+    await page.goto("/console/#/fn/packaged/settings");
+    await page.click("button:has-text('Delete packaged')");
+    await page.waitForURL(/#\/$/);
+    expect((await call("/api/functions/packaged")).status).toBe(404);
+    await page.close();
+  });
+
+  it("says what a 403 lacks: a session whose token cannot invoke the function", async () => {
+    await register(call, { name: "locked", runtime: "python", code: "def handler(request):\n    return 'in'\n" });
+    const created = (await (await call("/api/tokens", { method: "POST", json: { name: "deployer", scopes: ["deploy"] } })).json()) as Json;
+    const other = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
+    const page = await other.context.newPage();
+    await page.goto("/console/#/fn/locked/invoke");
+    await page.fill("input[name=token]", created.token);
+    await page.click("button[type=submit]");
+    await page.click("button:has-text('Send')");
+    await expect.poll(() => page.locator("[data-testid=invoke-status]").textContent()).toBe("403");
+    expect(await page.locator("[data-testid=invoke-refusal]").textContent()).toContain("it needs the scope invoke:locked");
+    await other.context.close();
+  });
+
+  it("shows a large output in a box of bounded height that scrolls", async () => {
+    await register(call, { name: "chatty", runtime: "python", public: true, code: CHATTY });
+    const invoked = await call("/fn/chatty", { token: null });
+    expect(invoked.status).toBe(500);
+    const page = await desktop.context.newPage();
+    await signIn(page);
+    await page.goto("/console/#/fn/chatty/log");
+    await page.locator("[data-testid=invocations] tr[data-id]").first().click();
+    const box = page.locator("[data-testid=stdout]");
+    await box.waitFor();
+    const size = await box.evaluate((el) => ({ client: el.clientHeight, scroll: el.scrollHeight }));
+    expect(size.client).toBeLessThan(500);
+    expect(size.scroll).toBeGreaterThan(size.client * 10);
+    expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(2500);
+    await screenshot(page, "desktop-large-output");
+    await page.close();
+  });
+
   it("works on a phone", async () => {
     const phone = await watchedContext(chromium.browser, server.url, {
       viewport: { width: 390, height: 844 },
@@ -183,6 +303,21 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.goto("/console/#/fn/greet/code");
     await page.locator("[data-testid=code-editor] .token.keyword").first().waitFor();
     await screenshot(page, "phone-code");
+    // Every tab is in view and opens.
+    for (const tab of ["code", "versions", "settings", "invoke", "log", "metrics"]) {
+      const link = page.locator(`a[role=tab]:has-text('${tab}')`);
+      const box = await link.boundingBox();
+      expect(box, tab).not.toBeNull();
+      expect(box!.x, tab).toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width, tab).toBeLessThanOrEqual(390);
+      await link.click();
+      await page.waitForURL(new RegExp(`#/fn/greet/${tab}$`));
+    }
+    await screenshot(page, "phone-metrics");
+    await page.goto("/console/#/fn/greet/settings");
+    await page.locator("[data-testid=settings-form]").waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)).toBe(0);
+    await screenshot(page, "phone-settings");
     expect(phone.foreign).toEqual([]);
     expect(phone.errors).toEqual([]);
     await phone.context.close();
@@ -190,7 +325,9 @@ describe("the web console", { timeout: 90_000 }, () => {
 
   it("asked for nothing but the gateway, and no console page logged an error (CSP violations included)", () => {
     expect(desktop.foreign).toEqual([]);
-    expect(desktop.errors.filter((error) => error.includes("/console/"))).toEqual([]);
+    // Chromium logs every 4xx a page's fetch gets; the refusals these tests provoke on purpose are asserted where they happen.
+    const provoked = /Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/;
+    expect(desktop.errors.filter((error) => error.includes("/console/") && !provoked.test(error))).toEqual([]);
   });
 });
 
@@ -218,6 +355,21 @@ const HOSTILE = `PAGE = """<!doctype html><html><body><pre id="out">running</pre
 
 def handler(request):
     return (PAGE, 200, {"content-type": "text/html; charset=utf-8"})
+`;
+
+/** Uses a package and an env variable. */
+const PACKAGED = `import os
+import six
+
+def handler(request):
+    return {"six": six.__version__, "greeting": os.environ["GREETING"]}
+`;
+
+/** Prints far more than a screen holds, then fails. */
+const CHATTY = `import sys
+for i in range(20000):
+    print(f"line {i} of a long output")
+raise ValueError("the end of a long output")
 `;
 
 const ECHO_COOKIE = `def handler(request):

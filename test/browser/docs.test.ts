@@ -36,6 +36,10 @@ describe("the API reference at /docs", { timeout: 90_000 }, () => {
         .poll(() => page.locator(".opblock-summary-path", { hasText: new RegExp(`^${path}$`) }).count(), { message: path })
         .toBeGreaterThan(0);
     }
+    // Grouped by tag, in the document's order.
+    await expect
+      .poll(() => page.locator(".opblock-tag-section h3 .nostyle span, .opblock-tag-section h3 a span").allTextContents())
+      .toEqual(["functions", "invoke", "invocations", "tokens", "session", "operations"]);
     for (const summary of ["A consistent copy of the database", "The invocation log, newest first"]) {
       await expect.poll(() => page.getByText(summary).first().isVisible(), { message: summary }).toBe(true);
     }

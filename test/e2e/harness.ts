@@ -280,7 +280,7 @@ export function useGateway(token: string, env: Record<string, string> = {}) {
   };
 }
 
-/** The answer's x-invocation-id, which every /fn answer carries. */
+/** The answer's x-invocation-id, which every /fn answer that has a log row carries. */
 export function invocationId(res: Response): string {
   const id = res.headers.get("x-invocation-id");
   expect(id, "x-invocation-id").toMatch(/^[0-9a-f-]{36}$/);

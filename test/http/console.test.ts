@@ -120,6 +120,82 @@ describe("/fn isolation", () => {
   });
 });
 
+describe("/api/invoke: invoking as the console's signed-in user", () => {
+  /** Signs in with a token of these scopes; returns the cookie pair. */
+  async function signInWith(scopes: string[]): Promise<string> {
+    const created = await gw.call("/api/tokens", { method: "POST", json: { name: `console-${scopes.join("-")}`, scopes } });
+    const { token } = (await created.json()) as Json;
+    const res = await gw.call("/api/session", { method: "POST", token: null, headers: CONSOLE, json: { token } });
+    return (res.headers.get("set-cookie") ?? "").split(";")[0]!;
+  }
+
+  it("runs a private function with the session alone: the same invocation as /fn, logged, without the cookie", async () => {
+    await register(gw, { name: "private-one" });
+    const cookie = await signIn();
+    gw.runner.script = () => okResult({ body: Buffer.from("ran") });
+    const res = await gw.call("/api/invoke/private-one/sub/path?x=1", {
+      method: "POST",
+      token: null,
+      headers: { cookie: `${cookie}; theirs=1`, origin: "http://localhost", "content-type": "text/plain", ...CONSOLE },
+      body: "payload",
+    });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("ran");
+    expect(res.headers.get("content-security-policy")).toBe(FUNCTION_CSP);
+    const request = gw.runner.last.request;
+    expect(request).toMatchObject({ method: "POST", path: "/sub/path", query: [["x", "1"]] });
+    expect(new URL(request.url).pathname).toBe("/fn/private-one/sub/path");
+    expect(Buffer.from(request.body).toString()).toBe("payload");
+    expect(new Map(request.headers).get("cookie")).toBe("theirs=1");
+    const id = res.headers.get("x-invocation-id");
+    const row = (await (await gw.call(`/api/invocations/${id}`)).json()) as Json;
+    expect(row).toMatchObject({ function: "private-one", method: "POST", path: "/sub/path", status: "ok" });
+  });
+
+  it("needs the session's token to cover the function: a deploy-only token gets 403 naming the scope", async () => {
+    await register(gw, { name: "scoped-fn" });
+    const cookie = await signInWith(["deploy"]);
+    const res = await gw.call("/api/invoke/scoped-fn", { token: null, headers: { cookie, ...CONSOLE } });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as Json).error.message).toContain("invoke:scoped-fn");
+    const allowed = await signInWith(["invoke:scoped-*"]);
+    gw.runner.script = () => okResult({});
+    expect((await gw.call("/api/invoke/scoped-fn", { token: null, headers: { cookie: allowed, ...CONSOLE } })).status).toBe(200);
+  });
+
+  it("takes the cookie only with the console header, and a state-changing call only from the gateway's own origin", async () => {
+    await register(gw, { name: "guarded" });
+    const cookie = await signIn();
+    gw.runner.script = () => okResult({});
+    const before = gw.runner.calls.length;
+    expect((await gw.call("/api/invoke/guarded", { token: null, headers: { cookie } })).status).toBe(401);
+    const foreign = await gw.call("/api/invoke/guarded", {
+      method: "POST",
+      token: null,
+      headers: { cookie, origin: "https://evil.example", ...CONSOLE },
+      body: "x",
+    });
+    expect(foreign.status).toBe(403);
+    expect(gw.runner.calls.length).toBe(before);
+    // /fn itself still ignores the session: a private function there needs a token.
+    expect((await gw.call("/fn/guarded", { token: null, headers: { cookie, ...CONSOLE } })).status).toBe(401);
+  });
+
+  it("bounds the body as /fn does (MAX_BODY_BYTES), not by the API's own limit", async () => {
+    const small = makeGateway({ MAX_BODY_BYTES: "16" });
+    try {
+      await register(small, { name: "capped" });
+      small.runner.script = () => okResult({});
+      const res = await small.call("/api/invoke/capped", { method: "POST", body: "x".repeat(17) });
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as Json).error.code).toBe("payload_too_large");
+      expect((await small.call("/api/invoke/capped", { method: "POST", body: "x".repeat(16) })).status).toBe(200);
+    } finally {
+      small.close();
+    }
+  });
+});
+
 describe("FUNCTIONS_ORIGIN_ISOLATION", () => {
   it("is on unless set to off; anything else is a configuration error", () => {
     expect(loadConfig({}).FUNCTIONS_ORIGIN_ISOLATION).toBe("on");

@@ -433,3 +433,22 @@ describe("PUT /api/functions/:name without anything to change", () => {
     })),
   );
 });
+
+describe("PUT /api/functions/:name with what is there already", () => {
+  it("stores no version: an identical redeploy answers the function as it is, marked unchanged", async () => {
+    await register(gw, { name: "same", env: { B: "2", A: "1" }, timeout_ms: 2000 });
+    const put = (json: unknown) => gw.call("/api/functions/same", { method: "PUT", json });
+    const again = await put({ runtime: "python", code: PY_HELLO, env: { A: "1", B: "2" }, timeout_ms: 2000 });
+    expect(again.status).toBe(200);
+    expect(again.headers.get("x-fngw-unchanged")).toBe("1");
+    expect(await body(again)).toMatchObject({ version: 1 });
+    // What GET showed, masks included, is the same function too.
+    const shown = await body(await gw.call("/api/functions/same"));
+    const { name: _name, version: _v, environment: _e, pending_version: _p, created_at: _c, updated_at: _u, ...settings } = shown;
+    expect((await body(await put(settings))).version).toBe(1);
+    const changed = await put({ env: { A: "1", B: "3" } });
+    expect(changed.headers.get("x-fngw-unchanged")).toBeNull();
+    expect((await body(changed)).version).toBe(2);
+    expect((await body(await gw.call("/api/functions/same/versions"))).items).toHaveLength(2);
+  });
+});

@@ -55,6 +55,18 @@ describe("a module without a handler that looks like it meant one", () => {
     expect(result.status, bodyText(result)).toBe("ok");
     expect(stderrOf(result)).not.toMatch(/fngw: warning/);
   });
+
+  it("does not warn for a code-node template that defines main, calls it and prints the result, and answers it byte for byte", async () => {
+    const result = await sandbox.run(spec("python", CODE_NODE_TEMPLATE));
+    expect(result.status, bodyText(result)).toBe("ok");
+    expect(bodyText(result)).toBe('<<RESULT>>{\n    "result": "ab"\n}<<RESULT>>\n');
+    expect(stderrOf(result)).toBe("");
+  });
+
+  it("still warns when main is defined and called only from inside itself (it never ran)", async () => {
+    const result = await sandbox.run(spec("python", "def main(n=3):\n    return main(n - 1) if n else 0\n"));
+    expect(stderrOf(result)).toMatch(/main looks like one: name it handler/);
+  });
 });
 
 describe("a handler result with a number JSON cannot carry", () => {
@@ -89,3 +101,18 @@ describe("a handler result with a number JSON cannot carry", () => {
     expect(bodyText(result)).toBe(body);
   });
 });
+
+/** The shape of a workflow tool's Python code node: the user's main(), then the tool's wrapper calling it and printing the result. */
+const CODE_NODE_TEMPLATE = `def main(arg1: str, arg2: str) -> dict:
+    return {
+        "result": arg1 + arg2,
+    }
+
+import json
+
+inputs_obj = json.loads('{"arg1": "a", "arg2": "b"}')
+output_obj = main(**inputs_obj)
+output_json = json.dumps(output_obj, indent=4)
+result = f"""<<RESULT>>{output_json}<<RESULT>>"""
+print(result)
+`;

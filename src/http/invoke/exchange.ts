@@ -24,15 +24,20 @@ export const DROPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
 /** Statuses whose responses have no body (the Response constructor refuses one). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
-export function toSandboxRequest(request: Request, path: string, body: Uint8Array, invocationId: string): SandboxRequest {
-  const url = new URL(request.url);
+export function toSandboxRequest(
+  request: Request,
+  path: string,
+  body: Uint8Array,
+  invocationId: string,
+  url = request.url,
+): SandboxRequest {
   const headers: [string, string][] = [];
   // The gateway token is never handed to a function; the id lets the function's own logs refer to this invocation.
   for (const [name, value] of request.headers) {
     if (name !== "authorization" && name !== INVOCATION_ID_HEADER) headers.push([name, value]);
   }
   headers.push([INVOCATION_ID_HEADER, invocationId]);
-  return { method: request.method, path, query: [...url.searchParams], headers, body, url: request.url };
+  return { method: request.method, path, query: [...new URL(url).searchParams], headers, body, url };
 }
 
 /** A header of the function's answer that did not go out, and why. */

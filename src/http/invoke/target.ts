@@ -8,9 +8,9 @@ export interface InvocationTarget {
   path: string;
 }
 
-/** Splits `/fn/<name>[@N][/rest]`; null when the name part cannot name a function. */
-export function parseTarget(pathname: string): InvocationTarget | null {
-  const rest = pathname.slice("/fn/".length);
+/** Splits `<prefix><name>[@N][/rest]` (`/fn/` unless given); null when the name part cannot name a function. */
+export function parseTarget(pathname: string, prefix = "/fn/"): InvocationTarget | null {
+  const rest = pathname.slice(prefix.length);
   const slash = rest.indexOf("/");
   let target: string;
   try {
@@ -28,4 +28,12 @@ export function parseTarget(pathname: string): InvocationTarget | null {
     version: versionText === null ? null : Number(versionText),
     path: slash === -1 ? "/" : rest.slice(slash),
   };
+}
+
+/** The URL a function is shown: the request's, with the mount's prefix put back to `/fn/` (so /api/invoke looks like /fn to it). */
+export function functionUrl(url: string, prefix = "/fn/"): string {
+  if (prefix === "/fn/") return url;
+  const parsed = new URL(url);
+  parsed.pathname = `/fn/${parsed.pathname.slice(prefix.length)}`;
+  return parsed.href;
 }

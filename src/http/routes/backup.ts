@@ -3,7 +3,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ApiError, ErrorSchema, validationHook } from "../errors.js";
-import { json, requires } from "../schemas.js";
+import { json, operation, requires } from "../schemas.js";
 
 export const SQLITE_MEDIA_TYPE = "application/vnd.sqlite3";
 /** Temp directories of backups in progress, under DATA_DIR: `.backup-XXXXXX/gateway.db`. */
@@ -35,6 +35,7 @@ export function backupApi(deps: BackupDeps) {
     createRoute({
       method: "get",
       path: "/",
+      ...operation("operations", "getBackup"),
       summary: "A consistent copy of the database (SQLite online backup), made while the gateway serves",
       description:
         "Restore: stop the gateway, replace DATA_DIR/gateway.db with the copy (remove gateway.db-wal and gateway.db-shm), " +

@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
 import { Hono, type MiddlewareHandler } from "hono";
@@ -39,6 +41,12 @@ export function consoleApi(distDir: string = CONSOLE_DIST) {
   };
 
   app.get("/", (c) => c.redirect("/console/", 302));
+  // Browsers ask for /favicon.ico on every page of the origin (/docs, a function's page): the console's icon.
+  app.get("/favicon.ico", (c) => {
+    const icon = path.join(root, "favicon.svg");
+    if (!fs.existsSync(icon)) return c.notFound();
+    return c.body(fs.readFileSync(icon), 200, { "Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400" });
+  });
   app.get("/console", (c) => c.redirect("/console/", 302));
   app.use("/console/*", headers);
   app.get("/console/*", serveStatic({ root, rewriteRequestPath: (p) => p.replace(/^\/console/, "") }));

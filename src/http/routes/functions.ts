@@ -1,10 +1,10 @@
 import { createRoute, OpenAPIHono, type RouteHandler, z } from "@hono/zod-openapi";
 import type { Config } from "../../core/config.js";
-import { apiName, SETTING_KEYS, settingsOfCreate, settingsOfRollback, settingsOfUpdate } from "../../core/settings.js";
+import { apiName, SETTING_KEYS, sameSettings, settingsOfCreate, settingsOfRollback, settingsOfUpdate } from "../../core/settings.js";
 import type { FunctionStore } from "../../db/functions.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, NameParamSchema, operation, requires } from "../schemas.js";
 import { type CheckSyntax, requireValidSyntax } from "../syntax-check.js";
 import { functionSchemas, versionJson } from "./function-schemas.js";
 import { checkPackages, describer, environmentKey, shown, storeVersion } from "./function-versions.js";
@@ -53,6 +53,7 @@ function functionRouteDefinitions(config: Config) {
     create: createRoute({
       method: "post",
       path: "/",
+      ...operation("functions", "createFunction"),
       summary: "Register a function (version 1)",
       ...requires("deploy"),
       request: { body: { content: { "application/json": { schema: CreateFunction } }, required: true } },
@@ -68,6 +69,7 @@ function functionRouteDefinitions(config: Config) {
     list: createRoute({
       method: "get",
       path: "/",
+      ...operation("functions", "listFunctions"),
       summary: "List functions",
       ...requires("deploy"),
       responses: {
@@ -78,6 +80,7 @@ function functionRouteDefinitions(config: Config) {
     show: createRoute({
       method: "get",
       path: "/{name}",
+      ...operation("functions", "getFunction"),
       summary: "The current version of a function, code included, env values masked",
       ...requires("deploy"),
       request: { params: NameParamSchema },
@@ -86,12 +89,20 @@ function functionRouteDefinitions(config: Config) {
     update: createRoute({
       method: "put",
       path: "/{name}",
+      ...operation("functions", "updateFunction"),
       summary:
         "Store a new version (newest + 1); older versions stay. With packages not installed yet it is pending: current once they are ready",
       ...requires("deploy"),
       request: { params: NameParamSchema, body: { content: { "application/json": { schema: UpdateFunction } }, required: true } },
       responses: {
-        200: json(FunctionSchema, "The function: the new version as current, or under pending_version while its packages install"),
+        200: {
+          ...json(
+            FunctionSchema,
+            "The function: the new version as current, or under pending_version while its packages install. " +
+              "A PUT that changes nothing stores no version and answers the function as it is, with X-Fngw-Unchanged: 1",
+          ),
+          headers: z.object({ [UNCHANGED_HEADER]: z.literal("1").optional().openapi({ description: "Set when nothing changed" }) }),
+        },
         ...errors,
         ...notFound,
         503: json(ErrorSchema, "The syntax check could not run; nothing was stored"),
@@ -101,6 +112,7 @@ function functionRouteDefinitions(config: Config) {
     rollback: createRoute({
       method: "post",
       path: "/{name}/rollback",
+      ...operation("functions", "rollbackFunction"),
       summary: "Make an older version's code and settings current again, as a new version; the current env (secrets) stays",
       ...requires("deploy"),
       request: {
@@ -116,6 +128,7 @@ function functionRouteDefinitions(config: Config) {
     versions: createRoute({
       method: "get",
       path: "/{name}/versions",
+      ...operation("functions", "listVersions"),
       summary: "Every version of a function, newest first, each with its code",
       ...requires("deploy"),
       request: { params: NameParamSchema },
@@ -128,6 +141,7 @@ function functionRouteDefinitions(config: Config) {
     version: createRoute({
       method: "get",
       path: "/{name}/versions/{version}",
+      ...operation("functions", "getVersion"),
       summary: "One version of a function, code included",
       ...requires("deploy"),
       request: { params: VersionParams },
@@ -136,6 +150,7 @@ function functionRouteDefinitions(config: Config) {
     remove: createRoute({
       method: "delete",
       path: "/{name}",
+      ...operation("functions", "deleteFunction"),
       summary: "Remove a function and its versions; its invocation log stays",
       ...requires("deploy"),
       request: { params: NameParamSchema },
@@ -145,6 +160,9 @@ function functionRouteDefinitions(config: Config) {
 }
 
 type Routes = ReturnType<typeof functionRouteDefinitions>;
+
+/** Set on a PUT's answer when it changed nothing, so stored no version. */
+export const UNCHANGED_HEADER = "X-Fngw-Unchanged";
 
 export const unknownFunction = (name: string) => notFoundError(`no function named '${name}'`);
 
@@ -202,6 +220,12 @@ function updateFunction(deps: FunctionsDeps): RouteHandler<Routes["update"]> {
     const current = functions.get(name);
     if (!current) throw unknownFunction(name);
     const settings = settingsOfUpdate(current, given);
+    // A deploy of what is there already stores nothing: the newest version (pending, or current) stands.
+    const newest = current.pendingVersion === null ? current : (functions.getVersion(name, current.pendingVersion) ?? current);
+    if (sameSettings(settings, newest)) {
+      c.header(UNCHANGED_HEADER, "1");
+      return c.json(shown(deps, current), 200);
+    }
     checkPackages(deps, settings);
     if (given.code !== undefined || given.runtime !== undefined) await requireValidSyntax(checkSyntax, settings.runtime, settings.code);
     const updated = storeVersion(deps, current, settings);

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { RunnerHealth } from "../../core/runner.js";
 import { validationHook } from "../errors.js";
+import { operation } from "../schemas.js";
 
 /** Each part of the gateway that /healthz checks, by name; each reports `ready` and what else it shows. */
 export type HealthChecks = Record<string, () => RunnerHealth>;
@@ -28,6 +29,7 @@ export function healthApi(deps: { checks: HealthChecks }) {
     createRoute({
       method: "get",
       path: "/",
+      ...operation("operations", "getHealth"),
       summary: "Liveness, and whether the sandbox and the database are ready",
       security: [],
       responses: {

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { InvocationLog, InvocationSummary } from "../../db/invocations.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, requires } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, operation, requires } from "../schemas.js";
 
 export const MAX_PAGE = 500;
 export const DEFAULT_PAGE = 50;
@@ -148,6 +148,7 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
     createRoute({
       method: "get",
       path: "/",
+      ...operation("invocations", "listInvocations"),
       summary:
         "The invocation log, newest first, or with after: what finished after an invocation, oldest first (items without stdout/stderr)",
       ...requires("logs:read"),
@@ -196,6 +197,7 @@ export function invocationsApi(deps: { invocations: InvocationLog }) {
     createRoute({
       method: "get",
       path: "/{id}",
+      ...operation("invocations", "getInvocation"),
       summary: "One invocation, stdout and stderr included",
       ...requires("logs:read"),
       request: {

@@ -15,7 +15,7 @@ import { ApiError, notFoundError } from "../errors.js";
 import type { InvocationFeed } from "../feed.js";
 import { toSandboxRequest } from "../invoke/exchange.js";
 import { type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
-import { type InvocationTarget, parseTarget } from "../invoke/target.js";
+import { functionUrl, type InvocationTarget, parseTarget } from "../invoke/target.js";
 import type { GatewayMetrics, RejectionReason } from "../metrics.js";
 import { checkBearer, forbidden, type TokenCheck, unauthorized } from "../middleware/auth.js";
 import { type InvocationIdEnv, invocationId } from "../middleware/invocation-id.js";
@@ -37,6 +37,10 @@ export interface InvokeDeps {
   newId?: () => string;
   /** Package environments, mounted for the versions that have one. */
   packages?: FunctionEnvironments;
+  /** Where the routes are mounted (default `/fn/`): the target is read from the path below it. */
+  prefix?: string;
+  /** Who is calling (default: the bearer token of the request); /api/invoke passes the console session's token. */
+  caller?: (c: Context<InvocationIdEnv>) => TokenCheck;
 }
 
 /** Seconds a caller is told to wait for an environment that is still installing. */
@@ -61,14 +65,17 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
     });
   }
-  const target = parseTarget(new URL(c.req.url).pathname);
+  const target = parseTarget(new URL(c.req.url).pathname, deps.prefix);
   if (!target) throw notFoundError("no such function");
-  const fn = authorize(deps.functions, target, checkBearer(c.req.header("authorization"), deps.tokens));
+  const caller = deps.caller?.(c) ?? checkBearer(c.req.header("authorization"), deps.tokens);
+  const fn = authorize(deps.functions, target, caller);
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 
   // The log must not stand between a caller and its answer: a failed write (a full disk) is
   // reported on stderr and by /healthz, and the invocation goes on without its row.
   const logStart = (requestBytes: number) => {
+    // From here on the id means something: the row, or the gateway's own log line if the row cannot be written.
+    c.set("invocationLogged", true);
     try {
       const writing = performance.now();
       const started = invocations.start({ ...row, requestBytes });
@@ -168,7 +175,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       network: fn.network,
       isolation: fn.isolation,
       version: { name: fn.name, version: fn.version, maxConcurrency: fn.maxConcurrency },
-      request: toSandboxRequest(c.req.raw, target.path, body, id),
+      request: toSandboxRequest(c.req.raw, target.path, body, id, functionUrl(c.req.url, deps.prefix)),
       ...(packagesDir !== undefined ? { packagesDir } : {}),
     };
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.

@@ -1,16 +1,72 @@
-import { Hono } from "hono";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { z } from "zod";
 import type { TokenStore } from "../../db/tokens.js";
-import { ApiError, describeZodError } from "../errors.js";
+import { ApiError, describeZodError, ErrorSchema } from "../errors.js";
 import { requireConsoleRequest, SESSION_COOKIE, SESSION_TTL_MS, type SessionStore, sessionToken } from "../middleware/session.js";
+import { json, operation } from "../schemas.js";
 
-const SignIn = z.strictObject({ token: z.string().min(1).max(1024) });
+const SignIn = z.strictObject({ token: z.string().min(1).max(1024) }).openapi("SignIn");
+const SessionSchema = z
+  .object({
+    signed_in: z.boolean(),
+    scopes: z.array(z.string()).openapi({ description: "The scopes of the token the session signed in with; [] when signed out" }),
+  })
+  .openapi("Session");
+
+const CONSOLE_ONLY =
+  "Only with the header `X-Fngw-Console: 1` (a page of another origin cannot send it without a CORS preflight, which the gateway never grants); " +
+  "a state-changing request must also carry no `Origin`, or the gateway's own.";
+const consoleHeader = z.object({ "X-Fngw-Console": z.literal("1").openapi({ param: { name: "X-Fngw-Console", in: "header" } }) });
+
+/** Documented by hand: the handlers below read their body themselves (a 4 KiB cap, before the API's guard). */
+function documentSession(app: OpenAPIHono): void {
+  const refused = {
+    401: json(ErrorSchema, "Without the console header, or (signing in) a wrong or expired token"),
+    403: json(ErrorSchema, "A cross-origin request"),
+  };
+  app.openAPIRegistry.registerPath({
+    method: "post",
+    path: "/",
+    summary: "Sign the web console in: the token is exchanged for an HttpOnly, SameSite=Strict session cookie",
+    description: `${CONSOLE_ONLY} The session acts with the token's scopes for 12 h, or until the token is revoked or expires.`,
+    ...operation("session", "signIn"),
+    security: [],
+    request: { headers: consoleHeader, body: { content: { "application/json": { schema: SignIn } }, required: true } },
+    responses: {
+      204: { description: `Signed in; the answer sets the ${SESSION_COOKIE} cookie` },
+      400: json(ErrorSchema, "Not a sign-in body"),
+      ...refused,
+      413: json(ErrorSchema, "A body over 4 KiB"),
+      415: json(ErrorSchema, "Not JSON"),
+    },
+  });
+  app.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/",
+    summary: "Whether the browser's session cookie (which the console's script cannot read) is a live session, and its scopes",
+    description: CONSOLE_ONLY,
+    ...operation("session", "getSession"),
+    security: [],
+    request: { headers: consoleHeader },
+    responses: { 200: json(SessionSchema, "The session"), ...refused },
+  });
+  app.openAPIRegistry.registerPath({
+    method: "delete",
+    path: "/",
+    summary: "Sign out: the session ends and its cookie is cleared",
+    description: CONSOLE_ONLY,
+    ...operation("session", "signOut"),
+    security: [],
+    request: { headers: consoleHeader },
+    responses: { 204: { description: "Signed out" }, ...refused },
+  });
+}
 
 /** POST /api/session (sign in with the token), GET (signed in?), DELETE (sign out); mounted at /api/session before the API's guard. */
 export function sessionApi(tokens: TokenStore, sessions: SessionStore) {
-  const app = new Hono();
+  const app = new OpenAPIHono();
+  documentSession(app);
   const tooLarge = () => {
     throw new ApiError(413, "payload_too_large", "the sign-in body is at most 4 KiB");
   };

@@ -3,7 +3,7 @@ import { ERROR_STATUSES, INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { FunctionStore } from "../../db/functions.js";
 import type { InvocationLog } from "../../db/invocations.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, NameParamSchema, requires } from "../schemas.js";
+import { FunctionNameSchema, isoTime, json, NameParamSchema, operation, requires } from "../schemas.js";
 
 const MAX_WINDOW_MS = 90 * 24 * 3600_000;
 
@@ -54,6 +54,7 @@ export function statsApi(deps: { functions: FunctionStore; invocations: Invocati
     createRoute({
       method: "get",
       path: "/{name}/stats",
+      ...operation("invocations", "getFunctionStats"),
       summary: "Counts by status and duration percentiles over a window",
       ...requires("logs:read"),
       request: {

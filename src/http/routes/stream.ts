@@ -1,12 +1,11 @@
-import { Hono } from "hono";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { z } from "zod";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import type { InvocationSummary } from "../../db/invocations.js";
-import { ApiError, describeZodError } from "../errors.js";
+import { ApiError, describeZodError, ErrorSchema } from "../errors.js";
 import { type InvocationFeed, MAX_SUBSCRIBERS } from "../feed.js";
 import { requireScope } from "../middleware/auth.js";
-import { FunctionNameSchema } from "../schemas.js";
+import { BEARER_SCHEME, FunctionNameSchema, json, operation } from "../schemas.js";
 import { invocationJson } from "./invocations.js";
 
 export const KEEP_ALIVE_MS = 15_000;
@@ -24,7 +23,27 @@ const StreamQuery = z.strictObject({
  * slow or vanished client costs a bounded buffer: past STREAM_BUFFER waiting rows the oldest go.
  */
 export function streamApi(feed: InvocationFeed, keepAliveMs = KEEP_ALIVE_MS) {
-  const app = new Hono();
+  const app = new OpenAPIHono();
+  // Documented by hand: the answer is a stream, and the query is checked here (after the subscriber limit).
+  app.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/",
+    summary: "Finished invocations as they happen (server-sent events)",
+    description:
+      "An `invocation` event per finished invocation (data: the item as in the list, `id`: its id), filtered like the list; " +
+      "a `: keep-alive` comment every 15 s. At most 1,000 rows wait for a slow client; past that the oldest are dropped and a comment says how many. " +
+      "After a drop, catch up with GET /api/invocations?after=<last id>.",
+    ...operation("invocations", "streamInvocations"),
+    security: [{ [BEARER_SCHEME]: ["logs:read"] }],
+    request: { query: StreamQuery },
+    responses: {
+      200: { content: { "text/event-stream": { schema: z.string() } }, description: "The event stream" },
+      400: json(ErrorSchema, "Invalid filter"),
+      401: json(ErrorSchema, "Missing or wrong token"),
+      403: json(ErrorSchema, "The token lacks logs:read"),
+      429: json(ErrorSchema, "Too many open streams; see Retry-After"),
+    },
+  });
   app.get("/", requireScope("logs:read"), (c) => {
     if (feed.subscribers >= MAX_SUBSCRIBERS) throw new ApiError(429, "rejected", "too many open streams", { "Retry-After": "5" });
     const parsed = StreamQuery.safeParse(c.req.query());

@@ -3,7 +3,7 @@ import { SCOPE_PATTERN } from "../../core/scopes.js";
 import { requiredField } from "../../core/settings.js";
 import type { TokenRecord, TokenStore } from "../../db/tokens.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { isoTime, json, requires } from "../schemas.js";
+import { isoTime, json, operation, requires } from "../schemas.js";
 
 // /api/tokens (admin only): create a scoped token (shown once), list tokens (never a secret), revoke one.
 
@@ -74,6 +74,7 @@ const routes = {
   create: createRoute({
     method: "post",
     path: "/",
+    ...operation("tokens", "createToken"),
     summary: "Create a scoped token; the answer holds the token, shown this once",
     ...requires("admin"),
     request: { body: { content: { "application/json": { schema: CreateToken } }, required: true } },
@@ -82,6 +83,7 @@ const routes = {
   list: createRoute({
     method: "get",
     path: "/",
+    ...operation("tokens", "listTokens"),
     summary: "Every token (no secrets), oldest first",
     ...requires("admin"),
     responses: { 200: json(z.object({ items: z.array(TokenSchema) }), "Every token"), ...errors },
@@ -89,6 +91,7 @@ const routes = {
   remove: createRoute({
     method: "delete",
     path: "/{id}",
+    ...operation("tokens", "deleteToken"),
     summary: "Revoke a token (effective at once)",
     ...requires("admin"),
     request: { params: IdParam },
