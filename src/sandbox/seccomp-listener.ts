@@ -219,7 +219,8 @@ export class SeccompListener {
       const ready = this.ready(watch.fd);
       if (ready === "gone") return; // the process has exited: nothing will come, and it is unwatched at its end
       if (ready === "none" || watch.tokens < 1) break;
-      if (ioctlFn(watch.fd, SECCOMP_IOCTL_NOTIF_RECV, "void *", this.notif.fill(0)) !== 0) continue; // its caller died meanwhile
+      // Its caller died meanwhile (ENOENT): what else waits comes with the next wake-up.
+      if (ioctlFn(watch.fd, SECCOMP_IOCTL_NOTIF_RECV, "void *", this.notif.fill(0)) !== 0) break;
       watch.tokens--;
       const id = this.notif.readBigUInt64LE(0);
       const nr = this.notif.readInt32LE(16);
