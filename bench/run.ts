@@ -11,7 +11,9 @@
  * throughput ratios are taken against) are spawned the same way. Beside latency and throughput,
  * each case's CPU per invocation by process, from /proc (bench/lib/cpu.ts): the gateway's own and
  * the sandbox's. Prints a table, writes every figure to bench/results/<time>.json, then checks
- * the log lost nothing: one row per request sent, and no 5xx.
+ * the log lost nothing: one row per request sent, and no 5xx. Last, the `stream` case
+ * (bench/lib/stream.ts): a body streamed in 64 KiB chunks to a client reading at full speed and
+ * to one reading 1 MB/s, with the gateway's resident memory sampled meanwhile.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -19,13 +21,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../src/core/config.js";
-import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { type CpuByProcess, cpuBetween, reapedBetween, sampleCpu } from "./lib/cpu.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
 import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/load.js";
 import { type Figures, table } from "./lib/stats.js";
+import { readStream, STREAM_FUNCTIONS, type StreamFigures } from "./lib/stream.js";
 
 /** Isolation modes to try; "default" registers without the field. A mode the gateway refuses (400) is skipped. */
 const ISOLATION_MODES = ["default", "invocation", "function"] as const;
@@ -62,8 +65,11 @@ const options = new Command()
   .option("--requests <n>", "requests per case at each concurrency (default 300, quick 16)", positiveInt)
   .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 4)", positiveInt)
   .option("--isolation <modes>", `only these isolation modes, comma-separated (${ISOLATION_MODES.join(", ")})`, oneOf(ISOLATION_MODES))
-  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${RUNTIMES.join(", ")})`, oneOf(RUNTIMES))
+  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${INTERPRETERS.join(", ")})`, oneOf(INTERPRETERS))
   .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
+  .option("--stream-mb <n>", "MB streamed to the full-speed reader (default 200, quick 50)", positiveInt)
+  .option("--slow-mb <n>", "MB streamed to the 1 MB/s reader (default 10, quick 8: more than the kernel's send buffer)", positiveInt)
+  .option("--only-stream", "only the stream case")
   .option("--out <dir>", "where the JSON results go", RESULTS_DIR)
   .parse()
   .opts<{
@@ -71,19 +77,28 @@ const options = new Command()
     requests?: number;
     idleRequests?: number;
     isolation?: IsolationMode[];
-    runtime?: Runtime[];
+    runtime?: InterpreterKind[];
     cpuProf?: string;
+    streamMb?: number;
+    slowMb?: number;
+    onlyStream?: boolean;
     out: string;
   }>();
 
 const perCase = options.requests ?? (options.quick ? 16 : 300);
 const idleRequests = options.idleRequests ?? (options.quick ? 4 : 40);
-const modes = options.isolation ?? (options.quick ? ISOLATION_MODES.filter((mode) => mode !== "default") : ISOLATION_MODES);
+const modes = options.onlyStream
+  ? []
+  : (options.isolation ?? (options.quick ? ISOLATION_MODES.filter((mode) => mode !== "default") : ISOLATION_MODES));
+const streamMb = options.streamMb ?? (options.quick ? 50 : 200);
+const slowMb = options.slowMb ?? (options.quick ? 8 : 10);
+/** Room for the stream case's body (the default cap, 6 MiB, is far below it). */
+const STREAM_CAP_BYTES = (Math.max(streamMb, slowMb) + 1) * 1024 * 1024;
 
 interface CaseResult {
   /** For bare spawns: the mode whose rows they were measured beside. */
   mode: IsolationMode;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   /** "spawn": the bare interpreter; "spawn-response": bare Node building one Web Response, the floor of a fresh Node per invocation. */
   kind: BenchFunction["kind"] | "spawn" | "spawn-response";
   /** "idle" = one at a time, 400 ms apart. */
@@ -103,11 +118,12 @@ const skippedModes: { mode: IsolationMode; reason: string }[] = [];
 
 const config = loadConfig({ DATA_DIR: os.tmpdir() });
 const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
-const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
-for (const runtime of RUNTIMES) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
+const binaries: Record<InterpreterKind, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
+for (const runtime of INTERPRETERS) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
 
 const nodeArgs = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProf)}`] : [];
-const gateway = await Gateway.start({}, nodeArgs);
+const gateway = await Gateway.start({ MAX_RESPONSE_BYTES: String(STREAM_CAP_BYTES) }, nodeArgs);
+const streams: StreamFigures[] = [];
 let health: unknown = null;
 const expectedRows = new Map<string, number>();
 try {
@@ -115,13 +131,14 @@ try {
   for (const mode of modes) {
     const registered = await registerAll(mode);
     if (registered === null) continue;
-    for (const runtime of options.runtime ?? RUNTIMES)
+    for (const runtime of options.runtime ?? INTERPRETERS)
       await measureRuntime(
         runtime,
         [...registered].filter(([, fn]) => fn.runtime === runtime),
         mode,
       );
   }
+  for (const runtime of options.runtime ?? INTERPRETERS) await measureStream(runtime);
 } catch (error) {
   console.error(gateway.log);
   await gateway.stop();
@@ -131,6 +148,7 @@ const logCheck = await checkLog();
 await gateway.stop();
 
 printTable();
+printStreams();
 fs.mkdirSync(options.out, { recursive: true });
 const file = path.join(options.out, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
 const environment = {
@@ -150,7 +168,7 @@ const settings = {
   idleGapMs: IDLE_GAP_MS,
   warmupPerConnection: WARMUP_PER_CONNECTION,
 };
-fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, logCheck }, null, 2)}\n`);
+fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, streams, logCheck }, null, 2)}\n`);
 console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
 const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
 if (lost.length > 0) {
@@ -182,7 +200,7 @@ async function registerAll(mode: IsolationMode): Promise<Map<string, BenchFuncti
  * A runtime's functions at each concurrency, each level right after the bare spawn at the same
  * level, so that the load of the host (shared with other work) is alike for both.
  */
-async function measureRuntime(runtime: Runtime, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
+async function measureRuntime(runtime: InterpreterKind, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
   const targets = functions.map(([name, fn]): [string, Target] => [
     name,
     {
@@ -249,7 +267,7 @@ async function withCpu(drive: () => Promise<Figures>): Promise<Measured> {
 
 /** The bare interpreter of `runtime`: `perCase` spawns by `concurrency` spawners. */
 async function bareAt(
-  runtime: Runtime,
+  runtime: InterpreterKind,
   concurrency: number,
   mode: IsolationMode,
   kind: "spawn" | "spawn-response" = "spawn",
@@ -262,6 +280,56 @@ async function bareAt(
   results.push({ mode, runtime, kind, concurrency, figures, cpu, p50Ratio: 1, throughputRatio: 1 });
   process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
   return figures;
+}
+
+/** The stream case for `runtime`: full speed, then 1 MB/s (bench/lib/stream.ts). */
+async function measureStream(runtime: InterpreterKind): Promise<void> {
+  const name = `bench-${runtime}-stream`;
+  await gateway.api("POST", "/api/functions", { name, runtime, code: STREAM_FUNCTIONS[runtime], timeout_ms: 120_000 });
+  const pid = gateway.pid!;
+  const url = (mb: number) => `${gateway.url}/fn/${name}?bytes=${mb * 1024 * 1024}`;
+  // A warm-up: the first streamed invocation starts the interpreters the measured ones take.
+  await readStream(url(32), gateway.token, pid, null);
+  expectedRows.set(name, 1);
+  for (const [reader, mb, pace] of [
+    ["full", streamMb, null],
+    ["1MB/s", slowMb, { bytesPerSecond: 1e6, python: binaries.python }],
+  ] as const) {
+    const figures = await readStream(url(mb), gateway.token, pid, pace);
+    expectedRows.set(name, (expectedRows.get(name) ?? 0) + 1);
+    const row = figures.invocationId
+      ? (await gateway.api<{ duration_ms: number | null }>("GET", `/api/invocations/${figures.invocationId}`)).json
+      : null;
+    streams.push({ runtime, reader, ...figures, runMs: row?.duration_ms ?? null });
+    process.stderr.write(
+      `${name} ${reader}: ${(figures.bytes / 1e6).toFixed(0)} MB at ${figures.mbPerSecond.toFixed(1)} MB/s, gateway RSS +${(figures.rssGrowthBytes / 2 ** 20).toFixed(1)} MiB\n`,
+    );
+  }
+}
+
+function printStreams(): void {
+  if (streams.length === 0) return;
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  console.log(
+    "\nstream: a body in 64 KiB chunks, written as fast as the function may; the gateway's VmRSS sampled every 20 ms (growth = peak - before); run = the invocation's own duration\n",
+  );
+  console.log(
+    table(
+      ["case", "reader", "MB", "MB/s", "wall ms", "run ms", "gateway CPU ms", "RSS before MiB", "RSS growth MiB", "status"],
+      streams.map((s) => [
+        `${s.runtime} stream`,
+        s.reader,
+        (s.bytes / 1e6).toFixed(0),
+        s.mbPerSecond.toFixed(1),
+        s.wallMs.toFixed(0),
+        s.runMs === null ? "-" : s.runMs.toFixed(0),
+        s.gatewayCpuMs.toFixed(0),
+        mib(s.rssBeforeBytes),
+        mib(s.rssGrowthBytes),
+        String(s.status),
+      ]),
+    ),
+  );
 }
 
 async function checkLog() {

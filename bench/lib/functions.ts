@@ -1,11 +1,11 @@
 import type { InvocationSpec } from "../../src/core/runner.js";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 
 /** A function the bench registers, and the request it sends to it. */
 export interface BenchFunction {
   /** Short label: `hello`, `json`, or `script` (no handler: stdout is the answer, as Dify sends code). */
   kind: "hello" | "json" | "script";
-  runtime: Runtime;
+  runtime: InterpreterKind;
   code: string;
   method: "GET" | "POST";
   /** Path and query after `/fn/<name>`. */
@@ -66,7 +66,7 @@ export const BENCH_FUNCTIONS: readonly BenchFunction[] = [
 ];
 
 /** A bench function of `runtime` (the hello world by default) as `Sandbox.run` takes it, for the benches that leave HTTP out. */
-export function helloSpec(runtime: Runtime, kind: BenchFunction["kind"] = "hello"): InvocationSpec {
+export function helloSpec(runtime: InterpreterKind, kind: BenchFunction["kind"] = "hello"): InvocationSpec {
   const hello = BENCH_FUNCTIONS.find((fn) => fn.runtime === runtime && fn.kind === kind);
   if (!hello) throw new Error(`no ${kind} function for ${runtime}`);
   return {

@@ -3,7 +3,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import { type InstallerTools, type InstallLimits, runInstall } from "./installer.js";
 import type { PackageSpec } from "./spec.js";
@@ -24,7 +24,7 @@ export type EnvironmentState = "pending" | "building" | "ready" | "failed";
 
 export interface EnvironmentRecord {
   key: string;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   interpreterVersion: string;
   packages: string[];
   state: EnvironmentState;
@@ -49,7 +49,7 @@ export interface PackageStoreOptions {
   limits: InstallLimits;
   tools: InstallerTools;
   /** The interpreter versions environments are built for (part of the key). */
-  versions: Record<Runtime, string>;
+  versions: Record<InterpreterKind, string>;
   /** One cgroup per parallel install (memory limit), or none. */
   cgroups: (SlotCgroup | null)[];
   log?: (line: string) => void;
@@ -63,7 +63,7 @@ interface InstallWorker {
 const RECORD = "environment.json";
 const MAX_FILES = 200_000;
 
-export function environmentKey(runtime: Runtime, interpreterVersion: string, packages: PackageSpec[]): string {
+export function environmentKey(runtime: InterpreterKind, interpreterVersion: string, packages: PackageSpec[]): string {
   const text = JSON.stringify([runtime, interpreterVersion, packages.map((p) => p.spec)]);
   return crypto.createHash("sha256").update(text).digest("hex");
 }
@@ -108,7 +108,7 @@ export class PackageStore {
    * The environment for a normalised list, created and queued when new. A ready or failed
    * one is returned as it is: nothing is installed twice. Throws PackagesFullError.
    */
-  request(runtime: Runtime, packages: PackageSpec[]): EnvironmentRecord {
+  request(runtime: InterpreterKind, packages: PackageSpec[]): EnvironmentRecord {
     const interpreterVersion = this.options.versions[runtime];
     const key = environmentKey(runtime, interpreterVersion, packages);
     this.lastUsed.set(key, Date.now());
@@ -315,7 +315,7 @@ function ensureRootDir(dir: string, mode: number): void {
   fs.chmodSync(dir, mode);
 }
 
-function nameOf(runtime: Runtime, spec: string): string {
+function nameOf(runtime: InterpreterKind, spec: string): string {
   return runtime === "python" ? /^[a-z0-9-]+/.exec(spec)![0] : spec.slice(0, spec.indexOf("@", 1));
 }
 

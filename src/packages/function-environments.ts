@@ -1,4 +1,4 @@
-import type { Runtime } from "../core/runtimes.js";
+import { INTERPRETER_OF, type InterpreterKind, type Runtime } from "../core/runtimes.js";
 import type { FunctionStore } from "../db/functions.js";
 import type { EnvironmentRecord, EnvironmentState, PackageStore } from "./environments.js";
 import { normalisePackages } from "./spec.js";
@@ -40,7 +40,8 @@ export class FunctionEnvironments {
    */
   environmentFor(runtime: Runtime, packages: readonly string[]): EnvironmentRecord | null {
     const normalised = normalisePackages(runtime, packages);
-    return normalised.length === 0 ? null : this.store.request(runtime, normalised);
+    // TypeScript functions share Node's environments: the same registry, installer and interpreter.
+    return normalised.length === 0 ? null : this.store.request(INTERPRETER_OF[runtime], normalised);
   }
 
   /** Whether a version with this environment key may run now (no packages: always). */
@@ -105,7 +106,7 @@ export class FunctionEnvironments {
 }
 
 /** `name==version` lines (pip) or package-lock.json (npm) as name → version. */
-export function parseLock(runtime: Runtime, text: string | null): Record<string, string> | null {
+export function parseLock(runtime: InterpreterKind, text: string | null): Record<string, string> | null {
   if (text === null) return null;
   const versions: Record<string, string> = {};
   if (runtime === "python") {

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { satisfies } from "@renovatebot/pep440";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import { killStrayProcesses } from "../sandbox/slots.js";
 import type { Confinement } from "./confine.js";
@@ -33,7 +33,7 @@ export interface InstallLimits {
 }
 
 export interface InstallJob {
-  runtime: Runtime;
+  runtime: InterpreterKind;
   packages: PackageSpec[];
   /** Owned by the installers' uid: holds `tree/` (the result) and `home/` (HOME and caches). */
   stagingDir: string;

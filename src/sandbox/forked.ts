@@ -1,10 +1,12 @@
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
+import type { RunOptions } from "../core/runner.js";
 import { closeFd, streamPair } from "./fdpass.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
 import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
+import { ResultChannel } from "./result-channel.js";
 import { LISTENER_CHANNEL_FD, type ListenerLink } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
@@ -27,7 +29,7 @@ export class ForkedInterpreter implements Interpreter {
   private readonly ended = new AbortController();
   private readonly stdout: Capture;
   private readonly stderr: Capture;
-  private readonly result: Capture;
+  private result: ResultChannel | null = null;
   private readonly request: net.Socket;
   private readonly readers: { socket: net.Socket; done: Promise<void> }[];
   private readonly record: ForkRecord | null;
@@ -37,14 +39,13 @@ export class ForkedInterpreter implements Interpreter {
   constructor(
     /** The fork-server's serving parent, which forks it. */
     private readonly parent: Parent,
-    settings: InterpreterSettings,
+    private readonly settings: InterpreterSettings,
     private readonly replyTimeoutMs: number,
     /** The cgroup.procs files (paths) of the slot it is prepared for; the parent moves it there. */
     cgroupProcs: readonly string[] = [],
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
-    this.result = new Capture(settings.resultCapBytes);
     // Unix stream sockets, as a spawned interpreter's channels are (Node's stdio "pipes").
     const [outRead, outWrite] = streamPair();
     const [errRead, errWrite] = streamPair();
@@ -63,7 +64,7 @@ export class ForkedInterpreter implements Interpreter {
       drain(errRead, (chunk) => void this.stderr.push(chunk)),
       drain(resultRead, (chunk) => {
         this.link?.onResult(chunk, this.pid ?? undefined);
-        if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
+        this.result?.push(chunk); // nothing comes before the lock line is sent
       }),
     ];
     this.ended.signal.addEventListener("abort", () => this.kill(), { once: true });
@@ -107,9 +108,18 @@ export class ForkedInterpreter implements Interpreter {
     timeoutMs: number,
     stop: AbortSignal,
     confine: (pid: number) => void,
+    options: RunOptions = {},
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const watch = new RunWatch(timeoutMs, stop, () => this.ended.abort());
+    const watch = new RunWatch(timeoutMs, stop, () => this.ended.abort(), options.signal);
+    this.result = new ResultChannel(this.readers[2]!.socket, {
+      maxResponseBytes: this.settings.maxResponseBytes,
+      onStream: options.onStream,
+      hopeless: () => this.kill(),
+      cancelled: watch.clientGone,
+    });
+    this.stdout.follow(options, "stdout");
+    this.stderr.follow(options, "stderr");
 
     let spawnError: string | null = null;
     let status: number | null = null;
@@ -139,7 +149,7 @@ export class ForkedInterpreter implements Interpreter {
       spawnError: spawnError ?? this.link?.failure ?? null,
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
-      result: this.result.output(),
+      result: this.result.finish(),
       denied,
     };
   }
@@ -177,8 +187,9 @@ export class ForkedInterpreter implements Interpreter {
     for (const reader of this.readers) reader.socket.destroy();
   }
 
-  /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after). */
+  /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after); a streamed body still open is cut short. */
   private kill(): void {
+    this.result?.abandon();
     if (this.pid !== null && !this.exited) killProcessGroup(this.pid);
   }
 }

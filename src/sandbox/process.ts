@@ -2,10 +2,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
-import type { CapturedOutput } from "../core/runner.js";
-import type { Runtime } from "../core/runtimes.js";
+import type { CapturedOutput, OutputChannel, RunOptions } from "../core/runner.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
-import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD } from "./protocol.js";
+import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD, type ResultFrames } from "./protocol.js";
+import { ResultChannel } from "./result-channel.js";
 import { type DeniedRecord, LISTENER_CHANNEL_FD, type ListenerLink, type SeccompListener } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
@@ -28,10 +29,10 @@ export const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
 export interface InterpreterSettings {
   interpreters: Interpreters;
   /** The rendered prescripts. */
-  prescripts: Record<Runtime, string>;
+  prescripts: Record<InterpreterKind, string>;
   outputCapBytes: number;
-  /** Cap of the result channel: the response plus its header line. */
-  resultCapBytes: number;
+  /** MAX_RESPONSE_BYTES: a whole response's body, or all of a streamed one's chunks. */
+  maxResponseBytes: number;
   /**
    * V8's heap limit (MB), set only when no cgroup limits memory: any V8 flag on the command line
    * makes Node refuse its built-in code cache, which cost each Node start ~35 ms more CPU (loading
@@ -54,7 +55,7 @@ export function interpreterStdio(link: ListenerLink | null): ("pipe" | number)[]
  * path must stay out of it (Python finds its prefix from argv[0]; the prescript renames it after
  * the lock).
  */
-export function interpreterCommand(runtime: Runtime, settings: InterpreterSettings): [string, string[]] {
+export function interpreterCommand(runtime: InterpreterKind, settings: InterpreterSettings): [string, string[]] {
   const { python, node } = settings.interpreters;
   if (runtime === "python") return [python.binary, ["-I", "-S", "-B", "-u", "-"]];
   const flags = settings.nodeHeapMb === null ? [] : [`--max-old-space-size=${settings.nodeHeapMb}`];
@@ -71,20 +72,29 @@ export interface ProcessExit {
   durationMs: number;
   timedOut: boolean;
   interrupted: boolean;
+  /** The caller stopped the run: its client went away (RunOptions.signal, or a streamed body cancelled). */
+  clientClosed: boolean;
   spawnError: string | null;
   stdout: CapturedOutput;
   stderr: CapturedOutput;
-  result: CapturedOutput;
+  result: ResultFrames;
   /** What the seccomp listener recorded; null when the process ran without one (SANDBOX_SECCOMP_LISTENER off, or an older kernel). */
   denied: DeniedRecord | null;
 }
 
 /** An interpreter that serves one invocation: a spawned process (below) or a forked child (forkserver.ts). */
 export interface Interpreter {
-  readonly runtime: Runtime;
+  readonly runtime: InterpreterKind;
   /** Still waiting for an invocation, and able to take one. */
   readonly ready: boolean;
-  run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit>;
+  run(
+    params: LockParams,
+    payload: Buffer,
+    timeoutMs: number,
+    stop: AbortSignal,
+    confine: (pid: number) => void,
+    options?: RunOptions,
+  ): Promise<ProcessExit>;
   /** Lets it go without an invocation. */
   discard(): Promise<void>;
 }
@@ -92,25 +102,27 @@ export interface Interpreter {
 export class InterpreterProcess implements Interpreter {
   private readonly stdout: Capture;
   private readonly stderr: Capture;
-  private readonly result: Capture;
+  private result: ResultChannel | null = null;
   private readonly closed: Promise<[number | null, NodeJS.Signals | null]>;
   private spawnError: string | null = null;
   private exited = false;
+  /** Reaped: its pid may belong to another process now, so it is never signalled again. */
+  private reaped = false;
   private dispatched = false;
   /** Moved into its slot's cgroup ahead of its invocation (a standby prepared for a slot). */
   private joined = false;
 
   private constructor(
-    readonly runtime: Runtime,
+    readonly runtime: InterpreterKind,
     private readonly child: ChildProcess,
-    settings: InterpreterSettings,
+    private readonly settings: InterpreterSettings,
     private readonly link: ListenerLink | null,
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
-    this.result = new Capture(settings.resultCapBytes);
     this.closed = once(child, "close") as Promise<[number | null, NodeJS.Signals | null]>;
     void this.closed.then(() => (this.exited = true));
+    child.once("exit", () => (this.reaped = true));
     child.on("error", (error) => {
       this.spawnError ??= error.message;
     });
@@ -120,12 +132,12 @@ export class InterpreterProcess implements Interpreter {
     child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk));
     this.resultStream.on("data", (chunk: Buffer) => {
       link?.onResult(chunk, child.pid);
-      if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
+      this.result?.push(chunk); // nothing comes before the lock line is sent
     });
   }
 
   /** Starts an interpreter that loads the library and waits for its invocation. */
-  static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): InterpreterProcess {
+  static start(runtime: InterpreterKind, settings: InterpreterSettings, cwd: string): InterpreterProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
     let interpreter: InterpreterProcess | undefined;
     const link = settings.listener?.link(() => interpreter?.kill()) ?? null;
@@ -154,7 +166,8 @@ export class InterpreterProcess implements Interpreter {
    * Hands the process its invocation: `confine` runs first (the cgroup join; if it
    * throws, the process is killed and never sees a byte of the function), then the
    * lock-down parameters and the payload go out on fd 3. Resolves when the process
-   * has exited, at the latest at the deadline or when `stop` aborts.
+   * has exited (and a streamed body has been read), at the latest at the deadline or
+   * when `stop` or the caller's signal aborts.
    */
   async run(
     params: LockParams,
@@ -162,9 +175,18 @@ export class InterpreterProcess implements Interpreter {
     timeoutMs: number,
     stop: AbortSignal,
     confine: (pid: number) => void,
+    options: RunOptions = {},
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const watch = new RunWatch(timeoutMs, stop, () => this.kill());
+    const watch = new RunWatch(timeoutMs, stop, () => this.kill(), options.signal);
+    this.result = new ResultChannel(this.resultStream, {
+      maxResponseBytes: this.settings.maxResponseBytes,
+      onStream: options.onStream,
+      hopeless: () => this.kill(),
+      cancelled: watch.clientGone,
+    });
+    this.stdout.follow(options, "stdout");
+    this.stderr.follow(options, "stderr");
 
     if (this.child.pid !== undefined && !this.exited) {
       try {
@@ -186,7 +208,7 @@ export class InterpreterProcess implements Interpreter {
       spawnError: this.spawnError ?? this.link?.failure ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
-      result: this.result.output(),
+      result: this.result.finish(),
       denied,
     };
   }
@@ -210,15 +232,16 @@ export class InterpreterProcess implements Interpreter {
   async joinAhead(cgroupProcs: readonly string[]): Promise<void> {
     if (this.child.pid === undefined || this.dispatched) return;
     for (const file of cgroupProcs) {
-      if (this.exited) return; // its pid may be another process's now
+      if (this.reaped) return; // its pid may be another process's now
       await fs.promises.writeFile(file, String(this.child.pid));
     }
     this.joined = cgroupProcs.length > 0;
   }
 
-  /** SIGKILLs the process group. */
+  /** SIGKILLs the process group; a streamed body still open is cut short, and the rest of its channel dropped. */
   kill(): void {
-    if (!this.exited) killProcessGroup(this.child.pid);
+    this.result?.abandon();
+    if (!this.reaped) killProcessGroup(this.child.pid);
   }
 
   /** Kills the process and waits until it is gone. */
@@ -242,21 +265,33 @@ export class Capture {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   private truncated = false;
+  private listener: ((data: Buffer) => void) | null = null;
 
   constructor(private readonly cap: number) {}
+
+  /** Hands what is kept to the run's `onOutput` as it comes (live output shows what the log keeps). */
+  follow(options: RunOptions, channel: OutputChannel): void {
+    const onOutput = options.onOutput;
+    this.listener = onOutput ? (data) => onOutput(channel, data) : null;
+  }
 
   /** Returns false once the cap has been passed. */
   push(chunk: Buffer): boolean {
     const room = this.cap - this.size;
     if (chunk.length > room) {
-      if (room > 0) this.chunks.push(chunk.subarray(0, room));
+      if (room > 0) this.keep(chunk.subarray(0, room));
       this.size = this.cap;
       this.truncated = true;
       return false;
     }
-    this.chunks.push(chunk);
-    this.size += chunk.length;
+    this.keep(chunk);
     return true;
+  }
+
+  private keep(data: Buffer): void {
+    this.chunks.push(data);
+    this.size += data.length;
+    this.listener?.(data);
   }
 
   output(): CapturedOutput {

@@ -1,4 +1,4 @@
-import { RUNTIMES, type Runtime } from "../core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../core/runtimes.js";
 import type { ForkServer } from "./forkserver.js";
 import { rssBytes } from "./memory.js";
 import { type Interpreter, InterpreterProcess, type InterpreterSettings } from "./process.js";
@@ -16,7 +16,7 @@ const JOIN_RETRY_MS = 100;
 const JOIN_TRIES = 50;
 
 export class StandbyPool {
-  private readonly idle: Record<Runtime, InterpreterProcess[]> = { python: [], node: [] };
+  private readonly idle: Record<InterpreterKind, InterpreterProcess[]> = { python: [], node: [] };
   /**
    * A Node standby per idle slot whose last invocation was Node's, moved into the slot's cgroup
    * once it waits (off the invocation's path: a migration costs milliseconds), as the
@@ -34,7 +34,7 @@ export class StandbyPool {
   ) {}
 
   /** An interpreter of `runtime` that has not been handed an invocation yet, for slot `slot`. */
-  take(runtime: Runtime, slot: number): Interpreter {
+  take(runtime: InterpreterKind, slot: number): Interpreter {
     // Whatever waits in the slot's cgroup for another runtime goes: the cgroup is the invocation's alone.
     const prepared = this.bySlot.get(slot);
     this.bySlot.delete(slot);
@@ -54,7 +54,7 @@ export class StandbyPool {
    * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and, after a
    * Python invocation, prepares the slot's next Python child inside its cgroup (`cgroupProcs`).
    */
-  release(slot: number, runtime: Runtime, cgroupProcs: readonly string[]): void {
+  release(slot: number, runtime: InterpreterKind, cgroupProcs: readonly string[]): void {
     if (runtime === "python") this.forkServer?.prepareFor(slot, cgroupProcs);
     else if (cgroupProcs.length > 0 && this.size > 0) this.prepareFor(slot, cgroupProcs);
     this.refill();
@@ -87,7 +87,7 @@ export class StandbyPool {
   refill(): void {
     if (this.closed) return;
     this.forkServer?.refill();
-    for (const runtime of RUNTIMES) {
+    for (const runtime of INTERPRETERS) {
       if (runtime === "python" && this.forkServer) continue;
       const idle = this.idle[runtime];
       // Node standbys waiting in slots count towards the pool: with every slot's, none more.
@@ -97,7 +97,7 @@ export class StandbyPool {
   }
 
   /** Standbys of `runtime` able to take an invocation now (started, not dead). */
-  readyCount(runtime: Runtime): number {
+  readyCount(runtime: InterpreterKind): number {
     // With the fork-server, Python's standbys are its children waiting (forked ahead, or in a slot's cgroup).
     if (runtime === "python" && this.forkServer) return this.forkServer.waitingChildren().length;
     const prepared = runtime === "node" ? [...this.bySlot.values()] : [];
@@ -109,8 +109,8 @@ export class StandbyPool {
   }
 
   /** Each waiting standby's pid and resident memory (from /proc). */
-  memory(): { runtime: Runtime; pid: number; rssBytes: number }[] {
-    const all = [...RUNTIMES.flatMap((runtime) => this.idle[runtime]), ...this.bySlot.values()];
+  memory(): { runtime: InterpreterKind; pid: number; rssBytes: number }[] {
+    const all = [...INTERPRETERS.flatMap((runtime) => this.idle[runtime]), ...this.bySlot.values()];
     return all.flatMap((standby) =>
       standby.pid === undefined ? [] : [{ runtime: standby.runtime, pid: standby.pid, rssBytes: rssBytes(standby.pid) }],
     );
@@ -118,12 +118,12 @@ export class StandbyPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...RUNTIMES.flatMap((runtime) => this.idle[runtime].splice(0)), ...this.bySlot.values()];
+    const all = [...INTERPRETERS.flatMap((runtime) => this.idle[runtime].splice(0)), ...this.bySlot.values()];
     this.bySlot.clear();
     await Promise.all(all.map((standby) => standby.discard()));
   }
 
-  private start(runtime: Runtime): InterpreterProcess {
+  private start(runtime: InterpreterKind): InterpreterProcess {
     return InterpreterProcess.start(runtime, this.settings, "/");
   }
 }

@@ -11,6 +11,7 @@ import type {
   InvocationResult,
   InvocationSpec,
   Runner,
+  RunOptions,
   RunnerHealth as SandboxHealth,
   SandboxResponse,
   SyntaxProblem,
@@ -26,12 +27,14 @@ import { provisionToken } from "../../src/http/middleware/auth.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
+import { TypeScriptCompiler } from "../../src/sandbox/typescript.js";
 
 export type { Json } from "../json.js";
 
 import type { Json } from "../json.js";
 
 let interpreters: Interpreters | undefined;
+let typescript: TypeScriptCompiler | undefined;
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -45,22 +48,24 @@ export class ScriptedRunner implements Runner {
   readonly calls: InvocationSpec[] = [];
   /** The functions whose warm instances the gateway asked to stop (deletions). */
   readonly retired: string[] = [];
-  /** What the next run does; by default it echoes the request as JSON. */
-  script: (spec: InvocationSpec) => InvocationResult | Promise<InvocationResult> = (spec) =>
+  /** What the next run does (a script may stream through `options`); by default it echoes the request as JSON. */
+  script: (spec: InvocationSpec, options: RunOptions) => InvocationResult | Promise<InvocationResult> = (spec) =>
     okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
 
-  async run(spec: InvocationSpec): Promise<InvocationResult> {
+  async run(spec: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     this.calls.push(spec);
-    return this.script(spec);
+    return this.script(spec, options);
   }
 
   retire(functionName: string): void {
     this.retired.push(functionName);
   }
 
-  /** The real check, with the real interpreters: registration's syntax errors are not scripted. */
+  /** The real check, with the real interpreters and compiler: registration's syntax errors are not scripted. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
     interpreters ??= resolveInterpreters(loadConfig({}).PYTHON_BIN, process.execPath);
+    typescript ??= new TypeScriptCompiler(interpreters.node.version);
+    if (runtime === "typescript") return typescript.check(code);
     return checkSyntax(interpreters, runtime, code);
   }
 

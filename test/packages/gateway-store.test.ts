@@ -5,19 +5,19 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 import { type EnvironmentRecord, type EnvironmentState, environmentKey, PackageStore } from "../../src/packages/environments.js";
 import { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { normalisePackages } from "../../src/packages/spec.js";
 import { expectError, type Gateway, type Json, makeGateway, register, result } from "../http/harness.js";
 
-const VERSIONS: Record<Runtime, string> = { python: "3.12.0", node: "v20.0.0" };
+const VERSIONS: Record<InterpreterKind, string> = { python: "3.12.0", node: "v20.0.0" };
 const MiB = 2 ** 20;
 
 /** Writes an environment as the store writes it, so that the store loads it at start. */
 function leaveEnvironment(
   dataDir: string,
-  runtime: Runtime,
+  runtime: InterpreterKind,
   packages: string[],
   state: EnvironmentState,
   sizeBytes: number,

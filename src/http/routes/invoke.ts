@@ -10,11 +10,13 @@ import type { TokenStore } from "../../db/tokens.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { missingPackageHint } from "../../packages/hints.js";
 import type { Admission, ReadingLimit } from "../admission.js";
-import { type CappedBody, declaresBody, incomingOf, readBodyWithin } from "../body.js";
+import { type CappedBody, declaresBody, incomingOf, outgoingOf, readBodyWithin } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
 import type { InvocationFeed } from "../feed.js";
-import { toSandboxRequest } from "../invoke/exchange.js";
-import { type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
+import { toSandboxRequest, wantsLiveOutput } from "../invoke/exchange.js";
+import { liveOutput } from "../invoke/live.js";
+import { endOfStream, type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
+import { runForAnswer, streamedResponse } from "../invoke/stream.js";
 import { functionUrl, type InvocationTarget, parseTarget } from "../invoke/target.js";
 import type { GatewayMetrics, RejectionReason } from "../metrics.js";
 import { checkBearer, forbidden, type TokenCheck, unauthorized } from "../middleware/auth.js";
@@ -49,7 +51,10 @@ const PACKAGES_RETRY_AFTER_SECONDS = 5;
 /** Methods a function cannot be invoked with: a Web Request refuses them. */
 const UNSUPPORTED_METHODS = new Set(["TRACE", "TRACK", "CONNECT"]);
 
-/** ANY /fn/:name[@N][/*], mounted at /fn: look up, authorize, read the body, admit, run, log, answer. */
+/**
+ * ANY /fn/:name[@N][/*], mounted at /fn: look up, authorize, read the body, admit, run, log, answer:
+ * whole, streamed as the function writes it, or as live output (invoke/).
+ */
 export function invokeApi(deps: InvokeDeps) {
   const app = new Hono<InvocationIdEnv>();
   app.use("/*", invocationId(deps.newId));
@@ -93,6 +98,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     if (started === null) return;
     try {
       const writing = performance.now();
+      // first_byte_ms: the row's time to first byte is outcome.firstByteMs; it is written here once
+      // the store has its column (the bytes sent are `responseBytes` already).
       const flags = await invocations.finishSoon(started.seq, outcome.end);
       deps.metrics?.observeLogWrite("finish", (performance.now() - writing) / 1000);
       const { stdout: _stdout, stderr: _stderr, ...end } = outcome.end;
@@ -164,6 +171,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   }
   const release = deps.admission.enter(fn.name, fn.maxConcurrency);
   if (!release) return refuse("saturated", saturated("the gateway is saturated; retry later", id, 1));
+  // A streamed answer holds its admission place until its body has gone out: it is handed over.
+  let handedOver = false;
   try {
     const { body } = read;
     const spec: InvocationSpec = {
@@ -181,21 +190,76 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
     const started = logStart(body.byteLength);
     const runStarted = performance.now();
-    let outcome: Outcome;
-    try {
-      outcome = outcomeOfResult(await runner.run(spec), id);
-    } catch (err) {
-      outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
+    const refused = (err: unknown) => {
+      const outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
       if (outcome.end.status === "rejected") deps.metrics?.rejected("queue_timeout");
+      return outcome;
+    };
+    const finish = async (outcome: Outcome) => {
+      if (outcome.end.status !== "ok") {
+        const hint = missingPackageHint(fn.runtime, outcome.end.stderr, fn.packages);
+        if (hint) outcome.end.stderr += `${outcome.end.stderr === "" || outcome.end.stderr.endsWith("\n") ? "" : "\n"}${hint}\n`;
+      }
+      await logEnd(started, outcome);
+    };
+
+    if (wantsLiveOutput(c.req.header("accept"))) {
+      deps.metrics?.streamed(fn.name, "events");
+      const live = liveOutput(c, {
+        invocationId: id,
+        runStarted,
+        run: (options) => runner.run(spec, options),
+        outcomeOf: (run) => (run.status === "fulfilled" ? outcomeOfResult(run.value, id) : refused(run.reason)),
+        async settle(outcome) {
+          try {
+            deps.metrics?.firstByte(fn.name, outcome.firstByteMs);
+            await finish(outcome);
+          } finally {
+            release();
+          }
+        },
+      });
+      handedOver = true;
+      return live;
     }
-    if (outcome.end.status !== "ok") {
-      const hint = missingPackageHint(fn.runtime, outcome.end.stderr, fn.packages);
-      if (hint) outcome.end.stderr += `${outcome.end.stderr === "" || outcome.end.stderr.endsWith("\n") ? "" : "\n"}${hint}\n`;
+
+    let answer: Awaited<ReturnType<typeof runForAnswer>>;
+    try {
+      answer = await runForAnswer(runner, spec, c.req.raw.signal);
+    } catch (err) {
+      const outcome = refused(err);
+      await finish(outcome);
+      return outcome.response;
     }
-    await logEnd(started, outcome);
-    return outcome.response;
+    if (answer.kind === "whole") {
+      const outcome = outcomeOfResult(answer.result, id, performance.now() - runStarted);
+      await finish(outcome);
+      return outcome.response;
+    }
+
+    const firstByteMs = performance.now() - runStarted;
+    deps.metrics?.streamed(fn.name, "body");
+    deps.metrics?.firstByte(fn.name, firstByteMs);
+    const outgoing = outgoingOf(c);
+    const streamed = streamedResponse(
+      answer.head,
+      async (sent) => {
+        try {
+          const outcome = await answer.result.then(
+            (result) => ({ response: new Response(null), end: endOfStream(result, sent), firstByteMs }),
+            (err: unknown) => ({ ...refused(err), firstByteMs }),
+          );
+          await finish(outcome);
+        } finally {
+          release();
+        }
+      },
+      outgoing && (() => outgoing.destroy()),
+    );
+    handedOver = true;
+    return streamed;
   } finally {
-    release();
+    if (!handedOver) release();
   }
 }
 
