@@ -82,7 +82,7 @@ export interface SentStream {
  * The log row's end of an answer that was streamed (its head sent as the function gave it, its
  * body as written, or live output's events): the run's status, what was sent.
  */
-export function endOfStream(result: InvocationResult, sent: SentStream): InvocationEnd {
+export function endOfStream(result: InvocationResult, sent: SentStream): Outcome["end"] {
   const output = outputOf(result);
   const stderr = output.stderr + describeDropped(sent.dropped);
   const error = result.status === "ok" ? null : messageOf(result);
