@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/../native"
 out=build/libsandbox.so
-if [ ! -f "$out" ] || [ -n "$(find . -name '*.go' -newer "$out" -o -name '*.c' -newer "$out" -o -name '*.h' -newer "$out" -o -name go.sum -newer "$out" | grep -v '^./build/' | head -n 1)" ]; then
+if [ ! -f "$out" ] || [ ! -f build/refusals.json ] || [ -n "$(find . -name '*.go' -newer "$out" -o -name '*.c' -newer "$out" -o -name '*.h' -newer "$out" -o -name go.sum -newer "$out" | grep -v '^./build/' | head -n 1)" ]; then
   echo "building $out"
   CGO_ENABLED=1 go build -trimpath -buildmode=c-shared -o "$out" ./cmd/libsandbox
   # How the gateway answers the calls the filter hands to its listener (native/README.md).
