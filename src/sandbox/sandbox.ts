@@ -25,7 +25,7 @@ import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
 import { LOCKDOWN_SIGNATURE, READY_SIGNATURE } from "./protocol.js";
 import { type RunSettings, runInSlot } from "./run.js";
-import { listenerSupported, SeccompListener } from "./seccomp-listener.js";
+import { listenerSupported, REFUSALS_PATH, SeccompListener } from "./seccomp-listener.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
@@ -119,7 +119,7 @@ export class Sandbox implements Runner {
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
   static async start(config: SandboxConfig, warn: (line: string) => void = (line) => log.warn(line)): Promise<Sandbox> {
     if (process.getuid?.() !== 0) throw new Error("the sandbox needs root: it mounts the jail and changes uids");
-    for (const built of [LIBRARY_PATH, NODE_LAUNCHER])
+    for (const built of [LIBRARY_PATH, NODE_LAUNCHER, REFUSALS_PATH])
       if (!fs.existsSync(built)) throw new Error(`the sandbox library is missing: ${built} (run scripts/build-native.sh)`);
     const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
     closeOnExecAll();

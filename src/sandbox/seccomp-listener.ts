@@ -16,7 +16,7 @@ import koffi from "koffi";
 import type { DeniedSyscall } from "../core/runner.js";
 import { closeFd, receiveFd, seqpacketPair } from "./fdpass.js";
 
-const REFUSALS_PATH = fileURLToPath(new URL("../../native/build/refusals.json", import.meta.url));
+export const REFUSALS_PATH = fileURLToPath(new URL("../../native/build/refusals.json", import.meta.url));
 
 const libc = koffi.load("libc.so.6");
 const epollCreate1 = libc.func("int epoll_create1(int flags)");
