@@ -69,21 +69,23 @@ export class PostgresInvocations implements InvocationRecords {
       ),
       sql`, `,
     );
-    const written = await transaction(this.db, async (tx) => {
-      await this.lockFinishOrder(tx);
-      // Places are taken in the order given, not in whatever order the update visits rows: the
-      // running rows among the ends, sorted, are numbered once in a materialized CTE (evaluated
-      // once, in its ORDER BY's order). The finish-order lock keeps other writers out meanwhile.
-      const { rows } = await tx.execute<{ id: string; finished_seq: string; bytes: string }>(sql`
-        with e as materialized (
-          select v.*, ${nextPlace} as place from (
-            select v.* from (values ${values}) as v(ord, id, status, duration_ms, first_byte_ms, exit_code, signal, http_status,
-              response_bytes, stdout, stderr, stdout_truncated, stderr_truncated, stdout_dropped_bytes, stderr_dropped_bytes, error,
-              blocked_syscall, denied_syscalls)
-            join ${invocations} on ${invocations.id} = v.id and ${invocations.status} = 'running'
-            order by v.ord
-          ) as v
-        )
+    // One statement, one round trip, its own transaction: the finish-order lock is taken first (the
+    // numbered rows join it, and the sort reads every input before the first place is drawn), places
+    // are drawn in the order given (a materialized CTE evaluated once, in its ORDER BY's order),
+    // and the byte count moves with the rows. The lock is held until the statement commits.
+    const { rows: written } = await this.db.execute<{ id: string; finished_seq: string }>(sql`
+      with held as (select pg_advisory_xact_lock(${LOCKS.finishOrder}::bigint)),
+      e as materialized (
+        select v.*, ${nextPlace} as place from (
+          select v.* from (values ${values}) as v(ord, id, status, duration_ms, first_byte_ms, exit_code, signal, http_status,
+            response_bytes, stdout, stderr, stdout_truncated, stderr_truncated, stdout_dropped_bytes, stderr_dropped_bytes, error,
+            blocked_syscall, denied_syscalls)
+          join ${invocations} on ${invocations.id} = v.id and ${invocations.status} = 'running'
+          cross join held
+          order by v.ord
+        ) as v
+      ),
+      ended as (
         update ${invocations} set
           status = e.status, duration_ms = e.duration_ms, first_byte_ms = e.first_byte_ms, exit_code = e.exit_code,
           signal = e.signal, http_status = e.http_status, response_bytes = e.response_bytes, stdout = e.stdout,
@@ -92,13 +94,13 @@ export class PostgresInvocations implements InvocationRecords {
           blocked_syscall = e.blocked_syscall, denied_syscalls = e.denied_syscalls, finished_seq = e.place
         from e
         where ${invocations.id} = e.id and ${invocations.status} = 'running'
-        returning ${invocations.id} as id, ${invocations.finishedSeq} as finished_seq, ${rowBytes} as bytes`);
-      await this.countBytes(
-        tx,
-        rows.reduce((sum, row) => sum + Number(row.bytes), 0),
-      );
-      return rows;
-    });
+        returning ${invocations.id} as id, ${invocations.finishedSeq} as finished_seq, ${rowBytes} as bytes
+      ),
+      counted as (
+        update ${logUsage} set bytes = greatest(0, ${logUsage.bytes} + (select coalesce(sum(bytes), 0) from ended))
+        where ${logUsage.id} = 1 and exists (select 1 from ended)
+      )
+      select id, finished_seq from ended`);
     const places = new Map(written.map((row) => [row.id, Number(row.finished_seq)]));
     return ends.map(({ id }) => places.get(id) ?? null);
   }
