@@ -3,6 +3,7 @@ import type { Change, EnvSealer, Store, StoreStatus } from "../contract.js";
 import { connect, database, migrateLocked, type PostgresOptions } from "./client.js";
 import { type Notify, PostgresFunctions } from "./functions.js";
 import { PostgresInvocations } from "./invocations.js";
+import { PostgresJobs, PostgresSchedules } from "./jobs.js";
 import { Listener } from "./listener.js";
 import { PostgresNodes } from "./nodes.js";
 import { PostgresSessions } from "./sessions.js";
@@ -27,6 +28,7 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     await tx.execute(q`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(change)})`);
   };
   const invocations = new PostgresInvocations(db);
+  const jobs = new PostgresJobs(db);
   const subscribers = new Set<Subscriber>();
   let listener: Listener | null = null;
   const sizes = async () => {
@@ -42,6 +44,8 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     sessions: new PostgresSessions(db, notify),
     settings: new PostgresSettings(db),
     nodes: new PostgresNodes(db, invocations),
+    jobs,
+    schedules: new PostgresSchedules(db, jobs),
     changes: {
       subscribe(onChange, onGap) {
         const subscriber = { listener: onChange, onGap };

@@ -3,6 +3,7 @@ import type { Change, EnvSealer, Store, StoreOptions, StoreStatus } from "../con
 import { fileBytes, openSqlite, type SqliteConnection, usedBytes } from "./client.js";
 import { SqliteFunctions } from "./functions.js";
 import { SqliteInvocations } from "./invocations.js";
+import { SqliteJobs, SqliteSchedules } from "./jobs.js";
 import { SqliteNodes } from "./nodes.js";
 import { BackgroundReader } from "./reader.js";
 import { SqliteSessions } from "./sessions.js";
@@ -37,6 +38,7 @@ export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreO
     "insert into settings (key, value) values ('health_probe', ?) on conflict (key) do update set value = excluded.value",
   );
   const held = new Set<string>();
+  const jobs = new SqliteJobs(db);
   return {
     connection,
     functions: new SqliteFunctions(db, sealer, publish),
@@ -45,6 +47,8 @@ export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreO
     sessions: new SqliteSessions(db, publish),
     settings: new SqliteSettings(db),
     nodes: new SqliteNodes(db, invocations),
+    jobs,
+    schedules: new SqliteSchedules(db, jobs),
     changes: {
       subscribe(listener) {
         emitter.on("change", listener);
