@@ -72,4 +72,5 @@ CREATE INDEX "jobs_state_created" ON "jobs" USING btree ("state","created_at");-
 CREATE INDEX "jobs_function_state" ON "jobs" USING btree ("function_name","state");--> statement-breakpoint
 CREATE INDEX "jobs_callback_due" ON "jobs" USING btree ("callback_state","run_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "jobs_idempotency" ON "jobs" USING btree ("function_name","idempotency_key");--> statement-breakpoint
-CREATE INDEX "jobs_schedule" ON "jobs" USING btree ("function_name","schedule_key","scheduled_at");
+CREATE INDEX "jobs_schedule" ON "jobs" USING btree ("function_name","schedule_key","scheduled_at");--> statement-breakpoint
+CREATE INDEX "invocations_job" ON "invocations" USING btree ("job_id");

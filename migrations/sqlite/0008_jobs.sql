@@ -72,4 +72,5 @@ CREATE TABLE `schedule_ticks` (
 --> statement-breakpoint
 ALTER TABLE `function_versions` ADD `retries` integer DEFAULT 2 NOT NULL;--> statement-breakpoint
 ALTER TABLE `function_versions` ADD `max_event_age_s` integer DEFAULT 21600 NOT NULL;--> statement-breakpoint
-ALTER TABLE `function_versions` ADD `schedules` text DEFAULT '[]' NOT NULL;
+ALTER TABLE `function_versions` ADD `schedules` text DEFAULT '[]' NOT NULL;--> statement-breakpoint
+CREATE INDEX `invocations_job` ON `invocations` (`job_id`);

@@ -22,6 +22,7 @@ import { Admission } from "../../src/http/admission.js";
 import { type App, createApp } from "../../src/http/app.js";
 import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
 import { provisionToken } from "../../src/http/middleware/auth.js";
+import { createJobs, type Jobs } from "../../src/jobs/index.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
@@ -101,6 +102,8 @@ export interface Gateway {
   cluster: Cluster;
   runner: ScriptedRunner;
   admission: Admission;
+  /** The job runtime (worker, callbacks, scheduler) on the test's clock; jitter fixed at none (random 0.5). */
+  jobs: Jobs;
   dataDir: string;
   /** The clock the log and the stats use; tests move it. */
   clock: { now: number };
@@ -128,7 +131,8 @@ export async function makeGateway(
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const observed: { queries: string[] | null } = { queries: null };
-  const store = await openStore(config, loadSecretBox(config).box, { onQuery: (text) => observed.queries?.push(text) });
+  const box = loadSecretBox(config).box;
+  const store = await openStore(config, box, { onQuery: (text) => observed.queries?.push(text) });
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const cluster = await joinCluster(store, {
     dataDir,
@@ -142,6 +146,18 @@ export async function makeGateway(
   await provisionToken(cluster.tokens, TOKEN);
   const runner = new ScriptedRunner();
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
+  const packages = options.packages?.(cluster.functions);
+  const jobs = createJobs({
+    config,
+    store,
+    cluster,
+    runner,
+    slots: admission,
+    box,
+    packages,
+    now: () => clock.now,
+    random: () => 0.5,
+  });
   const app = createApp({
     config,
     store,
@@ -150,8 +166,10 @@ export async function makeGateway(
     health: () => health.value,
     admission,
     now: () => clock.now,
-    packages: options.packages?.(cluster.functions),
+    packages,
+    jobs: jobs.queue,
   });
+  await jobs.start();
   const raw = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 1 }) : null;
   const sql = async (text: string): Promise<Record<string, unknown>[]> => {
     if (raw) return (await raw.query(text)).rows;
@@ -169,6 +187,7 @@ export async function makeGateway(
     cluster,
     runner,
     admission,
+    jobs,
     dataDir,
     clock,
     health,
@@ -203,6 +222,7 @@ export async function makeGateway(
       }
     },
     async close() {
+      await jobs.stop();
       await cluster.leave();
       await raw?.end();
       await store.close();

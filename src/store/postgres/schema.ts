@@ -118,6 +118,8 @@ export const invocations = pgTable(
     index("invocations_function_started").on(t.functionName, t.startedAt, t.status, t.durationMs),
     index("invocations_node_status").on(t.node, t.status),
     uniqueIndex("invocations_finished_seq").on(t.finishedSeq),
+    // A job's attempts.
+    index("invocations_job").on(t.jobId),
   ],
 );
 

@@ -127,6 +127,8 @@ export const invocations = sqliteTable(
     index("invocations_function_started").on(t.functionName, t.startedAt, t.status, t.durationMs),
     // Pollers: what finished after a given invocation, in the order it finished.
     uniqueIndex("invocations_finished_seq").on(t.finishedSeq),
+    // A job's attempts.
+    index("invocations_job").on(t.jobId),
   ],
 );
 
