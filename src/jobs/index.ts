@@ -43,6 +43,8 @@ export interface JobsDeps {
   now?: () => number;
   random?: () => number;
   newId?: () => string;
+  /** Whether the scheduler looks every second by itself (tests on a clock of their own call runOnce instead). */
+  schedulerTimer?: boolean;
 }
 
 /** The queue's bounds, from the configuration. */
@@ -176,7 +178,7 @@ export function createJobs(deps: JobsDeps): Jobs {
       const createdSecret = await callbackSecret.ensure();
       await worker.start();
       callbacks.start();
-      scheduler.start();
+      if (deps.schedulerTimer !== false) scheduler.start();
       pruneTimer = setInterval(
         () => prune().catch((err: unknown) => log.warn({ err }, "job retention failed")),
         config.LOG_PRUNE_INTERVAL_MS,

@@ -60,12 +60,14 @@ export class Scheduler {
     await this.pass;
   }
 
-  /** One look at every schedule (the tests call it with their clock). */
+  /** One look at every schedule, after the one in progress (the tests call it with their clock). */
   runOnce(): Promise<void> {
-    this.pass ??= this.look().finally(() => {
-      this.pass = null;
+    const pass: Promise<void> = (this.pass ?? Promise.resolve()).then(() => this.look());
+    this.pass = pass.finally(() => {
+      if (this.pass === settled) this.pass = null;
     });
-    return this.pass;
+    const settled = this.pass;
+    return pass;
   }
 
   private async look(): Promise<void> {

@@ -346,8 +346,8 @@ export interface JobRecords {
   releaseNode(node: string, now: number): Promise<number>;
   /** Records how attempt `attempt` ended, if `node` still holds the job at that attempt; returns whether it did. */
   settle(id: string, node: string, attempt: number, settlement: Settlement): Promise<boolean>;
-  /** Cancels a queued or retrying job; returns the job as it is after (unchanged when it could not be cancelled), or undefined. */
-  cancel(id: string, now: number): Promise<JobRecord | undefined>;
+  /** Cancels a queued or retrying job; returns the job as it is after and whether this call cancelled it, or undefined. */
+  cancel(id: string, now: number): Promise<{ job: JobRecord; cancelled: boolean } | undefined>;
   /** Leases up to `limit` ended jobs whose callback is due. */
   leaseCallbacks(node: string, now: number, leaseUntil: number, limit: number): Promise<JobRecord[]>;
   /** Records a delivery attempt and what follows: another at `runAt`, or the end. Returns whether `node` still held the job. */

@@ -157,6 +157,7 @@ export async function makeGateway(
     packages,
     now: () => clock.now,
     random: () => 0.5,
+    schedulerTimer: false,
   });
   const app = createApp({
     config,

@@ -171,9 +171,10 @@ export function jobActionsApi(deps: JobsApiDeps) {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const job = await deps.jobs.cancel(id, now());
-      if (!job) throw unknownJob(id);
-      if (job.state !== "cancelled")
+      const cancel = await deps.jobs.cancel(id, now());
+      if (!cancel) throw unknownJob(id);
+      const { job } = cancel;
+      if (!cancel.cancelled)
         throw new ApiError(409, "conflict", `job '${id}' is ${job.state}: only a queued or retrying job can be cancelled`);
       return c.json(await jobJson(job, deps), 200);
     },

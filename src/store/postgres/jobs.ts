@@ -1,4 +1,19 @@
-import { and, asc, desc, eq, getTableColumns, inArray, isNull, lt, lte, notInArray, or, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  getTableColumns,
+  inArray,
+  isNull,
+  lt,
+  lte,
+  notInArray,
+  or,
+  type SQL,
+  sql,
+  TransactionRollbackError,
+} from "drizzle-orm";
 import { FINAL_JOB_STATES, PENDING_JOB_STATES } from "../../core/jobs.js";
 import type { TickOutcome } from "../../core/schedules.js";
 import type {
@@ -251,7 +266,7 @@ export class PostgresJobs implements JobRecords {
     });
   }
 
-  async cancel(id: string, now: number): Promise<JobRecord | undefined> {
+  async cancel(id: string, now: number): Promise<{ job: JobRecord; cancelled: boolean } | undefined> {
     return this.db.transaction(async (tx) => {
       const [cancelled] = await tx
         .update(jobs)
@@ -260,10 +275,10 @@ export class PostgresJobs implements JobRecords {
         .returning();
       if (cancelled) {
         await this.give(tx, cancelled.functionName, cancelled.requestBytes);
-        return cancelled;
+        return { job: cancelled, cancelled: true };
       }
-      const [row] = await tx.select().from(jobs).where(eq(jobs.id, id));
-      return row;
+      const [job] = await tx.select().from(jobs).where(eq(jobs.id, id));
+      return job && { job, cancelled: false };
     });
   }
 
@@ -428,7 +443,7 @@ export class PostgresSchedules implements ScheduleRecords {
 
 /** drizzle's `tx.rollback()` throws this to unwind the transaction. */
 function isRollback(err: unknown): boolean {
-  return err instanceof Error && err.name === "TransactionRollbackError";
+  return err instanceof TransactionRollbackError;
 }
 
 function isUniqueViolation(err: unknown): boolean {

@@ -233,7 +233,7 @@ export class SqliteJobs implements JobRecords {
     });
   }
 
-  async cancel(id: string, now: number): Promise<JobRecord | undefined> {
+  async cancel(id: string, now: number): Promise<{ job: JobRecord; cancelled: boolean } | undefined> {
     return this.db.transaction((tx) => {
       const [cancelled] = tx
         .update(jobs)
@@ -243,9 +243,10 @@ export class SqliteJobs implements JobRecords {
         .all();
       if (cancelled) {
         this.give(tx, cancelled.functionName, cancelled.requestBytes);
-        return cancelled;
+        return { job: cancelled, cancelled: true };
       }
-      return tx.select().from(jobs).where(eq(jobs.id, id)).get();
+      const job = tx.select().from(jobs).where(eq(jobs.id, id)).get();
+      return job && { job, cancelled: false };
     });
   }
 
