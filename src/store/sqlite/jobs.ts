@@ -29,6 +29,23 @@ const { body: _body, resultBody: _resultBody, ...listColumns } = getTableColumns
 /** The whole queue's row in job_usage. */
 const ALL = "";
 
+/** The columns a new job's row leaves to their defaults, as the row reads back. */
+const emptyJob = {
+  leaseNode: null,
+  leaseUntil: null,
+  lastInvocationId: null,
+  lastStatus: null,
+  lastError: null,
+  resultHttpStatus: null,
+  resultHeaders: null,
+  resultBody: null,
+  resultTruncated: false,
+  durationMs: null,
+  finishedAt: null,
+  callbackState: null,
+  callbackAttempts: 0,
+} as const;
+
 export function newJobRow(job: NewJob) {
   return {
     id: job.id,
@@ -55,46 +72,139 @@ export function newJobRow(job: NewJob) {
   };
 }
 
-export class SqliteJobs implements JobRecords {
-  constructor(private readonly db: Db) {}
+interface PendingEnqueue {
+  job: NewJob;
+  bounds: QueueBounds;
+  idempotentSince: number;
+  done: (result: EnqueueResult) => void;
+  failed: (error: unknown) => void;
+}
 
-  async enqueue(job: NewJob, bounds: QueueBounds, idempotentSince: number): Promise<EnqueueResult> {
-    return this.db.transaction((tx) => {
-      if (job.idempotencyKey !== null) {
-        const key = and(eq(jobs.functionName, job.functionName), eq(jobs.idempotencyKey, job.idempotencyKey));
-        const [existing] = tx.select().from(jobs).where(key).all();
-        if (existing && existing.createdAt >= idempotentSince) return { kind: "existing", job: existing } as const;
-        // A key past its window names nothing any more.
-        if (existing) tx.update(jobs).set({ idempotencyKey: null }).where(eq(jobs.id, existing.id)).run();
-      }
-      const full = this.take(tx, job.functionName, job.requestBytes, bounds);
-      if (full) return { kind: "full", scope: full } as const;
-      const [stored] = tx.insert(jobs).values(newJobRow(job)).returning().all();
-      return { kind: "enqueued", job: stored! } as const;
+export class SqliteJobs implements JobRecords {
+  // The enqueue path is every async request's: prepared once, and the enqueues of one event-loop
+  // turn committed together (each keeps its own bounds and idempotency check, in order).
+  private readonly byKey;
+  private readonly forgetKey;
+  private readonly addUsage;
+  private readonly takeUsage;
+  private readonly giveUsage;
+  private readonly insertJob;
+  private pending: PendingEnqueue[] = [];
+
+  constructor(private readonly db: Db) {
+    const p = sql.placeholder;
+    this.byKey = db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.functionName, p("functionName")), eq(jobs.idempotencyKey, p("key"))))
+      .prepare();
+    this.forgetKey = db
+      .update(jobs)
+      .set({ idempotencyKey: null })
+      .where(eq(jobs.id, p("id")))
+      .prepare();
+    this.addUsage = db
+      .insert(jobUsage)
+      .values([{ functionName: ALL }, { functionName: p("functionName") }])
+      .onConflictDoNothing()
+      .prepare();
+    this.takeUsage = db
+      .update(jobUsage)
+      .set({ jobs: sql`${jobUsage.jobs} + 1`, bytes: sql`${jobUsage.bytes} + ${p("bytes")}` })
+      .where(
+        and(
+          eq(jobUsage.functionName, p("name")),
+          lt(jobUsage.jobs, p("maxJobs")),
+          lte(sql`${jobUsage.bytes} + ${p("bytes")}`, p("maxBytes")),
+        ),
+      )
+      .prepare();
+    this.giveUsage = db
+      .update(jobUsage)
+      .set({ jobs: sql`max(0, ${jobUsage.jobs} - 1)`, bytes: sql`max(0, ${jobUsage.bytes} - ${p("bytes")})` })
+      .where(eq(jobUsage.functionName, p("name")))
+      .prepare();
+    const row = newJobRow({
+      id: "",
+      functionName: "",
+      version: null,
+      trigger: "async",
+      request: { method: "", path: "", url: "", headers: [], body: Buffer.alloc(0) },
+      requestBytes: 0,
+      maxAttempts: 0,
+      createdAt: 0,
+      expiresAt: 0,
+      runAt: 0,
+      idempotencyKey: null,
+      callbackUrl: null,
+    });
+    this.insertJob = db
+      .insert(jobs)
+      .values(
+        Object.fromEntries(
+          Object.keys(row).map((key) => [key, key === "state" || key === "attempts" ? row[key as keyof typeof row] : p(key)]),
+        ) as typeof row,
+      )
+      .prepare();
+  }
+
+  enqueue(job: NewJob, bounds: QueueBounds, idempotentSince: number): Promise<EnqueueResult> {
+    return new Promise((done, failed) => {
+      this.pending.push({ job, bounds, idempotentSince, done, failed });
+      if (this.pending.length === 1) setImmediate(() => this.commitPending());
     });
   }
 
-  /** Counts a job into the queue's use, unless it would pass a bound (then nothing changes). */
-  take(tx: Tx, functionName: string, bytes: number, bounds: QueueBounds): "queue" | "function" | null {
-    tx.insert(jobUsage)
-      .values([{ functionName: ALL }, { functionName }])
-      .onConflictDoNothing()
-      .run();
-    const fits = (name: string, maxJobs: number, maxBytes: number) =>
-      tx
-        .update(jobUsage)
-        .set({ jobs: sql`${jobUsage.jobs} + 1`, bytes: sql`${jobUsage.bytes} + ${bytes}` })
-        .where(and(eq(jobUsage.functionName, name), lt(jobUsage.jobs, maxJobs), lte(sql`${jobUsage.bytes} + ${bytes}`, maxBytes)))
-        .run().changes === 1;
-    if (!fits(ALL, bounds.maxJobs, bounds.maxBytes)) return "queue";
-    if (!fits(functionName, bounds.functionMaxJobs, bounds.functionMaxBytes)) {
-      tx.update(jobUsage)
-        .set({ jobs: sql`${jobUsage.jobs} - 1`, bytes: sql`${jobUsage.bytes} - ${bytes}` })
-        .where(eq(jobUsage.functionName, ALL))
-        .run();
+  private commitPending(): void {
+    const batch = this.pending;
+    this.pending = [];
+    let results: EnqueueResult[];
+    try {
+      results = this.db.transaction(() => batch.map((item) => this.enqueueOne(item)));
+    } catch {
+      // One the database refuses must not cost the others theirs: each on its own.
+      for (const item of batch) {
+        try {
+          item.done(this.db.transaction(() => this.enqueueOne(item)));
+        } catch (err) {
+          item.failed(err);
+        }
+      }
+      return;
+    }
+    batch.forEach((item, k) => item.done(results[k]!));
+  }
+
+  private enqueueOne({ job, bounds, idempotentSince }: PendingEnqueue): EnqueueResult {
+    if (job.idempotencyKey !== null) {
+      const existing = this.byKey.get({ functionName: job.functionName, key: job.idempotencyKey });
+      if (existing && existing.createdAt >= idempotentSince) return { kind: "existing", job: existing };
+      // A key past its window names nothing any more.
+      if (existing) this.forgetKey.run({ id: existing.id });
+    }
+    const full = this.takePrepared(job.functionName, job.requestBytes, bounds);
+    if (full) return { kind: "full", scope: full };
+    const row = newJobRow(job);
+    this.insertJob.run(row);
+    return { kind: "enqueued", job: { ...emptyJob, ...row } };
+  }
+
+  /** Counts a job into the queue's use, unless it would pass a bound (then nothing changes). Inside a transaction. */
+  private takePrepared(functionName: string, bytes: number, bounds: QueueBounds): "queue" | "function" | null {
+    this.addUsage.run({ functionName });
+    if (this.takeUsage.run({ name: ALL, bytes, maxJobs: bounds.maxJobs, maxBytes: bounds.maxBytes }).changes !== 1) return "queue";
+    if (
+      this.takeUsage.run({ name: functionName, bytes, maxJobs: bounds.functionMaxJobs, maxBytes: bounds.functionMaxBytes }).changes !== 1
+    ) {
+      this.giveUsage.run({ name: ALL, bytes });
       return "function";
     }
     return null;
+  }
+
+  /** Counts a job into the queue's use (a schedule's tick, inside its claim's transaction). */
+  take(_tx: Tx, functionName: string, bytes: number, bounds: QueueBounds): "queue" | "function" | null {
+    return this.takePrepared(functionName, bytes, bounds);
   }
 
   /** Counts a job out of the queue's use (it ended). */
