@@ -165,27 +165,30 @@ export class PostgresJobs implements JobRecords {
   async lease(node: string, now: number, leaseUntil: number, limit: number, exclude: string[]): Promise<JobRecord[]> {
     if (limit <= 0) return [];
     return this.db.transaction(async (tx) => {
-      const due = or(
-        and(inArray(jobs.state, ["queued", "retrying"]), lte(jobs.runAt, now)),
-        and(eq(jobs.state, "running"), lt(jobs.leaseUntil, now)),
-      );
-      const picked = await tx
-        .select({ id: jobs.id })
-        .from(jobs)
-        .where(exclude.length > 0 ? and(due, notInArray(jobs.functionName, exclude)) : due)
-        .orderBy(asc(jobs.runAt))
-        .limit(limit)
-        .for("update", { skipLocked: true });
-      if (picked.length === 0) return [];
+      const others = exclude.length > 0 ? notInArray(jobs.functionName, exclude) : undefined;
+      // One range of the (state, run_at) index each; rows another gateway is taking are passed by.
+      const pick = (where: SQL | undefined) =>
+        tx
+          .select({ id: jobs.id, runAt: jobs.runAt })
+          .from(jobs)
+          .where(and(where, others))
+          .orderBy(asc(jobs.runAt))
+          .limit(limit)
+          .for("update", { skipLocked: true });
+      const due = [
+        ...(await pick(and(eq(jobs.state, "queued"), lte(jobs.runAt, now)))),
+        ...(await pick(and(eq(jobs.state, "retrying"), lte(jobs.runAt, now)))),
+        ...(await pick(and(eq(jobs.state, "running"), lt(jobs.leaseUntil, now)))),
+      ];
+      const ids = due
+        .sort((x, y) => x.runAt - y.runAt)
+        .slice(0, limit)
+        .map((row) => row.id);
+      if (ids.length === 0) return [];
       return tx
         .update(jobs)
         .set({ state: "running", leaseNode: node, leaseUntil, attempts: sql`${jobs.attempts} + 1` })
-        .where(
-          inArray(
-            jobs.id,
-            picked.map((row) => row.id),
-          ),
-        )
+        .where(inArray(jobs.id, ids))
         .returning();
     });
   }

@@ -89,6 +89,10 @@ export class SqliteJobs implements JobRecords {
   private readonly takeUsage;
   private readonly giveUsage;
   private readonly insertJob;
+  private readonly dueOf;
+  private readonly leaseOne;
+  private readonly retryJob;
+  private readonly endJob;
   private pending: PendingEnqueue[] = [];
 
   constructor(private readonly db: Db) {
@@ -145,6 +149,69 @@ export class SqliteJobs implements JobRecords {
           Object.keys(row).map((key) => [key, key === "state" || key === "attempts" ? row[key as keyof typeof row] : p(key)]),
         ) as typeof row,
       )
+      .prepare();
+    // Leasing and settling are every job's: prepared too.
+    const due = (state: "queued" | "retrying") =>
+      db
+        .select({ id: jobs.id, runAt: jobs.runAt })
+        .from(jobs)
+        .where(and(eq(jobs.state, state), lte(jobs.runAt, p("now"))))
+        .orderBy(jobs.runAt)
+        .limit(p("limit"))
+        .prepare();
+    this.dueOf = {
+      queued: due("queued"),
+      retrying: due("retrying"),
+      lost: db
+        .select({ id: jobs.id, runAt: jobs.runAt })
+        .from(jobs)
+        .where(and(eq(jobs.state, "running"), lt(jobs.leaseUntil, p("now"))))
+        .orderBy(jobs.runAt)
+        .limit(p("limit"))
+        .prepare(),
+    };
+    this.leaseOne = db
+      .update(jobs)
+      .set({ state: "running", leaseNode: sql`${p("node")}`, leaseUntil: sql`${p("leaseUntil")}`, attempts: sql`${jobs.attempts} + 1` })
+      .where(eq(jobs.id, p("id")))
+      .returning()
+      .prepare();
+    const held = and(eq(jobs.id, p("id")), eq(jobs.leaseNode, p("node")), eq(jobs.state, "running"), eq(jobs.attempts, p("attempt")));
+    this.retryJob = db
+      .update(jobs)
+      .set({
+        state: "retrying",
+        runAt: sql`${p("runAt")}`,
+        lastInvocationId: sql`${p("lastInvocationId")}`,
+        lastStatus: sql`${p("lastStatus")}`,
+        lastError: sql`${p("lastError")}`,
+        leaseNode: null,
+        leaseUntil: null,
+      })
+      .where(held)
+      .prepare();
+    this.endJob = db
+      .update(jobs)
+      .set({
+        state: sql`${p("state")}`,
+        finishedAt: sql`${p("finishedAt")}`,
+        lastInvocationId: sql`${p("lastInvocationId")}`,
+        lastStatus: sql`${p("lastStatus")}`,
+        lastError: sql`${p("lastError")}`,
+        resultHttpStatus: sql`${p("resultHttpStatus")}`,
+        resultHeaders: sql`${p("resultHeaders")}`,
+        resultBody: sql`${p("resultBody")}`,
+        resultTruncated: sql`${p("resultTruncated")}`,
+        durationMs: sql`${p("durationMs")}`,
+        leaseNode: null,
+        leaseUntil: null,
+        runAt: sql`${p("finishedAt")}`,
+        callbackState: sql`case when ${jobs.callbackUrl} is null then null else 'pending' end`,
+        // Nothing runs a succeeded job again: its request is not kept.
+        body: sql`case when ${p("state")} = 'succeeded' then null else ${jobs.body} end`,
+      })
+      .where(held)
+      .returning({ functionName: jobs.functionName, requestBytes: jobs.requestBytes })
       .prepare();
   }
 
@@ -240,25 +307,24 @@ export class SqliteJobs implements JobRecords {
   async lease(node: string, now: number, leaseUntil: number, limit: number, exclude: string[]): Promise<JobRecord[]> {
     if (limit <= 0) return [];
     return this.db.transaction((tx) => {
-      const due = or(
-        and(inArray(jobs.state, ["queued", "retrying"]), lte(jobs.runAt, now)),
-        and(eq(jobs.state, "running"), lt(jobs.leaseUntil, now)),
-      );
-      const ids = tx
-        .select({ id: jobs.id })
-        .from(jobs)
-        .where(exclude.length > 0 ? and(due, notInArray(jobs.functionName, exclude)) : due)
-        .orderBy(asc(jobs.runAt))
-        .limit(limit)
-        .all()
-        .map((row) => row.id);
-      if (ids.length === 0) return [];
-      return tx
-        .update(jobs)
-        .set({ state: "running", leaseNode: node, leaseUntil, attempts: sql`${jobs.attempts} + 1` })
-        .where(inArray(jobs.id, ids))
-        .returning()
-        .all();
+      // One range of the (state, run_at) index each: an OR of the three would read every due row to sort them.
+      let due: { id: string; runAt: number }[];
+      if (exclude.length === 0) {
+        due = [this.dueOf.queued, this.dueOf.retrying, this.dueOf.lost].flatMap((statement) => statement.all({ now, limit }));
+      } else {
+        const others = notInArray(jobs.functionName, exclude);
+        const pick = (where: SQL | undefined) =>
+          tx.select({ id: jobs.id, runAt: jobs.runAt }).from(jobs).where(and(where, others)).orderBy(jobs.runAt).limit(limit).all();
+        due = [
+          ...pick(and(eq(jobs.state, "queued"), lte(jobs.runAt, now))),
+          ...pick(and(eq(jobs.state, "retrying"), lte(jobs.runAt, now))),
+          ...pick(and(eq(jobs.state, "running"), lt(jobs.leaseUntil, now))),
+        ];
+      }
+      return due
+        .sort((x, y) => x.runAt - y.runAt)
+        .slice(0, limit)
+        .flatMap(({ id }) => this.leaseOne.all({ id, node, leaseUntil }));
     });
   }
 
@@ -302,43 +368,31 @@ export class SqliteJobs implements JobRecords {
   }
 
   async settle(id: string, node: string, attempt: number, settlement: Settlement): Promise<boolean> {
-    return this.db.transaction((tx) => {
-      const held = and(eq(jobs.id, id), eq(jobs.leaseNode, node), eq(jobs.state, "running"), eq(jobs.attempts, attempt));
+    return this.db.transaction(() => {
       if (settlement.state === "retrying") {
-        const { state, runAt, lastInvocationId, lastStatus, lastError } = settlement;
-        return (
-          tx
-            .update(jobs)
-            .set({ state, runAt, lastInvocationId, lastStatus, lastError, leaseNode: null, leaseUntil: null })
-            .where(held)
-            .run().changes === 1
-        );
+        const { runAt, lastInvocationId, lastStatus, lastError } = settlement;
+        return this.retryJob.run({ id, node, attempt, runAt, lastInvocationId, lastStatus, lastError }).changes === 1;
       }
-      const [ended] = tx
-        .update(jobs)
-        .set({
-          state: settlement.state,
-          finishedAt: settlement.finishedAt,
-          lastInvocationId: settlement.lastInvocationId,
-          lastStatus: settlement.lastStatus,
-          lastError: settlement.lastError,
-          resultHttpStatus: settlement.result?.httpStatus ?? null,
-          resultHeaders: settlement.result?.headers ?? null,
-          resultBody: settlement.result?.body ?? null,
-          resultTruncated: settlement.result?.truncated ?? false,
-          durationMs: settlement.durationMs,
-          leaseNode: null,
-          leaseUntil: null,
-          runAt: settlement.finishedAt,
-          callbackState: sql`case when ${jobs.callbackUrl} is null then null else 'pending' end`,
-          // Nothing runs a succeeded job again: its request is not kept.
-          ...(settlement.state === "succeeded" ? { body: null } : {}),
-        })
-        .where(held)
-        .returning({ functionName: jobs.functionName, requestBytes: jobs.requestBytes })
-        .all();
+      const { result } = settlement;
+      // The prepared SET bypasses the columns' mapping: JSON and booleans as SQLite stores them.
+      const [ended] = this.endJob.all({
+        id,
+        node,
+        attempt,
+        state: settlement.state,
+        finishedAt: settlement.finishedAt,
+        lastInvocationId: settlement.lastInvocationId,
+        lastStatus: settlement.lastStatus,
+        lastError: settlement.lastError,
+        resultHttpStatus: result?.httpStatus ?? null,
+        resultHeaders: result ? JSON.stringify(result.headers) : null,
+        resultBody: result?.body ?? null,
+        resultTruncated: result?.truncated ? 1 : 0,
+        durationMs: settlement.durationMs,
+      });
       if (!ended) return false;
-      this.give(tx, ended.functionName, ended.requestBytes);
+      this.giveUsage.run({ name: ALL, bytes: ended.requestBytes });
+      this.giveUsage.run({ name: ended.functionName, bytes: ended.requestBytes });
       return true;
     });
   }
