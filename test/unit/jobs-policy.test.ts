@@ -37,7 +37,10 @@ describe("retries", () => {
     const limits = { attempts: 3, attempt: 1, expiresAt: 100_000 };
     expect(nextStep({ status: "ok", httpStatus: 201 }, limits, 0, 0.5)).toEqual({ state: "succeeded" });
     expect(nextStep({ status: "error", httpStatus: 500 }, limits, 0, 0.5)).toEqual({ state: "retrying", runAt: 1000 });
-    expect(nextStep({ status: "error", httpStatus: 500 }, { ...limits, attempt: 2 }, 10_000, 0.5)).toEqual({ state: "retrying", runAt: 12_000 });
+    expect(nextStep({ status: "error", httpStatus: 500 }, { ...limits, attempt: 2 }, 10_000, 0.5)).toEqual({
+      state: "retrying",
+      runAt: 12_000,
+    });
     expect(nextStep({ status: "error", httpStatus: 500 }, { ...limits, attempt: 3 }, 0, 0.5)).toEqual({ state: "failed" });
     expect(nextStep({ status: "ok", httpStatus: 422 }, limits, 0, 0.5)).toEqual({ state: "failed" });
     expect(nextStep({ status: "timeout", httpStatus: 504 }, limits, 99_500, 0.5)).toEqual({ state: "expired" });

@@ -239,7 +239,7 @@ export class SqliteJobs implements JobRecords {
       }
       return;
     }
-    batch.forEach((item, k) => item.done(results[k]!));
+    for (const [k, item] of batch.entries()) item.done(results[k]!);
   }
 
   private enqueueOne({ job, bounds, idempotentSince }: PendingEnqueue): EnqueueResult {
