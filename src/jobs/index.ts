@@ -166,6 +166,7 @@ export function createJobs(deps: JobsDeps): Jobs {
     const before = now() - config.LOG_RETENTION_DAYS * 24 * 3600_000;
     await store.exclusively("job-retention", async () => {
       while ((await store.jobs.prune(before, 1000)) === 1000);
+      await store.schedules.prune(before);
     });
   };
 

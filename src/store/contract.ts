@@ -391,6 +391,8 @@ export interface ScheduleRecords {
   ): Promise<TickOutcome | null>;
   /** The newest `limit` ticks of a function, newest first, with their jobs' states. */
   recent(functionName: string, limit: number): Promise<TickRecord[]>;
+  /** Deletes ticks claimed before `claimedBefore`, keeping each schedule's newest (where its next look starts); returns how many went. */
+  prune(claimedBefore: number): Promise<number>;
 }
 
 /** A change one gateway made that the others' caches must learn of. */

@@ -110,4 +110,21 @@ describe("three gateways on one database", () => {
     const job = (await (await node(0).call(`/api/invocations/${held[0]}`)).json()) as { state: string };
     expect(job.state).toBe("succeeded");
   }, 180_000);
+
+  it("answer an asynchronous request 503 with Retry-After while PostgreSQL is down, and 202 once it is back", async () => {
+    cluster.postgres.ctl("stop", "-m", "fast");
+    try {
+      const refused = await node(0).call("/fn/slowjob", { method: "POST", headers: { prefer: "respond-async" } });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("5");
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("database_unavailable");
+    } finally {
+      cluster.postgres.ctl("start");
+    }
+    await waitFor(
+      async () => (await node(0).call("/fn/slowjob", { method: "POST", headers: { prefer: "respond-async" } })).status === 202,
+      "an asynchronous request to be accepted again",
+      30_000,
+    );
+  }, 60_000);
 });

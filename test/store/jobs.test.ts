@@ -181,6 +181,18 @@ describe("schedule ticks", () => {
     expect((await store.jobs.list({ limit: 10 })).length).toBe(1);
   });
 
+  it("are pruned by age, each schedule's newest kept (its next look starts there)", async () => {
+    for (const [key, tickAt] of [["k", 1000], ["k", 2000], ["k", 3000], ["j", 1000]] as const) {
+      await store.schedules.claim({ functionName: "f", scheduleKey: key, tickAt, node: "a", claimedAt: tickAt }, { outcome: "missed" });
+    }
+    expect(await store.schedules.prune(10_000)).toBe(2);
+    expect((await store.schedules.recent("f", 10)).map((t) => [t.scheduleKey, t.tickAt])).toEqual([
+      ["k", 3000],
+      ["j", 1000],
+    ]);
+    expect(await store.schedules.lastTick("f", "k")).toBe(3000);
+  });
+
   it("record a tick that finds the queue full as refused, and store no job", async () => {
     const full: QueueBounds = { maxJobs: 0, maxBytes: 0, functionMaxJobs: 0, functionMaxBytes: 0 };
     const outcome = await store.schedules.claim(

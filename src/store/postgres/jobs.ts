@@ -8,6 +8,8 @@ import {
   isNull,
   lt,
   lte,
+  max,
+  notExists,
   notInArray,
   or,
   type SQL,
@@ -441,6 +443,40 @@ export class PostgresSchedules implements ScheduleRecords {
       .where(eq(scheduleTicks.functionName, functionName))
       .orderBy(desc(scheduleTicks.tickAt))
       .limit(limit);
+  }
+
+  async prune(claimedBefore: number): Promise<number> {
+    // Each schedule's newest tick stays: it is where the next look at the schedule starts.
+    const newest = this.db
+      .select({
+        functionName: scheduleTicks.functionName,
+        scheduleKey: scheduleTicks.scheduleKey,
+        last: max(scheduleTicks.tickAt).as("last"),
+      })
+      .from(scheduleTicks)
+      .groupBy(scheduleTicks.functionName, scheduleTicks.scheduleKey)
+      .as("newest");
+    const gone = await this.db
+      .delete(scheduleTicks)
+      .where(
+        and(
+          lt(scheduleTicks.claimedAt, claimedBefore),
+          notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(newest)
+              .where(
+                and(
+                  eq(newest.functionName, scheduleTicks.functionName),
+                  eq(newest.scheduleKey, scheduleTicks.scheduleKey),
+                  eq(newest.last, scheduleTicks.tickAt),
+                ),
+              ),
+          ),
+        ),
+      )
+      .returning({ tickAt: scheduleTicks.tickAt });
+    return gone.length;
   }
 }
 

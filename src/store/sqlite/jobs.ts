@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, inArray, isNull, lt, lte, notInArray, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, inArray, isNull, lt, lte, max, notExists, notInArray, or, type SQL, sql } from "drizzle-orm";
 import { FINAL_JOB_STATES, PENDING_JOB_STATES } from "../../core/jobs.js";
 import type { TickOutcome } from "../../core/schedules.js";
 import type {
@@ -562,5 +562,40 @@ export class SqliteSchedules implements ScheduleRecords {
       .orderBy(desc(scheduleTicks.tickAt))
       .limit(limit)
       .all();
+  }
+
+  async prune(claimedBefore: number): Promise<number> {
+    // Each schedule's newest tick stays: it is where the next look at the schedule starts.
+    const newest = this.db
+      .select({
+        functionName: scheduleTicks.functionName,
+        scheduleKey: scheduleTicks.scheduleKey,
+        last: max(scheduleTicks.tickAt).as("last"),
+      })
+      .from(scheduleTicks)
+      .groupBy(scheduleTicks.functionName, scheduleTicks.scheduleKey)
+      .as("newest");
+    const gone = await this.db
+      .delete(scheduleTicks)
+      .where(
+        and(
+          lt(scheduleTicks.claimedAt, claimedBefore),
+          notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(newest)
+              .where(
+                and(
+                  eq(newest.functionName, scheduleTicks.functionName),
+                  eq(newest.scheduleKey, scheduleTicks.scheduleKey),
+                  eq(newest.last, scheduleTicks.tickAt),
+                ),
+              ),
+          ),
+        ),
+      )
+      .returning({ tickAt: scheduleTicks.tickAt })
+      .all();
+    return gone.length;
   }
 }
