@@ -1,4 +1,4 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // Three projects, chosen by folder:
 // - unit: pure modules (test/unit: the wire protocol, the settings), the store on SQLite
@@ -7,11 +7,15 @@ import { defineConfig } from "vitest/config";
 //   anywhere in seconds (`npx vitest --project unit`).
 // - postgres: the same store and HTTP tests on a real PostgreSQL server, started for the run
 //   (test/postgres-setup.ts; needs root and Debian's postgresql).
+// What is one engine's own runs in that engine's project only: test/store/sqlite.test.ts in
+// unit; test/store/postgres.test.ts and outage.test.ts (the server stopped and started) in postgres.
 // - privileged: the real sandbox (test/sandbox), the real gateway end to end (test/e2e), several
 //   gateways on one PostgreSQL (test/cluster), the fngw CLI against it (test/cli) and the console
 //   and docs in Debian's Chromium (test/browser). Needs root and native/build/libsandbox.so
 //   (`npx vitest --project privileged`, as root).
 const ENGINE_NEUTRAL = ["test/store/**/*.test.ts", "test/http/**/*.test.ts"];
+const SQLITE_ONLY = ["test/store/sqlite.test.ts"];
+const POSTGRES_ONLY = ["test/store/postgres.test.ts", "test/store/outage.test.ts"];
 const UNIT = ["test/unit/**/*.test.ts", ...ENGINE_NEUTRAL, "test/cgroups/**/*.test.ts"];
 const PRIVILEGED = [
   "test/sandbox/**/*.test.ts",
@@ -28,10 +32,16 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     projects: [
-      { extends: true, test: { name: "unit", include: UNIT } },
+      { extends: true, test: { name: "unit", include: UNIT, exclude: [...configDefaults.exclude, ...POSTGRES_ONLY] } },
       {
         extends: true,
-        test: { name: "postgres", include: ENGINE_NEUTRAL, env: { TEST_STORE: "postgres" }, globalSetup: ["test/postgres-setup.ts"] },
+        test: {
+          name: "postgres",
+          include: ENGINE_NEUTRAL,
+          exclude: [...configDefaults.exclude, ...SQLITE_ONLY],
+          env: { TEST_STORE: "postgres" },
+          globalSetup: ["test/postgres-setup.ts"],
+        },
       },
       { extends: true, test: { name: "privileged", include: PRIVILEGED } },
     ],

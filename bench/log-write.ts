@@ -1,197 +1,164 @@
 /**
- * Cost of the invocation log on the hot path, and of its queries at a million rows.
- *   npx tsx bench/log-write.ts [rows=1000000]
- * Prints the per-invocation cost of a log write (insert `running` + update at the end),
- * the time of each query the API makes, and SQLite's plan for it.
+ * The invocation log's write path on either engine: how many rows per second one database
+ * connection absorbs when the log writer batches the starts and the ends of each event-loop turn,
+ * with many invocations in flight; then what the API's queries cost at a filled log.
+ *   npx tsx bench/log-write.ts [--store sqlite|postgres] [--rows 200000]
+ * With postgres, a throwaway server is started for the run and the store has ONE connection.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import { performance } from "node:perf_hooks";
+import { Command, InvalidArgumentError } from "commander";
 import { v7 as uuidv7 } from "uuid";
-import { openDatabase } from "../src/db/client.js";
-import type { InvocationEnd } from "../src/db/invocations.js";
-import { SecretBox } from "../src/db/secrets.js";
-import { createStores } from "../src/db/stores.js";
+import { startPostgres } from "../scripts/postgres.js";
+import type { InvocationEnd } from "../src/core/invocations.js";
+import type { Store } from "../src/store/contract.js";
+import { openStore } from "../src/store/index.js";
+import { InvocationLogWriter } from "../src/store/log-writer.js";
+import { SecretBox } from "../src/store/secrets.js";
 
-const totalRows = Number(process.argv[2] ?? 1_000_000);
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-bench-"));
-const opened = openDatabase(path.join(dir, "gateway.db"));
-const log = createStores(opened, new SecretBox(crypto.randomBytes(32))).invocations;
+const options = new Command()
+  .option("--store <engine>", "sqlite or postgres", (text) => {
+    if (text !== "sqlite" && text !== "postgres") throw new InvalidArgumentError("sqlite or postgres");
+    return text;
+  })
+  .option("--rows <n>", "rows in the log for the query timings", (text) => Number(text), 200_000)
+  .parse()
+  .opts<{ store?: "sqlite" | "postgres"; rows: number }>();
+const engine = options.store ?? "sqlite";
 
-function end(stdout: string): InvocationEnd {
-  return {
-    status: "ok",
-    durationMs: 12.5,
-    exitCode: 0,
-    signal: null,
-    httpStatus: 200,
-    responseBytes: 17,
-    stdout,
-    stderr: "",
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    error: null,
-    blockedSyscall: null,
-  };
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-log-bench-"));
+const postgres = engine === "postgres" ? await startPostgres() : null;
+const store: Store = await openStore(
+  { DATABASE_URL: postgres?.url, DB_PATH: path.join(dir, "gateway.db"), DATABASE_POOL_SIZE: 1 },
+  new SecretBox(crypto.randomBytes(32)),
+);
+const writer = new InvocationLogWriter(store, { node: "bench", maxOutputBytes: 64 * 1024, spool: null });
+
+const end = (stdout: string): InvocationEnd => ({
+  status: "ok",
+  durationMs: 12.5,
+  exitCode: 0,
+  signal: null,
+  httpStatus: 200,
+  responseBytes: 17,
+  stdout,
+  stderr: "",
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  error: null,
+  blockedSyscall: null,
+});
+
+/** `total` invocations' rows (start, then end), `inFlight` at a time, as the invoke route writes them. */
+async function absorb(total: number, inFlight: number, stdout: string, into = writer): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < total) {
+        next++;
+        const id = uuidv7();
+        await into.start({ id, functionName: `fn${next % 50}`, version: 1, requestBytes: 0, method: "GET", path: "/" });
+        await into.finish(id, end(stdout));
+      }
+    }),
+  );
+  return total / ((performance.now() - started) / 1000);
 }
 
-function writeCost(label: string, stdout: string, n: number): void {
-  const started = performance.now();
-  for (let i = 0; i < n; i++) {
-    const { seq } = log.start({
+console.log(
+  `${engine}${engine === "postgres" ? " (one connection)" : ""}; ${os.availableParallelism()} cores, load ${os.loadavg()[0]!.toFixed(1)}`,
+);
+for (const [inFlight, stdout, total] of [
+  [1, "", 2000],
+  [8, "", 10_000],
+  [64, "", 20_000],
+  [256, "", 30_000],
+  [64, "x".repeat(1024), 20_000],
+] as const) {
+  const perSecond = await absorb(total, inFlight, stdout);
+  console.log(
+    `rows absorbed, ${inFlight} in flight, ${stdout.length} B stdout: ${perSecond.toFixed(0)} invocations/s (a start and an end each)`,
+  );
+}
+
+// Several gateways on one database, one connection each: their ends queue on the finish-order lock.
+if (postgres) {
+  for (const gateways of [2, 4]) {
+    const others = await Promise.all(
+      Array.from({ length: gateways }, async (_, k) => {
+        const own = await openStore(
+          { DATABASE_URL: postgres.url, DB_PATH: "", DATABASE_POOL_SIZE: 1 },
+          new SecretBox(crypto.randomBytes(32)),
+        );
+        return { own, writer: new InvocationLogWriter(own, { node: `bench-${k}`, maxOutputBytes: 64 * 1024, spool: null }) };
+      }),
+    );
+    const rates = await Promise.all(others.map(({ writer: w }) => absorb(10_000, 64, "", w)));
+    console.log(
+      `rows absorbed, ${gateways} gateways (one connection each, 64 in flight each): ${rates.reduce((a, b) => a + b, 0).toFixed(0)} invocations/s in all`,
+    );
+    for (const { own } of others) await own.close();
+  }
+}
+
+// Queries at a filled log: `options.rows` rows over the past 30 days, 50 functions, one hot.
+const fillStarted = performance.now();
+const now = Date.now();
+const span = 30 * 24 * 3600_000;
+for (let done = 0; done < options.rows; ) {
+  const batch = Array.from({ length: Math.min(1000, options.rows - done) }, (_, k) => {
+    const i = done + k;
+    return {
       id: uuidv7(),
-      functionName: `fn${i % 50}`,
+      functionName: i % 5 === 0 ? "hot" : `fn${i % 50}`,
       version: 1,
       requestBytes: 0,
       method: "GET",
       path: "/",
-    });
-    log.finish(seq, end(stdout));
-  }
-  const perWrite = ((performance.now() - started) * 1000) / n;
-  console.log(`log write (insert running + update), ${label}: ${perWrite.toFixed(1)} µs per invocation (${n} invocations)`);
+      node: "bench",
+      startedAt: now - span + Math.floor((i / options.rows) * span),
+    };
+  });
+  await store.invocations.start(batch);
+  await store.invocations.finish(
+    batch.map((row, k) => ({
+      id: row.id,
+      end: { ...end(""), durationMs: 5 + ((done + k) % 100), stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+    })),
+  );
+  done += batch.length;
 }
+console.log(`\nfilled ${options.rows} rows in ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`);
 
-writeCost("empty stdout, small table", "", 5_000);
-writeCost("100 B stdout", "x".repeat(100), 5_000);
-writeCost("64 KiB stdout", "x".repeat(64 * 1024), 1_000);
-writeCost("1 MiB stdout (the cap)", "x".repeat(1024 * 1024), 100);
-
-// Fill with `totalRows` over the past 30 days: 50 functions, one of them hot (a fifth of the rows).
-// The rows above started now; they go, so that started_at keeps growing with seq as in real use.
-opened.sqlite.exec("delete from invocations");
-const fill = opened.sqlite.prepare(
-  `insert into invocations (id, function_name, version, started_at, duration_ms, exit_code, status, http_status,
-     request_bytes, response_bytes, stdout, stderr, method, path)
-   values (?, ?, 1, ?, ?, 0, ?, 200, 0, 17, '', '', 'GET', '/')`,
-);
-const statuses = ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "error", "timeout"];
-const now = Date.now();
-const span = 30 * 24 * 3600 * 1000;
-const toFill = totalRows;
-const fillStarted = performance.now();
-opened.sqlite.transaction(() => {
-  for (let i = 0; i < toFill; i++) {
-    const fn = i % 5 === 0 ? "hot" : `fn${i % 50}`;
-    fill.run(uuidv7(), fn, now - span + Math.floor((i / toFill) * span), 5 + (i % 100), statuses[i % 10]);
-  }
-})();
-console.log(`filled ${toFill} rows in ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`);
-opened.sqlite.pragma("optimize");
-writeCost(`100 B stdout, ${totalRows} rows`, "x".repeat(100), 5_000);
-
-async function timed<T>(label: string, run: () => T | Promise<T>, planSql?: string, planParams: unknown[] = []): Promise<T> {
+async function timed(label: string, run: () => Promise<unknown>): Promise<void> {
   const started = performance.now();
-  const result = await run();
-  const ms = performance.now() - started;
-  console.log(`\n${label}: ${ms.toFixed(2)} ms`);
-  if (planSql) {
-    const plan = opened.sqlite.prepare(`explain query plan ${planSql}`).all(...planParams) as { detail: string }[];
-    for (const step of plan) console.log(`  plan: ${step.detail}`);
-  }
-  return result;
+  await run();
+  console.log(`${label}: ${(performance.now() - started).toFixed(2)} ms`);
 }
-
-const listCols = "seq, id, function_name, status";
-const firstAtOrAfter = "select seq from invocations where started_at >= ? order by started_at, seq limit 1";
-await timed("list, no filter, limit 50", () => log.list({ limit: 50 }), `select ${listCols} from invocations order by seq desc limit 51`);
-const page = log.list({ limit: 50 });
-await timed(
-  "list, next page by cursor",
-  () => log.list({ limit: 50, beforeSeq: page.nextBeforeSeq ?? undefined }),
-  `select ${listCols} from invocations where seq < ? order by seq desc limit 51`,
-  [page.nextBeforeSeq],
+const page = await store.invocations.list({ limit: 50 });
+await timed("list, no filter, limit 50", () => store.invocations.list({ limit: 50 }));
+await timed("list, next page by cursor", () => store.invocations.list({ limit: 50, beforeSeq: page.nextBeforeSeq ?? undefined }));
+await timed("list, function=fn7", () => store.invocations.list({ limit: 50, functionName: "fn7" }));
+await timed("list, function=fn7 and status=ok", () => store.invocations.list({ limit: 50, functionName: "fn7", status: "ok" }));
+await timed("list, a one-hour window 15 days ago", () =>
+  store.invocations.list({ limit: 50, since: now - 15 * 24 * 3600_000, until: now - 15 * 24 * 3600_000 + 3600_000 }),
 );
-await timed(
-  "list, function=fn7",
-  () => log.list({ limit: 50, functionName: "fn7" }),
-  `select ${listCols} from invocations where function_name = ? order by seq desc limit 51`,
-  ["fn7"],
-);
-await timed(
-  "list, status=timeout",
-  () => log.list({ limit: 50, status: "timeout" }),
-  `select ${listCols} from invocations where status = ? order by seq desc limit 51`,
-  ["timeout"],
-);
-await timed(
-  "list, function=fn7 and status=error",
-  () => log.list({ limit: 50, functionName: "fn7", status: "error" }),
-  `select ${listCols} from invocations where function_name = ? and status = ? order by seq desc limit 51`,
-  ["fn7", "error"],
-);
-await timed("first key at or after a time (since/until become key ranges)", () => log.list({ limit: 1, since: now }), firstAtOrAfter, [
-  now,
-]);
-await timed(
-  "list, since 1h ago",
-  () => log.list({ limit: 50, since: now - 3600_000 }),
-  `select ${listCols} from invocations where seq >= ? order by seq desc limit 51`,
-  [1],
-);
-const oldUntil = now - 29 * 24 * 3600_000;
-await timed(
-  "list, until 29 days ago (deep in the past)",
-  () => log.list({ limit: 50, until: oldUntil }),
-  `select ${listCols} from invocations where seq < ? order by seq desc limit 51`,
-  [1],
-);
-await timed(
-  "list, a one-hour window 15 days ago",
-  () => log.list({ limit: 50, since: now - 15 * 24 * 3600_000, until: now - 15 * 24 * 3600_000 + 3600_000 }),
-  `select ${listCols} from invocations where seq >= ? and seq < ? order by seq desc limit 51`,
-  [1, 2],
-);
-await timed("get by id", () => log.get(page.items[0]!.id), "select * from invocations where id = ?", [page.items[0]!.id]);
-// Stats run on the read worker: the time is the request's latency (the first includes starting the
-// worker), the loop delay what invocations would feel meanwhile.
+await timed("list, after a finish place (a poller)", () => store.invocations.list({ limit: 50, afterFinishedSeq: 1000 }));
+await timed("get by id", () => store.invocations.get(page.items[0]!.id));
 for (const [label, hours] of [
-  ["1h", 1],
   ["24h", 24],
-  ["7d", 24 * 7],
   ["30d", 24 * 30],
 ] as const) {
-  const since = now - hours * 3600_000;
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
-  const stats = await timed(`stats of 'hot' (1/5 of the rows) over ${label}`, () => log.stats("hot", since, now + 1));
-  loop.disable();
-  console.log(`  ${stats.count} rows in the window; event loop delay at most ${(loop.max / 1e6).toFixed(1)} ms meanwhile`);
+  await timed(`stats of 'hot' (1/5 of the rows) over ${label}`, () => store.invocations.stats("hot", now - hours * 3600_000, now + 1));
 }
-const statsPlan = (sql: string) =>
-  (
-    opened.sqlite.prepare(`explain query plan ${sql}`).all(...["hot", 0, 1, "hot", 0, 1].slice(0, sql.split("?").length - 1)) as {
-      detail: string;
-    }[]
-  ).map((s) => s.detail);
-console.log(
-  "  counts plan:",
-  statsPlan("select status, count(*) from invocations where function_name = ? and started_at >= ? and started_at < ? group by status").join(
-    " | ",
-  ),
+await timed("prune one batch of 1000 by age", () =>
+  store.invocations.pruneBatch({ olderThan: now - 29 * 24 * 3600_000, keepRows: null, batchSize: 1000 }),
 );
-console.log(
-  "  percentiles plan:",
-  statsPlan(
-    `with ranked as (select duration_ms as d, row_number() over (order by duration_ms) as rn from invocations
-       where function_name = ? and started_at >= ? and started_at < ? and status in ('ok','error','timeout','oom','forbidden') and duration_ms is not null)
-     select min(case when rn = (select count(*) from invocations where function_name = ? and started_at >= ? and started_at < ?) then d end) from ranked`,
-  ).join(" | "),
-);
-await timed(
-  "mark interrupted (no running rows)",
-  () => log.markInterrupted(),
-  "update invocations set status = 'interrupted' where status = 'running'",
-);
-await timed("prune one batch of 1000 by age (29 days)", () => log.pruneBatch({ olderThan: oldUntil, keepRows: null, batchSize: 1000 }));
-await timed("prune one batch of 1000 by count", () => log.pruneBatch({ olderThan: null, keepRows: totalRows - 5000, batchSize: 1000 }));
 
-opened.close();
-const reopenStarted = performance.now();
-const reopened = openDatabase(path.join(dir, "gateway.db"));
-createStores(reopened, new SecretBox(crypto.randomBytes(32))).invocations.markInterrupted();
-console.log(`\nreopen at ${totalRows} rows (migrate + optimize + mark interrupted): ${(performance.now() - reopenStarted).toFixed(1)} ms`);
-reopened.close();
+await store.close();
+postgres?.stop();
 fs.rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 /**
  * The gateway end to end, beside the bare interpreters, in one run.
- *   npm run bench [-- --quick] [-- --requests 300] [-- --cpu-prof DIR]
+ *   npm run bench [-- --quick] [-- --requests 300] [-- --cpu-prof DIR] [-- --store postgres]
  *
  * Starts the gateway (src/main.ts) as a child process on a free loopback port with a fresh
  * DATA_DIR and token, registers a hello world and a JSON transform in each runtime for every
@@ -8,21 +8,27 @@
  * plus one at a time with 400 ms between calls (idle: a standby always ready). The bare
  * interpreters (`python3 -I -S -c pass`, `node -e 0`, the real binaries the gateway resolves)
  * are spawned the same way. Prints a table, writes every figure to bench/results/<time>.json,
- * then checks the log lost nothing: one row per request sent, and no 5xx.
+ * then checks the log lost nothing: one row per request sent, and no 5xx. Last, the `stream` case
+ * (bench/lib/stream.ts): a body streamed in 64 KiB chunks to a client reading at full speed and
+ * to one reading 1 MB/s, with the gateway's resident memory sampled meanwhile. With
+ * `--store postgres` the gateway's database is a throwaway PostgreSQL server started for the run
+ * (bench/compare.ts sets two runs' figures side by side).
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
+import { startPostgres } from "../scripts/postgres.js";
 import { loadConfig } from "../src/core/config.js";
-import { RUNTIMES, type Runtime } from "../src/core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { type AsyncFigures, measureAsync } from "./lib/async.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
 import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/load.js";
 import { type Figures, table } from "./lib/stats.js";
+import { readStream, STREAM_FUNCTIONS, type StreamFigures } from "./lib/stream.js";
 
 /** Isolation modes to try; "default" registers without the field. A mode the gateway refuses (400) is skipped. */
 const ISOLATION_MODES = ["default", "invocation", "function"] as const;
@@ -59,10 +65,19 @@ const options = new Command()
   .option("--requests <n>", "requests per case at each concurrency (default 300, quick 16)", positiveInt)
   .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 4)", positiveInt)
   .option("--isolation <modes>", `only these isolation modes, comma-separated (${ISOLATION_MODES.join(", ")})`, oneOf(ISOLATION_MODES))
-  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${RUNTIMES.join(", ")})`, oneOf(RUNTIMES))
+  .option("--runtime <runtimes>", `only these runtimes, comma-separated (${INTERPRETERS.join(", ")})`, oneOf(INTERPRETERS))
   .option("--async-jobs <n>", "jobs of the asynchronous case (default 4000, quick 400)", positiveInt)
   .option("--no-async", "leave the asynchronous case out")
   .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
+  .option(
+    "--store <engine>",
+    "the gateway's database: sqlite (DATA_DIR) or postgres (a throwaway server)",
+    oneOf(["sqlite", "postgres"] as const),
+    ["sqlite"] as const,
+  )
+  .option("--stream-mb <n>", "MB streamed to the full-speed reader (default 200, quick 50)", positiveInt)
+  .option("--slow-mb <n>", "MB streamed to the 1 MB/s reader (default 10, quick 8: more than the kernel's send buffer)", positiveInt)
+  .option("--only-stream", "only the stream case")
   .option("--out <dir>", "where the JSON results go", RESULTS_DIR)
   .parse()
   .opts<{
@@ -70,21 +85,32 @@ const options = new Command()
     requests?: number;
     idleRequests?: number;
     isolation?: IsolationMode[];
-    runtime?: Runtime[];
+    runtime?: InterpreterKind[];
     asyncJobs?: number;
     async: boolean;
     cpuProf?: string;
+    store: readonly ("sqlite" | "postgres")[];
+    streamMb?: number;
+    slowMb?: number;
+    onlyStream?: boolean;
     out: string;
   }>();
+const store = options.store[0] ?? "sqlite";
 
 const perCase = options.requests ?? (options.quick ? 16 : 300);
 const idleRequests = options.idleRequests ?? (options.quick ? 4 : 40);
-const modes = options.isolation ?? (options.quick ? ISOLATION_MODES.filter((mode) => mode !== "default") : ISOLATION_MODES);
+const modes = options.onlyStream
+  ? []
+  : (options.isolation ?? (options.quick ? ISOLATION_MODES.filter((mode) => mode !== "default") : ISOLATION_MODES));
+const streamMb = options.streamMb ?? (options.quick ? 50 : 200);
+const slowMb = options.slowMb ?? (options.quick ? 8 : 10);
+/** Room for the stream case's body (the default cap, 6 MiB, is far below it). */
+const STREAM_CAP_BYTES = (Math.max(streamMb, slowMb) + 1) * 1024 * 1024;
 
 interface CaseResult {
   /** For bare spawns: the mode whose rows they were measured beside. */
   mode: IsolationMode;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   kind: "hello" | "json" | "spawn";
   /** "idle" = one at a time, 400 ms apart. */
   concurrency: number | "idle";
@@ -101,11 +127,16 @@ const skippedModes: { mode: IsolationMode; reason: string }[] = [];
 
 const config = loadConfig({ DATA_DIR: os.tmpdir() });
 const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
-const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
-for (const runtime of RUNTIMES) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
+const binaries: Record<InterpreterKind, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
+for (const runtime of INTERPRETERS) await spawnLoad(...bareCommand(runtime, binaries), 1, 3); // warm the page cache
 
 const nodeArgs = options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(options.cpuProf)}`] : [];
-const gateway = await Gateway.start({}, nodeArgs);
+const postgres = store === "postgres" ? await startPostgres() : null;
+const gateway = await Gateway.start(
+  { MAX_RESPONSE_BYTES: String(STREAM_CAP_BYTES), ...(postgres ? { DATABASE_URL: postgres.url } : {}) },
+  nodeArgs,
+);
+const streams: StreamFigures[] = [];
 let health: unknown = null;
 const expectedRows = new Map<string, number>();
 try {
@@ -113,23 +144,27 @@ try {
   for (const mode of modes) {
     const registered = await registerAll(mode);
     if (registered === null) continue;
-    for (const runtime of options.runtime ?? RUNTIMES)
+    for (const runtime of options.runtime ?? INTERPRETERS)
       await measureRuntime(
         runtime,
         [...registered].filter(([, fn]) => fn.runtime === runtime),
         mode,
       );
   }
+  for (const runtime of options.runtime ?? INTERPRETERS) await measureStream(runtime);
 } catch (error) {
   console.error(gateway.log);
   await gateway.stop();
+  postgres?.stop();
   throw error;
 }
 const logCheck = await checkLog();
 await gateway.stop();
+postgres?.stop();
 const asyncResults: AsyncFigures[] = options.async ? await measureAsync(options.asyncJobs ?? (options.quick ? 400 : 4000), perCase) : [];
 
 printTable();
+printStreams();
 fs.mkdirSync(options.out, { recursive: true });
 const file = path.join(options.out, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
 const environment = {
@@ -143,13 +178,17 @@ const environment = {
   gatewayHealth: health,
 };
 const settings = {
+  store,
   quick: Boolean(options.quick),
   perCase,
   idleRequests,
   idleGapMs: IDLE_GAP_MS,
   warmupPerConnection: WARMUP_PER_CONNECTION,
 };
-fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, asyncResults, logCheck }, null, 2)}\n`);
+fs.writeFileSync(
+  file,
+  `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, streams, asyncResults, logCheck }, null, 2)}\n`,
+);
 console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
 const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
 if (lost.length > 0) {
@@ -181,7 +220,7 @@ async function registerAll(mode: IsolationMode): Promise<Map<string, BenchFuncti
  * A runtime's functions at each concurrency, each level right after the bare spawn at the same
  * level, so that the load of the host (shared with other work) is alike for both.
  */
-async function measureRuntime(runtime: Runtime, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
+async function measureRuntime(runtime: InterpreterKind, functions: [string, BenchFunction][], mode: IsolationMode): Promise<void> {
   const targets = functions.map(([name, fn]): [string, Target] => [
     name,
     {
@@ -220,11 +259,61 @@ async function measureRuntime(runtime: Runtime, functions: [string, BenchFunctio
 }
 
 /** The bare interpreter of `runtime`: `perCase` spawns by `concurrency` spawners. */
-async function bareAt(runtime: Runtime, concurrency: number, mode: IsolationMode): Promise<Figures> {
+async function bareAt(runtime: InterpreterKind, concurrency: number, mode: IsolationMode): Promise<Figures> {
   const figures = await spawnLoad(...bareCommand(runtime, binaries), concurrency, perCase);
   results.push({ mode, runtime, kind: "spawn", concurrency, figures, p50Ratio: 1, throughputRatio: 1 });
   process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
   return figures;
+}
+
+/** The stream case for `runtime`: full speed, then 1 MB/s (bench/lib/stream.ts). */
+async function measureStream(runtime: InterpreterKind): Promise<void> {
+  const name = `bench-${runtime}-stream`;
+  await gateway.api("POST", "/api/functions", { name, runtime, code: STREAM_FUNCTIONS[runtime], timeout_ms: 120_000 });
+  const pid = gateway.pid!;
+  const url = (mb: number) => `${gateway.url}/fn/${name}?bytes=${mb * 1024 * 1024}`;
+  // A warm-up: the first streamed invocation starts the interpreters the measured ones take.
+  await readStream(url(32), gateway.token, pid, null);
+  expectedRows.set(name, 1);
+  for (const [reader, mb, pace] of [
+    ["full", streamMb, null],
+    ["1MB/s", slowMb, { bytesPerSecond: 1e6, python: binaries.python }],
+  ] as const) {
+    const figures = await readStream(url(mb), gateway.token, pid, pace);
+    expectedRows.set(name, (expectedRows.get(name) ?? 0) + 1);
+    const row = figures.invocationId
+      ? (await gateway.api<{ duration_ms: number | null }>("GET", `/api/invocations/${figures.invocationId}`)).json
+      : null;
+    streams.push({ runtime, reader, ...figures, runMs: row?.duration_ms ?? null });
+    process.stderr.write(
+      `${name} ${reader}: ${(figures.bytes / 1e6).toFixed(0)} MB at ${figures.mbPerSecond.toFixed(1)} MB/s, gateway RSS +${(figures.rssGrowthBytes / 2 ** 20).toFixed(1)} MiB\n`,
+    );
+  }
+}
+
+function printStreams(): void {
+  if (streams.length === 0) return;
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  console.log(
+    "\nstream: a body in 64 KiB chunks, written as fast as the function may; the gateway's VmRSS sampled every 20 ms (growth = peak - before); run = the invocation's own duration\n",
+  );
+  console.log(
+    table(
+      ["case", "reader", "MB", "MB/s", "wall ms", "run ms", "gateway CPU ms", "RSS before MiB", "RSS growth MiB", "status"],
+      streams.map((s) => [
+        `${s.runtime} stream`,
+        s.reader,
+        (s.bytes / 1e6).toFixed(0),
+        s.mbPerSecond.toFixed(1),
+        s.wallMs.toFixed(0),
+        s.runMs === null ? "-" : s.runMs.toFixed(0),
+        s.gatewayCpuMs.toFixed(0),
+        mib(s.rssBeforeBytes),
+        mib(s.rssGrowthBytes),
+        String(s.status),
+      ]),
+    ),
+  );
 }
 
 async function checkLog() {
@@ -260,7 +349,7 @@ function printTable(): void {
     r.throughputRatio === null ? "-" : `${fmt(r.throughputRatio, 2)}x`,
   ]);
   console.log(
-    `\n${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
+    `\n${store}; ${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
       "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1)\n",
   );
   console.log(table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio"], rows));

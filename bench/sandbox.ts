@@ -15,7 +15,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../src/core/config.js";
-import type { Runtime } from "../src/core/runtimes.js";
+import type { InterpreterKind } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { Sandbox } from "../src/sandbox/sandbox.js";
 import { helloSpec } from "./lib/functions.js";
@@ -27,9 +27,9 @@ const config = loadConfig({ DATA_DIR: dataDir, MAX_CONCURRENCY: "4", SANDBOX_UID
 const sandbox = await Sandbox.start(config);
 const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
 
-const binaries: Record<Runtime, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
+const binaries: Record<InterpreterKind, string> = { python: interpreters.python.binary, node: interpreters.node.binary };
 
-async function bare(runtime: Runtime): Promise<number> {
+async function bare(runtime: InterpreterKind): Promise<number> {
   const started = performance.now();
   const child = spawn(...bareCommand(runtime, binaries), { env: {}, stdio: ["pipe", "pipe", "pipe"] });
   child.stdin.end();
@@ -37,7 +37,7 @@ async function bare(runtime: Runtime): Promise<number> {
   return performance.now() - started;
 }
 
-async function sandboxed(runtime: Runtime): Promise<number> {
+async function sandboxed(runtime: InterpreterKind): Promise<number> {
   const started = performance.now();
   const result = await sandbox.run(helloSpec(runtime));
   if (result.status !== "ok") throw new Error(`${runtime}: ${result.status} ${result.errorMessage}`);

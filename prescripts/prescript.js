@@ -5,8 +5,8 @@
 // Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
 // (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
 // the request envelope, the function's environment and its code (base64), then the
-// request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
-// and stderr are the invocation's log.
+// request body. Fd 4 carries the result out (JSON lines: a whole answer with its body bytes,
+// or a streamed one's head, chunks and end); stdout and stderr are the invocation's log.
 "use strict";
 
 // One closure holds everything: top-level bindings of a script are visible to later
@@ -123,8 +123,17 @@
       for (let offset = 0; offset < data.length; ) offset += fs.writeSync(fd, data, offset);
     }
 
+    // Writes wait while the gateway's buffer for this answer is full: a slow client paces the function.
     function send(frame, body = Buffer.alloc(0)) {
       writeAll(4, Buffer.concat([Buffer.from(JSON.stringify(frame) + "\n"), body]));
+    }
+
+    /** A chunk of a streamed body: its frame line and its bytes in one writev, without copying them. */
+    function sendChunk(bytes) {
+      if (bytes.length === 0) return;
+      const line = Buffer.from(`{"kind":"chunk","length":${bytes.length}}\n`);
+      const written = fs.writevSync(4, [line, bytes]);
+      if (written < line.length + bytes.length) writeAll(4, Buffer.concat([line, bytes]).subarray(written));
     }
 
     /** Exits once stdout and stderr have flushed what user code wrote (large writes to a socket are queued). */
@@ -164,8 +173,12 @@
       );
     }
 
-    /** Loads the user's code; returns its exports (CommonJS `module.exports` or the ES module namespace). */
-    async function load(source, packages, run) {
+    /**
+     * Loads the user's code; returns its exports (CommonJS `module.exports` or the ES module
+     * namespace). TypeScript arrives compiled, with an inline source map: it is loaded from a file
+     * in the invocation's /tmp, through Node's own loaders, so that stack traces name the .ts lines.
+     */
+    async function load(source, packages, run, typescript) {
       let wrapper;
       try {
         wrapper = vm.compileFunction(source, ["exports", "require", "module", "__filename", "__dirname"], {
@@ -173,7 +186,7 @@
         });
       } catch (error) {
         if (!isModuleSyntaxError(error)) throw error;
-        if (packages) {
+        if (packages || typescript) {
           // A data: URL has no directory, so bare specifiers cannot resolve from it: the module
           // is loaded from the invocation's own /tmp instead, and resolution walks up to
           // /node_modules, the jail's link to /packages/node_modules.
@@ -182,6 +195,12 @@
         }
         const url = "data:text/javascript;base64," + Buffer.from(`${source}\n//# sourceURL=function.mjs\n//${run}\n`).toString("base64");
         return import(url);
+      }
+      if (typescript) {
+        const require = createRequire("/tmp/");
+        fs.writeFileSync("/tmp/function.cjs", source, { mode: 0o600 });
+        delete require.cache["/tmp/function.cjs"]; // a warm script runs anew each time
+        return require("/tmp/function.cjs");
       }
       const module = { exports: {} };
       wrapper.call(module.exports, module.exports, createRequire("/" + FILENAME), module, "/" + FILENAME, "/");
@@ -217,11 +236,123 @@
       return request;
     }
 
-    async function encode(result) {
-      if (result instanceof Response) {
-        const body = Buffer.from(await result.arrayBuffer());
-        return { status: result.status, headers: [...result.headers], body };
+    /** Sends the handler's answer: whole, or streamed as it is written (PROTOCOL.md). */
+    async function answer(result) {
+      if (result instanceof Response) return answerResponse(result);
+      if (isStream(result)) return streamItems(200, [], result);
+      const { status, headers, body } = encode(result);
+      send({ kind: "response", status, headers, body_length: body.length }, body);
+    }
+
+    /**
+     * A body ready at once (within one turn of the event loop) and no larger goes whole, with its
+     * length; a larger one is streamed, so that what the function holds stays bounded and a slow
+     * client paces it.
+     */
+    const WHOLE_BODY_MAX = 1 << 20;
+    const BLOCKED = Symbol("blocked");
+
+    /** A Response: whole when its body is ready at once, else its head now and its body as it comes. */
+    async function answerResponse(response) {
+      const head = { kind: "response", status: response.status, headers: [...response.headers] };
+      if (response.body === null) return send({ ...head, body_length: 0 });
+      const reader = response.body.getReader();
+      const ready = [];
+      let size = 0;
+      let pending = reader.read();
+      while (size <= WHOLE_BODY_MAX) {
+        const next = await Promise.race([pending, new Promise((resolve) => setImmediate(resolve, BLOCKED))]);
+        if (next === BLOCKED) break;
+        if (next.done) return send({ ...head, body_length: size }, Buffer.concat(ready, size));
+        const bytes = chunkBytes(next.value);
+        ready.push(bytes);
+        size += bytes.length;
+        pending = reader.read();
       }
+      send({ ...head, streamed: true });
+      for (const bytes of ready) sendChunk(bytes);
+      for (let next = await pending; !next.done; next = await reader.read()) sendChunk(chunkBytes(next.value));
+      send({ kind: "body_end" });
+    }
+
+    function chunkBytes(value) {
+      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      throw new TypeError(`a Response body's chunks must be Uint8Array, not ${typeof value}`);
+    }
+
+    /** What streams when a handler returns it: an async iterable (a ReadableStream, an async generator) or a generator. */
+    function isStream(value) {
+      return (
+        value !== null &&
+        typeof value === "object" &&
+        (typeof value[Symbol.asyncIterator] === "function" || Object.prototype.toString.call(value) === "[object Generator]")
+      );
+    }
+
+    /**
+     * Streams what an iterable yields: strings (UTF-8), bytes, or objects, each one Server-Sent
+     * Event. The head goes with the first item, whose kind sets the content type.
+     */
+    async function streamItems(status, headers, items) {
+      let contentType = headers.find(([name]) => name.toLowerCase() === "content-type")?.[1] ?? null;
+      let started = false;
+      const start = (type) => {
+        if (started) return;
+        if (contentType === null && type !== null) {
+          contentType = type;
+          headers = [...headers, ["content-type", type]];
+        }
+        send({ kind: "response", status, headers, streamed: true });
+        started = true;
+      };
+      for await (const item of items) {
+        if (typeof item === "string") {
+          start("text/plain; charset=utf-8");
+          sendChunk(Buffer.from(item));
+        } else if (item instanceof ArrayBuffer || ArrayBuffer.isView(item)) {
+          start("application/octet-stream");
+          sendChunk(item instanceof ArrayBuffer ? Buffer.from(item) : Buffer.from(item.buffer, item.byteOffset, item.byteLength));
+        } else if (item !== null && typeof item === "object") {
+          start("text/event-stream");
+          if (!/^text\/event-stream\b/i.test(contentType)) {
+            throw new TypeError(`an object streams as an event only under content-type text/event-stream, not ${contentType}`);
+          }
+          sendChunk(Buffer.from(serverSentEvent(item)));
+        } else {
+          throw new TypeError(`a streamed item must be a string, bytes or an event object, not ${item === null ? "null" : typeof item}`);
+        }
+      }
+      start(null);
+      send({ kind: "body_end" });
+    }
+
+    const EVENT_FIELDS = new Set(["comment", "event", "id", "retry", "data"]);
+    const lines = (text) => text.split(/\r\n|\r|\n/);
+
+    /** One Server-Sent Event: `data` (a string as is, anything else as JSON), `event`, `id`, `retry`, `comment`. */
+    function serverSentEvent(item) {
+      const unknown = Object.keys(item).filter((key) => !EVENT_FIELDS.has(key));
+      if (unknown.length > 0) throw new TypeError(`an event's fields are comment, event, id, retry and data, not ${unknown.join(", ")}`);
+      const out = [];
+      if (item.comment != null) for (const line of lines(String(item.comment))) out.push(`: ${line}`);
+      for (const field of ["event", "id"]) {
+        if (item[field] == null) continue;
+        const value = String(item[field]);
+        if (/[\r\n\0]/.test(value)) throw new TypeError(`an event's ${field} cannot hold a line break or NUL`);
+        out.push(`${field}: ${value}`);
+      }
+      if (item.retry != null) {
+        if (!Number.isSafeInteger(item.retry) || item.retry < 0) throw new TypeError("an event's retry must be a whole number of milliseconds");
+        out.push(`retry: ${item.retry}`);
+      }
+      if (item.data !== undefined) {
+        const text = typeof item.data === "string" ? item.data : JSON.stringify(item.data, refuseNonFinite);
+        for (const line of lines(text ?? "null")) out.push(`data: ${line}`);
+      }
+      return `${out.join("\n")}\n\n`;
+    }
+
+    function encode(result) {
       if (result === undefined || result === null) return { status: 204, headers: [], body: Buffer.alloc(0) };
       if (typeof result === "string") {
         return { status: 200, headers: [["content-type", "text/plain; charset=utf-8"]], body: Buffer.from(result) };
@@ -265,7 +396,9 @@
       Object.assign(process.env, envelope.env);
 
       const source = Buffer.from(envelope.code, "base64").toString("utf8");
-      const exported = await load(source, envelope.packages === true, 0);
+      const typescript = envelope.typescript === true;
+      if (typescript) process.setSourceMapsEnabled(true);
+      const exported = await load(source, envelope.packages === true, 0, typescript);
       const handler = findHandler(exported);
       if (handler === null && nonce === undefined) {
         warnIfHandlerMisnamed(exported);
@@ -275,9 +408,7 @@
         if (handler !== null) {
           // Handler mode: a handler that exits or never settles is an error, and its output stays in the log.
           send({ kind: "handler" });
-          const result = await handler(buildRequest(envelope, body));
-          const { status, headers, body: out } = await encode(result);
-          send({ kind: "response", status, headers, body_length: out.length }, out);
+          await answer(await handler(buildRequest(envelope, body)));
         }
         if (nonce === undefined) return exitNow(0);
         // A warm instance: the module loaded once (a script runs again for each invocation);
@@ -285,7 +416,7 @@
         await endInvocation(nonce);
         ({ envelope, body } = readInvocation());
         nonce = envelope.nonce;
-        if (handler === null) await load(source, envelope.packages === true, runs);
+        if (handler === null) await load(source, envelope.packages === true, runs, typescript);
       }
     }
 

@@ -5,8 +5,8 @@
 # Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
 # (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
 # the request envelope, the function's environment and its code (base64), then the
-# request body. Fd 4 carries the result out (one JSON line, then the body bytes); stdout
-# and stderr are the invocation's log. Everything lives inside _prescript() so that user
+# request body. Fd 4 carries the result out (JSON lines: a whole answer with its body bytes,
+# or a streamed one's head, chunks and end); stdout and stderr are the invocation's log. Everything lives inside _prescript() so that user
 # code, run in a module of its own, finds no prescript globals to reach. (Longer than the
 # usual file: the interpreter reads it whole from stdin, so it cannot import a sibling.)
 
@@ -123,8 +123,17 @@ def _prescript(relocated=frozenset()):
         while view:
             view = view[os.write(fd, view):]
 
+    # Writes wait while the gateway's buffer for this answer is full: a slow client paces the function.
     def send(frame, body=b""):
         write_all(4, dumps(frame).encode() + b"\n" + body)
+
+    def send_chunk(data):
+        """A chunk of a streamed body: its frame line and its bytes in one writev, without copying them."""
+        if data:
+            line = b'{"kind":"chunk","length":%d}\n' % len(data)
+            written = os.writev(4, (line, data))
+            if written < len(line) + len(data):
+                write_all(4, (line + data)[written:])
 
     def exit_now(code):
         for stream in (sys.stdout, sys.stderr):
@@ -203,6 +212,82 @@ def _prescript(relocated=frozenset()):
             return dumps_answer(value).encode(), "application/json"
         raise TypeError(f"handler returned an unsupported type: {type(value).__name__}")
 
+    EVENT_FIELDS = ("comment", "event", "id", "retry", "data")
+
+    def lines(text):
+        return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+    def server_sent_event(item):
+        """One Server-Sent Event: data (a str as is, anything else as JSON), event, id, retry, comment."""
+        unknown = [str(key) for key in item if key not in EVENT_FIELDS]
+        if unknown:
+            raise TypeError(f"an event's fields are comment, event, id, retry and data, not {', '.join(unknown)}")
+        out = []
+        if item.get("comment") is not None:
+            out += [": " + line for line in lines(str(item["comment"]))]
+        for field in ("event", "id"):
+            if item.get(field) is None:
+                continue
+            value = str(item[field])
+            if "\r" in value or "\n" in value or "\0" in value:
+                raise ValueError(f"an event's {field} cannot hold a line break or NUL")
+            out.append(f"{field}: {value}")
+        if item.get("retry") is not None:
+            if isinstance(item["retry"], bool) or not isinstance(item["retry"], int) or item["retry"] < 0:
+                raise TypeError("an event's retry must be a whole number of milliseconds")
+            out.append(f"retry: {item['retry']}")
+        if "data" in item:
+            data = item["data"]
+            out += ["data: " + line for line in lines(data if isinstance(data, str) else dumps_answer(data))]
+        return ("\n".join(out) + "\n\n").encode()
+
+    def is_stream(value):
+        return type(value).__name__ in ("generator", "async_generator")
+
+    def stream(items, status, headers):
+        """Streams what a generator yields: str (UTF-8), bytes, or dicts, each one Server-Sent Event.
+        The head goes with the first item, whose kind sets the content type."""
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        started = False
+
+        def start(default):
+            nonlocal content_type, started
+            if started:
+                return
+            if content_type is None and default is not None:
+                content_type = headers["content-type"] = default
+            send({"kind": "response", "status": status, "headers": list(headers.items()), "streamed": True})
+            started = True
+
+        def emit(item):
+            if isinstance(item, str):
+                start("text/plain; charset=utf-8")
+                send_chunk(item.encode())
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                start("application/octet-stream")
+                send_chunk(bytes(item))
+            elif isinstance(item, dict):
+                start("text/event-stream")
+                if not content_type.lower().startswith("text/event-stream"):
+                    raise TypeError(f"a dict streams as an event only under content-type text/event-stream, not {content_type}")
+                send_chunk(server_sent_event(item))
+            else:
+                raise TypeError(f"a streamed item must be str, bytes or a dict (an event), not {type(item).__name__}")
+
+        if type(items).__name__ == "async_generator":
+            import asyncio
+
+            async def drain():
+                async for item in items:
+                    emit(item)
+
+            asyncio.run(drain())
+        else:
+            for item in items:
+                emit(item)
+        start(None)
+        send({"kind": "body_end"})
+
     def respond(result):
         """Maps a handler's return value to a response (the README's table of return values)."""
         headers = {}
@@ -215,6 +300,8 @@ def _prescript(relocated=frozenset()):
                     raise TypeError("the headers of a tuple result must be a dict")
                 headers = {str(k): str(v) for k, v in result[2].items()}
             result, status = result[0], result[1]
+        if is_stream(result):
+            return stream(result, 200 if status is None else status, headers)
         body, content_type = encode_body(result)
         if status is None:
             status = 204 if result is None else 200
@@ -230,6 +317,10 @@ def _prescript(relocated=frozenset()):
     del body
     os.environ.clear()
     os.environ.update(envelope["env"])
+    # Line-buffered, as on a terminal: a print() leaves in one write, so live output shows whole
+    # lines as they are printed (flush=True sends a partial one).
+    for channel in (sys.stdout, sys.stderr):
+        channel.reconfigure(line_buffering=True, write_through=False)
     if envelope.get("packages"):
         # The function's package environment, bound read-only at /packages. Appended, so
         # the standard library cannot be shadowed by a package.

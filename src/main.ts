@@ -136,17 +136,28 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`the package store could not open: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const packages = new FunctionEnvironments(packageStore.store, cluster.functions, config.PACKAGES_MAX_MB * 2 ** 20, (line) =>
-    console.log(line),
-  );
-  // Versions left waiting for their packages wait again; environments no version refers to age out.
-  await packages.resumePending();
+  // Every current and pending version's environment is built here (from the stored lock where one
+  // node resolved it); versions left waiting for their packages wait again.
+  let packages: FunctionEnvironments;
+  try {
+    packages = await FunctionEnvironments.start({
+      store: packageStore.store,
+      shared: store,
+      functions: cluster.functions,
+      node: cluster.node,
+      budgetBytes: config.PACKAGES_MAX_MB * 2 ** 20,
+      graceMs: config.PACKAGES_GRACE_MS,
+    });
+  } catch (err) {
+    fail(`package environments could not start: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // Environments no version refers to age out.
   const sweepPackages = () => {
     packages.sweep().then(
       (removed) => {
-        if (removed.length > 0) console.log(`removed ${removed.length} package environment(s) no function version uses`);
+        if (removed.length > 0) log.info(`removed ${removed.length} package environment(s) no function version uses`);
       },
-      (err: unknown) => console.error("package clean-up failed:", err),
+      (err: unknown) => log.error({ err }, "package clean-up failed"),
     );
   };
   sweepPackages();
@@ -188,6 +199,7 @@ async function main(): Promise<void> {
     log.info(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
     retention.stop();
     clearInterval(packageSweep);
+    packages.close();
     // No new job is taken; the running ones finish within the grace, or end interrupted (and are retried) when the sandbox closes.
     const jobsStopped = jobs.stop();
     server.close();

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { startPostgres } from "./postgres.js";
+import { startPostgres } from "../scripts/postgres.js";
 
 // Global set-up of the `postgres` project: one throwaway server for the run; each gateway under
 // test makes a database of its own on it (test/postgres.ts).

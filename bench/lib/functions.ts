@@ -1,11 +1,11 @@
 import type { InvocationSpec } from "../../src/core/runner.js";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 
 /** A function the bench registers, and the request it sends to it. */
 export interface BenchFunction {
   /** Short label: `hello` or `json`. */
   kind: "hello" | "json";
-  runtime: Runtime;
+  runtime: InterpreterKind;
   code: string;
   method: "GET" | "POST";
   /** Path and query after `/fn/<name>`. */
@@ -60,7 +60,7 @@ export const BENCH_FUNCTIONS: readonly BenchFunction[] = [
 ];
 
 /** The hello world of `runtime` as `Sandbox.run` takes it, for the benches that leave HTTP out. */
-export function helloSpec(runtime: Runtime): InvocationSpec {
+export function helloSpec(runtime: InterpreterKind): InvocationSpec {
   const hello = BENCH_FUNCTIONS.find((fn) => fn.runtime === runtime && fn.kind === "hello")!;
   return {
     runtime,

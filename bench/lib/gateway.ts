@@ -9,8 +9,11 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
-/** Sandbox uids of the gateways the bench starts; disjoint from the tests' and a default gateway's. */
-export const BENCH_UID_BASE = "600000";
+/**
+ * Sandbox uids of the gateways the bench starts; disjoint from the tests' and a default gateway's.
+ * SANDBOX_UID_BASE (and PACKAGES_UID) in the bench's environment move them, for benches run side by side.
+ */
+export const BENCH_UID_BASE = process.env.SANDBOX_UID_BASE ?? "600000";
 const READY_TIMEOUT_MS = 60_000;
 
 /** A gateway started as a child process (`node --import tsx src/main.ts`) on a free loopback port. */
@@ -40,7 +43,7 @@ export class Gateway {
       DATA_DIR: dataDir,
       GATEWAY_TOKEN: token,
       SANDBOX_UID_BASE: BENCH_UID_BASE,
-      PACKAGES_UID: String(Number(BENCH_UID_BASE) + 999),
+      PACKAGES_UID: process.env.PACKAGES_UID ?? String(Number(BENCH_UID_BASE) + 999),
       SHUTDOWN_GRACE_MS: "5000",
       ...env,
     };

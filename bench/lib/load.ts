@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import autocannon from "autocannon";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 import { type Figures, summarise } from "./stats.js";
 
 /** One HTTP request shape, sent again and again. */
@@ -78,7 +78,7 @@ export async function driveIdle(target: Target, total: number, gapMs: number): P
 }
 
 /** The bare interpreter, spawned the way the runner spawns one: empty environment, stdio on pipes. */
-export function bareCommand(runtime: Runtime, binaries: Record<Runtime, string>): [string, string[]] {
+export function bareCommand(runtime: InterpreterKind, binaries: Record<InterpreterKind, string>): [string, string[]] {
   return runtime === "python" ? [binaries.python, ["-I", "-S", "-c", "pass"]] : [binaries.node, ["-e", "0"]];
 }
 

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "../../src/core/config.js";
-import { RUNTIMES, type Runtime } from "../../src/core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../../src/core/runtimes.js";
 import { Sandbox } from "../../src/sandbox/sandbox.js";
 import { helloSpec } from "../lib/functions.js";
 import { quantile, table } from "../lib/stats.js";
@@ -30,8 +30,8 @@ const options = new Command()
   .option("--concurrency <n>", "invocations at a time", count, 1)
   .option("--pause-ms <n>", "pause after each invocation (standbys ready when long enough)", count, 0)
   .parse()
-  .opts<{ runtime: Runtime; requests: number; concurrency: number; pauseMs: number }>();
-if (!RUNTIMES.includes(options.runtime)) throw new Error(`--runtime must be one of ${RUNTIMES.join(", ")}`);
+  .opts<{ runtime: InterpreterKind; requests: number; concurrency: number; pauseMs: number }>();
+if (!INTERPRETERS.includes(options.runtime)) throw new Error(`--runtime must be one of ${INTERPRETERS.join(", ")}`);
 
 const spec = helloSpec(options.runtime);
 

@@ -79,8 +79,8 @@ export async function api<T>(path: string, init: { method?: string; json?: unkno
 export const signIn = (token: string) => api<void>("/api/session", { method: "POST", json: { token } });
 export const signOut = () => api<void>("/api/session", { method: "DELETE" });
 
-export type Runtime = "python" | "node";
-export type Status = "running" | "ok" | "error" | "timeout" | "oom" | "forbidden" | "rejected" | "interrupted";
+export type Runtime = "python" | "node" | "typescript";
+export type Status = "running" | "ok" | "error" | "timeout" | "oom" | "forbidden" | "rejected" | "interrupted" | "client_closed";
 
 export interface FunctionSummary {
   name: string;

@@ -8,6 +8,8 @@ import { messageOf } from "./util";
 const TEMPLATES: Record<Runtime, string> = {
   python: 'def handler(request):\n    print("called")\n    return {"hello": request.query.get("name", "world")}\n',
   node: 'export default async function (request) {\n  console.log("called");\n  return Response.json({ hello: new URL(request.url).searchParams.get("name") ?? "world" });\n}\n',
+  typescript:
+    'export default async function (request: Request): Promise<Response> {\n  console.log("called");\n  const name: string = new URL(request.url).searchParams.get("name") ?? "world";\n  return Response.json({ hello: name });\n}\n',
 };
 
 /** What the name rule means, said once under the field (the pattern itself comes from the gateway). */
@@ -101,6 +103,7 @@ export function Deploy() {
             <select name="runtime" value={runtime} onChange={(e) => changeRuntime(e.currentTarget.value as Runtime)}>
               <option value="python">Python</option>
               <option value="node">JavaScript (Node)</option>
+              <option value="typescript">TypeScript (Node)</option>
             </select>
           </label>
         </div>

@@ -1,6 +1,7 @@
 import { createEditor, type PrismEditor } from "prism-code-editor";
 import "prism-code-editor/prism/languages/javascript";
 import "prism-code-editor/prism/languages/python";
+import "prism-code-editor/prism/languages/typescript";
 import "prism-code-editor/languages/python";
 import "prism-code-editor/languages/clike";
 import "prism-code-editor/layout.css";
@@ -8,7 +9,7 @@ import "prism-code-editor/themes/github-light.css";
 import { useEffect, useRef } from "preact/hooks";
 import type { Runtime } from "./api";
 
-export const languageOf = (runtime: Runtime) => (runtime === "python" ? "python" : "javascript");
+export const languageOf = (runtime: Runtime) => ({ python: "python", node: "javascript", typescript: "typescript" })[runtime];
 
 interface EditorProps {
   value: string;
@@ -20,7 +21,7 @@ interface EditorProps {
 
 /**
  * A small code editor: prism-code-editor (a native textarea over Prism-highlighted code, so
- * typing, selection and undo are the browser's own) with only the Python and JavaScript grammars.
+ * typing, selection and undo are the browser's own) with only the Python, JavaScript and TypeScript grammars.
  */
 export function CodeEditor({ value, runtime, onChange, readOnly = false, label }: EditorProps) {
   const container = useRef<HTMLDivElement>(null);

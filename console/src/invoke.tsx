@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import { CONSOLE_HEADERS, invokePath } from "./api";
+import { readAsItComes } from "./read-body";
 import { messageOf } from "./util";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -73,9 +74,12 @@ export function InvokePanel({ name }: { name: string }) {
         body: method === "GET" ? undefined : body,
         credentials: "same-origin",
       });
-      const text = await res.text();
+      // The head is shown as soon as it is here, the body as it arrives (a streamed answer, live output).
+      const head = { status: res.status, headers: [...res.headers], durationMs: performance.now() - started, refusal: null };
+      setAnswer({ ...head, body: "" });
+      const text = await readAsItComes(res, (sofar) => setAnswer({ ...head, body: sofar }));
       const refusal = refusalOf(res.status, text, name);
-      setAnswer({ status: res.status, headers: [...res.headers], body: text, durationMs: performance.now() - started, refusal });
+      setAnswer({ ...head, body: text, durationMs: performance.now() - started, refusal });
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -116,7 +120,13 @@ export function InvokePanel({ name }: { name: string }) {
             <span class={`status ${answer.status < 400 ? "ok" : "bad"}`} data-testid="invoke-status">
               {answer.status}
             </span>{" "}
-            <span class="muted">{Math.round(answer.durationMs)} ms</span>
+            {busy ? (
+              <span class="muted" data-testid="invoke-receiving">
+                receiving…
+              </span>
+            ) : (
+              <span class="muted">{Math.round(answer.durationMs)} ms</span>
+            )}
           </p>
           {answer.refusal && (
             <p class="error" role="alert" data-testid="invoke-refusal">

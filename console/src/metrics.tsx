@@ -22,7 +22,7 @@ function bucketize(items: Invocation[], since: number, windowMs: number): Series
     if (index < 0) continue;
     if (item.status === "ok") ok[index]! += 1;
     else if (item.status !== "running") failed[index]! += 1;
-    if (item.duration_ms !== null && !["rejected", "interrupted", "running"].includes(item.status)) durations[index]!.push(item.duration_ms);
+    if (item.duration_ms !== null && !["rejected", "interrupted", "client_closed", "running"].includes(item.status)) durations[index]!.push(item.duration_ms);
   }
   const sorted = durations.map((d) => d.sort((a, b) => a - b));
   const times = Array.from({ length: BUCKETS }, (_, i) => (since + (i + 0.5) * width) / 1000);

@@ -3,6 +3,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { RUNTIMES, type Runtime, SOURCE_EXTENSIONS } from "../core/runtimes.js";
 import { CliError, checkName, EXIT, type GatewayClient, usageError } from "./client.js";
 import { collect, contextOf, positiveInteger } from "./context.js";
 import { scheduleLines } from "./jobs.js";
@@ -47,7 +48,10 @@ interface FunctionSummary {
   updated_at: string;
 }
 
-const RUNTIME_BY_EXTENSION: Record<string, string> = { ".py": "python", ".js": "node", ".mjs": "node", ".cjs": "node" };
+const RUNTIME_BY_EXTENSION = new Map<string, Runtime>(
+  RUNTIMES.flatMap((runtime) => SOURCE_EXTENSIONS[runtime].map((extension) => [extension, runtime] as const)),
+);
+const EXTENSIONS_SAID = RUNTIMES.map((runtime) => `${SOURCE_EXTENSIONS[runtime].join(", ")} (${runtime})`).join("; ");
 
 interface DeployFlags {
   /** --no-wait: return once the version is stored, without waiting for its packages. */
@@ -99,8 +103,8 @@ function settingsOf(flags: DeployFlags): Record<string, unknown> {
 async function deploy(file: string, flags: DeployFlags, command: Command): Promise<void> {
   const { client, json } = contextOf(command);
   const extension = path.extname(file).toLowerCase();
-  const runtime = RUNTIME_BY_EXTENSION[extension];
-  if (!runtime) throw usageError(`cannot tell the runtime of '${file}': name it .py (python) or .js, .mjs, .cjs (node)`);
+  const runtime = RUNTIME_BY_EXTENSION.get(extension);
+  if (!runtime) throw usageError(`cannot tell the runtime of '${file}': name it ${EXTENSIONS_SAID}`);
   const name = checkName(flags.name ?? path.basename(file, path.extname(file)));
   let code: string;
   try {
@@ -291,7 +295,7 @@ async function remove(name: string, _flags: unknown, command: Command): Promise<
 export function registerFunctionCommands(program: Command): void {
   program
     .command("deploy")
-    .description("create a function from FILE, or add a version when it exists (runtime from the extension: .py, .js, .mjs, .cjs)")
+    .description(`create a function from FILE, or add a version when it exists (runtime from the extension: ${EXTENSIONS_SAID})`)
     .argument("<file>", "the function's source")
     .option("--name <name>", "the function's name (default: the file name without its extension)")
     .option("--public", "callable without the token")

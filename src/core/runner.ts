@@ -1,4 +1,4 @@
-import type { Runtime } from "./runtimes.js";
+import type { InterpreterKind, Runtime } from "./runtimes.js";
 import type { FunctionSettings } from "./settings.js";
 import type { RunStatus } from "./statuses.js";
 
@@ -53,10 +53,43 @@ export interface SyntaxProblem {
   message: string;
 }
 
+/** The function's output channels, as live output names them. */
+export type OutputChannel = "stdout" | "stderr";
+
+/** What the caller of a run follows while it runs. */
+export interface RunOptions {
+  /**
+   * Aborted when the answer is no longer wanted (its client went away while it was streamed):
+   * the function is killed at once and the run ends `client_closed`.
+   */
+  signal?: AbortSignal;
+  /** The function's stdout and stderr as they are written: what the log keeps (up to OUTPUT_CAP_BYTES each). */
+  onOutput?: (channel: OutputChannel, data: Buffer) => void;
+  /**
+   * Takes a streamed answer as soon as its head is known; its body is then read from the stream
+   * as the function writes it, and the result's response keeps only the head (an empty body).
+   * Without it, a streamed body is collected into the result, capped as a whole one is.
+   */
+  onStream?: (answer: StreamedResponse) => void;
+}
+
+/** A function's answer whose body is still being written. */
+export interface StreamedResponse {
+  status: number;
+  headers: [string, string][];
+  /**
+   * The body as the function writes it, read under backpressure: while nothing reads, the
+   * function's writes wait. Cancelling it stops the function (`client_closed`). It errors when
+   * the run ends before the body did (the deadline, MAX_RESPONSE_BYTES, a crash): the result
+   * says why.
+   */
+  body: ReadableStream<Uint8Array>;
+}
+
 /** Runs invocations. */
 export interface Runner {
   /** Rejects with `SaturatedError` when no slot frees up in time or the sandbox is closing. */
-  run(spec: InvocationSpec): Promise<InvocationResult>;
+  run(spec: InvocationSpec, options?: RunOptions): Promise<InvocationResult>;
   /** Parses (never runs) a function's source with the real interpreter; null when it parses. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null>;
 }
@@ -85,7 +118,7 @@ export interface InvocationResult {
   blockedSyscall: string | null;
   /** A one-line explanation for any status but `ok`. */
   errorMessage: string | null;
-  /** The function's answer; set when status is `ok`. */
+  /** The function's answer; set when status is `ok` (a body streamed to `onStream` is not in it). */
   response: SandboxResponse | null;
 }
 
@@ -94,6 +127,6 @@ export interface RunnerHealth {
   ready: boolean;
   /** Invocations waiting for a sandbox slot (/metrics reads it). */
   queued?: number;
-  /** Interpreters started ahead of their invocations and ready to take one, by runtime (/metrics reads it). */
-  standby_by_runtime?: Partial<Record<Runtime, number>>;
+  /** Interpreters started ahead of their invocations and ready to take one, by interpreter (/metrics reads it). */
+  standby_by_runtime?: Partial<Record<InterpreterKind, number>>;
 }

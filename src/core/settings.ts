@@ -40,8 +40,6 @@ export function settingFields(config: Config) {
       z
         .string(requiredField)
         .min(1, "must not be empty")
-        // Neither interpreter reads a NUL in source as anything but an error, and PostgreSQL's text cannot hold one.
-        .refine((text) => !text.includes("\0"), { message: "must not contain NUL (U+0000)" })
         .refine((text) => Buffer.byteLength(text, "utf8") <= config.MAX_CODE_BYTES, {
           message: `must be at most ${config.MAX_CODE_BYTES} bytes (MAX_CODE_BYTES)`,
         })
@@ -70,7 +68,8 @@ export function settingFields(config: Config) {
     public: field(z.boolean().openapi({ description: "Whether /fn/:name may be called without the token. Default false" }), () => false),
     maxConcurrency: field(
       z.number().int().min(1).max(config.MAX_CONCURRENCY).nullable().openapi({
-        description: "Invocations of this function in progress at once, past it 429; null (default): only the gateway's limit",
+        description:
+          "Invocations of this function in progress at once on each gateway (several gateways on one database each allow as many), past it 429; null (default): only the gateway's limit",
       }),
       () => null,
     ),

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { ApiError } from "./errors.js";
 
@@ -52,6 +52,11 @@ export async function readBodyWithin(request: Request, limits: BodyLimits, incom
 export function incomingOf(c: Context): IncomingMessage | undefined {
   // Typed loosely by hono: the Node adapter passes { incoming, outgoing } as the env.
   return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+}
+
+/** The Node response behind a hono context, when it came through the Node server: a stream cut short destroys it. */
+export function outgoingOf(c: Context): ServerResponse | undefined {
+  return (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
 }
 
 /** The Node request's bytes, copied chunk by chunk into one buffer; each chunk is garbage as soon as it is copied. */

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RunnerHealth } from "../core/runner.js";
-import { RUNTIMES } from "../core/runtimes.js";
+import { INTERPRETERS } from "../core/runtimes.js";
 import type { EndStatus } from "../core/statuses.js";
 
 /** Why the gateway refused an invocation without running it (the `reason` label). */
@@ -56,6 +56,19 @@ export class GatewayMetrics {
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
+  private readonly streams = new Counter({
+    name: "fngw_streamed_invocations_total",
+    help: "Invocations answered as a stream, by function and mode: `body` (the function's body as it wrote it), `events` (live output).",
+    labelNames: ["function", "mode"] as const,
+    registers: [this.registry],
+  });
+  private readonly firstBytes = new Histogram({
+    name: "fngw_first_byte_seconds",
+    help: "Streamed invocations: from the start of the run to the first byte of the function's answer, by function.",
+    labelNames: ["function"] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
   private readonly logWrites = new Histogram({
     name: "fngw_log_write_seconds",
     help: "Time to write an invocation's log row: its start and its finish.",
@@ -90,7 +103,7 @@ export class GatewayMetrics {
       registers,
       collect() {
         const byRuntime = sources.health().standby_by_runtime ?? {};
-        for (const runtime of RUNTIMES) this.set({ runtime }, byRuntime[runtime] ?? 0);
+        for (const runtime of INTERPRETERS) this.set({ runtime }, byRuntime[runtime] ?? 0);
       },
     });
     const databaseBytes = sources.databaseBytes;
@@ -114,6 +127,16 @@ export class GatewayMetrics {
   invocationEnded(functionName: string, status: EndStatus, durationMs: number | null): void {
     this.invocations.inc({ function: functionName, status });
     if (status !== "rejected" && durationMs !== null) this.duration.observe({ function: functionName }, durationMs / 1000);
+  }
+
+  /** An invocation's answer is streamed (its end is counted by `invocationEnded` as any other's). */
+  streamed(functionName: string, mode: "body" | "events"): void {
+    this.streams.inc({ function: functionName, mode });
+  }
+
+  /** A streamed invocation's time to first byte. */
+  firstByte(functionName: string, ms: number | null): void {
+    if (ms !== null) this.firstBytes.observe({ function: functionName }, ms / 1000);
   }
 
   rejected(reason: RejectionReason): void {

@@ -3,10 +3,11 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import type { Runtime } from "../core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../core/runtimes.js";
 import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import { type InstallerTools, type InstallLimits, runInstall } from "./installer.js";
-import type { PackageSpec } from "./spec.js";
+import { sameLock } from "./lock.js";
+import { normalisePackages, type PackageSpec, PackageSpecError } from "./spec.js";
 import { freshOwnedDir, SealError, sealTree } from "./tree.js";
 
 // Content-addressed package environments (docs/packages.md):
@@ -17,16 +18,21 @@ import { freshOwnedDir, SealError, sealTree } from "./tree.js";
 //     tree/                                what the sandbox mounts read-only at /packages
 //
 // key = sha256(runtime, interpreter version, normalised list): identical lists share one
-// environment. Installs run in the background, PACKAGES_PARALLEL at a time; callers read the
-// state and never wait on their request's path.
+// environment. An environment is either resolved here (`request`: pip or npm choose the
+// versions) or installed from a lock another node resolved (`installLocked`: exactly those
+// versions; `lock` holds it before the install and is checked against what was installed).
+// Installs run in the background, PACKAGES_PARALLEL at a time; callers read the state and never
+// wait on their request's path.
 
 export type EnvironmentState = "pending" | "building" | "ready" | "failed";
 
 export interface EnvironmentRecord {
   key: string;
-  runtime: Runtime;
+  runtime: InterpreterKind;
   interpreterVersion: string;
   packages: string[];
+  /** Installed from a lock another node resolved (kept in `lock`), rather than resolved here; absent in records from before. */
+  fromLock?: boolean;
   state: EnvironmentState;
   error: string | null;
   output: string;
@@ -49,7 +55,7 @@ export interface PackageStoreOptions {
   limits: InstallLimits;
   tools: InstallerTools;
   /** The interpreter versions environments are built for (part of the key). */
-  versions: Record<Runtime, string>;
+  versions: Record<InterpreterKind, string>;
   /** One cgroup per parallel install (memory limit), or none. */
   cgroups: (SlotCgroup | null)[];
   log?: (line: string) => void;
@@ -61,9 +67,10 @@ interface InstallWorker {
 }
 
 const RECORD = "environment.json";
+const KEY = /^[0-9a-f]{64}$/;
 const MAX_FILES = 200_000;
 
-export function environmentKey(runtime: Runtime, interpreterVersion: string, packages: PackageSpec[]): string {
+export function environmentKey(runtime: InterpreterKind, interpreterVersion: string, packages: PackageSpec[]): string {
   const text = JSON.stringify([runtime, interpreterVersion, packages.map((p) => p.spec)]);
   return crypto.createHash("sha256").update(text).digest("hex");
 }
@@ -77,6 +84,7 @@ export class PackageStore {
   private readonly lastUsed = new Map<string, number>();
   private referenced = new Set<string>();
   private readonly builds = new Set<Promise<void>>();
+  private readonly settledListeners: ((record: EnvironmentRecord) => void)[] = [];
   private closed = false;
 
   /** Loads the environments a previous run left; interrupted installs start again. */
@@ -91,7 +99,7 @@ export class PackageStore {
       const dir = path.join(options.dataDir, "packages", runtime);
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       for (const key of fs.readdirSync(dir)) {
-        if (!/^[0-9a-f]{64}$/.test(key)) continue;
+        if (!KEY.test(key)) continue;
         const record = readRecord(path.join(dir, key, RECORD));
         if (!record) {
           fs.rmSync(path.join(dir, key), { recursive: true, force: true });
@@ -108,24 +116,85 @@ export class PackageStore {
    * The environment for a normalised list, created and queued when new. A ready or failed
    * one is returned as it is: nothing is installed twice. Throws PackagesFullError.
    */
-  request(runtime: Runtime, packages: PackageSpec[]): EnvironmentRecord {
+  request(runtime: InterpreterKind, packages: PackageSpec[]): EnvironmentRecord {
     const interpreterVersion = this.options.versions[runtime];
     const key = environmentKey(runtime, interpreterVersion, packages);
     this.lastUsed.set(key, Date.now());
     const existing = this.records.get(key);
     if (existing) return existing;
-    const used = this.usageBytes();
-    if (used >= this.options.maxBytes) {
-      throw new PackagesFullError(
-        `package environments use ${mb(used)} MB of the ${mb(this.options.maxBytes)} MB allowed (PACKAGES_MAX_MB); no new environment can be built`,
-      );
+    this.assertRoom();
+    return this.install({ key, runtime, interpreterVersion, packages: packages.map((p) => p.spec) }, null);
+  }
+
+  /**
+   * Builds an environment here under the key it is given (the same on every node): from `lock`,
+   * which another node resolved (exactly those versions), or with null by resolving its list. One
+   * building, or ready (with the lock's versions, when a lock is given), is left as it is. Never
+   * throws for this node's own trouble: an interpreter of another version or a full store fail
+   * the environment here, with a message that says so.
+   */
+  install(
+    environment: Pick<EnvironmentRecord, "key" | "runtime" | "interpreterVersion" | "packages">,
+    lock: string | null,
+  ): EnvironmentRecord {
+    // The key names a directory and the list reaches the installer: both must be what this node would compute.
+    if (!KEY.test(environment.key) || !INTERPRETERS.includes(environment.runtime))
+      throw new Error(`not an environment key: ${JSON.stringify(environment.key).slice(0, 80)}`);
+    this.lastUsed.set(environment.key, Date.now());
+    const existing = this.records.get(environment.key);
+    if (existing?.state === "building") return existing; // its end is heard, and its lock compared, then
+    if (existing?.state === "ready" && (lock === null || sameLock(existing.runtime, this.lock(existing.key), lock))) return existing;
+    const record = existing ?? this.create(environment);
+    const fromLock = lock !== null;
+    if (!matchesKey(environment)) {
+      return this.finish(record, { state: "failed", fromLock, error: "the environment's list does not match its key (refused)" });
     }
+    const ours = this.options.versions[environment.runtime];
+    if (environment.interpreterVersion !== ours) {
+      return this.finish(record, {
+        state: "failed",
+        fromLock,
+        error: `this environment is for ${environment.runtime} ${environment.interpreterVersion} and this node runs ${ours}`,
+      });
+    }
+    if (record.sizeBytes === 0 && this.usageBytes() >= this.options.maxBytes) {
+      return this.finish(record, { state: "failed", fromLock, error: this.fullMessage() });
+    }
+    // The lock to install is kept beside the environment, so that a restart installs it again.
+    if (lock !== null) fs.writeFileSync(path.join(this.envDir(record), "lock"), lock, { mode: 0o644 });
+    const queued = this.update(record, { state: "pending", fromLock, error: null });
+    this.enqueue(queued);
+    return queued;
+  }
+
+  /** The key this node gives a normalised list (its own interpreter's version in it). */
+  keyFor(runtime: InterpreterKind, packages: PackageSpec[]): string {
+    return environmentKey(runtime, this.options.versions[runtime], packages);
+  }
+
+  /** The version of this node's interpreter that environments are built for. */
+  interpreterVersion(runtime: InterpreterKind): string {
+    return this.options.versions[runtime];
+  }
+
+  /** Throws PackagesFullError when no new environment may be built (PACKAGES_MAX_MB). */
+  assertRoom(): void {
+    if (this.usageBytes() >= this.options.maxBytes) throw new PackagesFullError(this.fullMessage());
+  }
+
+  /** Calls `listener` with each environment as it becomes ready or failed. */
+  onSettled(listener: (record: EnvironmentRecord) => void): void {
+    this.settledListeners.push(listener);
+  }
+
+  private create(identity: Pick<EnvironmentRecord, "key" | "runtime" | "interpreterVersion" | "packages">): EnvironmentRecord {
     const now = new Date().toISOString();
     const record: EnvironmentRecord = {
-      key,
-      runtime,
-      interpreterVersion,
-      packages: packages.map((p) => p.spec),
+      key: identity.key,
+      runtime: identity.runtime,
+      interpreterVersion: identity.interpreterVersion,
+      packages: [...identity.packages],
+      fromLock: false,
       state: "pending",
       error: null,
       output: "",
@@ -133,9 +202,12 @@ export class PackageStore {
       createdAt: now,
       updatedAt: now,
     };
-    fs.mkdirSync(this.envDir(record), { mode: 0o755 });
-    this.enqueue(this.update(record, {}));
-    return record;
+    fs.mkdirSync(this.envDir(record), { recursive: true, mode: 0o755 });
+    return this.update(record, {});
+  }
+
+  private fullMessage(): string {
+    return `package environments use ${mb(this.usageBytes())} MB of the ${mb(this.options.maxBytes)} MB allowed (PACKAGES_MAX_MB); no new environment can be built`;
   }
 
   /** Queues a failed environment for another install (e.g. after a network failure). */
@@ -240,14 +312,24 @@ export class PackageStore {
       fs.chmodSync(staging, 0o711);
       const packages = record.packages.map((spec) => ({ name: nameOf(record!.runtime, spec), spec }));
       const limits = { ...this.options.limits, uid: worker.uid };
+      const lock = record.fromLock ? fs.readFileSync(path.join(envDir, "lock"), "utf8") : null;
       const outcome = await runInstall(this.options.tools, limits, {
         runtime: record.runtime,
         packages,
         stagingDir: staging,
         cgroup: worker.cgroup,
+        lock,
       });
       if (!outcome.ok) {
         this.finish(record, { state: "failed", error: outcome.error, output: outcome.output });
+        return;
+      }
+      if (lock !== null && !sameLock(record.runtime, lock, outcome.lock)) {
+        this.finish(record, {
+          state: "failed",
+          error: "the installed versions differ from the stored lock (the installer's list is in the output)",
+          output: `${outcome.output}\ninstalled:\n${outcome.lock ?? ""}`,
+        });
         return;
       }
       const room = this.options.maxBytes - (this.usageBytes() - record.sizeBytes);
@@ -266,11 +348,13 @@ export class PackageStore {
     }
   }
 
-  private finish(record: EnvironmentRecord, changes: Partial<EnvironmentRecord>): void {
+  private finish(record: EnvironmentRecord, changes: Partial<EnvironmentRecord>): EnvironmentRecord {
     const done = this.update(record, changes);
     const waiter = this.settled.get(record.key);
     this.settled.delete(record.key);
     waiter?.resolve(done);
+    for (const listener of this.settledListeners) listener(done);
+    return done;
   }
 
   private waiter(key: string) {
@@ -315,7 +399,22 @@ function ensureRootDir(dir: string, mode: number): void {
   fs.chmodSync(dir, mode);
 }
 
-function nameOf(runtime: Runtime, spec: string): string {
+/** Whether the list is a valid normalised one whose key (with the environment's interpreter version) is the environment's. */
+function matchesKey(environment: Pick<EnvironmentRecord, "key" | "runtime" | "interpreterVersion" | "packages">): boolean {
+  try {
+    const normalised = normalisePackages(environment.runtime, environment.packages);
+    return (
+      normalised.length > 0 &&
+      normalised.map((p) => p.spec).join("\n") === environment.packages.join("\n") &&
+      environmentKey(environment.runtime, environment.interpreterVersion, normalised) === environment.key
+    );
+  } catch (error) {
+    if (error instanceof PackageSpecError) return false;
+    throw error;
+  }
+}
+
+function nameOf(runtime: InterpreterKind, spec: string): string {
   return runtime === "python" ? /^[a-z0-9-]+/.exec(spec)![0] : spec.slice(0, spec.indexOf("@", 1));
 }
 

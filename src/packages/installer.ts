@@ -4,10 +4,11 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { satisfies } from "@renovatebot/pep440";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 import type { SlotCgroup } from "../sandbox/cgroups/setup.js";
 import { killStrayProcesses } from "../sandbox/slots.js";
 import type { Confinement } from "./confine.js";
+import { checkNpmLock, LockError, pipPins } from "./lock.js";
 import { canonicalPythonName, type PackageSpec } from "./spec.js";
 
 // One install: pip or npm, run as the installers' own unprivileged uid, with a minimal
@@ -33,10 +34,12 @@ export interface InstallLimits {
 }
 
 export interface InstallJob {
-  runtime: Runtime;
+  runtime: InterpreterKind;
   packages: PackageSpec[];
   /** Owned by the installers' uid: holds `tree/` (the result) and `home/` (HOME and caches). */
   stagingDir: string;
+  /** A lock another install resolved (`lock.ts`): installed exactly, with no resolution; null resolves `packages`. */
+  lock: string | null;
   cgroup: SlotCgroup | null;
 }
 
@@ -59,7 +62,14 @@ export async function runInstall(tools: InstallerTools, limits: InstallLimits, j
     runConfined(tools.confinement.wrap(limits.uid, [binary, ...args]), { cwd: tree, env, limits, cgroup: job.cgroup });
 
   if (job.runtime === "python") {
-    const requirements = job.packages.map((p) => p.spec);
+    let requirements: string[];
+    try {
+      // From a lock: exactly its pins, and nothing they would pull in (the lock lists that too).
+      requirements = job.lock === null ? ["--", ...job.packages.map((p) => p.spec)] : ["--no-deps", "--", ...pipPins(job.lock)];
+    } catch (error) {
+      if (error instanceof LockError) return { ok: false, error: error.message, output: "", lock: null };
+      throw error;
+    }
     const pip = [tools.pythonBinary, "-I", "-m", "pip"];
     const installed = await run(
       [
@@ -72,7 +82,6 @@ export async function runInstall(tools: InstallerTools, limits: InstallLimits, j
         "--disable-pip-version-check",
         "--no-input",
         "--no-cache-dir",
-        "--",
         ...requirements,
       ],
       pip[0]!,
@@ -80,7 +89,10 @@ export async function runInstall(tools: InstallerTools, limits: InstallLimits, j
     if (!installed.ok)
       return {
         ok: false,
-        error: await explainPipFailure(installed, job.packages, (args) => run([...pip.slice(1), ...args], pip[0]!)),
+        error:
+          job.lock === null
+            ? await explainPipFailure(installed, job.packages, (args) => run([...pip.slice(1), ...args], pip[0]!))
+            : pipErrors(installed),
         output: installed.output,
         lock: null,
       };
@@ -107,8 +119,27 @@ export async function runInstall(tools: InstallerTools, limits: InstallLimits, j
   // The manifest is the gateway's own: dependencies only, no scripts, private.
   const dependencies = Object.fromEntries(job.packages.map((p) => [p.name, p.spec.slice(p.name.length + 1)]));
   fs.writeFileSync(path.join(tree, "package.json"), `${JSON.stringify({ name: "fngw-packages", private: true, dependencies }, null, 2)}\n`);
+  if (job.lock !== null) {
+    // From a lock: `npm ci` installs exactly it (and fails if it does not match the manifest).
+    try {
+      checkNpmLock(job.lock);
+    } catch (error) {
+      if (error instanceof LockError) return { ok: false, error: error.message, output: "", lock: null };
+      throw error;
+    }
+    fs.writeFileSync(path.join(tree, "package-lock.json"), job.lock);
+  }
   const installed = await run(
-    [tools.npmCli, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--no-update-notifier", "--loglevel=warn"],
+    [
+      tools.npmCli,
+      job.lock === null ? "install" : "ci",
+      "--ignore-scripts",
+      "--no-audit",
+      "--no-fund",
+      "--omit=dev",
+      "--no-update-notifier",
+      "--loglevel=warn",
+    ],
     tools.nodeBinary,
   );
   if (!installed.ok) return { ok: false, error: explainNpmFailure(installed), output: installed.output, lock: null };
@@ -223,6 +254,11 @@ async function explainPipFailure(
       return `${name} has no wheel for this Python and platform, only a source distribution, which needs a build step; packages that need building are not supported`;
     }
   }
+  return pipErrors(result);
+}
+
+/** pip's own ERROR lines (the first three), else why the process failed. */
+function pipErrors(result: ProcessResult): string {
   const errors = result.output.split("\n").filter((line) => line.startsWith("ERROR:"));
   return errors.length > 0 ? errors.slice(0, 3).join(" ").slice(0, 500) : result.reason;
 }

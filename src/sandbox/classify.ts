@@ -1,7 +1,8 @@
 import type { InvocationResult, InvocationSpec, SandboxResponse } from "../core/runner.js";
+import { INTERPRETER_OF } from "../core/runtimes.js";
 import type { RunStatus } from "../core/statuses.js";
 import type { ProcessExit } from "./process.js";
-import { EXIT_LOCKDOWN_FAILED, frameOf, parseFrames } from "./protocol.js";
+import { EXIT_LOCKDOWN_FAILED, frameOf } from "./protocol.js";
 
 // How an invocation ended, from what the process left behind: its exit, its output, its result
 // channel and the cgroup's OOM counter. Pure, so each rule is unit-tested without root.
@@ -46,10 +47,11 @@ export function classify(
   if (exit.interrupted) return end("interrupted", "the gateway stopped while the function ran");
   if (exit.spawnError !== null) return end("error", `sandbox failure: ${exit.spawnError}`);
   if (exit.timedOut) return end("timeout", `timed out after ${spec.timeoutMs} ms`);
+  if (exit.clientClosed) return end("client_closed", "the client went away while the answer was streamed to it; the function was stopped");
   // V8 reports an outgrown heap itself and aborts; the cgroup's OOM killer sends SIGKILL.
-  const v8OutOfMemory = spec.runtime === "node" && exit.signal === "SIGABRT" && exit.stderr.data.includes(V8_OOM);
+  const v8OutOfMemory = INTERPRETER_OF[spec.runtime] === "node" && exit.signal === "SIGABRT" && exit.stderr.data.includes(V8_OOM);
   if (oomKilled || v8OutOfMemory) return end("oom", `exceeded its memory limit of ${spec.memoryMb} MB`);
-  const { frames, malformed } = parseFrames(exit.result.data, limits.maxResponseBytes);
+  const { frames, malformed, tooLarge, bodyEnded } = exit.result;
   // The result channel is writable by user code (the prescript writes the response there), so
   // only what no byte of user code can precede is believed: the first frame, written before
   // the function is read. A blocked call's name has no such channel (prescripts/PROTOCOL.md,
@@ -63,7 +65,7 @@ export function classify(
     const how = exit.signal !== null ? `killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
     return end("error", `sandbox lock-down failed: it was not confirmed (${how})`);
   }
-  if (exit.result.truncated) return end("error", `the response exceeds the ${limits.maxResponseBytes}-byte limit (MAX_RESPONSE_BYTES)`);
+  if (tooLarge) return end("error", `the response exceeds the ${limits.maxResponseBytes}-byte limit (MAX_RESPONSE_BYTES)`);
 
   // The function writes this message (an exception's summary, whose type name it can choose),
   // so it is labelled as the function's: no text of its own can pass for the gateway's.
@@ -74,7 +76,11 @@ export function classify(
   if (malformed) return end("error", `the function wrote a malformed result: ${malformed}`);
 
   const response = frameOf(frames, "response");
-  if (response) return typeof response.value === "string" ? end("error", response.value) : ok(response.value);
+  if (response) {
+    if (typeof response.value === "string") return end("error", response.value);
+    if (bodyEnded === false) return end("error", "the function ended before its streamed body did");
+    return ok(response.value);
+  }
   if (frameOf(frames, "handler")) return end("error", "the handler ended without a response");
   // Script mode: no handler, stdout is the body.
   if (exit.stdout.truncated) return end("error", `the script's output exceeds the ${limits.outputCapBytes}-byte cap`);

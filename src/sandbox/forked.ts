@@ -1,11 +1,14 @@
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
+import type { RunOptions } from "../core/runner.js";
 import { closeFd, streamPair } from "./fdpass.js";
 import type { ForkServer } from "./forkserver.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
 import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
+import { ResultChannel } from "./result-channel.js";
+import { RunWatch } from "./watch.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
 const signalNames = new Map<number, string>();
@@ -26,7 +29,7 @@ export class ForkedInterpreter implements Interpreter {
   private readonly ended = new AbortController();
   private readonly stdout: Capture;
   private readonly stderr: Capture;
-  private readonly result: Capture;
+  private result: ResultChannel | null = null;
   private readonly request: net.Socket;
   private readonly readers: { socket: net.Socket; done: Promise<void> }[];
   private readonly record: ForkRecord | null;
@@ -36,14 +39,13 @@ export class ForkedInterpreter implements Interpreter {
 
   constructor(
     server: ForkServer,
-    settings: InterpreterSettings,
+    private readonly settings: InterpreterSettings,
     private readonly replyTimeoutMs: number,
     /** The cgroup.procs files (paths) of the slot it is prepared for; the parent moves it there. */
     cgroupProcs: readonly string[] = [],
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
-    this.result = new Capture(settings.resultCapBytes);
     // Unix stream sockets, as a spawned interpreter's channels are (Node's stdio "pipes").
     const [outRead, outWrite] = streamPair();
     const [errRead, errWrite] = streamPair();
@@ -59,9 +61,7 @@ export class ForkedInterpreter implements Interpreter {
     this.readers = [
       drain(outRead, (chunk) => void this.stdout.push(chunk)),
       drain(errRead, (chunk) => void this.stderr.push(chunk)),
-      drain(resultRead, (chunk) => {
-        if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
-      }),
+      drain(resultRead, (chunk) => this.result?.push(chunk)), // nothing comes before the lock line is sent
     ];
     this.ended.signal.addEventListener("abort", () => this.kill(), { once: true });
     this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
@@ -103,27 +103,24 @@ export class ForkedInterpreter implements Interpreter {
     timeoutMs: number,
     stop: AbortSignal,
     confine: (pid: number) => void,
+    options: RunOptions = {},
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const started = performance.now();
-    let timedOut = false;
-    let interrupted = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.ended.abort();
-    }, timeoutMs);
-    const onStop = () => {
-      interrupted = true;
-      this.ended.abort();
-    };
-    stop.addEventListener("abort", onStop, { once: true });
-    if (stop.aborted) onStop();
+    const watch = new RunWatch(timeoutMs, stop, () => this.ended.abort(), options.signal);
+    this.result = new ResultChannel(this.readers[2]!.socket, {
+      maxResponseBytes: this.settings.maxResponseBytes,
+      onStream: options.onStream,
+      hopeless: () => this.kill(),
+      cancelled: watch.clientGone,
+    });
+    this.stdout.follow(options, "stdout");
+    this.stderr.follow(options, "stderr");
 
     let spawnError: string | null = null;
     let status: number | null = null;
     const pid = await this.forked;
     if (pid === null) {
-      if (!timedOut && !interrupted) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
+      if (!watch.cut) spawnError = "the Python fork-server did not fork (it was lost or stopped answering)";
     } else {
       try {
         // One prepared for its slot was moved into the slot's cgroup by the parent (ForkServer.prepareFor).
@@ -138,18 +135,14 @@ export class ForkedInterpreter implements Interpreter {
       if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
     }
     await Promise.all(this.readers.map((reader) => reader.done));
-    clearTimeout(timer);
-    stop.removeEventListener("abort", onStop);
     return {
       exitCode: status !== null && (status & 0x7f) === 0 ? (status >> 8) & 0xff : null,
       signal: status !== null && (status & 0x7f) !== 0 ? (signalNames.get(status & 0x7f) ?? `signal ${status & 0x7f}`) : null,
-      durationMs: performance.now() - started,
-      timedOut,
-      interrupted,
+      ...watch.end(),
       spawnError,
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
-      result: this.result.output(),
+      result: this.result.finish(),
     };
   }
 
@@ -186,8 +179,9 @@ export class ForkedInterpreter implements Interpreter {
     for (const reader of this.readers) reader.socket.destroy();
   }
 
-  /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after). */
+  /** SIGKILLs the child's process group (only while it has not been reaped: its pid could be reused after); a streamed body still open is cut short. */
   private kill(): void {
+    this.result?.abandon();
     if (this.pid !== null && !this.exited) killProcessGroup(this.pid);
   }
 }

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 
 /** Values rendered into the prescripts; each becomes a string literal in the generated source. */
 export interface PrescriptValues {
@@ -10,7 +10,7 @@ export interface PrescriptValues {
   READY_SIGNATURE: string;
 }
 
-const TEMPLATE_FILES: Record<Runtime, string> = {
+const TEMPLATE_FILES: Record<InterpreterKind, string> = {
   python: "prescript.py",
   node: "prescript.js",
 };
@@ -23,8 +23,8 @@ const PLACEHOLDER = /\{\{([A-Z_]+)\}\}/g;
  * and koffi live: the lock-down parameters and the function arrive on fd 3
  * (prescripts/PROTOCOL.md), so an interpreter can be started before its invocation is known.
  */
-export function renderPrescripts(values: PrescriptValues, dir = TEMPLATE_DIR): Record<Runtime, string> {
-  const render = (runtime: Runtime) =>
+export function renderPrescripts(values: PrescriptValues, dir = TEMPLATE_DIR): Record<InterpreterKind, string> {
+  const render = (runtime: InterpreterKind) =>
     fs.readFileSync(dir + TEMPLATE_FILES[runtime], "utf8").replace(PLACEHOLDER, (_, name: string) => {
       if (!Object.hasOwn(values, name)) throw new Error(`unknown prescript placeholder {{${name}}}`);
       // A JSON string literal is a valid string literal in Python and in JavaScript.

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
-import type { CapturedOutput } from "../core/runner.js";
-import type { Runtime } from "../core/runtimes.js";
+import type { CapturedOutput, OutputChannel, RunOptions } from "../core/runner.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
-import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD } from "./protocol.js";
+import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD, type ResultFrames } from "./protocol.js";
+import { ResultChannel } from "./result-channel.js";
+import { RunWatch } from "./watch.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
 // and waits), then handed one invocation on fd 3 and watched until it exits.
@@ -25,10 +27,10 @@ export const SPAWN_ENV: Readonly<Record<string, string>> = Object.freeze({
 export interface InterpreterSettings {
   interpreters: Interpreters;
   /** The rendered prescripts. */
-  prescripts: Record<Runtime, string>;
+  prescripts: Record<InterpreterKind, string>;
   outputCapBytes: number;
-  /** Cap of the result channel: the response plus its header line. */
-  resultCapBytes: number;
+  /** MAX_RESPONSE_BYTES: a whole response's body, or all of a streamed one's chunks. */
+  maxResponseBytes: number;
   /**
    * V8's heap limit (MB), set only when no cgroup limits memory: any V8 flag on the command line
    * makes Node refuse its built-in code cache, which cost each Node start ~35 ms more CPU (loading
@@ -38,7 +40,7 @@ export interface InterpreterSettings {
 }
 
 /** The binary and arguments an interpreter is started with (the prescript then comes on stdin). */
-export function interpreterCommand(runtime: Runtime, settings: InterpreterSettings): [string, string[]] {
+export function interpreterCommand(runtime: InterpreterKind, settings: InterpreterSettings): [string, string[]] {
   const { python, node } = settings.interpreters;
   if (runtime === "python") return [python.binary, ["-I", "-S", "-B", "-u", "-"]];
   return [node.binary, settings.nodeHeapMb === null ? ["-"] : [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
@@ -51,18 +53,27 @@ export interface ProcessExit {
   durationMs: number;
   timedOut: boolean;
   interrupted: boolean;
+  /** The caller stopped the run: its client went away (RunOptions.signal, or a streamed body cancelled). */
+  clientClosed: boolean;
   spawnError: string | null;
   stdout: CapturedOutput;
   stderr: CapturedOutput;
-  result: CapturedOutput;
+  result: ResultFrames;
 }
 
 /** An interpreter that serves one invocation: a spawned process (below) or a forked child (forkserver.ts). */
 export interface Interpreter {
-  readonly runtime: Runtime;
+  readonly runtime: InterpreterKind;
   /** Still waiting for an invocation, and able to take one. */
   readonly ready: boolean;
-  run(params: LockParams, payload: Buffer, timeoutMs: number, stop: AbortSignal, confine: (pid: number) => void): Promise<ProcessExit>;
+  run(
+    params: LockParams,
+    payload: Buffer,
+    timeoutMs: number,
+    stop: AbortSignal,
+    confine: (pid: number) => void,
+    options?: RunOptions,
+  ): Promise<ProcessExit>;
   /** Lets it go without an invocation. */
   discard(): Promise<void>;
 }
@@ -70,22 +81,24 @@ export interface Interpreter {
 export class InterpreterProcess implements Interpreter {
   private readonly stdout: Capture;
   private readonly stderr: Capture;
-  private readonly result: Capture;
+  private result: ResultChannel | null = null;
   private readonly closed: Promise<[number | null, NodeJS.Signals | null]>;
   private spawnError: string | null = null;
   private exited = false;
+  /** Reaped: its pid may belong to another process now, so it is never signalled again. */
+  private reaped = false;
   private dispatched = false;
 
   private constructor(
-    readonly runtime: Runtime,
+    readonly runtime: InterpreterKind,
     private readonly child: ChildProcess,
-    settings: InterpreterSettings,
+    private readonly settings: InterpreterSettings,
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
-    this.result = new Capture(settings.resultCapBytes);
     this.closed = once(child, "close") as Promise<[number | null, NodeJS.Signals | null]>;
     void this.closed.then(() => (this.exited = true));
+    child.once("exit", () => (this.reaped = true));
     child.on("error", (error) => {
       this.spawnError ??= error.message;
     });
@@ -93,13 +106,11 @@ export class InterpreterProcess implements Interpreter {
     for (const stream of child.stdio) stream?.on("error", () => {});
     child.stdout!.on("data", (chunk: Buffer) => this.stdout.push(chunk));
     child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk));
-    this.resultStream.on("data", (chunk: Buffer) => {
-      if (!this.result.push(chunk)) this.kill(); // an oversized response ends the invocation
-    });
+    this.resultStream.on("data", (chunk: Buffer) => this.result?.push(chunk)); // nothing comes before the lock line is sent
   }
 
   /** Starts an interpreter that loads the library and waits for its invocation. */
-  static start(runtime: Runtime, settings: InterpreterSettings, cwd: string): InterpreterProcess {
+  static start(runtime: InterpreterKind, settings: InterpreterSettings, cwd: string): InterpreterProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
     const child = spawn(binary, args, {
       // Node's process.argv0 cannot be changed once it runs: keep the host's path out of it.
@@ -128,7 +139,8 @@ export class InterpreterProcess implements Interpreter {
    * Hands the process its invocation: `confine` runs first (the cgroup join; if it
    * throws, the process is killed and never sees a byte of the function), then the
    * lock-down parameters and the payload go out on fd 3. Resolves when the process
-   * has exited, at the latest at the deadline or when `stop` aborts.
+   * has exited (and a streamed body has been read), at the latest at the deadline or
+   * when `stop` or the caller's signal aborts.
    */
   async run(
     params: LockParams,
@@ -136,21 +148,18 @@ export class InterpreterProcess implements Interpreter {
     timeoutMs: number,
     stop: AbortSignal,
     confine: (pid: number) => void,
+    options: RunOptions = {},
   ): Promise<ProcessExit> {
     this.dispatched = true;
-    const started = performance.now();
-    let timedOut = false;
-    let interrupted = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.kill();
-    }, timeoutMs);
-    const onStop = () => {
-      interrupted = true;
-      this.kill();
-    };
-    stop.addEventListener("abort", onStop, { once: true });
-    if (stop.aborted) onStop();
+    const watch = new RunWatch(timeoutMs, stop, () => this.kill(), options.signal);
+    this.result = new ResultChannel(this.resultStream, {
+      maxResponseBytes: this.settings.maxResponseBytes,
+      onStream: options.onStream,
+      hopeless: () => this.kill(),
+      cancelled: watch.clientGone,
+    });
+    this.stdout.follow(options, "stdout");
+    this.stderr.follow(options, "stderr");
 
     if (this.child.pid !== undefined && !this.exited) {
       try {
@@ -163,24 +172,21 @@ export class InterpreterProcess implements Interpreter {
     }
 
     const [exitCode, signal] = await this.closed;
-    clearTimeout(timer);
-    stop.removeEventListener("abort", onStop);
     return {
       exitCode,
       signal,
-      durationMs: performance.now() - started,
-      timedOut,
-      interrupted,
+      ...watch.end(),
       spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
-      result: this.result.output(),
+      result: this.result.finish(),
     };
   }
 
-  /** SIGKILLs the process group. */
+  /** SIGKILLs the process group; a streamed body still open is cut short, and the rest of its channel dropped. */
   kill(): void {
-    if (!this.exited) killProcessGroup(this.child.pid);
+    this.result?.abandon();
+    if (!this.reaped) killProcessGroup(this.child.pid);
   }
 
   /** Kills the process and waits until it is gone. */
@@ -203,21 +209,33 @@ export class Capture {
   private readonly chunks: Buffer[] = [];
   private size = 0;
   private truncated = false;
+  private listener: ((data: Buffer) => void) | null = null;
 
   constructor(private readonly cap: number) {}
+
+  /** Hands what is kept to the run's `onOutput` as it comes (live output shows what the log keeps). */
+  follow(options: RunOptions, channel: OutputChannel): void {
+    const onOutput = options.onOutput;
+    this.listener = onOutput ? (data) => onOutput(channel, data) : null;
+  }
 
   /** Returns false once the cap has been passed. */
   push(chunk: Buffer): boolean {
     const room = this.cap - this.size;
     if (chunk.length > room) {
-      if (room > 0) this.chunks.push(chunk.subarray(0, room));
+      if (room > 0) this.keep(chunk.subarray(0, room));
       this.size = this.cap;
       this.truncated = true;
       return false;
     }
-    this.chunks.push(chunk);
-    this.size += chunk.length;
+    this.keep(chunk);
     return true;
+  }
+
+  private keep(data: Buffer): void {
+    this.chunks.push(data);
+    this.size += data.length;
+    this.listener?.(data);
   }
 
   output(): CapturedOutput {

@@ -1,5 +1,5 @@
-import type { InvocationResult, InvocationSpec } from "../core/runner.js";
-import type { Runtime } from "../core/runtimes.js";
+import type { InvocationResult, InvocationSpec, RunOptions } from "../core/runner.js";
+import { INTERPRETER_OF, type InterpreterKind } from "../core/runtimes.js";
 import type { SlotCgroup } from "./cgroups/setup.js";
 import { classify } from "./classify.js";
 import type { Jail } from "./jail.js";
@@ -38,10 +38,10 @@ export interface SlotRun {
   cleanedUp: Promise<void>;
 }
 
-export function runInSlot(settings: RunSettings, resources: SlotResources, spec: InvocationSpec): SlotRun {
+export function runInSlot(settings: RunSettings, resources: SlotResources, spec: InvocationSpec, options: RunOptions = {}): SlotRun {
   const mounted = { tmp: false, packages: false };
-  const result = run(settings, resources, spec, mounted);
-  return { result, cleanedUp: cleanUpAfter(result, settings, resources, spec.runtime, mounted) };
+  const result = run(settings, resources, spec, mounted, options);
+  return { result, cleanedUp: cleanUpAfter(result, settings, resources, INTERPRETER_OF[spec.runtime], mounted) };
 }
 
 /** One event-loop turn after the result, however it settled: detaches the slot's mounts and asks for its next Python child. */
@@ -49,7 +49,7 @@ async function cleanUpAfter(
   result: Promise<unknown>,
   settings: RunSettings,
   resources: SlotResources,
-  runtime: Runtime,
+  runtime: InterpreterKind,
   mounted: { tmp: boolean; packages: boolean },
 ): Promise<void> {
   await result.catch(() => {}); // a failed run is the caller's to report; the slot is cleaned all the same
@@ -66,6 +66,7 @@ async function run(
   resources: SlotResources,
   spec: InvocationSpec,
   mounted: { tmp: boolean; packages: boolean },
+  options: RunOptions,
 ): Promise<InvocationResult> {
   const { slot, cgroup, stop } = resources;
   const { jail } = settings;
@@ -84,9 +85,9 @@ async function run(
   }
   cgroup?.setMemoryLimit(spec.memoryMb);
   const oomBefore = cgroup?.oomKills() ?? 0;
-  const interpreter = settings.standby.take(spec.runtime, slot.index);
+  const interpreter = settings.standby.take(INTERPRETER_OF[spec.runtime], slot.index);
   // Into the slot's cgroup before a byte of the function reaches the process.
-  const exit = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid));
+  const exit = await interpreter.run(params, encodePayload(spec), spec.timeoutMs, stop, (pid) => cgroup?.join(pid), options);
   cgroup?.killAll();
   const oomKilled = cgroup !== null && cgroup.oomKills() > oomBefore;
   return classify(exit, spec, oomKilled, settings);

@@ -10,10 +10,11 @@ import {
   type InvocationSpec,
   type Runner,
   type RunnerHealth,
+  type RunOptions,
   SaturatedError,
   type SyntaxProblem,
 } from "../core/runner.js";
-import { RUNTIMES, type Runtime } from "../core/runtimes.js";
+import { INTERPRETERS, type Runtime } from "../core/runtimes.js";
 import { type Interpreters, resolveInterpreters } from "./binaries.js";
 import { type CgroupMode, type Cgroups, setupCgroups } from "./cgroups/setup.js";
 import { type Firewall, setupFirewall } from "./firewall.js";
@@ -22,11 +23,12 @@ import { Jail } from "./jail.js";
 import { closeOnExecAll } from "./libc.js";
 import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
-import { FRAME_HEADER_CAP, LOCKDOWN_SIGNATURE, READY_SIGNATURE } from "./protocol.js";
+import { LOCKDOWN_SIGNATURE, READY_SIGNATURE } from "./protocol.js";
 import { type RunSettings, runInSlot } from "./run.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
+import { TypeScriptCompiler, TypeScriptError } from "./typescript.js";
 import { type WarmInstanceHealth, WarmPool } from "./warm.js";
 
 export const LIBRARY_PATH = fileURLToPath(new URL("../../native/build/libsandbox.so", import.meta.url));
@@ -86,6 +88,7 @@ export class Sandbox implements Runner {
   /** Invocations running, and slots being cleaned up: closing waits for them. */
   private readonly running = new Set<Promise<unknown>>();
   private readonly warm: WarmPool;
+  private readonly typescript: TypeScriptCompiler;
 
   private constructor(
     private readonly settings: RunSettings,
@@ -99,6 +102,7 @@ export class Sandbox implements Runner {
     warm: (stop: AbortSignal) => WarmPool,
   ) {
     this.warm = warm(stopping.signal);
+    this.typescript = new TypeScriptCompiler(interpreters.node.version);
   }
 
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
@@ -147,7 +151,7 @@ export class Sandbox implements Runner {
         READY_SIGNATURE,
       }),
       outputCapBytes: config.OUTPUT_CAP_BYTES,
-      resultCapBytes: config.MAX_RESPONSE_BYTES + FRAME_HEADER_CAP,
+      maxResponseBytes: config.MAX_RESPONSE_BYTES,
       nodeHeapMb: cgroups.mode === "none" ? config.MAX_MEMORY_MB : null,
     };
     const forkServer =
@@ -186,9 +190,17 @@ export class Sandbox implements Runner {
     return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer, new AbortController(), warm);
   }
 
-  async run(spec: InvocationSpec): Promise<InvocationResult> {
+  async run(given: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     if (this.closed) throw new SaturatedError(1);
-    if (spec.isolation === "function") return this.trackRun(this.warm.run(spec));
+    let spec = given;
+    if (spec.runtime === "typescript") {
+      try {
+        spec = { ...spec, code: await this.typescript.compile(spec.code) };
+      } catch (error) {
+        return notCompiled(error);
+      }
+    }
+    if (spec.isolation === "function") return this.trackRun(this.warm.run(spec, options));
     const acquiring = this.pool.acquire();
     // Slots held by idle warm instances never starve invocations: one is stopped for this one.
     if (this.pool.queued > 0) this.warm.evictIdle();
@@ -197,6 +209,7 @@ export class Sandbox implements Runner {
       this.settings,
       { slot, cgroup: this.cgroups.slot(slot.index), stop: this.stopping.signal },
       spec,
+      options,
     );
     // The slot is busy until it is clean again; one whose clean-up failed never serves again.
     const finished = cleanedUp.then(
@@ -218,12 +231,13 @@ export class Sandbox implements Runner {
   }
 
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
+    if (runtime === "typescript") return this.typescript.check(code);
     return checkSyntax(this.interpreters, runtime, code);
   }
 
   /** Standbys ready to take an invocation, by runtime (Python's: the fork-server's waiting children), and their sum. */
   private standbyCounts(): Pick<SandboxHealth, "standby" | "standby_by_runtime"> {
-    const byRuntime = Object.fromEntries(RUNTIMES.map((runtime) => [runtime, this.settings.standby.readyCount(runtime)]));
+    const byRuntime = Object.fromEntries(INTERPRETERS.map((runtime) => [runtime, this.settings.standby.readyCount(runtime)]));
     return { standby: Object.values(byRuntime).reduce((sum, n) => sum + n, 0), standby_by_runtime: byRuntime };
   }
 
@@ -289,4 +303,21 @@ export class Sandbox implements Runner {
     this.firewall.close();
     this.settings.jail.close();
   }
+}
+
+/** A TypeScript version that does not compile (it did at registration: the compiler failed, or changed). */
+function notCompiled(error: unknown): InvocationResult {
+  const message = error instanceof TypeScriptError ? error.problem.message : String(error);
+  const none = { data: Buffer.alloc(0), truncated: false };
+  return {
+    status: "error",
+    exitCode: null,
+    signal: null,
+    durationMs: 0,
+    stdout: none,
+    stderr: none,
+    blockedSyscall: null,
+    errorMessage: `the TypeScript could not be compiled: ${message}`,
+    response: null,
+  };
 }

@@ -1,4 +1,4 @@
-import { RUNTIMES, type Runtime } from "../core/runtimes.js";
+import { INTERPRETERS, type InterpreterKind } from "../core/runtimes.js";
 import type { ForkServer } from "./forkserver.js";
 import { rssBytes } from "./memory.js";
 import { type Interpreter, InterpreterProcess, type InterpreterSettings } from "./process.js";
@@ -12,7 +12,7 @@ import { type Interpreter, InterpreterProcess, type InterpreterSettings } from "
  * fresh interpreter, which behaves the same, only later.
  */
 export class StandbyPool {
-  private readonly idle: Record<Runtime, InterpreterProcess[]> = { python: [], node: [] };
+  private readonly idle: Record<InterpreterKind, InterpreterProcess[]> = { python: [], node: [] };
   private closed = false;
 
   constructor(
@@ -24,7 +24,7 @@ export class StandbyPool {
   ) {}
 
   /** An interpreter of `runtime` that has not been handed an invocation yet, for slot `slot`. */
-  take(runtime: Runtime, slot: number): Interpreter {
+  take(runtime: InterpreterKind, slot: number): Interpreter {
     if (runtime === "python" && this.forkServer) return this.forkServer.forkFor(slot);
     this.vacate(slot);
     const idle = this.idle[runtime];
@@ -48,7 +48,7 @@ export class StandbyPool {
    * Called when slot `slot` is idle again and its cgroup empty: tops the pool up and, after a
    * Python invocation, prepares the slot's next Python child inside its cgroup (`cgroupProcs`).
    */
-  release(slot: number, runtime: Runtime, cgroupProcs: readonly string[]): void {
+  release(slot: number, runtime: InterpreterKind, cgroupProcs: readonly string[]): void {
     if (runtime === "python") this.forkServer?.prepareFor(slot, cgroupProcs);
     this.refill();
   }
@@ -57,7 +57,7 @@ export class StandbyPool {
   refill(): void {
     if (this.closed) return;
     this.forkServer?.refill();
-    for (const runtime of RUNTIMES) {
+    for (const runtime of INTERPRETERS) {
       if (runtime === "python" && this.forkServer) continue;
       const idle = this.idle[runtime];
       while (idle.length < this.size) idle.push(this.start(runtime));
@@ -65,7 +65,7 @@ export class StandbyPool {
   }
 
   /** Standbys of `runtime` able to take an invocation now (started, not dead). */
-  readyCount(runtime: Runtime): number {
+  readyCount(runtime: InterpreterKind): number {
     // With the fork-server, Python's standbys are its children waiting (forked ahead, or in a slot's cgroup).
     if (runtime === "python" && this.forkServer) return this.forkServer.waitingChildren().length;
     return this.idle[runtime].filter((standby) => standby.ready).length;
@@ -76,8 +76,8 @@ export class StandbyPool {
   }
 
   /** Each waiting standby's pid and resident memory (from /proc). */
-  memory(): { runtime: Runtime; pid: number; rssBytes: number }[] {
-    return RUNTIMES.flatMap((runtime) =>
+  memory(): { runtime: InterpreterKind; pid: number; rssBytes: number }[] {
+    return INTERPRETERS.flatMap((runtime) =>
       this.idle[runtime].flatMap((standby) =>
         standby.pid === undefined ? [] : [{ runtime, pid: standby.pid, rssBytes: rssBytes(standby.pid) }],
       ),
@@ -86,11 +86,11 @@ export class StandbyPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    const all = RUNTIMES.flatMap((runtime) => this.idle[runtime].splice(0));
+    const all = INTERPRETERS.flatMap((runtime) => this.idle[runtime].splice(0));
     await Promise.all(all.map((standby) => standby.discard()));
   }
 
-  private start(runtime: Runtime): InterpreterProcess {
+  private start(runtime: InterpreterKind): InterpreterProcess {
     return InterpreterProcess.start(runtime, this.settings, "/");
   }
 }

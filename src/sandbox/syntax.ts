@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import type { SyntaxProblem } from "../core/runner.js";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
 
 /**
@@ -115,6 +115,6 @@ async function checkNode(binary: string, code: string): Promise<SyntaxProblem | 
 }
 
 /** The syntax problem of `code` in `runtime`, or null when it parses. Rejects with SyntaxCheckError when the check cannot give an answer. */
-export function checkSyntax(interpreters: Interpreters, runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
+export function checkSyntax(interpreters: Interpreters, runtime: InterpreterKind, code: string): Promise<SyntaxProblem | null> {
   return runtime === "python" ? checkPython(interpreters.python.binary, code) : checkNode(interpreters.node.binary, code);
 }

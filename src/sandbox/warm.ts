@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
-import { type InvocationResult, type InvocationSpec, SaturatedError } from "../core/runner.js";
+import { type InvocationResult, type InvocationSpec, type RunOptions, SaturatedError } from "../core/runner.js";
+import { INTERPRETER_OF } from "../core/runtimes.js";
 import type { SlotCgroup } from "./cgroups/setup.js";
 import { classify } from "./classify.js";
 import type { InterpreterSettings } from "./process.js";
@@ -62,7 +63,7 @@ export class WarmPool {
 
   constructor(private readonly settings: WarmSettings) {}
 
-  async run(spec: InvocationSpec): Promise<InvocationResult> {
+  async run(spec: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     const target = spec.version;
     if (target === undefined) throw new Error("a warm invocation needs its function version");
     const key = versionKey(spec, target.name, target.version);
@@ -75,7 +76,7 @@ export class WarmPool {
     if (instance.idleTimer) clearTimeout(instance.idleTimer);
     const oomBefore = instance.cgroup?.oomKills() ?? 0;
     const nonce = crypto.randomBytes(16).toString("hex");
-    const exit = await instance.process.invoke(encodePayload(spec, nonce), nonce, spec.timeoutMs, this.settings.stop);
+    const exit = await instance.process.invoke(encodePayload(spec, nonce), nonce, spec.timeoutMs, this.settings.stop, options);
     // The prescript confirms the lock-down once, at the head of the first invocation's frames; the
     // instance's later invocations run under that same lock (an instance whose first did not
     // confirm it is never reused).
@@ -84,7 +85,8 @@ export class WarmPool {
     const oomKilled = instance.cgroup !== null && instance.cgroup.oomKills() > oomBefore;
     const result = classify(exit, spec, oomKilled, this.settings.run, lockConfirmed);
     // Only an invocation that reached its end marks, within its limits, leaves a reusable instance.
-    const reusable = exit.ended && !exit.timedOut && !oomKilled && result.status !== "timeout" && instance.process.alive;
+    const reusable =
+      exit.ended && !exit.timedOut && !exit.clientClosed && !oomKilled && result.status !== "timeout" && instance.process.alive;
     if (!reusable || instance.retired || instance.invocations >= this.settings.maxInvocations) this.stop(instance);
     else this.release(instance);
     return result;
@@ -185,7 +187,7 @@ export class WarmPool {
       flags: spec.network ? FLAG_NETWORK : 0,
       maxThreads: run.maxThreads,
     };
-    const process = WarmProcess.start(spec.runtime, this.settings.interpreter, params, (pid) => cgroup?.join(pid));
+    const process = WarmProcess.start(INTERPRETER_OF[spec.runtime], this.settings.interpreter, params, (pid) => cgroup?.join(pid));
     const { name, version } = spec.version!;
     const instance: Instance = {
       key,

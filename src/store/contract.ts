@@ -1,6 +1,6 @@
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStart, InvocationStats, StoredEnd } from "../core/invocations.js";
 import type { FinalJobState, JobState, JobTrigger } from "../core/jobs.js";
-import type { Runtime } from "../core/runtimes.js";
+import type { InterpreterKind, Runtime } from "../core/runtimes.js";
 import type { TickOutcome } from "../core/schedules.js";
 import type { FunctionSettings } from "../core/settings.js";
 import type { InvocationStatus } from "../core/statuses.js";
@@ -88,6 +88,54 @@ export interface FunctionRecords {
   rewriteEnvs(rewrite: (stored: StoredEnv) => Record<string, string> | null): Promise<number>;
 }
 
+/**
+ * A package environment as every gateway sees it: its identity, and what its first install
+ * resolved. The environment itself (the tree on disk) is each node's own (`packages/`): every node
+ * builds it from `lock`, so that the content is the same on all of them.
+ */
+export interface SharedEnvironment {
+  /** SHA-256 of the runtime, the interpreter version and the normalised list (the same on every node). */
+  key: string;
+  runtime: InterpreterKind;
+  /** The interpreter version the list was resolved for (part of the key). */
+  interpreterVersion: string;
+  /** The normalised list. */
+  packages: string[];
+  /** The node that resolves the list (the first to need it, or one that took over from a lost node); once settled, the one that did. */
+  resolver: string;
+  /** What the resolving install installed (pip's `name==version` lines, or npm's package-lock.json); null until then. */
+  lock: string | null;
+  /** Why the resolving install failed (then no node installs the list); null otherwise. */
+  error: string | null;
+  /** The failed install's output (its tail); "" otherwise. */
+  output: string;
+  createdAt: number;
+  /** When a version last asked for it (registered, or the same list again): what clean-up ages. */
+  usedAt: number;
+}
+
+/** Package environments shared by the gateways: each is resolved once (by one node), and its lock or failure stored for all. */
+export interface EnvironmentRecords {
+  /**
+   * Records an environment, with `resolver` as the node that resolves it, unless it is recorded
+   * already (then only its use is noted); returns the row as stored.
+   */
+  register(
+    environment: Pick<SharedEnvironment, "key" | "runtime" | "interpreterVersion" | "packages">,
+    resolver: string,
+  ): Promise<SharedEnvironment>;
+  get(key: string): Promise<SharedEnvironment | undefined>;
+  all(): Promise<SharedEnvironment[]>;
+  /** Stores the lock `node` resolved, unless a lock or a failure is stored already (the first wins); returns the row after. */
+  resolve(key: string, lock: string, node: string): Promise<SharedEnvironment | undefined>;
+  /** Stores the resolving install's failure, unless a lock or a failure is stored already; returns the row after. */
+  fail(key: string, failure: { error: string; output: string }, node: string): Promise<SharedEnvironment | undefined>;
+  /** Makes `node` the resolver if `previous` still is and nothing is stored yet (a lost resolver); returns whether it did. */
+  takeOver(key: string, previous: string, node: string): Promise<boolean>;
+  /** Removes the environments no version refers to that were last used before `usedBefore`; returns how many went. */
+  prune(usedBefore: number): Promise<number>;
+}
+
 /** A row of the log as written at start: the start, its gateway and time. */
 export interface StartedRow extends InvocationStart {
   node: string;
@@ -146,7 +194,7 @@ export interface TokenRecords {
   /** Replaces the token with this record's id (or inserts it), in one transaction. */
   replace(record: TokenRecord): Promise<void>;
   delete(id: string): Promise<boolean>;
-  /** Records when tokens were last used. */
+  /** Records when tokens were last used; a time older than the one stored changes nothing (writes may arrive late). */
   touch(used: { id: string; lastUsedAt: number }[]): Promise<void>;
 }
 
@@ -432,6 +480,7 @@ export interface Store {
   readonly nodes: NodeRecords;
   readonly jobs: JobRecords;
   readonly schedules: ScheduleRecords;
+  readonly environments: EnvironmentRecords;
   readonly changes: ChangeChannel;
   /**
    * Whether the database is a server the gateway can lose while it runs (PostgreSQL): log rows are

@@ -125,8 +125,10 @@ export class InvocationLogWriter {
     try {
       await withTimeout(this.toDatabase(writes), spool ? WRITE_TIMEOUT_MS : null);
     } catch (error) {
-      if (!spool || !(error instanceof WriteTimeout || this.store.unavailable(error))) throw error;
-      log.warn({ err: error }, `the database is unreachable: log rows go to the spool until it is back (${(error as Error).message})`);
+      const cause = rootCause(error);
+      // Refused (not lost): the caller hears the cause alone, never the statement with other rows' output.
+      if (!spool || !(error instanceof WriteTimeout || this.store.unavailable(error))) throw cause;
+      log.warn({ err: cause }, `the database is unreachable: log rows go to the spool until it is back (${cause.message})`);
       spool.append(writes);
       this.startSpooling();
     }
@@ -143,6 +145,24 @@ export class InvocationLogWriter {
       else await this.store.invocations.finish(run.map((w) => w as Extract<SpooledWrite, { kind: "finish" }>));
       i = j;
     }
+  }
+
+  /** Writes spooled writes one at a time, dropping those the database refuses; false when it went away meanwhile. */
+  private async oneByOne(writes: SpooledWrite[]): Promise<boolean> {
+    for (const write of writes) {
+      try {
+        await withTimeout(this.toDatabase([write]), WRITE_TIMEOUT_MS);
+      } catch (error) {
+        if (error instanceof WriteTimeout || this.store.unavailable(error)) return false;
+        const cause = rootCause(error);
+        const id = write.kind === "start" ? write.row.id : write.id;
+        log.error(
+          { err: cause, invocation_id: id },
+          `a spooled log write (the ${write.kind} of ${id}) was refused and is dropped: ${cause.message}`,
+        );
+      }
+    }
+    return true;
   }
 
   private startSpooling(): void {
@@ -165,15 +185,33 @@ export class InvocationLogWriter {
       }
       try {
         await withTimeout(this.toDatabase(writes), WRITE_TIMEOUT_MS);
-        spool.drop(through);
       } catch (error) {
-        if (!(error instanceof WriteTimeout || this.store.unavailable(error))) {
-          log.error({ err: error }, `spooled log rows could not be written: ${(error as Error).message}; retrying`);
+        if (error instanceof WriteTimeout || this.store.unavailable(error)) {
+          await delay(RECONNECT_INTERVAL_MS);
+          continue;
         }
-        await delay(RECONNECT_INTERVAL_MS);
+        // The database answers but refuses something here: each write on its own, and one it
+        // refuses is dropped (it could never be stored) rather than hold back every later row.
+        if (!(await this.oneByOne(writes))) {
+          await delay(RECONNECT_INTERVAL_MS);
+          continue;
+        }
       }
+      // Closed meanwhile (the spool with it): the next process hands these back again, harmlessly.
+      if (this.closed) return;
+      spool.drop(through);
     }
   }
+}
+
+/**
+ * The innermost cause of an error: what went wrong (a refused connection), without the statement
+ * and parameters a query error wraps it in, which hold the rows' output and must not reach the log.
+ */
+function rootCause(error: unknown): Error {
+  let e = error;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 class WriteTimeout extends Error {

@@ -6,11 +6,6 @@ import type { StartedRow } from "./contract.js";
 /** A log write held on the node's disk until the database takes it: a row's start or its end. */
 export type SpooledWrite = { kind: "start"; row: StartedRow } | { kind: "finish"; id: string; end: StoredEnd };
 
-/** The spool is full (SPOOL_MAX_MB): the gateway refuses new invocations rather than drop their rows. */
-export class SpoolFullError extends Error {
-  override name = "SpoolFullError";
-}
-
 /**
  * Log writes held in a SQLite file in DATA_DIR while the database cannot be reached, in the order
  * they were made, and handed back in that order once it can. Each write is durable before the
@@ -42,9 +37,12 @@ export class Spool {
     this.count = this.db.prepare("select count(*) as n from writes");
   }
 
-  /** Appends writes (all or none); throws SpoolFullError past SPOOL_MAX_MB. */
+  /**
+   * Appends writes (all or none). It never refuses one: SPOOL_MAX_MB is kept by admitting no new
+   * invocation while the spool is `full`, so the rows of those already admitted (their ends come
+   * later) are always kept; it can pass the bound by what those few write.
+   */
   append(writes: SpooledWrite[]): void {
-    if (this.bytes() > this.maxBytes) throw new SpoolFullError(`the log spool is full (${this.maxBytes} bytes, SPOOL_MAX_MB)`);
     this.db.transaction(() => {
       for (const write of writes) {
         const { kind, ...body } = write;
@@ -76,7 +74,7 @@ export class Spool {
     return [this.file, `${this.file}-wal`].reduce((sum, f) => sum + (fs.statSync(f, { throwIfNoEntry: false })?.size ?? 0), 0);
   }
 
-  /** Whether another write fits. */
+  /** Whether it holds SPOOL_MAX_MB or more: no new invocation should be admitted. */
   get full(): boolean {
     return this.bytes() > this.maxBytes;
   }

@@ -143,6 +143,6 @@ describe("pipes and usage", () => {
     const unreachable = { GATEWAY_URL: `http://127.0.0.1:${await closedPort()}` };
     const result = await fngw(["logs", "--status", "failed"], unreachable);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/Allowed choices are running, ok, error, timeout, oom, forbidden, interrupted, rejected/);
+    expect(result.stderr).toMatch(/Allowed choices are running, ok, error, timeout, oom, forbidden, interrupted, client_closed, rejected/);
   });
 });

@@ -1,8 +1,11 @@
 import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { expect } from "vitest";
-import { type Call, client, removeDataDir, type Server, startServer, waitFor } from "../e2e/harness.js";
+import { createDatabase, type PostgresServer, startPostgres } from "../../scripts/postgres.js";
+import { type Call, client, removeDataDir, type Server, startServer, uidEnv, waitFor } from "../e2e/harness.js";
 import type { Json } from "../json.js";
-import { createDatabase, type PostgresServer, startPostgres } from "../postgres.js";
 
 export type { Json } from "../json.js";
 
@@ -145,4 +148,74 @@ export async function spoolDrained(node: Node): Promise<void> {
     `node ${node.id}'s spool to drain`,
     60_000,
   );
+}
+
+/** A package environment as a node keeps it on its own disk: its record and its lock. */
+export function environmentOnDisk(node: Node, runtime: string, key: string): { record: Json; lock: string } | null {
+  const dir = path.join(node.server.dataDir, "packages", runtime, key);
+  if (!fs.existsSync(dir)) return null;
+  return {
+    record: JSON.parse(fs.readFileSync(path.join(dir, "environment.json"), "utf8")) as Json,
+    lock: fs.existsSync(path.join(dir, "lock")) ? fs.readFileSync(path.join(dir, "lock"), "utf8") : "",
+  };
+}
+
+/** How many of a node's log lines (pino JSON on stdout) have a message matching `pattern`. */
+export function logLines(node: Node, pattern: RegExp): number {
+  return node.server
+    .stdout()
+    .split("\n")
+    .filter((line) => {
+      try {
+        return pattern.test((JSON.parse(line) as { msg?: string }).msg ?? "");
+      } catch {
+        return false;
+      }
+    }).length;
+}
+
+/**
+ * Calls /fn/<name> on `node` until it answers 200 (once it knows the function: a 404 before that is
+ * skipped); returns every answer before the 200, with its error code and Retry-After.
+ */
+export async function answersUntilReady(
+  node: Node,
+  name: string,
+  timeoutMs: number,
+): Promise<{ status: number; code: string | null; retryAfter: string | null; id: string | null }[]> {
+  const answers: { status: number; code: string | null; retryAfter: string | null; id: string | null }[] = [];
+  await waitFor(
+    async () => {
+      const res = await node.call(`/fn/${name}`);
+      const body = await res.text();
+      if (res.status === 200) return true;
+      if (res.status !== 404 || answers.length > 0) {
+        const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? null;
+        answers.push({ status: res.status, code, retryAfter: res.headers.get("retry-after"), id: res.headers.get("x-invocation-id") });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return false;
+    },
+    () => `/fn/${name} to answer 200 on node ${node.id} (answers so far: ${JSON.stringify(answers.slice(-3))})`,
+    timeoutMs,
+  );
+  return answers;
+}
+
+/**
+ * Waits until no process runs as gateway `index`'s installer uid (an install a SIGKILLed gateway
+ * left running ends on its own), then removes that installer's staging directory.
+ */
+export async function installerEnded(index: number, timeoutMs: number): Promise<void> {
+  const uid = Number(uidEnv(index).PACKAGES_UID);
+  const running = () =>
+    fs.readdirSync("/proc").some((entry) => {
+      try {
+        return /^\d+$/.test(entry) && fs.statSync(`/proc/${entry}`).uid === uid;
+      } catch {
+        return false; // ended meanwhile
+      }
+    });
+  await waitFor(() => !running(), `the installer of gateway ${index} (uid ${uid}) to end`, timeoutMs);
+  fs.rmSync(path.join(os.tmpdir(), `fngw-packages-${uid}`), { recursive: true, force: true });
 }

@@ -36,8 +36,10 @@ it("a function's random response headers never break the gateway", async () => {
     fc.oneof(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.string({ unit: "binary", minLength: 1, maxLength: 10 })),
     fc.oneof(fc.string({ unit: "binary", maxLength: 20 }), fc.constantFrom("\x01", "\x7f", "a\r\nb", "\x00", "ok")),
   );
+  // 407 is left out: fetch (the client here) refuses any 407 answer by its spec; curl shows the gateway sends it.
+  const statuses = fc.integer({ min: 200, max: 599 }).filter((s) => s !== 407);
   await fc.assert(
-    fc.asyncProperty(fc.integer({ min: 200, max: 599 }), fc.array(header, { maxLength: 6 }), async (status, headers) => {
+    fc.asyncProperty(statuses, fc.array(header, { maxLength: 6 }), async (status, headers) => {
       const res = await call("/fn/echo-headers", { method: "POST", body: JSON.stringify({ status, headers }), token: null });
       await res.arrayBuffer();
       const context = `${status} ${JSON.stringify(headers)}`;

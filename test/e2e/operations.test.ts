@@ -4,8 +4,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mountsUnder, removeDataDir, type Server, startRefused, startServer, tempDataDir, uidEnv, waitFor } from "./harness.js";
 
-// What routine operator actions do to a running gateway: a second gateway on the same DATA_DIR, a
-// port in use, a jail unmounted from outside, a supervisor's repeated signals, a full disk.
+// What routine operator actions do to a running gateway: a second gateway on the same DATA_DIR or
+// on its uids, a port in use, a jail unmounted from outside, a supervisor's repeated signals, a full disk.
 
 const TOKEN = "operations-test-token-0123456789";
 
@@ -28,6 +28,23 @@ describe("one gateway per DATA_DIR", () => {
     expect(mountsUnder(path.join(first.dataDir, "jail")).length).toBe(mountsBefore);
     const health = await fetch(`${first.url}/healthz`);
     expect(health.status).toBe(200);
+  });
+
+  it("refuses a second gateway whose uids overlap the first one's, naming it, before mounting anything", async () => {
+    const dataDir = tempDataDir();
+    try {
+      // Its own data dir and port, but its sandbox slots start inside the first gateway's.
+      const overlapping = { SANDBOX_UID_BASE: String(Number(uidEnv(0).SANDBOX_UID_BASE) + 1), PACKAGES_UID: uidEnv(1).PACKAGES_UID };
+      const refused = await startRefused({ DATA_DIR: dataDir, PORT: "0", GATEWAY_TOKEN: TOKEN, ...overlapping });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/uid \d+ is used by another gateway on this machine/);
+      expect(refused.stderr).toContain(`pid ${first.child.pid}, DATA_DIR ${first.dataDir}`);
+      expect(refused.stderr).toContain("SANDBOX_UID_BASE");
+      expect(mountsUnder(path.join(dataDir, "jail"))).toEqual([]);
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+    } finally {
+      removeDataDir(dataDir);
+    }
   });
 
   it("refuses a start on a port in use before mounting anything", async () => {

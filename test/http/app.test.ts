@@ -54,7 +54,7 @@ describe("the OpenAPI document and the docs page", () => {
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     const create = doc.components.schemas.CreateFunction;
     expect(create.required).toEqual(expect.arrayContaining(["name", "runtime", "code"]));
-    expect(create.properties.runtime.enum).toEqual(["python", "node"]);
+    expect(create.properties.runtime.enum).toEqual(["python", "node", "typescript"]);
     expect(create.properties.timeout_ms.maximum).toBe(gw.config.MAX_TIMEOUT_MS);
     expect(doc.paths["/healthz"].get.security).toEqual([]);
   });

@@ -5,7 +5,6 @@ import os from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import parsePrometheusTextFormat, { type PromFamily } from "parse-prometheus-text-format";
-import pg from "pg";
 import { expect, inject, it } from "vitest";
 import { type Cluster, joinCluster } from "../../src/cluster/index.js";
 import { type Config, loadConfig } from "../../src/core/config.js";
@@ -13,6 +12,7 @@ import type {
   InvocationResult,
   InvocationSpec,
   Runner,
+  RunOptions,
   RunnerHealth as SandboxHealth,
   SandboxResponse,
   SyntaxProblem,
@@ -26,17 +26,19 @@ import { createJobs, type Jobs } from "../../src/jobs/index.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
+import { TypeScriptCompiler } from "../../src/sandbox/typescript.js";
 import type { Store } from "../../src/store/contract.js";
 import { openStore } from "../../src/store/index.js";
 import { loadSecretBox } from "../../src/store/secrets.js";
 import type { SqliteStore } from "../../src/store/sqlite/index.js";
-import { createDatabase } from "../postgres.js";
+import { ENGINE, postgresSql, sqliteSql, testDatabaseUrl } from "../store/harness.js";
 
 export type { Json } from "../json.js";
 
 import type { Json } from "../json.js";
 
 let interpreters: Interpreters | undefined;
+let typescript: TypeScriptCompiler | undefined;
 
 export const TOKEN = "test-token-0123456789abcdef";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -48,18 +50,20 @@ export const auth = { authorization: `Bearer ${TOKEN}` };
  */
 export class ScriptedRunner implements Runner {
   readonly calls: InvocationSpec[] = [];
-  /** What the next run does; by default it echoes the request as JSON. */
-  script: (spec: InvocationSpec) => InvocationResult | Promise<InvocationResult> = (spec) =>
+  /** What the next run does (a script may stream through `options`); by default it echoes the request as JSON. */
+  script: (spec: InvocationSpec, options: RunOptions) => InvocationResult | Promise<InvocationResult> = (spec) =>
     okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
 
-  async run(spec: InvocationSpec): Promise<InvocationResult> {
+  async run(spec: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     this.calls.push(spec);
-    return this.script(spec);
+    return this.script(spec, options);
   }
 
-  /** The real check, with the real interpreters: registration's syntax errors are not scripted. */
+  /** The real check, with the real interpreters and compiler: registration's syntax errors are not scripted. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
     interpreters ??= resolveInterpreters(loadConfig({}).PYTHON_BIN, process.execPath);
+    typescript ??= new TypeScriptCompiler(interpreters.node.version);
+    if (runtime === "typescript") return typescript.check(code);
     return checkSyntax(interpreters, runtime, code);
   }
 
@@ -92,8 +96,7 @@ export function okResult(response: Partial<SandboxResponse>, overrides: Partial<
   });
 }
 
-/** The engine under the gateway: the `postgres` vitest project runs the same tests on PostgreSQL. */
-export const ENGINE: "sqlite" | "postgres" = process.env.TEST_STORE === "postgres" ? "postgres" : "sqlite";
+export { ENGINE };
 
 export interface Gateway {
   app: App;
@@ -124,10 +127,10 @@ export interface Gateway {
 /** A fresh gateway over a real database (SQLite in a temporary directory, or a new PostgreSQL database). */
 export async function makeGateway(
   env: Record<string, string> = {},
-  options: { packages?: (functions: Cluster["functions"]) => FunctionEnvironments } = {},
+  options: { packages?: (gateway: { store: Store; cluster: Cluster }) => Promise<FunctionEnvironments> } = {},
 ): Promise<Gateway> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-http-"));
-  const databaseUrl = ENGINE === "postgres" ? await createDatabase(inject("postgresUrl")) : undefined;
+  const databaseUrl = await testDatabaseUrl();
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const observed: { queries: string[] | null } = { queries: null };
@@ -146,7 +149,7 @@ export async function makeGateway(
   await provisionToken(cluster.tokens, TOKEN);
   const runner = new ScriptedRunner();
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
-  const packages = options.packages?.(cluster.functions);
+  const packages = await options.packages?.({ store, cluster });
   const jobs = createJobs({
     config,
     store,
@@ -171,16 +174,8 @@ export async function makeGateway(
     jobs: jobs.queue,
   });
   await jobs.start();
-  const raw = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 1 }) : null;
-  const sql = async (text: string): Promise<Record<string, unknown>[]> => {
-    if (raw) return (await raw.query(text)).rows;
-    const statement = (store as SqliteStore).connection.sqlite.prepare(text);
-    if (!statement.reader) {
-      statement.run();
-      return [];
-    }
-    return statement.all() as Record<string, unknown>[];
-  };
+  const raw = databaseUrl ? postgresSql(databaseUrl) : null;
+  const sql = raw ?? sqliteSql(store as SqliteStore);
   return {
     app,
     config,

@@ -103,3 +103,19 @@ describe("when the check cannot answer", () => {
     expect((await gw.call("/api/functions/unchecked")).status).toBe(404);
   });
 });
+
+describe("a NUL character in JavaScript", () => {
+  it("is refused at registration, naming where, though the interpreter would take it in a string", async () => {
+    const gw = await makeGateway();
+    try {
+      const res = await gw.call("/api/functions", {
+        method: "POST",
+        json: { name: "nul-js", runtime: "node", code: 'export default () => "a\0b";\n' },
+      });
+      const body = await expectError(res, 400, "syntax_error", /NUL character \(U\+0000\).* at line 1, column 24$/);
+      expect(body.error).toMatchObject({ line: 1, column: 24 });
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -2,7 +2,13 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EnvironmentRecord, normalisePackages, PackageSpecError, PackagesFullError } from "../../src/packages/index.js";
+import {
+  type EnvironmentRecord,
+  environmentKey,
+  normalisePackages,
+  PackageSpecError,
+  PackagesFullError,
+} from "../../src/packages/index.js";
 import { closeStore, openStore, type StoreHandle } from "./harness.js";
 
 // Real installs from PyPI and the npm registry, as the installers' uid.
@@ -94,6 +100,79 @@ describe("a Node environment (lodash + zod)", () => {
     },
     INSTALL_TIMEOUT,
   );
+});
+
+describe("an environment installed from a stored lock (another node resolved it)", () => {
+  /** Another node's store: its own data directory, the same interpreters. */
+  let other: StoreHandle;
+  beforeAll(() => {
+    other = openStore();
+  });
+  afterAll(() => closeStore(other));
+  /** A list as the database holds it: normalised, under the key every node computes. */
+  const shared = (runtime: "python" | "node", packages: string[], interpreterVersion = other.interpreters[runtime].version) => {
+    const normalised = normalisePackages(runtime, packages);
+    return {
+      key: environmentKey(runtime, interpreterVersion, normalised),
+      runtime,
+      interpreterVersion,
+      packages: normalised.map((p) => p.spec),
+    };
+  };
+
+  it(
+    "gets exactly the lock's pins, not what resolving the list would pick (pip --no-deps)",
+    async () => {
+      const installed = await other.store.settledRecord(other.store.install(shared("python", ["six"]), "six==1.15.0\n").key);
+      expect(installed, installed.output).toMatchObject({ state: "ready", fromLock: true, error: null });
+      expect(other.store.lock(installed.key)).toBe("six==1.15.0\n");
+      expect(fs.readFileSync(path.join(other.store.treeDir(installed.key)!, "six.py"), "utf8")).toMatch(/__version__ = "1\.15\.0"/);
+    },
+    INSTALL_TIMEOUT,
+  );
+
+  it(
+    "gets the same package-lock.json as the node that resolved it (npm ci)",
+    async () => {
+      const resolved = await settle(handle.store.request("node", normalisePackages("node", ["is-number@^6"])));
+      const lock = handle.store.lock(resolved.key)!;
+      const installed = await other.store.settledRecord(other.store.install(resolved, lock).key);
+      expect(installed, installed.output).toMatchObject({ key: resolved.key, state: "ready", fromLock: true, error: null });
+      expect(other.store.lock(installed.key)).toBe(lock);
+      expect(JSON.parse(lock).packages["node_modules/is-number"].version).toMatch(/^6\./);
+      expect(fs.existsSync(path.join(other.store.treeDir(installed.key)!, "node_modules", "is-number", "index.js"))).toBe(true);
+    },
+    INSTALL_TIMEOUT,
+  );
+
+  it.each([
+    ["python", "six==1.16.0\n--index-url=https://example.com/simple\n", /no exact pin/],
+    [
+      "node",
+      JSON.stringify({
+        lockfileVersion: 3,
+        packages: { "node_modules/x": { version: "1.0.0", resolved: "git+https://example.com/x.git" } },
+      }),
+      /not a registry package/,
+    ],
+  ] as const)("refuses a %s lock with anything but registry packages, and runs no installer", async (runtime, lock, message) => {
+    const failed = await other.store.settledRecord(other.store.install(shared(runtime, ["fngw-refused-lock"]), lock).key);
+    expect(failed).toMatchObject({ state: "failed", fromLock: true, output: "" });
+    expect(failed.error).toMatch(message);
+  });
+
+  it("refuses a list that is not the one its key was computed from, and installs nothing", () => {
+    const forged = { ...shared("python", ["idna"]), packages: ["idna", "git+https://example.com/x.git"] };
+    const failed = other.store.install(forged, null);
+    expect(failed).toMatchObject({ state: "failed", error: "the environment's list does not match its key (refused)" });
+    expect(() => other.store.install({ ...forged, key: "../../etc" }, null)).toThrow(/not an environment key/);
+  });
+
+  it("fails at once for another interpreter version, saying so", () => {
+    const failed = other.store.install(shared("python", ["six"], "3.0.1"), "six==1.16.0\n");
+    expect(failed).toMatchObject({ state: "failed", fromLock: true });
+    expect(failed.error).toBe(`this environment is for python 3.0.1 and this node runs ${other.interpreters.python.version}`);
+  });
 });
 
 describe("failures say why", () => {

@@ -5,19 +5,19 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 import { type EnvironmentRecord, type EnvironmentState, environmentKey, PackageStore } from "../../src/packages/environments.js";
 import { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { normalisePackages } from "../../src/packages/spec.js";
 import { expectError, type Gateway, type Json, makeGateway, register, result } from "../http/harness.js";
 
-const VERSIONS: Record<Runtime, string> = { python: "3.12.0", node: "v20.0.0" };
+const VERSIONS: Record<InterpreterKind, string> = { python: "3.12.0", node: "v20.0.0" };
 const MiB = 2 ** 20;
 
 /** Writes an environment as the store writes it, so that the store loads it at start. */
 function leaveEnvironment(
   dataDir: string,
-  runtime: Runtime,
+  runtime: InterpreterKind,
   packages: string[],
   state: EnvironmentState,
   sizeBytes: number,
@@ -67,7 +67,20 @@ describe("versions, invocations and /healthz over a package store", () => {
       versions: VERSIONS,
       cgroups: [],
     });
-    gw = await makeGateway({}, { packages: (functions) => new FunctionEnvironments(store, functions, 3 * MiB, () => {}) });
+    gw = await makeGateway(
+      {},
+      {
+        packages: ({ store: shared, cluster }) =>
+          FunctionEnvironments.start({
+            store,
+            shared,
+            functions: cluster.functions,
+            node: cluster.node,
+            budgetBytes: 3 * MiB,
+            graceMs: 0,
+          }),
+      },
+    );
   });
   afterAll(async () => {
     await gw.close();
@@ -84,12 +97,22 @@ describe("versions, invocations and /healthz over a package store", () => {
       output: "pip said things",
       lock: { six: "1.16.0" },
       size_bytes: 3 * MiB,
+      // Built here before environments were shared: this node's lock is now the stored one.
+      resolved_by: gw.cluster.node,
+      node: gw.cluster.node,
     });
     expect((await gw.call("/fn/with-six")).status).toBe(200);
     expect(gw.runner.last.packagesDir).toBe(path.join(storeDir, "packages", "python", six, "tree"));
     await register(gw, { name: "without" });
     expect((await gw.call("/fn/without")).status).toBe(200);
     expect(gw.runner.last.packagesDir).toBeUndefined();
+  });
+
+  it("mounts a ready environment without reading the database: its state is kept in memory", async () => {
+    const queries = await gw.queriesDuring(() => gw.call("/fn/with-six"));
+    expect(gw.runner.last.packagesDir).toBe(path.join(storeDir, "packages", "python", six, "tree"));
+    expect(queries.length).toBeGreaterThan(0); // its log row was written: the observation works
+    expect(queries.filter((sql) => /^\s*select/i.test(sql) && /"(environments|functions|function_versions)"/.test(sql))).toEqual([]);
   });
 
   it("answers 503 for a first version whose packages failed, logged as rejected", async () => {

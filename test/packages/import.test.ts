@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 import { normalisePackages } from "../../src/packages/index.js";
 import { bodyJson, bodyText, spec, startSandbox, stopSandbox } from "../sandbox/harness.js";
 import { closeStore, openStore, type StoreHandle } from "./harness.js";
@@ -9,16 +9,16 @@ import { closeStore, openStore, type StoreHandle } from "./harness.js";
 
 let store: StoreHandle;
 let sandbox: Awaited<ReturnType<typeof startSandbox>>;
-const trees: Partial<Record<Runtime, string>> = {};
+const trees: Partial<Record<InterpreterKind, string>> = {};
 
 beforeAll(async () => {
   store = openStore();
-  const lists: Record<Runtime, string[]> = {
+  const lists: Record<InterpreterKind, string[]> = {
     python: ["numpy", "pandas", "pydantic", "requests", "httpx", "threadpoolctl"],
     node: ["lodash@4", "zod", "date-fns"],
   };
   await Promise.all(
-    (Object.keys(lists) as Runtime[]).map(async (runtime) => {
+    (Object.keys(lists) as InterpreterKind[]).map(async (runtime) => {
       const requested = store.store.request(runtime, normalisePackages(runtime, lists[runtime]));
       const record = await store.store.settledRecord(requested.key);
       if (record.state !== "ready") throw new Error(`${runtime} environment ${record.state}: ${record.error}\n${record.output}`);
@@ -32,7 +32,7 @@ afterAll(async () => {
   await closeStore(store);
 });
 
-const run = (runtime: Runtime, code: string) =>
+const run = (runtime: InterpreterKind, code: string) =>
   sandbox.sandbox.run(spec(runtime, code, { packagesDir: trees[runtime]!, memoryMb: 1024, timeoutMs: 30_000 }));
 
 describe("Python packages in the jail", () => {

@@ -2,7 +2,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../src/core/config.js";
-import type { InvocationResult, InvocationSpec, SandboxRequest } from "../../src/core/runner.js";
+import type {
+  InvocationResult,
+  InvocationSpec,
+  OutputChannel,
+  RunOptions,
+  SandboxRequest,
+  StreamedResponse,
+} from "../../src/core/runner.js";
 import type { Runtime } from "../../src/core/runtimes.js";
 import { Sandbox } from "../../src/sandbox/sandbox.js";
 
@@ -77,4 +84,70 @@ export async function until(condition: () => boolean, timeoutMs = 5000): Promise
     if (Date.now() > deadline) throw new Error("timed out waiting");
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A chunk of a streamed body as the reader got it, and whether the run had ended by then. */
+export interface Read {
+  data: Buffer;
+  at: number;
+  beforeEnd: boolean;
+}
+
+/** A run whose streamed answer and output are followed as they come. */
+export interface Followed {
+  result: Promise<InvocationResult>;
+  /** The streamed head (rejects when the run ended without streaming). */
+  stream: Promise<StreamedResponse>;
+  /** Reads the streamed body to its end (or its error: then `error` is set). */
+  readAll(): Promise<Read[]>;
+  error: unknown;
+  /** Output events as the run's onOutput got them. */
+  output: { channel: OutputChannel; text: string; at: number; beforeEnd: boolean }[];
+  settled(): boolean;
+  streamed(): boolean;
+}
+
+export function follow(sandbox: Sandbox, invocation: InvocationSpec, options: Omit<RunOptions, "onStream" | "onOutput"> = {}): Followed {
+  let settled = false;
+  let streamed = false;
+  let take: (stream: StreamedResponse) => void = () => {};
+  const stream = new Promise<StreamedResponse>((resolve) => (take = resolve));
+  const output: Followed["output"] = [];
+  const result = sandbox.run(invocation, {
+    ...options,
+    onStream: (answer) => {
+      streamed = true;
+      take(answer);
+    },
+    onOutput: (channel, data) => output.push({ channel, text: data.toString(), at: performance.now(), beforeEnd: !settled }),
+  });
+  void result.finally(() => (settled = true));
+  const streamOrNone = Promise.race([
+    stream,
+    result.then(() => (streamed ? stream : Promise.reject(new Error("the run ended without streaming")))),
+  ]);
+  streamOrNone.catch(() => {}); // only a test that asks for the stream cares
+  const followed: Followed = {
+    result,
+    stream: streamOrNone,
+    error: null,
+    output,
+    settled: () => settled,
+    streamed: () => streamed,
+    async readAll() {
+      const reader = (await followed.stream).body.getReader();
+      const reads: Read[] = [];
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          reads.push({ data: Buffer.from(value), at: performance.now(), beforeEnd: !settled });
+        }
+      } catch (error) {
+        followed.error = error;
+      }
+      return reads;
+    },
+  };
+  return followed;
 }

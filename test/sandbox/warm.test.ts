@@ -3,7 +3,7 @@
 // and limits stay its own. Real sandbox, real interpreters, real lock-down.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InvocationSpec } from "../../src/core/runner.js";
-import type { Runtime } from "../../src/core/runtimes.js";
+import type { InterpreterKind } from "../../src/core/runtimes.js";
 import type { Sandbox } from "../../src/sandbox/sandbox.js";
 import { bodyJson, spec, startSandbox, stopSandbox } from "./harness.js";
 
@@ -17,12 +17,18 @@ afterAll(() => stopSandbox(handle));
 
 let versions = 0;
 /** A warm spec for function `name`, version `version` (a fresh version per call unless given). */
-function warm(runtime: Runtime, code: string, name: string, version = ++versions, overrides: Partial<InvocationSpec> = {}): InvocationSpec {
+function warm(
+  runtime: InterpreterKind,
+  code: string,
+  name: string,
+  version = ++versions,
+  overrides: Partial<InvocationSpec> = {},
+): InvocationSpec {
   return spec(runtime, code, { isolation: "function", version: { name, version, maxConcurrency: null }, ...overrides });
 }
 
 // Each answers its pid, uid, a module-level counter, whether /tmp/mark existed, then writes it.
-const STATEFUL: Record<Runtime, string> = {
+const STATEFUL: Record<InterpreterKind, string> = {
   python: `import os
 count = 0
 def handler(request):
@@ -49,7 +55,7 @@ interface State {
   seen: boolean;
 }
 
-describe.each<Runtime>(["python", "node"])("%s", (runtime) => {
+describe.each<InterpreterKind>(["python", "node"])("%s", (runtime) => {
   it("keeps module state and /tmp between two invocations of the same version", async () => {
     const fn = warm(runtime, STATEFUL[runtime], `keep-${runtime}`);
     const first = bodyJson<State>(await sandbox.run(fn));

@@ -3,7 +3,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
-import { MIGRATIONS_DIR } from "../../src/db/client.js";
+import { MIGRATIONS_DIR } from "../../src/store/sqlite/client.js";
 
 /**
  * Writes `file` as the gateway did before sealed env values and scoped tokens existed (migrations

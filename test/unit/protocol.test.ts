@@ -1,15 +1,18 @@
 import { describe, expect, it } from "vitest";
-import type { InvocationSpec } from "../../src/core/runner.js";
+import type { InvocationSpec, SandboxResponse } from "../../src/core/runner.js";
 import { classify } from "../../src/sandbox/classify.js";
 import type { ProcessExit } from "../../src/sandbox/process.js";
 import {
   BASE_ENV,
   encodeLockLine,
   encodePayload,
+  endFrame,
   FLAG_NETWORK,
   FRAME_HEADER_CAP,
   MAX_RESPONSE_HEADERS,
   parseFrames,
+  ResultReader,
+  type ResultReaderOptions,
 } from "../../src/sandbox/protocol.js";
 
 // The wire protocol (prescripts/PROTOCOL.md) and the classification of a run, without a process.
@@ -38,10 +41,11 @@ function unconfirmed(result: Buffer, overrides: Partial<ProcessExit> = {}): Proc
     durationMs: 12.3456789,
     timedOut: false,
     interrupted: false,
+    clientClosed: false,
     spawnError: null,
     stdout: output(),
     stderr: output(),
-    result: { data: result, truncated: false },
+    result: parseFrames(result, LIMITS.maxResponseBytes),
     ...overrides,
   };
 }
@@ -144,8 +148,8 @@ describe("classifying how a run ended", () => {
     expect(classify(exited(response(200, "x".repeat(4097))), SPEC, false, LIMITS).errorMessage).toContain("MAX_RESPONSE_BYTES");
   });
 
-  it("treats a truncated result channel as a response over the cap", () => {
-    const exit = exited(Buffer.alloc(0), { result: { data: Buffer.concat([LOCKED, Buffer.alloc(10)]), truncated: true } });
+  it("treats a result channel that went past the cap as a response over it", () => {
+    const exit = exited(Buffer.alloc(0), { result: { ...parseFrames(LOCKED, 4096), tooLarge: true } });
     expect(classify(exit, SPEC, false, LIMITS)).toMatchObject({
       status: "error",
       errorMessage: "the response exceeds the 4096-byte limit (MAX_RESPONSE_BYTES)",
@@ -286,5 +290,92 @@ describe("classifying a result channel that user code forged", () => {
     expect(classify(unconfirmed(channel, { exitCode: 0 }), SPEC, false, LIMITS).errorMessage).toBe(
       "sandbox lock-down failed: it was not confirmed (exited with code 0)",
     );
+  });
+});
+
+describe("fd 4: reading a streamed answer as it arrives", () => {
+  const head = (headers: [string, string][] = []) => frame({ kind: "response", status: 200, headers, streamed: true });
+  const chunk = (text: string) => frame({ kind: "chunk", length: Buffer.byteLength(text) }, Buffer.from(text));
+  const END = frame({ kind: "body_end" });
+
+  /** Reads `data` in pieces of `size` bytes into a sink, and says what the sink got. */
+  function streamed(data: Buffer, size: number, options: Partial<ResultReaderOptions> = {}) {
+    const got = { head: null as SandboxResponse | null, body: "", ended: false, hopeless: false };
+    const reader = new ResultReader({
+      maxResponseBytes: 16,
+      hopeless: () => (got.hopeless = true),
+      sink: { head: (response) => (got.head = response), data: (bytes) => (got.body += bytes.toString()), end: () => (got.ended = true) },
+      ...options,
+    });
+    for (let at = 0; at < data.length; at += size) reader.push(data.subarray(at, at + size));
+    return { got, result: reader.finish(), reader };
+  }
+
+  it.each([1, 3, 1000])("hands the head, each chunk and the end to the sink, read %i bytes at a time", (size) => {
+    const { got, result } = streamed(Buffer.concat([LOCKED, head([["x-a", "b"]]), chunk("hello "), chunk("world"), END]), size);
+    expect(got).toEqual({
+      head: { status: 200, headers: [["x-a", "b"]], body: Buffer.alloc(0) },
+      body: "hello world",
+      ended: true,
+      hopeless: false,
+    });
+    expect(result).toMatchObject({ malformed: null, tooLarge: false, bodyEnded: true });
+  });
+
+  it("collects a streamed body into its response when there is no sink", () => {
+    const result = parseFrames(Buffer.concat([LOCKED, head(), chunk("ab"), chunk("c"), END]), 16);
+    expect(result.frames.at(-1)).toEqual({
+      kind: "response",
+      streamed: true,
+      value: { status: 200, headers: [], body: Buffer.from("abc") },
+    });
+  });
+
+  it("gives up past MAX_RESPONSE_BYTES across chunks: too large, and the process is to die", () => {
+    const { got, result } = streamed(Buffer.concat([LOCKED, head(), chunk("0123456789"), chunk("0123456789")]), 7);
+    expect(got).toMatchObject({ body: "0123456789", hopeless: true, ended: false });
+    expect(result).toMatchObject({ tooLarge: true, bodyEnded: false });
+  });
+
+  it.each([
+    ["a chunk before any head", Buffer.concat([LOCKED, chunk("x")]), "a body chunk outside a streamed response"],
+    ["a body end before any head", Buffer.concat([LOCKED, END]), "a body end outside a streamed response"],
+    ["a second response", Buffer.concat([LOCKED, head(), END, response(200)]), "a second response"],
+    [
+      "a chunk of no valid length",
+      Buffer.concat([LOCKED, head(), frame({ kind: "chunk", length: -1 })]),
+      "a body chunk of no valid length",
+    ],
+    [
+      "a chunk cut short",
+      Buffer.concat([LOCKED, head(), frame({ kind: "chunk", length: 5 }), Buffer.from("ab")]),
+      "a body chunk cut short",
+    ],
+  ])("calls %s malformed", (_, data, message) => {
+    expect(parseFrames(data, 16).malformed).toBe(message);
+  });
+
+  it("tells the sink's owner when a stream breaks mid-way (a frame that makes no sense)", () => {
+    const { got, result } = streamed(Buffer.concat([LOCKED, head(), chunk("ok"), Buffer.from("nonsense\n")]), 1000);
+    expect(got).toMatchObject({ body: "ok", hopeless: true, ended: false });
+    expect(result.malformed).toBe("a frame that is not JSON");
+  });
+
+  it("stops at a warm invocation's end frame, wherever the reads split it, and keeps what follows for the next", () => {
+    const end = endFrame("a".repeat(32));
+    const { reader, result } = streamed(Buffer.concat([LOCKED, head(), chunk("x"), END, end, Buffer.from("late")]), 5, { endFrame: end });
+    expect(reader.ended).toBe(true);
+    expect(reader.rest.toString()).toBe("late");
+    expect(result.bodyEnded).toBe(true);
+  });
+
+  it("still finds the end frame past a malformed one", () => {
+    const end = endFrame("b".repeat(32));
+    const { reader, result } = streamed(Buffer.concat([LOCKED, Buffer.from("garbage without a newline "), end, Buffer.from("next")]), 4, {
+      endFrame: end,
+    });
+    expect(result.malformed).toBe("a frame that is not JSON");
+    expect(reader.ended).toBe(true);
+    expect(reader.rest.toString()).toBe("next");
   });
 });

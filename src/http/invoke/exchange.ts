@@ -22,7 +22,7 @@ export const DROPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 /** Statuses whose responses have no body (the Response constructor refuses one). */
-const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+export const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
 
 export function toSandboxRequest(
   request: Request,
@@ -54,6 +54,19 @@ export interface DroppedHeader {
  */
 export function toHttpResponse(answer: SandboxResponse): { response: Response; bytes: number; dropped: DroppedHeader[] } {
   const { status } = answer;
+  const { headers, dropped } = answerHeaders(answer);
+  // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
+  const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
+  return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0, dropped };
+}
+
+/**
+ * The headers of the function's answer as they go out, and those dropped. An event stream gets
+ * `Cache-Control: no-cache` (unless the function chose its own) and `X-Accel-Buffering: no`, so
+ * that neither a cache nor a proxy in front (nginx) holds its events back; the gateway itself
+ * never buffers nor compresses an answer.
+ */
+export function answerHeaders(answer: Pick<SandboxResponse, "status" | "headers">): { headers: Headers; dropped: DroppedHeader[] } {
   const headers = new Headers();
   const dropped: DroppedHeader[] = [];
   for (const [name, value] of answer.headers) {
@@ -66,11 +79,30 @@ export function toHttpResponse(answer: SandboxResponse): { response: Response; b
       dropped.push({ name, reason: err instanceof Error ? err.message : String(err) });
     }
   }
-  // A Buffer the runner made sits on a plain ArrayBuffer; the DOM typings only want to hear it.
-  const body = NULL_BODY_STATUSES.has(status) ? null : (answer.body as Uint8Array<ArrayBuffer>);
+  if (isEventStream(headers.get("content-type"))) {
+    if (!headers.has("cache-control")) headers.set("cache-control", "no-cache");
+    headers.set("x-accel-buffering", "no");
+  }
   // Node frames a bodiless 205 as chunked; an explicit empty length is what RFC 9110 asks for.
-  if (status === 205) headers.set("content-length", "0");
-  return { response: new Response(body, { status, headers }), bytes: body?.byteLength ?? 0, dropped };
+  if (answer.status === 205) headers.set("content-length", "0");
+  return { headers, dropped };
+}
+
+export function isEventStream(contentType: string | null | undefined): boolean {
+  return /^\s*text\/event-stream\s*(;|$)/i.test(contentType ?? "");
+}
+
+/**
+ * Whether the client asks for live output: an Accept naming `text/event-stream` (with a
+ * non-zero q) gets the function's stdout and stderr as events as they are written, then its
+ * answer as a `result` event (routes/invoke.ts).
+ */
+export function wantsLiveOutput(accept: string | undefined): boolean {
+  return (accept ?? "").split(",").some((range) => {
+    const [type, ...params] = range.split(";").map((part) => part.trim().toLowerCase());
+    const q = params.find((param) => param.startsWith("q="));
+    return type === "text/event-stream" && (q === undefined || Number(q.slice(2)) > 0);
+  });
 }
 
 /** One line per dropped header, for the invocation's stderr: the function's author reads the log, not the gateway's. */

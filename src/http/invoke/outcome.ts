@@ -3,12 +3,18 @@ import { log } from "../../core/log.js";
 import { type InvocationResult, SaturatedError } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
 import { errorBody } from "../errors.js";
-import { describeDropped, toHttpResponse } from "./exchange.js";
+import { type DroppedHeader, describeDropped, toHttpResponse } from "./exchange.js";
 
 /** An HTTP answer and the log row's end that goes with it. */
 export interface Outcome {
   response: Response;
   end: InvocationEnd;
+  /**
+   * Milliseconds from the start of the run to the first byte of the function's own answer handed
+   * to the client (a whole answer's head, a streamed one's head, live output's first event); null
+   * when nothing ran.
+   */
+  firstByteMs: number | null;
 }
 
 function jsonError(status: number, code: string, message: string, invocationId: string, headers: Record<string, string> = {}) {
@@ -27,9 +33,9 @@ const NO_OUTPUT = {
   blockedSyscall: null,
 } as const;
 
-/** What the runner reported, as a response and a log row. */
-export function outcomeOfResult(result: InvocationResult, invocationId: string): Outcome {
-  const output = {
+/** The run's own part of a log row: how the process ended and what it wrote. */
+function outputOf(result: InvocationResult) {
+  return {
     durationMs: result.durationMs,
     exitCode: result.exitCode,
     signal: result.signal,
@@ -40,20 +46,46 @@ export function outcomeOfResult(result: InvocationResult, invocationId: string):
     stderrTruncated: result.stderr.truncated,
     blockedSyscall: result.blockedSyscall,
   };
+}
+
+const messageOf = (result: InvocationResult) => result.errorMessage ?? `the function ended with status ${result.status}`;
+
+/** What the runner reported, as a response and a log row. */
+export function outcomeOfResult(result: InvocationResult, invocationId: string, firstByteMs: number | null = null): Outcome {
+  const output = outputOf(result);
   if (result.status === "ok") {
     if (result.response) {
       const { response, bytes, dropped } = toHttpResponse(result.response);
       const stderr = output.stderr + describeDropped(dropped);
-      return { response, end: { ...output, stderr, status: "ok", httpStatus: response.status, responseBytes: bytes, error: null } };
+      const end = { ...output, stderr, status: "ok", httpStatus: response.status, responseBytes: bytes, error: null } as const;
+      return { response, end, firstByteMs };
     }
     const message = "the function produced no response";
     const { response, bytes } = jsonError(500, "error", message, invocationId);
-    return { response, end: { ...output, status: "error", httpStatus: 500, responseBytes: bytes, error: message } };
+    return { response, end: { ...output, status: "error", httpStatus: 500, responseBytes: bytes, error: message }, firstByteMs };
   }
   const httpStatus = FAILURE_HTTP_STATUS[result.status];
-  const message = result.errorMessage ?? `the function ended with status ${result.status}`;
+  const message = messageOf(result);
   const { response, bytes } = jsonError(httpStatus, result.status, message, invocationId);
-  return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message } };
+  return { response, end: { ...output, status: result.status, httpStatus, responseBytes: bytes, error: message }, firstByteMs };
+}
+
+/** What went out of an answer streamed to the client: its status, the body bytes handed on, the headers dropped. */
+export interface SentStream {
+  httpStatus: number;
+  bytes: number;
+  dropped: DroppedHeader[];
+}
+
+/**
+ * The log row's end of an answer that was streamed (its head sent as the function gave it, its
+ * body as written, or live output's events): the run's status, what was sent.
+ */
+export function endOfStream(result: InvocationResult, sent: SentStream): InvocationEnd {
+  const output = outputOf(result);
+  const stderr = output.stderr + describeDropped(sent.dropped);
+  const error = result.status === "ok" ? null : messageOf(result);
+  return { ...output, stderr, status: result.status, httpStatus: sent.httpStatus, responseBytes: sent.bytes, error };
 }
 
 /** An invocation the gateway refuses without running it: a `rejected` row with the status it answered (408, 413, 429, 503). */
@@ -66,7 +98,11 @@ export function rejected(
   waitedMs = 0,
 ): Outcome {
   const { response, bytes } = jsonError(httpStatus, code, message, invocationId, headers);
-  return { response, end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message } };
+  return {
+    response,
+    end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message },
+    firstByteMs: null,
+  };
 }
 
 /** The gateway is at its admission limit: 429 with Retry-After. */
@@ -90,5 +126,6 @@ export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedM
       responseBytes: bytes,
       error: `runner failed: ${String(err)}`,
     },
+    firstByteMs: null,
   };
 }

@@ -35,14 +35,17 @@ export function functionSchemas(config: Config) {
   const Environment = z
     .object({
       key: z.string().openapi({ description: "SHA-256 of the runtime, the interpreter version and the normalised list" }),
-      state: z.enum(["pending", "building", "ready", "failed"]),
+      state: z.enum(["pending", "building", "ready", "failed"]).openapi({
+        description: "On the node that answered: each node builds the environment on its own disk",
+      }),
       error: z.string().nullable().openapi({ description: "Why the install failed, in one line" }),
       output: z.string().openapi({ description: "The installer's output (its last 64 KiB)" }),
-      lock: z
-        .record(z.string(), z.string())
-        .nullable()
-        .openapi({ description: "The exact versions installed, by package; null until ready" }),
+      lock: z.record(z.string(), z.string()).nullable().openapi({
+        description: "The exact versions every node installs, by package (stored by the node that resolved the list); null until then",
+      }),
       size_bytes: z.number().int(),
+      resolved_by: z.string().nullable().openapi({ description: "The node whose install resolved the list into the lock (or failed)" }),
+      node: z.string().openapi({ description: "The node that answered: whose disk `state` describes" }),
     })
     .nullable()
     .openapi("PackageEnvironment", { description: "The version's package environment; null without packages" });

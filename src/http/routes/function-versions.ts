@@ -38,24 +38,24 @@ export function checkPackages(deps: FunctionsDeps, settings: FunctionSettings): 
   if (normalised.length > 0 && !deps.packages) throw new ApiError(503, "packages_unavailable", "this gateway installs no packages");
 }
 
-/** The environment key of a version with these settings, requested when new (PackagesFullError: 507). */
-export function environmentKey(deps: FunctionsDeps, settings: FunctionSettings): string | null {
-  return deps.packages?.environmentFor(settings.runtime, settings.packages)?.key ?? null;
+/** The environment key of a version with these settings, recorded and built when new (PackagesFullError: 507). */
+export async function environmentKey(deps: FunctionsDeps, settings: FunctionSettings): Promise<string | null> {
+  return (await deps.packages?.environmentFor(settings.runtime, settings.packages)) ?? null;
 }
 
 /**
- * Stores a new version. It becomes current at once when its packages are ready (or it has
- * none), or when the current version cannot run either; otherwise it waits, pending, and the
- * current version keeps serving until the new environment is ready.
+ * Stores a new version. It becomes current at once when its packages are built (by any node; or
+ * it has none), or when the current version's are not either; otherwise it waits, pending, and
+ * the current version keeps serving until one node has built the new environment.
  */
 export async function storeVersion(
   deps: FunctionsDeps,
   current: CurrentFunction,
   settings: FunctionSettings,
 ): Promise<StoredVersion | null> {
-  const key = environmentKey(deps, settings);
-  const ready = (k: string | null) => deps.packages?.isReady(k) ?? k === null;
-  const stored = await deps.functions.addVersion(current.name, settings, key, ready(key) || !ready(current.environmentKey));
+  const key = await environmentKey(deps, settings);
+  const built = (k: string | null) => deps.packages?.isBuilt(k) ?? k === null;
+  const stored = await deps.functions.addVersion(current.name, settings, key, built(key) || !built(current.environmentKey));
   if (stored && key !== null && stored.current.version !== stored.stored.version)
     deps.packages?.watch(current.name, stored.stored.version, key);
   return stored;

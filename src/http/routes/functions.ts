@@ -163,7 +163,7 @@ function createFunction(deps: FunctionsDeps): RouteHandler<Routes["create"]> {
     const taken = () => new ApiError(409, "conflict", `a function named '${name}' exists; PUT /api/functions/${name} adds a version`);
     if (functions.get(name)) throw taken();
     // A first version is current at once, ready or not: until its packages are, invocations answer 503.
-    const created = await functions.create(name, settings, environmentKey(deps, settings));
+    const created = await functions.create(name, settings, await environmentKey(deps, settings));
     if (!created) throw taken();
     c.header("Location", `/api/functions/${created.name}`);
     return c.json(await shown(deps, created), 201);

@@ -14,11 +14,13 @@ import { missingPackageHint } from "../../packages/hints.js";
 import type { FunctionVersion } from "../../store/contract.js";
 import type { InvocationLogWriter } from "../../store/log-writer.js";
 import type { Admission, ReadingLimit } from "../admission.js";
-import { type CappedBody, declaresBody, incomingOf, readBodyWithin } from "../body.js";
+import { type CappedBody, declaresBody, incomingOf, outgoingOf, readBodyWithin } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
 import { enqueueAsync } from "../invoke/async.js";
-import { toSandboxRequest } from "../invoke/exchange.js";
-import { type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
+import { toSandboxRequest, wantsLiveOutput } from "../invoke/exchange.js";
+import { liveOutput } from "../invoke/live.js";
+import { endOfStream, type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
+import { runForAnswer, streamedResponse } from "../invoke/stream.js";
 import { functionUrl, type InvocationTarget, parseTarget } from "../invoke/target.js";
 import type { GatewayMetrics, RejectionReason } from "../metrics.js";
 import { checkBearer, forbidden, type TokenCheck, unauthorized } from "../middleware/auth.js";
@@ -58,7 +60,10 @@ const PACKAGES_RETRY_AFTER_SECONDS = 5;
 /** Methods a function cannot be invoked with: a Web Request refuses them. */
 const UNSUPPORTED_METHODS = new Set(["TRACE", "TRACK", "CONNECT"]);
 
-/** ANY /fn/:name[@N][/*], mounted at /fn: look up, authorize, read the body, admit, run, log, answer. */
+/**
+ * ANY /fn/:name[@N][/*], mounted at /fn: look up, authorize, read the body, admit, run, log, answer:
+ * whole, streamed as the function writes it, or as live output (invoke/).
+ */
 export function invokeApi(deps: InvokeDeps) {
   const app = new Hono<InvocationIdEnv>();
   app.use("/*", invocationId(deps.newId));
@@ -111,7 +116,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     deps.metrics?.invocationEnded(fn.name, outcome.end.status, outcome.end.durationMs);
     if (!started) return;
     try {
-      await deps.log.finish(id, outcome.end);
+      await deps.log.finish(id, { ...outcome.end, firstByteMs: outcome.firstByteMs });
       deps.feed?.nudge();
     } catch (err) {
       // The answer still goes out; the row stays `running` and becomes `interrupted` on restart.
@@ -180,6 +185,8 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   }
   const release = deps.admission.enter(fn.name, fn.maxConcurrency);
   if (!release) return refuse("saturated", saturated("the gateway is saturated; retry later", id, 1));
+  // A streamed answer holds its admission place until its body has gone out: it is handed over.
+  let handedOver = false;
   try {
     const { body } = read;
     const spec: InvocationSpec = {
@@ -197,21 +204,76 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
     const started = await logStart(body.byteLength);
     const runStarted = performance.now();
-    let outcome: Outcome;
-    try {
-      outcome = outcomeOfResult(await runner.run(spec), id);
-    } catch (err) {
-      outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
+    const refused = (err: unknown) => {
+      const outcome = outcomeOfRunnerError(err, id, performance.now() - runStarted);
       if (outcome.end.status === "rejected") deps.metrics?.rejected("queue_timeout");
+      return outcome;
+    };
+    const finish = async (outcome: Outcome) => {
+      if (outcome.end.status !== "ok") {
+        const hint = missingPackageHint(fn.runtime, outcome.end.stderr, fn.packages);
+        if (hint) outcome.end.stderr += `${outcome.end.stderr === "" || outcome.end.stderr.endsWith("\n") ? "" : "\n"}${hint}\n`;
+      }
+      await logEnd(started, outcome);
+    };
+
+    if (wantsLiveOutput(c.req.header("accept"))) {
+      deps.metrics?.streamed(fn.name, "events");
+      const live = liveOutput(c, {
+        invocationId: id,
+        runStarted,
+        run: (options) => runner.run(spec, options),
+        outcomeOf: (run) => (run.status === "fulfilled" ? outcomeOfResult(run.value, id) : refused(run.reason)),
+        async settle(outcome) {
+          try {
+            deps.metrics?.firstByte(fn.name, outcome.firstByteMs);
+            await finish(outcome);
+          } finally {
+            release();
+          }
+        },
+      });
+      handedOver = true;
+      return live;
     }
-    if (outcome.end.status !== "ok") {
-      const hint = missingPackageHint(fn.runtime, outcome.end.stderr, fn.packages);
-      if (hint) outcome.end.stderr += `${outcome.end.stderr === "" || outcome.end.stderr.endsWith("\n") ? "" : "\n"}${hint}\n`;
+
+    let answer: Awaited<ReturnType<typeof runForAnswer>>;
+    try {
+      answer = await runForAnswer(runner, spec, c.req.raw.signal);
+    } catch (err) {
+      const outcome = refused(err);
+      await finish(outcome);
+      return outcome.response;
     }
-    await logEnd(started, outcome);
-    return outcome.response;
+    if (answer.kind === "whole") {
+      const outcome = outcomeOfResult(answer.result, id, performance.now() - runStarted);
+      await finish(outcome);
+      return outcome.response;
+    }
+
+    const firstByteMs = performance.now() - runStarted;
+    deps.metrics?.streamed(fn.name, "body");
+    deps.metrics?.firstByte(fn.name, firstByteMs);
+    const outgoing = outgoingOf(c);
+    const streamed = streamedResponse(
+      answer.head,
+      async (sent) => {
+        try {
+          const outcome = await answer.result.then(
+            (result) => ({ response: new Response(null), end: endOfStream(result, sent), firstByteMs }),
+            (err: unknown) => ({ ...refused(err), firstByteMs }),
+          );
+          await finish(outcome);
+        } finally {
+          release();
+        }
+      },
+      outgoing && (() => outgoing.destroy()),
+    );
+    handedOver = true;
+    return streamed;
   } finally {
-    release();
+    if (!handedOver) release();
   }
 }
 

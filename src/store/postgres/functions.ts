@@ -1,12 +1,10 @@
 import { and, desc, eq, isNotNull, max, sql } from "drizzle-orm";
 import type { FunctionSettings } from "../../core/settings.js";
 import type { Change, CurrentFunction, EnvSealer, FunctionRecords, FunctionVersion, StoredEnv, StoredVersion } from "../contract.js";
-import type { Db } from "./client.js";
+import { firstVersion, toCurrent, toVersion, versionRow } from "../rows.js";
+import { type Db, type Tx, transaction } from "./client.js";
 import { functions, functionVersions } from "./schema.js";
 
-type VersionRow = typeof functionVersions.$inferSelect;
-/** A transaction, or the database itself. */
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 /** Tells the other gateways, from inside the writing transaction (delivered at its commit). */
 export type Notify = (tx: Tx | Db, change: Change) => Promise<void>;
 
@@ -18,16 +16,6 @@ export class PostgresFunctions implements FunctionRecords {
     private readonly notify: Notify,
   ) {}
 
-  private row(name: string, version: number, settings: FunctionSettings, environmentKey: string | null, createdAt: number): VersionRow {
-    const env = this.sealer.sealEnv(settings.env, name, version);
-    return { ...settings, functionName: name, version, env, envSealed: true, environmentKey, createdAt };
-  }
-
-  private toVersion(row: VersionRow): FunctionVersion {
-    const { functionName, envSealed: _sealed, ...rest } = row;
-    return { name: functionName, ...rest, env: this.sealer.openEnv(rest.env, functionName, rest.version) };
-  }
-
   private currentQuery() {
     return this.db
       .select({ version: functionVersions, fn: functions })
@@ -38,41 +26,21 @@ export class PostgresFunctions implements FunctionRecords {
       );
   }
 
-  private toCurrent(row: { version: VersionRow; fn: typeof functions.$inferSelect }): CurrentFunction {
-    return {
-      ...this.toVersion(row.version),
-      functionCreatedAt: row.fn.createdAt,
-      updatedAt: row.fn.updatedAt,
-      pendingVersion: row.fn.pendingVersion,
-      revision: row.fn.revision,
-    };
-  }
-
   async create(name: string, settings: FunctionSettings, environmentKey: string | null): Promise<CurrentFunction | null> {
     const now = Date.now();
-    const created = await this.db.transaction(async (tx) => {
+    const created = await transaction(this.db, async (tx) => {
       const inserted = await tx
         .insert(functions)
         .values({ name, currentVersion: 1, createdAt: now, updatedAt: now })
         .onConflictDoNothing()
         .returning({ name: functions.name });
       if (inserted.length === 0) return false;
-      await tx.insert(functionVersions).values(this.row(name, 1, settings, environmentKey, now));
+      await tx.insert(functionVersions).values(versionRow(this.sealer, name, 1, settings, environmentKey, now));
       await this.notify(tx, { kind: "function", name });
       return true;
     });
     if (!created) return null;
-    return {
-      name,
-      version: 1,
-      ...settings,
-      environmentKey,
-      createdAt: now,
-      functionCreatedAt: now,
-      updatedAt: now,
-      pendingVersion: null,
-      revision: 1,
-    };
+    return firstVersion(name, settings, environmentKey, now);
   }
 
   async addVersion(
@@ -82,7 +50,7 @@ export class PostgresFunctions implements FunctionRecords {
     makeCurrent: boolean,
   ): Promise<StoredVersion | null> {
     const now = Date.now();
-    const version = await this.db.transaction(async (tx) => {
+    const version = await transaction(this.db, async (tx) => {
       // The function's row is locked until commit: a second gateway storing a version waits and numbers after this one.
       const [row] = await tx.select().from(functions).where(eq(functions.name, name)).for("update");
       if (!row) return null;
@@ -91,7 +59,7 @@ export class PostgresFunctions implements FunctionRecords {
         .from(functionVersions)
         .where(eq(functionVersions.functionName, name));
       const next = Math.max(newest?.version ?? 0, row.currentVersion) + 1;
-      await tx.insert(functionVersions).values(this.row(name, next, settings, environmentKey, now));
+      await tx.insert(functionVersions).values(versionRow(this.sealer, name, next, settings, environmentKey, now));
       const change = makeCurrent ? { currentVersion: next, pendingVersion: null, updatedAt: now } : { pendingVersion: next };
       await tx
         .update(functions)
@@ -107,7 +75,7 @@ export class PostgresFunctions implements FunctionRecords {
   }
 
   async promote(name: string, version: number): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const changed = await tx
         .update(functions)
         .set({ currentVersion: version, pendingVersion: null, updatedAt: Date.now(), revision: sql`${functions.revision} + 1` })
@@ -120,11 +88,11 @@ export class PostgresFunctions implements FunctionRecords {
 
   async current(name: string): Promise<CurrentFunction | undefined> {
     const [row] = await this.currentQuery().where(eq(functions.name, name));
-    return row && this.toCurrent(row);
+    return row && toCurrent(this.sealer, row);
   }
 
   async allCurrent(): Promise<CurrentFunction[]> {
-    return (await this.currentQuery()).map((row) => this.toCurrent(row));
+    return (await this.currentQuery()).map((row) => toCurrent(this.sealer, row));
   }
 
   async revisions(): Promise<Map<string, number>> {
@@ -137,7 +105,7 @@ export class PostgresFunctions implements FunctionRecords {
       .select()
       .from(functionVersions)
       .where(and(eq(functionVersions.functionName, name), eq(functionVersions.version, version)));
-    return row && this.toVersion(row);
+    return row && toVersion(this.sealer, row);
   }
 
   async versions(name: string): Promise<FunctionVersion[] | undefined> {
@@ -146,7 +114,7 @@ export class PostgresFunctions implements FunctionRecords {
       .from(functionVersions)
       .where(eq(functionVersions.functionName, name))
       .orderBy(desc(functionVersions.version));
-    return rows.length > 0 ? rows.map((row) => this.toVersion(row)) : undefined;
+    return rows.length > 0 ? rows.map((row) => toVersion(this.sealer, row)) : undefined;
   }
 
   async pendingVersions(): Promise<{ name: string; version: number; environmentKey: string | null }[]> {
@@ -168,7 +136,7 @@ export class PostgresFunctions implements FunctionRecords {
   }
 
   async delete(name: string): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const deleted = await tx.delete(functions).where(eq(functions.name, name)).returning({ name: functions.name });
       if (deleted.length > 0) await this.notify(tx, { kind: "function", name });
       return deleted.length > 0;
@@ -176,7 +144,7 @@ export class PostgresFunctions implements FunctionRecords {
   }
 
   async rewriteEnvs(rewrite: (stored: StoredEnv) => Record<string, string> | null): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       let changed = 0;
       const rows = await tx
         .select({

@@ -1,6 +1,7 @@
 import { sql as q } from "drizzle-orm";
 import type { Change, EnvSealer, Store, StoreStatus } from "../contract.js";
 import { connect, database, migrateLocked, type PostgresOptions } from "./client.js";
+import { PostgresEnvironments } from "./environments.js";
 import { type Notify, PostgresFunctions } from "./functions.js";
 import { PostgresInvocations } from "./invocations.js";
 import { PostgresJobs, PostgresSchedules } from "./jobs.js";
@@ -46,6 +47,7 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     nodes: new PostgresNodes(db, invocations),
     jobs,
     schedules: new PostgresSchedules(db, jobs),
+    environments: new PostgresEnvironments(db, notify),
     changes: {
       subscribe(onChange, onGap) {
         const subscriber = { listener: onChange, onGap };

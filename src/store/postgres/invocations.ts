@@ -5,15 +5,13 @@ import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type S
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStats, StoredEnd } from "../../core/invocations.js";
 import { INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../../core/statuses.js";
 import type { InvocationRecords, StartedRow } from "../contract.js";
-import { type Db, LOCKS } from "./client.js";
+import { type Db, LOCKS, type Tx, transaction } from "./client.js";
 import { finishOrder, invocations, logUsage } from "./schema.js";
 
 /** Each engine's row is the log's vocabulary, field for field. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const rowsMatch: Same<typeof invocations.$inferSelect, InvocationRow> = true;
 void rowsMatch;
-
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 const { stdout: _stdout, stderr: _stderr, ...summaryColumns } = getTableColumns(invocations);
 
@@ -62,8 +60,8 @@ export class PostgresInvocations implements InvocationRecords {
     if (ends.length === 0) return [];
     const values = sql.join(
       ends.map(
-        ({ id, end }) =>
-          sql`(${id}::text, ${end.status}::text, ${end.durationMs}::float8, ${end.firstByteMs ?? null}::float8, ${end.exitCode}::int,
+        ({ id, end }, ord) =>
+          sql`(${ord}::int, ${id}::text, ${end.status}::text, ${end.durationMs}::float8, ${end.firstByteMs ?? null}::float8, ${end.exitCode}::int,
                ${end.signal}::text, ${end.httpStatus}::int, ${end.responseBytes}::bigint, ${end.stdout}::text, ${end.stderr}::text,
                ${end.stdoutTruncated}::boolean, ${end.stderrTruncated}::boolean, ${end.stdoutDroppedBytes}::bigint,
                ${end.stderrDroppedBytes}::bigint, ${end.error}::text, ${end.blockedSyscall}::text,
@@ -71,18 +69,28 @@ export class PostgresInvocations implements InvocationRecords {
       ),
       sql`, `,
     );
-    const written = await this.db.transaction(async (tx) => {
+    const written = await transaction(this.db, async (tx) => {
       await this.lockFinishOrder(tx);
+      // Places are taken in the order given, not in whatever order the update visits rows: the
+      // running rows among the ends, sorted, are numbered once in a materialized CTE (evaluated
+      // once, in its ORDER BY's order). The finish-order lock keeps other writers out meanwhile.
       const { rows } = await tx.execute<{ id: string; finished_seq: string; bytes: string }>(sql`
+        with e as materialized (
+          select v.*, ${nextPlace} as place from (
+            select v.* from (values ${values}) as v(ord, id, status, duration_ms, first_byte_ms, exit_code, signal, http_status,
+              response_bytes, stdout, stderr, stdout_truncated, stderr_truncated, stdout_dropped_bytes, stderr_dropped_bytes, error,
+              blocked_syscall, denied_syscalls)
+            join ${invocations} on ${invocations.id} = v.id and ${invocations.status} = 'running'
+            order by v.ord
+          ) as v
+        )
         update ${invocations} set
           status = e.status, duration_ms = e.duration_ms, first_byte_ms = e.first_byte_ms, exit_code = e.exit_code,
           signal = e.signal, http_status = e.http_status, response_bytes = e.response_bytes, stdout = e.stdout,
           stderr = e.stderr, stdout_truncated = e.stdout_truncated, stderr_truncated = e.stderr_truncated,
           stdout_dropped_bytes = e.stdout_dropped_bytes, stderr_dropped_bytes = e.stderr_dropped_bytes, error = e.error,
-          blocked_syscall = e.blocked_syscall, denied_syscalls = e.denied_syscalls, finished_seq = ${nextPlace}
-        from (values ${values}) as e(id, status, duration_ms, first_byte_ms, exit_code, signal, http_status, response_bytes,
-          stdout, stderr, stdout_truncated, stderr_truncated, stdout_dropped_bytes, stderr_dropped_bytes, error,
-          blocked_syscall, denied_syscalls)
+          blocked_syscall = e.blocked_syscall, denied_syscalls = e.denied_syscalls, finished_seq = e.place
+        from e
         where ${invocations.id} = e.id and ${invocations.status} = 'running'
         returning ${invocations.id} as id, ${invocations.finishedSeq} as finished_seq, ${rowBytes} as bytes`);
       await this.countBytes(
@@ -100,17 +108,25 @@ export class PostgresInvocations implements InvocationRecords {
   }
 
   async markInterrupted(node: string, message: string): Promise<number> {
-    return this.db.transaction((tx) => this.interruptRunning(tx, node, message));
+    return transaction(this.db, (tx) => this.interruptRunning(tx, node, message));
   }
 
   /** Ends gateway `node`'s `running` rows as `interrupted`, inside `tx`. */
   async interruptRunning(tx: Tx, node: string, message: string): Promise<number> {
     await this.lockFinishOrder(tx);
-    const ended = await tx
-      .update(invocations)
-      .set({ status: "interrupted", error: message, finishedSeq: nextPlace })
-      .where(and(eq(invocations.status, "running"), eq(invocations.node, node)))
-      .returning({ bytes: rowBytes });
+    // In start order, as on SQLite: numbered once, sorted by key, in a materialized CTE (see `finish`).
+    const { rows: ended } = await tx.execute<{ bytes: string }>(sql`
+      with placed as materialized (
+        select running.seq, ${nextPlace} as place from (
+          select ${invocations.seq} as seq from ${invocations}
+          where ${invocations.status} = 'running' and ${invocations.node} = ${node}
+          order by ${invocations.seq}
+        ) as running
+      )
+      update ${invocations} set status = 'interrupted', error = ${message}, finished_seq = placed.place
+      from placed
+      where ${invocations.seq} = placed.seq and ${invocations.status} = 'running'
+      returning ${rowBytes} as bytes`);
     await this.countBytes(
       tx,
       ended.reduce((sum, row) => sum + Number(row.bytes), 0),
@@ -203,7 +219,7 @@ export class PostgresInvocations implements InvocationRecords {
 
   /** Deletes the rows `victims` selects, taking their bytes off the count; returns how many went. */
   private async deleteRows(victims: SQL): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const { rows } = await tx.execute<{ bytes: string | null }>(sql`
         delete from ${invocations} where ${invocations.seq} in (${victims})
         returning case when ${invocations.status} <> 'running' then ${rowBytes} else 0 end as bytes`);

@@ -1,6 +1,6 @@
 import { and, asc, eq, isNull, lt, sql } from "drizzle-orm";
 import type { NodeRecord, NodeRecords } from "../contract.js";
-import type { Db } from "./client.js";
+import { type Db, transaction } from "./client.js";
 import type { PostgresInvocations } from "./invocations.js";
 import { nodes } from "./schema.js";
 
@@ -31,7 +31,7 @@ export class PostgresNodes implements NodeRecords {
   }
 
   async reapLost(leaseMs: number, message: string): Promise<{ node: string; interrupted: number }[]> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       // Each lost node's row is claimed by the first peer to see it (SKIP LOCKED: the others pass it by).
       const lost = await tx
         .select({ id: nodes.id })

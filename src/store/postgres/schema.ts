@@ -17,7 +17,7 @@ import {
 } from "drizzle-orm/pg-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
 import { JOB_STATES, MAX_EVENT_AGE_S, RETRIES } from "../../core/jobs.js";
-import { RUNTIMES } from "../../core/runtimes.js";
+import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
 import { type Schedule, TICK_OUTCOMES } from "../../core/schedules.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
@@ -255,3 +255,17 @@ export const scheduleTicks = pgTable(
   },
   (t) => [primaryKey({ columns: [t.functionName, t.scheduleKey, t.tickAt] })],
 );
+
+/** Package environments as the gateways share them (see the SQLite schema). */
+export const environments = pgTable("environments", {
+  key: text("key").primaryKey(),
+  runtime: text("runtime", { enum: INTERPRETERS }).notNull(),
+  interpreterVersion: text("interpreter_version").notNull(),
+  packages: jsonb("packages").$type<string[]>().notNull(),
+  resolver: text("resolver").notNull(),
+  lock: text("lock"),
+  error: text("error"),
+  output: text("output").notNull().default(""),
+  createdAt: epochMs("created_at").notNull(),
+  usedAt: epochMs("used_at").notNull(),
+});

@@ -1,6 +1,6 @@
 import { desc, eq, inArray, lte } from "drizzle-orm";
 import type { SessionRecords } from "../contract.js";
-import type { Db } from "./client.js";
+import { type Db, transaction } from "./client.js";
 import type { Notify } from "./functions.js";
 import { sessions } from "./schema.js";
 
@@ -20,14 +20,14 @@ export class PostgresSessions implements SessionRecords {
   }
 
   async delete(key: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
+    await transaction(this.db, async (tx) => {
       await tx.delete(sessions).where(eq(sessions.key, key));
       await this.notify(tx, { kind: "session", key });
     });
   }
 
   async prune(now: number, keep: number): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const expired = await tx.delete(sessions).where(lte(sessions.expiresAt, now)).returning({ key: sessions.key });
       const kept = tx.select({ key: sessions.key }).from(sessions).orderBy(desc(sessions.expiresAt)).offset(keep);
       const over = await tx.delete(sessions).where(inArray(sessions.key, kept)).returning({ key: sessions.key });

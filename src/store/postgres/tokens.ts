@@ -1,6 +1,6 @@
 import { asc, eq, sql } from "drizzle-orm";
 import type { TokenRecord, TokenRecords } from "../contract.js";
-import type { Db } from "./client.js";
+import { type Db, transaction } from "./client.js";
 import type { Notify } from "./functions.js";
 import { tokens } from "./schema.js";
 
@@ -15,14 +15,14 @@ export class PostgresTokens implements TokenRecords {
   }
 
   async insert(record: TokenRecord): Promise<void> {
-    await this.db.transaction(async (tx) => {
+    await transaction(this.db, async (tx) => {
       await tx.insert(tokens).values(record);
       await this.notify(tx, { kind: "token", id: record.id });
     });
   }
 
   async replace(record: TokenRecord): Promise<void> {
-    await this.db.transaction(async (tx) => {
+    await transaction(this.db, async (tx) => {
       await tx.delete(tokens).where(eq(tokens.id, record.id));
       await tx.insert(tokens).values(record);
       await this.notify(tx, { kind: "token", id: record.id });
@@ -30,7 +30,7 @@ export class PostgresTokens implements TokenRecords {
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const deleted = await tx.delete(tokens).where(eq(tokens.id, id)).returning({ id: tokens.id });
       if (deleted.length > 0) await this.notify(tx, { kind: "token", id });
       return deleted.length > 0;

@@ -1,10 +1,9 @@
 import { and, desc, eq, isNotNull, max, sql } from "drizzle-orm";
 import type { FunctionSettings } from "../../core/settings.js";
 import type { Change, CurrentFunction, EnvSealer, FunctionRecords, FunctionVersion, StoredEnv, StoredVersion } from "../contract.js";
+import { firstVersion, toCurrent, toVersion, versionRow } from "../rows.js";
 import type { Db } from "./client.js";
 import { functions, functionVersions } from "./schema.js";
-
-type VersionRow = typeof functionVersions.$inferSelect;
 
 /** Functions and versions in SQLite. Env values are sealed before they reach the database and opened as rows are read. */
 export class SqliteFunctions implements FunctionRecords {
@@ -14,16 +13,6 @@ export class SqliteFunctions implements FunctionRecords {
     private readonly publish: (change: Change) => void,
   ) {}
 
-  private row(name: string, version: number, settings: FunctionSettings, environmentKey: string | null, createdAt: number): VersionRow {
-    const env = this.sealer.sealEnv(settings.env, name, version);
-    return { ...settings, functionName: name, version, env, envSealed: true, environmentKey, createdAt };
-  }
-
-  private toVersion(row: VersionRow): FunctionVersion {
-    const { functionName, envSealed: _sealed, ...rest } = row;
-    return { name: functionName, ...rest, env: this.sealer.openEnv(rest.env, functionName, rest.version) };
-  }
-
   private readonly currentQuery = () =>
     this.db
       .select({ version: functionVersions, fn: functions })
@@ -32,16 +21,6 @@ export class SqliteFunctions implements FunctionRecords {
         functionVersions,
         and(eq(functionVersions.functionName, functions.name), eq(functionVersions.version, functions.currentVersion)),
       );
-
-  private toCurrent(row: { version: VersionRow; fn: typeof functions.$inferSelect }): CurrentFunction {
-    return {
-      ...this.toVersion(row.version),
-      functionCreatedAt: row.fn.createdAt,
-      updatedAt: row.fn.updatedAt,
-      pendingVersion: row.fn.pendingVersion,
-      revision: row.fn.revision,
-    };
-  }
 
   async create(name: string, settings: FunctionSettings, environmentKey: string | null): Promise<CurrentFunction | null> {
     const now = Date.now();
@@ -54,23 +33,13 @@ export class SqliteFunctions implements FunctionRecords {
         .all();
       if (inserted.length === 0) return false;
       tx.insert(functionVersions)
-        .values(this.row(name, 1, settings, environmentKey, now))
+        .values(versionRow(this.sealer, name, 1, settings, environmentKey, now))
         .run();
       return true;
     });
     if (!created) return null;
     this.publish({ kind: "function", name });
-    return {
-      name,
-      version: 1,
-      ...settings,
-      environmentKey,
-      createdAt: now,
-      functionCreatedAt: now,
-      updatedAt: now,
-      pendingVersion: null,
-      revision: 1,
-    };
+    return firstVersion(name, settings, environmentKey, now);
   }
 
   async addVersion(
@@ -90,7 +59,7 @@ export class SqliteFunctions implements FunctionRecords {
         .get();
       const next = Math.max(newest?.version ?? 0, row.currentVersion) + 1;
       tx.insert(functionVersions)
-        .values(this.row(name, next, settings, environmentKey, now))
+        .values(versionRow(this.sealer, name, next, settings, environmentKey, now))
         .run();
       const change = makeCurrent ? { currentVersion: next, pendingVersion: null, updatedAt: now } : { pendingVersion: next };
       tx.update(functions)
@@ -118,13 +87,13 @@ export class SqliteFunctions implements FunctionRecords {
 
   async current(name: string): Promise<CurrentFunction | undefined> {
     const row = this.currentQuery().where(eq(functions.name, name)).get();
-    return row && this.toCurrent(row);
+    return row && toCurrent(this.sealer, row);
   }
 
   async allCurrent(): Promise<CurrentFunction[]> {
     return this.currentQuery()
       .all()
-      .map((row) => this.toCurrent(row));
+      .map((row) => toCurrent(this.sealer, row));
   }
 
   async revisions(): Promise<Map<string, number>> {
@@ -138,7 +107,7 @@ export class SqliteFunctions implements FunctionRecords {
       .from(functionVersions)
       .where(and(eq(functionVersions.functionName, name), eq(functionVersions.version, version)))
       .get();
-    return row && this.toVersion(row);
+    return row && toVersion(this.sealer, row);
   }
 
   async versions(name: string): Promise<FunctionVersion[] | undefined> {
@@ -148,7 +117,7 @@ export class SqliteFunctions implements FunctionRecords {
       .where(eq(functionVersions.functionName, name))
       .orderBy(desc(functionVersions.version))
       .all();
-    return rows.length > 0 ? rows.map((row) => this.toVersion(row)) : undefined;
+    return rows.length > 0 ? rows.map((row) => toVersion(this.sealer, row)) : undefined;
   }
 
   async pendingVersions(): Promise<{ name: string; version: number; environmentKey: string | null }[]> {

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Change, EnvSealer, Store, StoreOptions, StoreStatus } from "../contract.js";
 import { fileBytes, openSqlite, type SqliteConnection, usedBytes } from "./client.js";
+import { SqliteEnvironments } from "./environments.js";
 import { SqliteFunctions } from "./functions.js";
 import { SqliteInvocations } from "./invocations.js";
 import { SqliteJobs, SqliteSchedules } from "./jobs.js";
@@ -49,6 +50,7 @@ export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreO
     nodes: new SqliteNodes(db, invocations),
     jobs,
     schedules: new SqliteSchedules(db, jobs),
+    environments: new SqliteEnvironments(db, publish),
     changes: {
       subscribe(listener) {
         emitter.on("change", listener);

@@ -11,7 +11,7 @@ import {
 } from "drizzle-orm/sqlite-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
 import { JOB_STATES, MAX_EVENT_AGE_S, RETRIES } from "../../core/jobs.js";
-import { RUNTIMES } from "../../core/runtimes.js";
+import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
 import { type Schedule, TICK_OUTCOMES } from "../../core/schedules.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
@@ -276,3 +276,23 @@ export const scheduleTicks = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.functionName, t.scheduleKey, t.tickAt] })],
 );
+
+/**
+ * Package environments as the gateways share them (`SharedEnvironment` in the contract): the
+ * list, the node that resolves it, and the lock it resolved (or its failure). Each node builds
+ * the environment on its own disk from `lock`. A row goes when no version refers to it any more
+ * and `used_at` is older than PACKAGES_GRACE_MS.
+ */
+export const environments = sqliteTable("environments", {
+  key: text("key").primaryKey(),
+  runtime: text("runtime", { enum: INTERPRETERS }).notNull(),
+  interpreterVersion: text("interpreter_version").notNull(),
+  /** The normalised list (a JSON array of specs). */
+  packages: text("packages", { mode: "json" }).$type<string[]>().notNull(),
+  resolver: text("resolver").notNull(),
+  lock: text("lock"),
+  error: text("error"),
+  output: text("output").notNull().default(""),
+  createdAt: integer("created_at").notNull(),
+  usedAt: integer("used_at").notNull(),
+});

@@ -1,4 +1,4 @@
-import { asc, eq } from "drizzle-orm";
+import { asc, eq, sql } from "drizzle-orm";
 import type { Change, TokenRecord, TokenRecords } from "../contract.js";
 import type { Db } from "./client.js";
 import { tokens } from "./schema.js";
@@ -34,7 +34,12 @@ export class SqliteTokens implements TokenRecords {
 
   async touch(used: { id: string; lastUsedAt: number }[]): Promise<void> {
     this.db.transaction((tx) => {
-      for (const { id, lastUsedAt } of used) tx.update(tokens).set({ lastUsedAt }).where(eq(tokens.id, id)).run();
+      // The newest use stays (as on PostgreSQL): a late write of an older one changes nothing.
+      for (const { id, lastUsedAt } of used)
+        tx.update(tokens)
+          .set({ lastUsedAt: sql`max(coalesce(${tokens.lastUsedAt}, 0), ${lastUsedAt})` })
+          .where(eq(tokens.id, id))
+          .run();
     });
   }
 }

@@ -7,9 +7,11 @@ import path from "node:path";
 import pg from "pg";
 
 /**
- * A throwaway PostgreSQL server for the tests: a cluster made with initdb in a temp dir, started
- * with pg_ctl on a free loopback port as the `postgres` user (Debian's postgresql package
- * provides both), and removed when stopped. Each gateway under test gets a database of its own.
+ * A PostgreSQL server of the project's own, for the tests, the bench and trying several gateways
+ * on one machine: a cluster made with initdb (in a temp dir, or a directory given), started with
+ * pg_ctl on a loopback port as the `postgres` user (Debian's postgresql package provides both).
+ * A throwaway one is removed when stopped. Run as a script (`npm run postgres`), it keeps one in
+ * ./data-postgres on port 5433 until Ctrl-C and prints its DATABASE_URL.
  */
 
 export interface PostgresServer {
@@ -52,21 +54,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts a new cluster; `stop()` ends it and removes its files. */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * Starts a cluster: a new one in a temp dir on a free port, removed by `stop()`; or, with `dir`,
+ * the one kept there (made at first use), on `port`, left in place by `stop()`.
+ */
+export async function startPostgres(options: { dir?: string; port?: number } = {}): Promise<PostgresServer> {
   const bin = postgresBin();
   const user = postgresUser();
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-pg-"));
+  const root = options.dir ? path.resolve(options.dir) : fs.mkdtempSync(path.join(os.tmpdir(), "fngw-pg-"));
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   fs.chownSync(root, user.uid, user.gid);
   const dataDir = path.join(root, "data");
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const asPostgres = (tool: string, args: string[]) => {
     const run = spawnSync(path.join(bin, tool), args, { uid: user.uid, gid: user.gid, cwd: root, encoding: "utf8" });
     if (run.status !== 0) throw new Error(`${tool} ${args.join(" ")} failed: ${run.stderr || run.stdout}`);
   };
-  asPostgres("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+  if (!fs.existsSync(path.join(dataDir, "PG_VERSION")))
+    asPostgres("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
   // Sized for a test machine: many short-lived databases and connections, nothing to keep on power loss.
-  const options = [
+  const settings = [
     `-c listen_addresses=127.0.0.1`,
     `-c port=${port}`,
     `-c unix_socket_directories=${root}`,
@@ -76,7 +83,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     "-c full_page_writes=off",
     "-c shared_buffers=64MB",
   ].join(" ");
-  const ctl = (...args: string[]) => asPostgres("pg_ctl", ["-D", dataDir, "-w", "-l", path.join(root, "log"), "-o", options, ...args]);
+  const ctl = (...args: string[]) => asPostgres("pg_ctl", ["-D", dataDir, "-w", "-l", path.join(root, "log"), "-o", settings, ...args]);
   ctl("start");
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -84,9 +91,9 @@ export async function startPostgres(): Promise<PostgresServer> {
     ctl,
     stop() {
       try {
-        ctl("stop", "-m", "immediate");
+        ctl("stop", "-m", options.dir ? "fast" : "immediate");
       } finally {
-        fs.rmSync(root, { recursive: true, force: true });
+        if (!options.dir) fs.rmSync(root, { recursive: true, force: true });
       }
     },
   };
@@ -105,4 +112,17 @@ export async function createDatabase(url: string): Promise<string> {
   const target = new URL(url);
   target.pathname = `/${name}`;
   return target.toString();
+}
+
+// `npm run postgres`: one kept in ./data-postgres (or $PGDATA_DIR) on 127.0.0.1:5433 (or $PGPORT) until Ctrl-C.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const server = await startPostgres({ dir: process.env.PGDATA_DIR ?? "data-postgres", port: Number(process.env.PGPORT ?? 5433) });
+  console.log(`PostgreSQL is running; stop it with Ctrl-C.\nDATABASE_URL=${server.url}`);
+  const stop = () => {
+    server.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  setInterval(() => {}, 1 << 30);
 }

@@ -1,0 +1,12 @@
+CREATE TABLE `environments` (
+	`key` text PRIMARY KEY NOT NULL,
+	`runtime` text NOT NULL,
+	`interpreter_version` text NOT NULL,
+	`packages` text NOT NULL,
+	`resolver` text NOT NULL,
+	`lock` text,
+	`error` text,
+	`output` text DEFAULT '' NOT NULL,
+	`created_at` integer NOT NULL,
+	`used_at` integer NOT NULL
+);
