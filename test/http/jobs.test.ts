@@ -222,6 +222,63 @@ describe("cancelling, and the queue's bounds", () => {
   });
 });
 
+describe("jobs share the gateway's slots", () => {
+  let gw: Gateway;
+  beforeAll(async () => {
+    // Two slots, no waiting room: jobs may take one of them.
+    gw = await makeGateway({ MAX_CONCURRENCY: "2", QUEUE_LIMIT: "0", ASYNC_MAX_CONCURRENCY: "1" });
+    await register(gw, { name: "backlog" });
+    await register(gw, { name: "single", max_concurrency: 1 });
+  });
+  afterAll(() => gw.close());
+
+  it("leave a caller who waits a slot however long the backlog, and hold a function's max_concurrency across both", async () => {
+    const held: (() => void)[] = [];
+    gw.runner.script = (spec) => new Promise((resolve) => held.push(() => resolve(okResult({ body: Buffer.from(spec.request.method) }))));
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n++) ids.push(await enqueue(gw, "/fn/backlog"));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(gw.admission.size).toBe(1); // one job runs; four wait in the queue, not in the gateway
+    // A caller who waits gets the other slot.
+    const call = gw.call("/fn/backlog");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(gw.admission.size).toBe(2);
+    // The gateway is full now: one more caller is refused at once, the backlog notwithstanding.
+    expect((await gw.call("/fn/backlog")).status).toBe(429);
+    held.splice(0).forEach((release) => void release());
+    expect((await call).status).toBe(200);
+    // The rest of the backlog drains, one at a time.
+    for (let n = 0; n < 10 && held.length < 5; n++) {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      held.splice(0).forEach((release) => void release());
+    }
+    for (const id of ids) {
+      const deadline = Date.now() + 5000;
+      while ((await gw.store.jobs.get(id))?.state !== "succeeded" && Date.now() < deadline) {
+        held.splice(0).forEach((release) => void release());
+        gw.jobs.worker.wake();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect((await gw.store.jobs.get(id))?.state).toBe("succeeded");
+    }
+
+    // max_concurrency 1: while a job of `single` runs, a call of it is refused, and no second job of it starts.
+    const first = await enqueue(gw, "/fn/single");
+    await enqueue(gw, "/fn/single");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(held).toHaveLength(1);
+    expect((await gw.call("/fn/single")).status).toBe(429);
+    held.splice(0).forEach((release) => void release());
+    expect((await gw.store.jobs.get(first))?.state).not.toBe("queued");
+    for (let n = 0; n < 100 && held.length === 0; n++) {
+      gw.jobs.worker.wake();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(held).toHaveLength(1);
+    held.splice(0).forEach((release) => void release());
+  });
+});
+
 describe("callbacks", () => {
   let gw: Gateway;
   let receiver: http.Server;
