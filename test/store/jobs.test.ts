@@ -99,6 +99,16 @@ describe("the job queue", () => {
     );
   });
 
+  it("do not count against the log's byte budget (LOG_MAX_MB): the queue has bounds of its own", async () => {
+    const before = await db.store.invocations.usedBytes();
+    const body = Buffer.alloc(64 * 1024, 7);
+    for (let n = 0; n < 100; n++) {
+      await db.store.jobs.enqueue(job({ request: { ...job().request, body }, requestBytes: body.byteLength }), WIDE, 0);
+    }
+    expect((await db.store.jobs.usage()).bytes).toBe(100 * body.byteLength);
+    expect((await db.store.invocations.usedBytes()) - before).toBeLessThan(256 * 1024);
+  });
+
   it("cancels a queued job once", async () => {
     const stored = await db.store.jobs.enqueue(job(), WIDE, 0);
     const id = stored.kind === "enqueued" ? stored.job.id : "";

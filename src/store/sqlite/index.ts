@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Change, EnvSealer, Store, StoreOptions, StoreStatus } from "../contract.js";
-import { fileBytes, openSqlite, type SqliteConnection, usedBytes } from "./client.js";
+import { fileBytes, openSqlite, queueBytes, type SqliteConnection, usedBytes } from "./client.js";
 import { SqliteEnvironments } from "./environments.js";
 import { SqliteFunctions } from "./functions.js";
 import { SqliteInvocations } from "./invocations.js";
@@ -32,7 +32,8 @@ export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreO
           .prepare(sql)
           .raw()
           .all(...params) as unknown[][]),
-    usedBytes: () => usedBytes(sqlite),
+    // What LOG_MAX_MB bounds: the pages in use, less the job queue's (bounded on their own).
+    usedBytes: () => usedBytes(sqlite) - queueBytes(sqlite),
   });
   // /healthz writes for real: a full disk or a read-only file shows up here, not only in a failed invocation.
   const probe = sqlite.prepare(
