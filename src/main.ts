@@ -175,6 +175,7 @@ async function main(): Promise<void> {
     admission,
     packages,
     jobs: jobs.queue,
+    jobsRunning: () => jobs.worker.active,
   });
   const retention = startRetention(store, {
     retentionDays: config.LOG_RETENTION_DAYS,

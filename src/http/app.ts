@@ -47,6 +47,8 @@ export interface AppDeps {
   packages?: FunctionEnvironments;
   /** The job queue (src/jobs): asynchronous invocations and their routes; without it, Prefer: respond-async is ignored. */
   jobs?: JobQueue;
+  /** Jobs this gateway runs now (for /metrics). */
+  jobsRunning?: () => number;
 }
 
 /** Slack over the largest function (code + env) for the JSON around it. */
@@ -80,6 +82,8 @@ export function createApp(deps: AppDeps) {
       const sizes = await store.sizes();
       return { file: sizes.file_bytes, used: sizes.used_bytes };
     },
+    jobQueue: () => store.jobs.usage(),
+    jobsRunning: deps.jobsRunning,
   });
   cluster.log.onWriteTimed((kind, seconds) => metrics.observeLogWrite(kind, seconds));
   // Ready while invocations can be logged: a shared database that is away leaves the gateway

@@ -172,6 +172,7 @@ export async function makeGateway(
     now: () => clock.now,
     packages,
     jobs: jobs.queue,
+    jobsRunning: () => jobs.worker.active,
   });
   await jobs.start();
   const raw = databaseUrl ? postgresSql(databaseUrl) : null;

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { verifyCallbackSignature } from "../../src/core/callbacks.js";
 import { queueBounds } from "../../src/jobs/index.js";
 import { Scheduler } from "../../src/jobs/scheduler.js";
-import { expectError, type Gateway, type Json, makeGateway, okResult, register, result } from "./harness.js";
+import { expectError, type Gateway, type Json, makeGateway, okResult, parseMetrics, register, result } from "./harness.js";
 
 // Asynchronous invocations over the real store (SQLite; the postgres project runs the same on
 // PostgreSQL) with a scripted runner and the harness's clock: retries, expiry and schedules are
@@ -219,6 +219,10 @@ describe("cancelling, and the queue's bounds", () => {
     expect({ jobs: usage.jobs, flooded: usage.byFunction.get("flooded")?.jobs }).toEqual({ jobs: 8, flooded: 4 });
     const [row] = await gw.sql("select count(*) as n from jobs where state = 'queued'");
     expect(Number(row!.n)).toBe(8);
+    const metrics = parseMetrics(await (await gw.call("/metrics")).text());
+    expect(metrics.value("fngw_job_queue", { kind: "jobs" })).toBe(8);
+    expect(metrics.value("fngw_job_queue", { kind: "bytes" })).toBe(usage.bytes);
+    expect(metrics.value("fngw_jobs_running")).toBe(0);
   });
 });
 
