@@ -133,15 +133,21 @@ export async function enqueueAsync(
   return accepted(result.job, result.kind === "existing");
 }
 
-/** The 202 for a job: where to follow it. */
-export function accepted(job: JobRecord, replayed = false): Response {
+/** What a 202 for a job says: where to follow it (the body), and the headers that carry the same. */
+export function acceptance(job: JobRecord): {
+  body: { id: string; state: JobRecord["state"]; location: string };
+  headers: Record<string, string>;
+} {
   const location = `/api/invocations/${job.id}`;
-  const headers: Record<string, string> = {
-    Location: location,
-    "Preference-Applied": "respond-async",
-    [INVOCATION_ID_HEADER]: job.id,
-    "content-type": "application/json",
+  return {
+    body: { id: job.id, state: job.state, location },
+    headers: { Location: location, "Preference-Applied": "respond-async", [INVOCATION_ID_HEADER]: job.id },
   };
-  if (replayed) headers["Idempotent-Replayed"] = "true";
-  return new Response(JSON.stringify({ id: job.id, state: job.state, location }), { status: 202, headers });
+}
+
+/** The 202 for a job. */
+function accepted(job: JobRecord, replayed = false): Response {
+  const { body, headers } = acceptance(job);
+  const extra: Record<string, string> = replayed ? { "Idempotent-Replayed": "true" } : {};
+  return new Response(JSON.stringify(body), { status: 202, headers: { ...headers, ...extra, "content-type": "application/json" } });
 }

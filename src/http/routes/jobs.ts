@@ -4,7 +4,7 @@ import { isFinal, JOB_STATES } from "../../core/jobs.js";
 import type { JobQueue } from "../../jobs/index.js";
 import type { InvocationRecords, JobRecord, JobRecords } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { accepted } from "../invoke/async.js";
+import { acceptance } from "../invoke/async.js";
 import { FunctionNameSchema, isoTime, json, operation, requires } from "../schemas.js";
 import { InvocationSchema, invocationJson } from "./invocation-schemas.js";
 
@@ -210,7 +210,9 @@ export function jobActionsApi(deps: JobsApiDeps) {
         throw new ApiError(429, "queue_full", "the job queue (or the function's share) is full, or the function is gone; retry later", {
           "Retry-After": "5",
         });
-      return accepted(result.job) as never;
+      const { body, headers } = acceptance(result.job);
+      for (const [name, value] of Object.entries(headers)) c.header(name, value);
+      return c.json(body, 202);
     },
   );
   return app;
