@@ -189,7 +189,9 @@ async function main(): Promise<void> {
   gateway.serveApp(app.fetch);
   try {
     const { createdSecret } = await jobs.start();
-    if (createdSecret) {
+    // Shown with a generated admin token, at the first start, where the operator reads secrets; with GATEWAY_TOKEN
+    // given (a managed deployment), POST /api/jobs/callback-secret shows a new one instead.
+    if (createdSecret && token.generated) {
       printPlain(`Callback signing secret (printed this once; POST /api/jobs/callback-secret makes a new one): ${createdSecret}`);
     }
   } catch (err) {

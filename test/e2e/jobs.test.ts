@@ -146,7 +146,9 @@ describe("retries, callbacks and schedules on a real gateway", () => {
   }, 60_000);
 
   it("delivers a signed callback to a receiver that answers 500 twice, which sees the third delivery", async () => {
-    const secret = SECRET_LINE.exec(server.stdout())?.[1];
+    // Started with GATEWAY_TOKEN: no secret was printed; an admin makes one, shown this once.
+    expect(server.stdout()).not.toMatch(SECRET_LINE);
+    const secret = ((await (await call("/api/jobs/callback-secret", { method: "POST" })).json()) as Json).secret as string;
     expect(secret).toMatch(/^whsec_/);
     const seen: { status: number; valid: boolean; body: string; attempts: string | undefined }[] = [];
     const receiver = http.createServer((req, res) => {
@@ -207,6 +209,19 @@ describe("retries, callbacks and schedules on a real gateway", () => {
     expect(skipped.length).toBeGreaterThanOrEqual(2 * (enqueued.length - 1));
     const shown = (await (await call("/api/functions/slowtick/schedules")).json()) as Json;
     expect(shown.items).toEqual([]); // the current version has none now
+  }, 60_000);
+});
+
+describe("the callback secret", () => {
+  it("is printed once at a first start that generates the admin token, and not again at the next", async () => {
+    const dataDir = tempDataDir();
+    const first = await startServer({ dataDir, uidIndex: 3 });
+    const printed = SECRET_LINE.exec(first.stdout())?.[1];
+    expect(printed).toMatch(/^whsec_[A-Za-z0-9_-]{32}$/);
+    expect(first.stdout().split(printed!)).toHaveLength(2);
+    expect(await first.stop()).toBe(0);
+    const second = await start({}, 3, dataDir);
+    expect(second.stdout()).not.toMatch(SECRET_LINE);
   }, 60_000);
 });
 
