@@ -2,19 +2,29 @@
 # The gateway with its sandbox. Run it privileged: it mounts the jail, switches uids and
 # manages cgroups (docker run --privileged -p 8080:8080 -v fngw-data:/data fngw).
 
-# The lock-down library: Go, built as a C shared library.
+# The lock-down library: Go, built as a C shared library; the policy's answers to the calls it
+# refuses (refusals.json); the launcher of Node interpreters.
 FROM golang:1.26-bookworm AS native
 WORKDIR /src/native
 COPY native/go.mod native/go.sum ./
 RUN go mod download
 COPY native/ ./
-RUN CGO_ENABLED=1 go build -trimpath -buildmode=c-shared -o build/libsandbox.so ./cmd/libsandbox
+RUN CGO_ENABLED=1 go build -trimpath -buildmode=c-shared -o build/libsandbox.so ./cmd/libsandbox \
+ && go run ./cmd/tables -refusals > build/refusals.json \
+ && cc -O2 -Wall -Werror -o build/fngw-exec launcher/fngw-exec.c
 
 # Node dependencies (better-sqlite3 and koffi are native addons).
 FROM node:22-bookworm AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
+
+# The Node that runs functions (Node 24 LTS, the registry's node-linux-<arch> package), pinned
+# apart from the gateway's dependencies.
+FROM node:22-bookworm AS function-node
+WORKDIR /app/runtimes/node
+COPY runtimes/node/package.json runtimes/node/package-lock.json ./
+RUN npm ci --no-audit --no-fund
 
 # The web console: static files built by Vite (served at /console/).
 FROM node:22-bookworm AS console
@@ -30,7 +40,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY --from=native /src/native/build/libsandbox.so ./native/build/libsandbox.so
+COPY --from=function-node /app/runtimes/node/node_modules ./runtimes/node/node_modules
+COPY --from=native /src/native/build/libsandbox.so /src/native/build/refusals.json /src/native/build/fngw-exec ./native/build/
 COPY package.json tsconfig.json ./
 COPY src ./src
 COPY prescripts ./prescripts

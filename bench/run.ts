@@ -6,9 +6,12 @@
  * DATA_DIR and token, registers a hello world and a JSON transform in each runtime for every
  * isolation mode it accepts, and drives each over HTTP (autocannon) at concurrency 1, 4 and 8,
  * plus one at a time with 400 ms between calls (idle: a standby always ready). The bare
- * interpreters (`python3 -I -S -c pass`, `node -e 0`, the real binaries the gateway resolves)
- * are spawned the same way. Prints a table, writes every figure to bench/results/<time>.json,
- * then checks the log lost nothing: one row per request sent, and no 5xx. Last, the `stream` case
+ * interpreters (`python3 -I -S -c pass`, `node -e 0`, the real binaries the gateway resolves,
+ * and `node -e 'new Response("")'`, the floor of a fresh Node per invocation, which Node's
+ * throughput ratios are taken against) are spawned the same way. Beside latency and throughput,
+ * each case's CPU per invocation by process, from /proc (bench/lib/cpu.ts): the gateway's own and
+ * the sandbox's. Prints a table, writes every figure to bench/results/<time>.json, then checks
+ * the log lost nothing: one row per request sent, and no 5xx. Last, the `stream` case
  * (bench/lib/stream.ts): a body streamed in 64 KiB chunks to a client reading at full speed and
  * to one reading 1 MB/s, with the gateway's resident memory sampled meanwhile. With
  * `--store postgres` the gateway's database is a throwaway PostgreSQL server started for the run
@@ -24,6 +27,7 @@ import { loadConfig } from "../src/core/config.js";
 import { INTERPRETERS, type InterpreterKind } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
 import { type AsyncFigures, measureAsync } from "./lib/async.js";
+import { type CpuByProcess, cpuBetween, reapedBetween, sampleCpu } from "./lib/cpu.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
 import { bareCommand, drive, driveIdle, spawnLoad, type Target } from "./lib/load.js";
@@ -111,10 +115,13 @@ interface CaseResult {
   /** For bare spawns: the mode whose rows they were measured beside. */
   mode: IsolationMode;
   runtime: InterpreterKind;
-  kind: "hello" | "json" | "spawn";
+  /** "spawn": the bare interpreter; "spawn-response": bare Node building one Web Response, the floor of a fresh Node per invocation. */
+  kind: BenchFunction["kind"] | "spawn" | "spawn-response";
   /** "idle" = one at a time, 400 ms apart. */
   concurrency: number | "idle";
   figures: Figures;
+  /** CPU per completed invocation (ms) of each process involved (bench/lib/cpu.ts); a bare spawn's is all `interpreters`. */
+  cpu: CpuByProcess;
   p50Ratio: number | null;
   throughputRatio: number | null;
 }
@@ -231,7 +238,9 @@ async function measureRuntime(runtime: InterpreterKind, functions: [string, Benc
     },
   ]);
   const kindOf = new Map(functions.map(([name, fn]) => [name, fn.kind]));
-  const record = (name: string, concurrency: number | "idle", figures: Figures, base: Figures) => {
+  // Throughput is compared with the floor a fresh process per invocation cannot go below: for Node,
+  // a bare Node that builds one Web Response (a function answers with one); latency with the bare start.
+  const record = (name: string, concurrency: number | "idle", { figures, cpu }: Measured, base: Figures, floor = base) => {
     countSent(name, figures.sent);
     results.push({
       mode,
@@ -239,8 +248,9 @@ async function measureRuntime(runtime: InterpreterKind, functions: [string, Benc
       kind: kindOf.get(name)!,
       concurrency,
       figures,
+      cpu,
       p50Ratio: figures.p50 / base.p50,
-      throughputRatio: concurrency === "idle" ? null : figures.throughput / base.throughput,
+      throughputRatio: concurrency === "idle" ? null : figures.throughput / floor.throughput,
     });
     process.stderr.write(`${name} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms, ${figures.throughput.toFixed(1)}/s\n`);
   };
@@ -250,18 +260,51 @@ async function measureRuntime(runtime: InterpreterKind, functions: [string, Benc
     countSent(name, (await drive(target, concurrency, concurrency * WARMUP_PER_CONNECTION)).sent);
   for (const concurrency of CONCURRENCIES) {
     const base = await bareAt(runtime, concurrency, mode);
+    const floor = runtime === "node" ? await bareAt(runtime, concurrency, mode, "spawn-response") : base;
     for (const [name, target] of targets) {
       await warmUp(name, target, concurrency);
-      if (concurrency === 1) record(name, "idle", await driveIdle(target, idleRequests, IDLE_GAP_MS), base);
-      record(name, concurrency, await drive(target, concurrency, perCase), base);
+      if (concurrency === 1) record(name, "idle", await withCpu(() => driveIdle(target, idleRequests, IDLE_GAP_MS)), base);
+      record(name, concurrency, await withCpu(() => drive(target, concurrency, perCase)), base, floor);
     }
   }
 }
 
+interface Measured {
+  figures: Figures;
+  cpu: CpuByProcess;
+}
+
+/** A case's figures and the CPU per invocation of each process involved, sampled from /proc around it. */
+async function withCpu(drive: () => Promise<Figures>): Promise<Measured> {
+  const health = (await (await fetch(`${gateway.url}/healthz`)).json()) as {
+    sandbox?: { memory?: { forkServer?: { pid: number } | null } };
+  };
+  const before = sampleCpu();
+  const figures = await drive();
+  const used = cpuBetween(before, sampleCpu(), gateway.pid!, health.sandbox?.memory?.forkServer?.pid ?? null);
+  const per = (ms: number) => ms / Math.max(1, figures.count);
+  const cpu = {
+    gateway: per(used.gateway),
+    interpreters: per(used.interpreters),
+    forkServer: per(used.forkServer),
+    forkedChildren: per(used.forkedChildren),
+  };
+  return { figures, cpu };
+}
+
 /** The bare interpreter of `runtime`: `perCase` spawns by `concurrency` spawners. */
-async function bareAt(runtime: InterpreterKind, concurrency: number, mode: IsolationMode): Promise<Figures> {
-  const figures = await spawnLoad(...bareCommand(runtime, binaries), concurrency, perCase);
-  results.push({ mode, runtime, kind: "spawn", concurrency, figures, p50Ratio: 1, throughputRatio: 1 });
+async function bareAt(
+  runtime: InterpreterKind,
+  concurrency: number,
+  mode: IsolationMode,
+  kind: "spawn" | "spawn-response" = "spawn",
+): Promise<Figures> {
+  const before = sampleCpu();
+  const [binary, args] = bareCommand(runtime, binaries);
+  const figures = await spawnLoad(binary, kind === "spawn" ? args : ["-e", 'new Response("")'], concurrency, perCase);
+  const interpreters = reapedBetween(before, sampleCpu()) / Math.max(1, figures.count);
+  const cpu = { gateway: 0, interpreters, forkServer: 0, forkedChildren: 0 };
+  results.push({ mode, runtime, kind, concurrency, figures, cpu, p50Ratio: 1, throughputRatio: 1 });
   process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
   return figures;
 }
@@ -337,22 +380,27 @@ async function checkLog() {
 function printTable(): void {
   const fmt = (value: number | null, digits = 1) => (value === null || Number.isNaN(value) ? "-" : value.toFixed(digits));
   const rows = results.map((r) => [
-    r.kind === "spawn" ? `bare ${r.runtime}` : `${r.runtime} ${r.kind}`,
+    r.kind === "spawn" ? `bare ${r.runtime}` : r.kind === "spawn-response" ? "bare node+Response" : `${r.runtime} ${r.kind}`,
     r.mode,
     String(r.concurrency),
     fmt(r.figures.p50),
     fmt(r.figures.p95),
     fmt(r.figures.p99),
     fmt(r.figures.throughput),
-    r.kind === "spawn" ? `${r.figures.errors} failed` : String(r.figures.non2xx + r.figures.errors),
+    r.kind.startsWith("spawn") ? `${r.figures.errors} failed` : String(r.figures.non2xx + r.figures.errors),
     r.p50Ratio === null ? "-" : `${fmt(r.p50Ratio, 2)}x`,
     r.throughputRatio === null ? "-" : `${fmt(r.throughputRatio, 2)}x`,
+    r.kind.startsWith("spawn") ? "-" : fmt(r.cpu.gateway),
+    fmt(r.cpu.interpreters + r.cpu.forkServer + r.cpu.forkedChildren),
   ]);
   console.log(
     `\n${store}; ${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
-      "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1)\n",
+      "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1); " +
+      "CPU ms per invocation from /proc: the gateway's own, and the sandbox's (interpreters, the fork-server's parent and its children; a bare spawn's interpreter)\n",
   );
-  console.log(table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio"], rows));
+  console.log(
+    table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio", "cpu gw", "cpu sandbox"], rows),
+  );
   for (const { mode, reason } of skippedModes) console.log(`isolation "${mode}" skipped: the gateway answers 400 (${reason})`);
   if (asyncResults.length === 0) return;
   console.log(

@@ -6,9 +6,10 @@
 # The parent never loads the lock-down library (its Go runtime starts threads, and a process
 # with threads must not fork) and never runs a line of user code: it imports the standard
 # library modules functions commonly use, then serves. Per invocation the gateway sends one
-# message on fd 3 (a Unix sequenced-packet socket): b"fork <id>" with four descriptors
-# attached, the child's stdout, stderr, request (read end) and result channels, and after
-# them, for a child prepared for a slot, the slot's cgroup.procs files (opened for writing).
+# message on fd 3 (a Unix sequenced-packet socket): b"fork <id> <n>" with n descriptors
+# attached, the child's stdout, stderr, request (read end) and result channels and, when n is 5,
+# the channel its library sends the seccomp listener on; after them, for a child prepared for a
+# slot, the slot's cgroup.procs files (opened for writing).
 # The parent forks, writes the child's pid to each cgroup.procs file (moving it into the slot's
 # cgroup: a migration waits for the kernel, and here it keeps the gateway's event loop free),
 # and reports on its stdout, one line each:
@@ -82,11 +83,12 @@ def _serve():
                         break
                 reap()
                 continue
-            message, fds, _flags, _address = socket.recv_fds(control, 64, 4 + MAX_CGROUP_FILES)
+            message, fds, _flags, _address = socket.recv_fds(control, 64, 5 + MAX_CGROUP_FILES)
             if not message:
                 os._exit(0)  # the gateway let the fork-server go
             words = message.split()
-            if len(words) != 2 or words[0] != b"fork" or not 4 <= len(fds) <= 4 + MAX_CGROUP_FILES:
+            channels = int(words[2]) if len(words) == 3 and words[2] in (b"4", b"5") else 0
+            if words[0] != b"fork" or not channels or not channels <= len(fds) <= channels + MAX_CGROUP_FILES:
                 for received in fds:
                     os.close(received)
                 report("error bad-request")
@@ -103,19 +105,19 @@ def _serve():
                 os.setpgid(0, 0)
                 stdin, peer = socket.socketpair()
                 peer.close()
-                sources = [stdin.detach(), *fds[:4]]
+                sources = [stdin.detach(), *fds[:channels]]
                 for target, source in enumerate(sources):
                     os.dup2(source, target)  # dup2 leaves the copy inheritable; nothing is exec'd
                 control.detach()  # fd 3 is now the request channel
-                for fd in {wake_read, wake_write, *sources, *fds[4:]} - {0, 1, 2, 3, 4}:
+                for fd in {wake_read, wake_write, *sources, *fds[channels:]} - set(range(channels + 1)):
                     os.close(fd)
                 return relocated
             try:
                 os.setpgid(pid, pid)  # also here, so the group exists before the gateway may kill it
             except OSError:
                 pass  # already exited, or already its own group
-            joined = len(fds) > 4
-            for procs in fds[4:]:
+            joined = len(fds) > channels
+            for procs in fds[channels:]:
                 try:
                     os.write(procs, str(pid).encode())
                 except OSError:

@@ -3,7 +3,7 @@
 // The gateway may start it before any invocation is known.
 //
 // Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
-// (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
+// (jail, uid, gid, flags, max threads, listener fd); then, read only after the lock, one JSON line with
 // the request envelope, the function's environment and its code (base64), then the
 // request body. Fd 4 carries the result out (JSON lines: a whole answer with its body bytes,
 // or a streamed one's head, chunks and end); stdout and stderr are the invocation's log.
@@ -47,8 +47,8 @@
       received = Buffer.concat([received, chunk.subarray(0, n)]);
     }
     const newline = received.indexOf(10);
-    const [jail, uid, gid, flags, maxThreads] = received.subarray(0, newline).toString("utf8").split("\0");
-    if (lockdown(jail, Number(uid), Number(gid), Number(flags), 4, Number(maxThreads)) !== 0) {
+    const [jail, uid, gid, flags, maxThreads, listener] = received.subarray(0, newline).toString("utf8").split("\0");
+    if (lockdown(jail, Number(uid), Number(gid), Number(flags), 4, Number(maxThreads), Number(listener)) !== 0) {
       reallyExit(125); // unreachable: the library ends the process itself on any failure
     }
     fs.writeSync(4, '{"kind":"locked"}\n'); // before any byte of the function: see PROTOCOL.md

@@ -3,7 +3,7 @@
 # (`python -I -S -B -u -`). The gateway may start it before any invocation is known.
 #
 # Fd 3 carries, in order: one line of lock-down parameters, written by the gateway
-# (jail, uid, gid, flags, max threads); then, read only after the lock, one JSON line with
+# (jail, uid, gid, flags, max threads, listener fd); then, read only after the lock, one JSON line with
 # the request envelope, the function's environment and its code (base64), then the
 # request body. Fd 4 carries the result out (JSON lines: a whole answer with its body bytes,
 # or a streamed one's head, chunks and end); stdout and stderr are the invocation's log. Everything lives inside _prescript() so that user
@@ -17,8 +17,8 @@ def _prescript(relocated=frozenset()):
     import os
 
     library = ctypes.CDLL({{LIB_PATH}})
-    lockdown = library.SandboxSeccomp
-    lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int)
+    lockdown = library.SandboxLockdown
+    lockdown.argtypes = (ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int, ctypes.c_int)
     lockdown.restype = ctypes.c_int
     library.SandboxReady()  # waits for the library's runtime now, not in the lock-down call
 
@@ -38,8 +38,8 @@ def _prescript(relocated=frozenset()):
             os._exit(0)
         received += chunk
     line, received = received.split(b"\n", 1)
-    jail, uid, gid, flags, max_threads = line.decode().split("\0")
-    if lockdown(jail.encode(), int(uid), int(gid), int(flags), 4, int(max_threads)) != 0:
+    jail, uid, gid, flags, max_threads, listener = line.decode().split("\0")
+    if lockdown(jail.encode(), int(uid), int(gid), int(flags), 4, int(max_threads), int(listener)) != 0:
         os._exit(125)  # unreachable: the library ends the process itself on any failure
     os.write(4, b'{"kind":"locked"}\n')  # before any byte of the function: see PROTOCOL.md
     del library, lockdown, line
@@ -352,8 +352,7 @@ def _prescript(relocated=frozenset()):
     module = run_module()
     handler = module.__dict__.get("handler")
     if not callable(handler) and not nonce:
-        # Script mode: stdout is the response. Returning lets Python exit as usual, after
-        # the script's non-daemon threads. A callable under a name handlers often have elsewhere
+        # Script mode: stdout is the response. A callable under a name handlers often have elsewhere
         # says the author meant handler mode: say so in the log rather than answer 200 empty.
         meant = [n for n in ("main", "handle", "lambda_handler", "app") if callable(module.__dict__.get(n))]
         if meant:
@@ -364,7 +363,15 @@ def _prescript(relocated=frozenset()):
                 f"fngw: warning: no handler(request) is defined, so this ran as a script (its stdout is the response); "
                 f"{', '.join(meant)} looks like one: name it handler\n"
             )
-        return
+        # Ends as Python's own exit would (the script's non-daemon threads joined, then its atexit
+        # functions), then at once, as handler mode does: the interpreter's finalization (every
+        # module torn down, a full collection) cost a script twice a handler's time.
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+        exit_now(0)
 
     def call_handler(request):
         # Handler mode: a handler that exits without answering is an error, and its output stays in the log.

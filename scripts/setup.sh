@@ -26,5 +26,10 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+# The Node that runs functions (Node 24 LTS, this machine's architecture), pinned apart from the
+# gateway's dependencies so that its bin/node never shadows the Node running the gateway.
+if [ ! -d runtimes/node/node_modules ] || [ runtimes/node/package-lock.json -nt runtimes/node/node_modules/.package-lock.json ]; then
+  npm ci --prefix runtimes/node --no-audit --no-fund
+fi
 sh scripts/build-native.sh
 sh scripts/build-console.sh

@@ -3,8 +3,8 @@ import type { InterpreterKind } from "../../src/core/runtimes.js";
 
 /** A function the bench registers, and the request it sends to it. */
 export interface BenchFunction {
-  /** Short label: `hello` or `json`. */
-  kind: "hello" | "json";
+  /** Short label: `hello`, `json`, or `script` (no handler: stdout is the answer, as Dify sends code). */
+  kind: "hello" | "json" | "script";
   runtime: InterpreterKind;
   code: string;
   method: "GET" | "POST";
@@ -50,6 +50,11 @@ const NODE_JSON = `export default async function (request) {
 }
 `;
 
+// A script: no handler, its stdout is the response.
+const PYTHON_SCRIPT = `import json
+print(json.dumps({"hello": "world"}))
+`;
+
 const JSON_REQUEST = { method: "POST", query: "", body: ORDER_BODY, headers: { "content-type": "application/json" } } as const;
 
 export const BENCH_FUNCTIONS: readonly BenchFunction[] = [
@@ -57,11 +62,13 @@ export const BENCH_FUNCTIONS: readonly BenchFunction[] = [
   { kind: "hello", runtime: "node", code: NODE_HELLO, method: "GET", query: "?name=bench" },
   { kind: "json", runtime: "python", code: PYTHON_JSON, ...JSON_REQUEST },
   { kind: "json", runtime: "node", code: NODE_JSON, ...JSON_REQUEST },
+  { kind: "script", runtime: "python", code: PYTHON_SCRIPT, method: "GET", query: "" },
 ];
 
-/** The hello world of `runtime` as `Sandbox.run` takes it, for the benches that leave HTTP out. */
-export function helloSpec(runtime: InterpreterKind): InvocationSpec {
-  const hello = BENCH_FUNCTIONS.find((fn) => fn.runtime === runtime && fn.kind === "hello")!;
+/** A bench function of `runtime` (the hello world by default) as `Sandbox.run` takes it, for the benches that leave HTTP out. */
+export function helloSpec(runtime: InterpreterKind, kind: BenchFunction["kind"] = "hello"): InvocationSpec {
+  const hello = BENCH_FUNCTIONS.find((fn) => fn.runtime === runtime && fn.kind === kind);
+  if (!hello) throw new Error(`no ${kind} function for ${runtime}`);
   return {
     runtime,
     code: hello.code,

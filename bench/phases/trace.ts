@@ -1,6 +1,6 @@
 /**
  * Where one invocation's time and CPU go, through Sandbox.run in process (no HTTP, no log):
- *   npx tsx bench/phases/trace.ts [--runtime python|node] [--requests 200] [--concurrency 1] [--pause-ms 0]
+ *   npx tsx bench/phases/trace.ts [--runtime python|node] [--kind hello|json|script] [--requests 200] [--concurrency 1] [--pause-ms 0]
  *
  * Prints, per invocation, the CPU time of each process involved: the gateway itself, the
  * interpreters it spawned and reaped (Node standbys; Python ones with PYTHON_FORKSERVER=off), and
@@ -26,14 +26,15 @@ const count = (value: string) => {
 };
 const options = new Command()
   .option("--runtime <runtime>", "python or node", "python")
+  .option("--kind <kind>", "hello, json or script (bench/lib/functions.ts)", "hello")
   .option("--requests <n>", "invocations", count, 200)
   .option("--concurrency <n>", "invocations at a time", count, 1)
   .option("--pause-ms <n>", "pause after each invocation (standbys ready when long enough)", count, 0)
   .parse()
-  .opts<{ runtime: InterpreterKind; requests: number; concurrency: number; pauseMs: number }>();
+  .opts<{ runtime: InterpreterKind; kind: "hello" | "json" | "script"; requests: number; concurrency: number; pauseMs: number }>();
 if (!INTERPRETERS.includes(options.runtime)) throw new Error(`--runtime must be one of ${INTERPRETERS.join(", ")}`);
 
-const spec = helloSpec(options.runtime);
+const spec = helloSpec(options.runtime, options.kind);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fngw-trace-"));
 const config = loadConfig({ DATA_DIR: dataDir, MAX_CONCURRENCY: "4", SANDBOX_UID_BASE: "610000" });

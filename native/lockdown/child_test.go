@@ -22,10 +22,11 @@ const (
 )
 
 const (
-	testUID        = 64321 // nobody else's: RLIMIT_NPROC counts the uid's tasks
-	testGID        = 64322
-	testMaxThreads = 64
-	childReportFD  = 3 // cmd.ExtraFiles[0]
+	testUID         = 64321 // nobody else's: RLIMIT_NPROC counts the uid's tasks
+	testGID         = 64322
+	testMaxThreads  = 64
+	childReportFD   = 3 // cmd.ExtraFiles[0]
+	childListenerFD = 4 // cmd.ExtraFiles[1], in the "listener" mode
 	// goDebug keeps the Go runtime from holding its cgroup CPU files open (container-aware
 	// GOMAXPROCS): the lock-down refuses open files, as it must for a host that loads the
 	// library, and the gateway sets the same for its sandboxes.
@@ -98,6 +99,12 @@ func runChild(mode string) {
 	case "forbidden":
 		Enforce(r)
 		unix.RawSyscall(unix.SYS_SYSLOG, syslogBufSize, 0, 0)
+	case "listener":
+		r.ListenerFD = childListenerFD
+		Enforce(r)
+		_, _, closed := unix.RawSyscall(unix.SYS_FCNTL, childListenerFD, unix.F_GETFD, 0)
+		_, _, refused := unix.RawSyscall(unix.SYS_SYSLOG, syslogBufSize, 0, 0)
+		fmt.Printf("channel=%s syslog=%s\n", unix.ErrnoName(closed), unix.ErrnoName(refused))
 	case "forbidden-thread":
 		Enforce(r)
 		if err := cthreads.SyscallInThread(unix.SYS_SYSLOG); err != nil {

@@ -28,6 +28,13 @@ type Request struct {
 	ReportFD int
 	// MaxThreads, when positive, caps the uid's processes and threads (RLIMIT_NPROC).
 	MaxThreads int
+	// ListenerFD, when positive, is a Unix socket the filter's listener is sent on
+	// (SCM_RIGHTS) before Enforce returns: every refused call then goes to whoever holds it (the
+	// gateway), which names it and answers EPERM or kills the process. The descriptor and the
+	// library's copy of the listener are closed, so nothing in the process can reach either.
+	// Otherwise refused calls are answered in the kernel (EPERM) or trapped (the SIGSYS reporter
+	// writes their name on ReportFD, where user code can write too).
+	ListenerFD int
 }
 
 // Enforce locks the process down as r asks. If any step fails it writes
@@ -40,8 +47,8 @@ func Enforce(r Request) {
 }
 
 // lastChannel is the highest descriptor that may be a file or socket: stdio at least.
-func lastChannel(reportFD int) int {
-	return max(reportFD, 2)
+func lastChannel(r Request) int {
+	return max(r.ReportFD, r.ListenerFD, 2)
 }
 
 // apply runs the steps in order; see native/README.md for why this order.
@@ -59,12 +66,12 @@ func apply(r Request) error {
 		name string
 		run  func() error
 	}{
-		{"open files", func() error { return refuseOpenFiles(lastChannel(r.ReportFD)) }},
+		{"open files", func() error { return refuseOpenFiles(lastChannel(r)) }},
 		{"rlimits", func() error { return limitResources(r.MaxThreads) }},
 		{"chroot", func() error { return enterJail(r.Jail) }},
 		{"credentials", func() error { return dropPrivileges(r.UID, r.GID) }},
 		{"prctl", func() error { return setProcessFlags(p.parent) }},
-		{"seccomp", func() error { return installFilter(p, r.ReportFD) }},
+		{"seccomp", func() error { return installFilter(p, r) }},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {

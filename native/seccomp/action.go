@@ -9,6 +9,7 @@ type Action uint32
 const (
 	retKillProcess = 0x80000000
 	retTrap        = 0x00030000
+	retUserNotif   = 0x7fc00000
 	retErrno       = 0x00050000
 	retAllow       = 0x7fff0000
 	retDataMask    = 0x0000ffff // SECCOMP_RET_DATA: the errno of a RET_ERRNO
@@ -32,6 +33,9 @@ const (
 	Trap Action = retTrap
 	// KillProcess kills the whole process at once, with no handler.
 	KillProcess Action = retKillProcess
+	// Notify hands the call to the filter's listener (SECCOMP_RET_USER_NOTIF), held by the
+	// gateway, which names it and answers it (EPERM) or kills the process.
+	Notify Action = retUserNotif
 )
 
 func (a Action) String() string {
@@ -46,6 +50,8 @@ func (a Action) String() string {
 		return "TRAP"
 	case KillProcess:
 		return "KILL_PROCESS"
+	case Notify:
+		return "USER_NOTIF"
 	}
 	if uint32(a)&^retDataMask == retErrno {
 		return fmt.Sprintf("ERRNO(%d)", uint32(a)&retDataMask)

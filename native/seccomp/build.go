@@ -32,9 +32,28 @@ type Program struct {
 	Skipped []string
 }
 
-// BuildPolicy assembles the filter of Policy(opts) for arch.
+// BuildPolicy assembles the filter of Policy(opts) for arch; with opts.Notify, every EPERM and
+// the default TRAP become Notify.
 func BuildPolicy(arch Arch, opts Options) (Program, error) {
-	return Build(arch, Policy(opts))
+	rules := Policy(opts)
+	if !opts.Notify {
+		return Build(arch, rules)
+	}
+	notify := func(a Action) Action {
+		if a == EPERM {
+			return Notify
+		}
+		return a
+	}
+	for i := range rules {
+		rules[i].Otherwise = notify(rules[i].Otherwise)
+		checks := make([]Check, len(rules[i].Checks))
+		for j, check := range rules[i].Checks {
+			checks[j] = Check{When: check.When, Action: notify(check.Action)}
+		}
+		rules[i].Checks = checks
+	}
+	return assemble(arch, rules, Notify)
 }
 
 // numbered is a rule with the arch's number for its system call.
@@ -59,7 +78,12 @@ type numbered struct {
 // keeps the kernel's work small: at load time it runs the filter once per syscall number
 // to find the always-allowed ones, and a linear chain of ~300 rules made that ~0.35 ms.
 func Build(arch Arch, rules []Rule) (Program, error) {
-	e := emitter{prog: make([]bpf.Instruction, 0, 2*len(rules))}
+	return assemble(arch, rules, Trap)
+}
+
+// assemble builds rules with the calls no rule names answered by unnamed.
+func assemble(arch Arch, rules []Rule, unnamed Action) (Program, error) {
+	e := emitter{prog: make([]bpf.Instruction, 0, 2*len(rules)), unnamed: unnamed}
 	e.emit(bpf.LoadAbsolute{Off: offsetArch, Size: wordSize})
 	e.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: arch.AuditArch, SkipTrue: 1})
 	e.emit(bpf.RetConstant{Val: uint32(KillProcess)})
@@ -110,6 +134,8 @@ func Build(arch Arch, rules []Rule) (Program, error) {
 // offset and patched once their target is emitted.
 type emitter struct {
 	prog []bpf.Instruction
+	// unnamed answers the calls no rule names.
+	unnamed Action
 }
 
 // emit appends ins and returns its index.
@@ -187,7 +213,7 @@ func (e *emitter) check(check Check) error {
 }
 
 // tree decides rules (sorted by number) with a binary search; every path ends in a ret,
-// TRAP when no rule has the number.
+// the unnamed action (TRAP, or Notify) when no rule has the number.
 func (e *emitter) tree(rules []numbered) error {
 	if len(rules) <= leafRules {
 		return e.leaf(rules)
@@ -225,7 +251,7 @@ func (e *emitter) leaf(rules []numbered) error {
 			}
 		}
 	}
-	e.emit(bpf.RetConstant{Val: uint32(Trap)})
+	e.emit(bpf.RetConstant{Val: uint32(e.unnamed)})
 	rets := map[Action]int{}
 	for _, p := range plain {
 		if _, ok := rets[p.action]; !ok {

@@ -281,3 +281,48 @@ func TestDieSyscallTraps(t *testing.T) {
 		}
 	}
 }
+
+// The Notify variant answers every call as the TRAP variant does, except that what the latter
+// refuses with EPERM or traps goes to the listener: the same calls are allowed, ENOSYS stays in
+// the kernel, foreign arches and ABIs are killed in the kernel.
+func TestNotifyVariantRefusesTheSameCalls(t *testing.T) {
+	for _, arch := range Arches {
+		for _, opts := range allOptions {
+			trap := build(t, arch, opts)
+			notified := opts
+			notified.Notify = true
+			notify := build(t, arch, notified)
+			byName := map[string]Rule{}
+			for _, rule := range Policy(opts) {
+				byName[rule.Name] = rule
+			}
+			for name := range arch.Syscalls {
+				vectors := [][6]uint64{{}}
+				if rule, ok := byName[name]; ok {
+					vectors = argVectors(rule)
+				}
+				for _, args := range vectors {
+					want := call(t, trap, name, args[:]...)
+					if want == EPERM || want == Trap {
+						want = Notify
+					}
+					if got := call(t, notify, name, args[:]...); got != want {
+						t.Errorf("%s net=%v %s%x: %v, want %v", arch.Name, opts.Network, name, args, got, want)
+					}
+				}
+			}
+			for nr := uint32(0); nr < 0x4000; nr += 97 {
+				if _, named := arch.Names()[nr]; named {
+					continue
+				}
+				if action, _, err := run(notify.Instructions, seccompData{nr: nr, arch: arch.AuditArch}); err != nil || action != Notify {
+					t.Fatalf("%s nr %d: %v (%v), want USER_NOTIF", arch.Name, nr, action, err)
+				}
+			}
+			d := seccompData{nr: arch.Syscalls["read"], arch: auditI386}
+			if action, _, err := run(notify.Instructions, d); err != nil || action != KillProcess {
+				t.Errorf("%s: a foreign arch gave %v (%v), want KILL_PROCESS", arch.Name, action, err)
+			}
+		}
+	}
+}

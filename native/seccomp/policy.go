@@ -6,6 +6,10 @@ type Options struct {
 	Network bool
 	// PID is the locked process's own pid: the only target kill and its kin may signal.
 	PID uint32
+	// Notify hands every refused call (EPERM, and the default TRAP) to the filter's listener
+	// instead: the gateway names it, then answers EPERM or kills the process, as the policy says
+	// (Refusals). ENOSYS answers stay in the kernel: glibc meets clone3's on every new thread.
+	Notify bool
 }
 
 // Rule decides one system call by name. The first check whose conditions all hold gives the
@@ -74,7 +78,7 @@ func Policy(opts Options) []Rule {
 	// children (there can be none: fork is refused). getcpu: x86_64 answers it from the
 	// vDSO, aarch64 with the system call.
 	add(Allow, "set_robust_list", "rseq", "exit", "exit_group", "restart_syscall",
-		"sched_getaffinity", "getcpu", "wait4", "waitid")
+		"sched_getaffinity", "sched_getparam", "sched_getscheduler", "getcpu", "wait4", "waitid")
 	// Files: chroot and the unprivileged uid protect them, so the usual calls are allowed.
 	add(Allow, "open", "creat", "stat", "lstat", "statx", "access", "faccessat",
 		"faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir",

@@ -55,6 +55,8 @@ const EnvSchema = z
     STANDBY_INTERPRETERS: int(0, 2, 64),
     /** Python invocations forked from one pre-started parent (on) or each from a spawned interpreter (off). */
     PYTHON_FORKSERVER: z.enum(["on", "off"]).default("on"),
+    /** on: refused system calls go to the gateway's seccomp listener, which names them (off, or a kernel before 5.7: answered in the kernel, unnamed). */
+    SANDBOX_SECCOMP_LISTENER: z.enum(["on", "off"]).default("on"),
     /** A warm instance (isolation "function") idle this long is stopped and its slot freed. */
     WARM_IDLE_MS: int(100, 60_000, 3_600_000),
     /** Invocations a warm instance serves before it is replaced by a fresh one. */
@@ -82,9 +84,9 @@ const EnvSchema = z
       .refine((cidrs) => cidrs.every(isCidr), { message: "must be a comma-separated list of CIDRs such as 127.0.0.0/8,::1/128" }),
     /** Where the jail (a tmpfs) is mounted; defaults to DATA_DIR/jail. */
     JAIL_DIR: z.string().min(1).optional(),
-    /** Interpreters; resolved to their real binaries at start-up. */
+    /** Interpreters; resolved to their real binaries at start-up. Without NODE_BIN, functions run on the pinned Node (src/sandbox/binaries.ts). */
     PYTHON_BIN: z.string().min(1).default("python3"),
-    NODE_BIN: z.string().min(1).default(process.execPath),
+    NODE_BIN: z.string().min(1).optional(),
 
     /**
      * The database: PostgreSQL when set (postgres://user:password@host:port/db; several gateways may

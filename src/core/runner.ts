@@ -92,6 +92,11 @@ export interface Runner {
   run(spec: InvocationSpec, options?: RunOptions): Promise<InvocationResult>;
   /** Parses (never runs) a function's source with the real interpreter; null when it parses. */
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null>;
+  /**
+   * The function was deleted: its warm instances stop now (idle ones at once, busy ones when
+   * their invocation ends) rather than when they idle out.
+   */
+  retire(functionName: string): void;
 }
 
 /** No sandbox slot freed up within the queue timeout, or the sandbox is closing. */
@@ -100,6 +105,12 @@ export class SaturatedError extends Error {
     super("the gateway is saturated; retry later");
     this.name = "SaturatedError";
   }
+}
+
+/** A system call the sandbox refused, and how many times the function made it. */
+export interface DeniedSyscall {
+  name: string;
+  count: number;
 }
 
 export interface InvocationResult {
@@ -111,11 +122,13 @@ export interface InvocationResult {
   stdout: CapturedOutput;
   stderr: CapturedOutput;
   /**
-   * Name of the syscall the seccomp filter stopped (status `forbidden`), only when a channel the
-   * function cannot write reported it. No such channel exists yet, so it is null
-   * (prescripts/PROTOCOL.md, "What is believed").
+   * Name of the system call the process was killed for (status `forbidden`), as the kernel
+   * reported it to the gateway's seccomp listener; null for any other end, and when the kernel
+   * cannot hand the listener over (`/healthz` says so).
    */
   blockedSyscall: string | null;
+  /** Every call the sandbox refused during the run (EPERM'd or killing), as the kernel reported them, in the order first made. */
+  deniedSyscalls: DeniedSyscall[];
   /** A one-line explanation for any status but `ok`. */
   errorMessage: string | null;
   /** The function's answer; set when status is `ok` (a body streamed to `onStream` is not in it). */

@@ -86,6 +86,10 @@ export function createApp(deps: AppDeps) {
     jobsRunning: deps.jobsRunning,
   });
   cluster.log.onWriteTimed((kind, seconds) => metrics.observeLogWrite(kind, seconds));
+  // A function deleted on any gateway (this one too) stops its warm instances here at once.
+  functions.onFunctionChange((name, current) => {
+    if (current === undefined) deps.runner.retire(name);
+  });
   // Ready while invocations can be logged: a shared database that is away leaves the gateway
   // serving (rows wait in the spool), so it stays in its load balancer until the spool is full.
   const database = async () => {

@@ -156,6 +156,10 @@ export function installerEnv(home: string): Record<string, string> {
     LANG: "C.UTF-8",
     PIP_NO_CACHE_DIR: "1",
     npm_config_cache: path.join(home, ".npm"),
+    // npm trusts the host's CA store, as a distribution's Node does: the functions' Node (the
+    // registry's build) carries only its own bundle, and a host behind a TLS-inspecting proxy
+    // adds the proxy's CA to the store.
+    NODE_USE_SYSTEM_CA: "1",
   };
 }
 

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** What the jail must provide for Python to import its standard library lazily after the lock. */
 export interface PythonInstall {
@@ -17,6 +18,8 @@ export interface PythonInstall {
 export interface NodeInstall {
   binary: string;
   version: string;
+  /** native/build/fngw-exec: starts the sandboxed Node with io_uring_setup refused (native/launcher/fngw-exec.c). */
+  launcher: string;
   /** koffi's entry file; loaded by the prescript before the lock, from the host. */
   koffiPath: string;
 }
@@ -50,9 +53,28 @@ skip = re.compile(r"/(test|tests|idlelib|tkinter|turtledemo|lib2to3)/")
 sys.exit(0 if compileall.compile_dir(sysconfig.get_path("stdlib"), quiet=2, workers=0, rx=skip) else 1)
 `;
 
-/** Resolves the real interpreters once at start-up; spawning them later costs no lookup. */
-export function resolveInterpreters(pythonBin: string, nodeBin: string): Interpreters {
-  return { python: resolvePython(pythonBin), node: resolveNode(nodeBin) };
+/**
+ * The Node that runs functions unless NODE_BIN says otherwise: Node 24 LTS from the registry's
+ * node-linux-<arch> package, pinned by runtimes/node/package-lock.json and installed by
+ * scripts/setup.sh, whatever Node runs the gateway.
+ */
+/** The launcher of sandboxed Node interpreters, built with the library by scripts/build-native.sh. */
+export const NODE_LAUNCHER = fileURLToPath(new URL("../../native/build/fngw-exec", import.meta.url));
+
+export const FUNCTION_NODE_BINARY = fileURLToPath(
+  new URL(`../../runtimes/node/node_modules/node-linux-${process.arch}/bin/node`, import.meta.url),
+);
+
+/** Resolves the real interpreters once at start-up; spawning them later costs no lookup. `nodeBin` defaults to FUNCTION_NODE_BINARY. */
+export function resolveInterpreters(pythonBin: string, nodeBin: string | undefined): Interpreters {
+  return { python: resolvePython(pythonBin), node: resolveNode(nodeBin ?? functionNode()) };
+}
+
+function functionNode(): string {
+  if (!fs.existsSync(FUNCTION_NODE_BINARY)) {
+    throw new Error(`the functions' Node is not installed at ${FUNCTION_NODE_BINARY}: run scripts/setup.sh (or set NODE_BIN)`);
+  }
+  return FUNCTION_NODE_BINARY;
 }
 
 function resolvePython(pythonBin: string): PythonInstall {
@@ -74,7 +96,7 @@ function resolveNode(nodeBin: string): NodeInstall {
   const binary = fs.realpathSync(nodeBin.includes("/") ? nodeBin : which(nodeBin));
   const version = execFileSync(binary, ["--version"], { encoding: "utf8", env: {} }).trim();
   const koffiPath = createRequire(import.meta.url).resolve("koffi");
-  return { binary, version, koffiPath };
+  return { binary, version, koffiPath, launcher: NODE_LAUNCHER };
 }
 
 function sharedLibrariesOf(dynloadDir: string): string[] {

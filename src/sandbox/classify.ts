@@ -32,6 +32,7 @@ export function classify(
     stdout: exit.stdout,
     stderr: exit.stderr,
     blockedSyscall: null,
+    deniedSyscalls: exit.denied?.calls ?? [],
     response: null,
   };
   const end = (status: RunStatus, errorMessage: string, extra: Partial<InvocationResult> = {}): InvocationResult => ({
@@ -46,6 +47,12 @@ export function classify(
   // invocation then reports too, but the cause is the stop.
   if (exit.interrupted) return end("interrupted", "the gateway stopped while the function ran");
   if (exit.spawnError !== null) return end("error", `sandbox failure: ${exit.spawnError}`);
+  // The kernel named the call to the gateway's listener, which killed the process for it: first
+  // reported, so a deadline that fired as it died does not hide it.
+  const killedFor = exit.denied?.killedFor ?? null;
+  if (killedFor !== null) {
+    return end("forbidden", `the function called ${killedFor}, which the sandbox does not allow (killed)`, { blockedSyscall: killedFor });
+  }
   if (exit.timedOut) return end("timeout", `timed out after ${spec.timeoutMs} ms`);
   if (exit.clientClosed) return end("client_closed", "the client went away while the answer was streamed to it; the function was stopped");
   // V8 reports an outgrown heap itself and aborts; the cgroup's OOM killer sends SIGKILL.
@@ -54,9 +61,18 @@ export function classify(
   const { frames, malformed, tooLarge, bodyEnded } = exit.result;
   // The result channel is writable by user code (the prescript writes the response there), so
   // only what no byte of user code can precede is believed: the first frame, written before
-  // the function is read. A blocked call's name has no such channel (prescripts/PROTOCOL.md,
-  // "What is believed"): a `forbidden` frame is never trusted, the call is reported unknown.
-  if (exit.signal === SIGSYS) return end("forbidden", "killed by the seccomp filter (call not reported)");
+  // the function is read. A `forbidden` frame is never trusted (prescripts/PROTOCOL.md, "What is
+  // believed"): the names come from the listener. With one, the filter kills in the kernel only
+  // a call of a foreign architecture or ABI; without one (an older kernel), it traps the calls it
+  // does not name and the name stays unknown.
+  if (exit.signal === SIGSYS) {
+    return end(
+      "forbidden",
+      exit.denied === null
+        ? "killed by the seccomp filter (call not reported)"
+        : "killed by SIGSYS: a system call of a foreign architecture or ABI, or a signal the function sent itself",
+    );
+  }
   const first = frames[0];
   if (first?.kind === "lockdown_failed" && exit.exitCode === EXIT_LOCKDOWN_FAILED) {
     return end("error", `sandbox lock-down failed: ${first.message}`);

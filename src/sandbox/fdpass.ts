@@ -22,6 +22,7 @@ const Msghdr = koffi.struct("fngw_msghdr", {
   msg_flags: "int",
 });
 const sendmsgFn = libc.func("sendmsg", "intptr_t", ["int", koffi.pointer(Msghdr), "int"]);
+const recvmsgFn = libc.func("recvmsg", "intptr_t", ["int", koffi.inout(koffi.pointer(Msghdr)), "int"]);
 
 const O_CLOEXEC = 0o2000000;
 const AF_UNIX = 1;
@@ -32,6 +33,7 @@ const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_CMSG_CLOEXEC = 0x40000000;
 /** sizeof(struct cmsghdr) on the 64-bit Linux ABIs (x86_64, aarch64): size_t len, int level, int type. */
 const CMSG_HEADER = 16;
 
@@ -88,4 +90,30 @@ export function sendFds(socket: number, message: Buffer, fds: readonly number[])
   };
   const sent = Number(sendmsgFn(socket, header, MSG_DONTWAIT | MSG_NOSIGNAL));
   if (sent !== message.length) throw new SyscallError("sendmsg", sent < 0 ? koffi.errno() : 0, `fd ${socket}`);
+}
+
+/**
+ * Takes the one descriptor a peer sent (SCM_RIGHTS) with its first message on a Unix socket,
+ * without blocking; null when no message is waiting or it carried no descriptor. Any other
+ * descriptor in the message is closed.
+ */
+export function receiveFd(socket: number): number | null {
+  const data = Buffer.alloc(16);
+  const control = Buffer.alloc(CMSG_HEADER + 8 * 4);
+  const header = {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: { iov_base: data, iov_len: data.length },
+    msg_iovlen: 1,
+    msg_control: control,
+    msg_controllen: control.length,
+    msg_flags: 0,
+  };
+  const received = Number(recvmsgFn(socket, header, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  if (received < 0 || header.msg_controllen < CMSG_HEADER) return null;
+  const length = Number(control.readBigUInt64LE(0));
+  if (control.readInt32LE(8) !== SOL_SOCKET || control.readInt32LE(12) !== SCM_RIGHTS || length < CMSG_HEADER + 4) return null;
+  const fds = Array.from({ length: Math.floor((length - CMSG_HEADER) / 4) }, (_, i) => control.readInt32LE(CMSG_HEADER + 4 * i));
+  for (const extra of fds.slice(1)) closeFd(extra);
+  return fds[0]!;
 }

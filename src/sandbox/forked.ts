@@ -3,11 +3,11 @@ import net from "node:net";
 import os from "node:os";
 import type { RunOptions } from "../core/runner.js";
 import { closeFd, streamPair } from "./fdpass.js";
-import type { ForkServer } from "./forkserver.js";
 import type { ForkRecord, Parent } from "./forkserver-parent.js";
 import { Capture, type Interpreter, type InterpreterSettings, killProcessGroup, type ProcessExit } from "./process.js";
 import { EXIT_LOCKDOWN_FAILED, encodeLockLine, type LockParams } from "./protocol.js";
 import { ResultChannel } from "./result-channel.js";
+import { LISTENER_CHANNEL_FD, type ListenerLink } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
 /** Signal numbers to names, the first name of each (SIGABRT, not its alias SIGIOT), as Node names a child's signal. */
@@ -34,11 +34,11 @@ export class ForkedInterpreter implements Interpreter {
   private readonly readers: { socket: net.Socket; done: Promise<void> }[];
   private readonly record: ForkRecord | null;
   private readonly forked: Promise<number | null>;
-
-  private readonly parent: Parent;
+  private readonly link: ListenerLink | null;
 
   constructor(
-    server: ForkServer,
+    /** The fork-server's serving parent, which forks it. */
+    private readonly parent: Parent,
     private readonly settings: InterpreterSettings,
     private readonly replyTimeoutMs: number,
     /** The cgroup.procs files (paths) of the slot it is prepared for; the parent moves it there. */
@@ -51,20 +51,24 @@ export class ForkedInterpreter implements Interpreter {
     const [errRead, errWrite] = streamPair();
     const [requestRead, requestWrite] = streamPair();
     const [resultRead, resultWrite] = streamPair();
-    const parent = server.current();
-    this.parent = parent;
+    this.link = settings.listener?.link(() => this.kill()) ?? null;
+    const channels = [outWrite, errWrite, requestRead, resultWrite, ...(this.link ? [this.link.childEnd] : [])];
     const procs = openForWriting(cgroupProcs);
-    this.record = procs === null ? null : parent.fork([outWrite, errWrite, requestRead, resultWrite], procs);
+    this.record = procs === null ? null : parent.fork(channels, procs);
     for (const fd of [outWrite, errWrite, requestRead, resultWrite, ...(procs ?? [])]) closeFd(fd);
+    this.link?.childEndSent();
     this.request = new net.Socket({ fd: requestWrite, readable: false, writable: true });
     this.request.on("error", () => {}); // a child that dies early makes writes fail (EPIPE)
     this.readers = [
       drain(outRead, (chunk) => void this.stdout.push(chunk)),
       drain(errRead, (chunk) => void this.stderr.push(chunk)),
-      drain(resultRead, (chunk) => this.result?.push(chunk)), // nothing comes before the lock line is sent
+      drain(resultRead, (chunk) => {
+        this.link?.onResult(chunk, this.pid ?? undefined);
+        this.result?.push(chunk); // nothing comes before the lock line is sent
+      }),
     ];
     this.ended.signal.addEventListener("abort", () => this.kill(), { once: true });
-    this.forked = this.record === null ? Promise.resolve(null) : server.pidOf(parent, this.record, this.ended.signal);
+    this.forked = this.record === null ? Promise.resolve(null) : pidOf(parent, this.record, this.ended.signal, replyTimeoutMs);
     void this.forked.then((pid) => {
       this.pid = pid;
       if (pid === null) this.abandon();
@@ -95,6 +99,7 @@ export class ForkedInterpreter implements Interpreter {
     this.request.destroy();
     this.ended.abort();
     await Promise.all(this.readers.map((reader) => reader.done));
+    this.link?.close();
   }
 
   async run(
@@ -125,7 +130,7 @@ export class ForkedInterpreter implements Interpreter {
       try {
         // One prepared for its slot was moved into the slot's cgroup by the parent (ForkServer.prepareFor).
         if (!this.record!.joined) confine(pid);
-        this.request.end(Buffer.concat([encodeLockLine(params), payload]));
+        this.request.end(Buffer.concat([encodeLockLine(params, this.link ? LISTENER_CHANNEL_FD : -1), payload]));
       } catch (error) {
         spawnError = `could not confine the process: ${(error as Error).message}`;
         this.request.destroy();
@@ -135,14 +140,17 @@ export class ForkedInterpreter implements Interpreter {
       if (status === null) spawnError ??= "the Python fork-server was lost while the function ran";
     }
     await Promise.all(this.readers.map((reader) => reader.done));
+    const denied = this.link?.record() ?? null;
+    this.link?.close();
     return {
       exitCode: status !== null && (status & 0x7f) === 0 ? (status >> 8) & 0xff : null,
       signal: status !== null && (status & 0x7f) !== 0 ? (signalNames.get(status & 0x7f) ?? `signal ${status & 0x7f}`) : null,
       ...watch.end(),
-      spawnError,
+      spawnError: spawnError ?? this.link?.failure ?? null,
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
       result: this.result.finish(),
+      denied,
     };
   }
 
@@ -184,6 +192,31 @@ export class ForkedInterpreter implements Interpreter {
     this.result?.abandon();
     if (this.pid !== null && !this.exited) killProcessGroup(this.pid);
   }
+}
+
+/** Waits for the pid of a fork; a parent that does not answer in time is killed (and so replaced). */
+async function pidOf(parent: Parent, record: ForkRecord, abort: AbortSignal, replyTimeoutMs: number): Promise<number | null> {
+  const ready = await Promise.race([parent.ready.promise, aborted(abort)]);
+  if (!ready) return null;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      parent.kill();
+      resolve(null);
+    }, replyTimeoutMs);
+  });
+  try {
+    return await Promise.race([record.pid.promise, timeout, aborted(abort)]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<null> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(null);
+    else signal.addEventListener("abort", () => resolve(null), { once: true });
+  });
 }
 
 /** Opens each file for writing; null (nothing left open) if one cannot be. */

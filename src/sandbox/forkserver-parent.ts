@@ -61,14 +61,15 @@ export class Parent {
   }
 
   /**
-   * Asks for a child with these channels, to be moved into the cgroups whose cgroup.procs files
+   * Asks for a child with these channels (stdout, stderr, request, result and, with a seccomp
+   * listener, the listener's channel: fds 1 to 5 in the child), to be moved into the cgroups whose cgroup.procs files
    * `cgroupProcs` are (open for writing) before its pid is reported. The caller closes its copies.
    */
   fork(channels: number[], cgroupProcs: number[] = []): ForkRecord | null {
     const id = String(++this.nextId);
     const record: ForkRecord = { pid: deferred(), status: deferred(), joined: false };
     try {
-      sendFds(this.control, Buffer.from(`fork ${id}`), [...channels, ...cgroupProcs]);
+      sendFds(this.control, Buffer.from(`fork ${id} ${channels.length}`), [...channels, ...cgroupProcs]);
     } catch {
       this.kill(); // full or gone: either way this parent is done
       return null;

@@ -1,5 +1,5 @@
 import { ForkedInterpreter } from "./forked.js";
-import { type ForkRecord, Parent } from "./forkserver-parent.js";
+import { Parent } from "./forkserver-parent.js";
 import { rssBytes } from "./memory.js";
 import type { Interpreter, InterpreterSettings } from "./process.js";
 
@@ -79,7 +79,7 @@ export class ForkServer {
       if (child.ready) return child;
       void child.discard(); // its parent was lost meanwhile
     }
-    return new ForkedInterpreter(this, this.settings, this.replyTimeoutMs);
+    return new ForkedInterpreter(this.current(), this.settings, this.replyTimeoutMs);
   }
 
   /**
@@ -109,13 +109,13 @@ export class ForkServer {
   prepareFor(slot: number, cgroupProcs: readonly string[]): void {
     if (this.closed) return;
     void this.bySlot.get(slot)?.discard();
-    this.bySlot.set(slot, new ForkedInterpreter(this, this.settings, this.replyTimeoutMs, cgroupProcs));
+    this.bySlot.set(slot, new ForkedInterpreter(this.current(), this.settings, this.replyTimeoutMs, cgroupProcs));
   }
 
   /** Tops up the children forked ahead; called when an invocation ends, as the standby pool is. */
   refill(): void {
     while (!this.closed && this.ahead.length < this.forkAhead)
-      this.ahead.push(new ForkedInterpreter(this, this.settings, this.replyTimeoutMs));
+      this.ahead.push(new ForkedInterpreter(this.current(), this.settings, this.replyTimeoutMs));
   }
 
   get pid(): number | undefined {
@@ -149,24 +149,6 @@ export class ForkServer {
     return parent;
   }
 
-  /** Waits for the pid of a fork; a parent that does not answer in time is killed (and so replaced). */
-  async pidOf(parent: Parent, record: ForkRecord, abort: AbortSignal): Promise<number | null> {
-    const ready = await Promise.race([parent.ready.promise, aborted(abort)]);
-    if (!ready) return null;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => {
-      timer = setTimeout(() => {
-        parent.kill();
-        resolve(null);
-      }, this.replyTimeoutMs);
-    });
-    try {
-      return await Promise.race([record.pid.promise, timeout, aborted(abort)]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     const waiting = [...this.ahead.splice(0), ...this.bySlot.values()];
@@ -180,11 +162,4 @@ export class ForkServer {
       await new Promise((resolve) => parent.child.once("close", resolve));
     }
   }
-}
-
-function aborted(signal: AbortSignal): Promise<null> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve(null);
-    else signal.addEventListener("abort", () => resolve(null), { once: true });
-  });
 }

@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput, OutputChannel, RunOptions } from "../core/runner.js";
 import type { InterpreterKind } from "../core/runtimes.js";
 import type { Interpreters } from "./binaries.js";
 import { BASE_ENV, encodeLockLine, type LockParams, REQUEST_FD, RESULT_FD, type ResultFrames } from "./protocol.js";
 import { ResultChannel } from "./result-channel.js";
+import { type DeniedRecord, LISTENER_CHANNEL_FD, type ListenerLink, type SeccompListener } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
 // One interpreter process: spawned with the prescript on stdin (it loads the library
@@ -37,14 +39,31 @@ export interface InterpreterSettings {
    * the Web classes went from ~27 to ~60 ms); with cgroups the function's own limit holds.
    */
   nodeHeapMb: number | null;
+  /** The gateway's seccomp listener: each interpreter hands it the refused calls it makes. Null: the kernel answers them. */
+  listener: SeccompListener | null;
 }
 
-/** The binary and arguments an interpreter is started with (the prescript then comes on stdin). */
+/** The stdio of an interpreter: stdin, stdout, stderr, the request and result channels, and the listener's channel. */
+export function interpreterStdio(link: ListenerLink | null): ("pipe" | number)[] {
+  return ["pipe", "pipe", "pipe", "pipe", "pipe", ...(link === null ? [] : [link.childEnd])];
+}
+
+/**
+ * The binary and arguments an interpreter is started with (the prescript then comes on stdin).
+ * Node starts through the launcher, which refuses io_uring to it before its event loop starts,
+ * with "node" as its argv[0]: Node's process.argv0 cannot be changed once it runs, and the host's
+ * path must stay out of it (Python finds its prefix from argv[0]; the prescript renames it after
+ * the lock).
+ */
 export function interpreterCommand(runtime: InterpreterKind, settings: InterpreterSettings): [string, string[]] {
   const { python, node } = settings.interpreters;
   if (runtime === "python") return [python.binary, ["-I", "-S", "-B", "-u", "-"]];
-  return [node.binary, settings.nodeHeapMb === null ? ["-"] : [`--max-old-space-size=${settings.nodeHeapMb}`, "-"]];
+  const flags = settings.nodeHeapMb === null ? [] : [`--max-old-space-size=${settings.nodeHeapMb}`];
+  return [node.launcher, [node.binary, "node", ...flags, "-"]];
 }
+
+/** read(2)'s number, as /proc/<pid>/syscall shows it. */
+const SYS_READ = process.arch === "x64" ? 0 : 63;
 
 /** How the process ended, and what it left on its channels. */
 export interface ProcessExit {
@@ -59,6 +78,8 @@ export interface ProcessExit {
   stdout: CapturedOutput;
   stderr: CapturedOutput;
   result: ResultFrames;
+  /** What the seccomp listener recorded; null when the process ran without one (SANDBOX_SECCOMP_LISTENER off, or an older kernel). */
+  denied: DeniedRecord | null;
 }
 
 /** An interpreter that serves one invocation: a spawned process (below) or a forked child (forkserver.ts). */
@@ -88,11 +109,14 @@ export class InterpreterProcess implements Interpreter {
   /** Reaped: its pid may belong to another process now, so it is never signalled again. */
   private reaped = false;
   private dispatched = false;
+  /** Moved into its slot's cgroup ahead of its invocation (a standby prepared for a slot). */
+  private joined = false;
 
   private constructor(
     readonly runtime: InterpreterKind,
     private readonly child: ChildProcess,
     private readonly settings: InterpreterSettings,
+    private readonly link: ListenerLink | null,
   ) {
     this.stdout = new Capture(settings.outputCapBytes);
     this.stderr = new Capture(settings.outputCapBytes);
@@ -106,22 +130,25 @@ export class InterpreterProcess implements Interpreter {
     for (const stream of child.stdio) stream?.on("error", () => {});
     child.stdout!.on("data", (chunk: Buffer) => this.stdout.push(chunk));
     child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk));
-    this.resultStream.on("data", (chunk: Buffer) => this.result?.push(chunk)); // nothing comes before the lock line is sent
+    this.resultStream.on("data", (chunk: Buffer) => {
+      link?.onResult(chunk, child.pid);
+      this.result?.push(chunk); // nothing comes before the lock line is sent
+    });
   }
 
   /** Starts an interpreter that loads the library and waits for its invocation. */
   static start(runtime: InterpreterKind, settings: InterpreterSettings, cwd: string): InterpreterProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
+    let interpreter: InterpreterProcess | undefined;
+    const link = settings.listener?.link(() => interpreter?.kill()) ?? null;
     const child = spawn(binary, args, {
-      // Node's process.argv0 cannot be changed once it runs: keep the host's path out of it.
-      // (Python finds its prefix from argv[0]; the prescript renames it after the lock.)
-      argv0: runtime === "node" ? "node" : binary,
       cwd,
       env: SPAWN_ENV,
       detached: true, // its own process group, killed as one
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+      stdio: interpreterStdio(link),
     });
-    const interpreter = new InterpreterProcess(runtime, child, settings);
+    link?.childEndSent();
+    interpreter = new InterpreterProcess(runtime, child, settings, link);
     (child.stdin as Writable).end(settings.prescripts[runtime]);
     return interpreter;
   }
@@ -163,8 +190,8 @@ export class InterpreterProcess implements Interpreter {
 
     if (this.child.pid !== undefined && !this.exited) {
       try {
-        confine(this.child.pid);
-        this.requestStream.end(Buffer.concat([encodeLockLine(params), payload]));
+        if (!this.joined) confine(this.child.pid);
+        this.requestStream.end(Buffer.concat([encodeLockLine(params, this.link ? LISTENER_CHANNEL_FD : -1), payload]));
       } catch (error) {
         this.spawnError = `could not confine the process: ${(error as Error).message}`;
         this.kill();
@@ -172,15 +199,43 @@ export class InterpreterProcess implements Interpreter {
     }
 
     const [exitCode, signal] = await this.closed;
+    const denied = this.link?.record() ?? null;
+    this.link?.close();
     return {
       exitCode,
       signal,
       ...watch.end(),
-      spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
+      spawnError: this.spawnError ?? this.link?.failure ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.output(),
       stderr: this.stderr.output(),
       result: this.result.finish(),
+      denied,
     };
+  }
+
+  /** Whether it waits for its invocation: its main thread blocked reading fd 3 (from /proc). */
+  waiting(): boolean {
+    try {
+      const [nr, fd] = fs.readFileSync(`/proc/${this.child.pid}/syscall`, "utf8").split(" ");
+      return Number(nr) === SYS_READ && fd === `0x${REQUEST_FD}`;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Moves the process into a slot's cgroup (its cgroup.procs files) ahead of its invocation, off
+   * the event loop (a migration waits for an RCU grace period: milliseconds). Call it once the
+   * standby waits: what it allocated while starting stays charged where it was, as for a standby
+   * moved when its invocation comes.
+   */
+  async joinAhead(cgroupProcs: readonly string[]): Promise<void> {
+    if (this.child.pid === undefined || this.dispatched) return;
+    for (const file of cgroupProcs) {
+      if (this.reaped) return; // its pid may be another process's now
+      await fs.promises.writeFile(file, String(this.child.pid));
+    }
+    this.joined = cgroupProcs.length > 0;
   }
 
   /** SIGKILLs the process group; a streamed body still open is cut short, and the rest of its channel dropped. */
@@ -193,6 +248,7 @@ export class InterpreterProcess implements Interpreter {
   async discard(): Promise<void> {
     this.kill();
     if (this.child.pid !== undefined) await this.closed;
+    this.link?.close();
   }
 
   private get requestStream(): Writable {

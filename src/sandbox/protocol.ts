@@ -12,7 +12,8 @@ export const REQUEST_FD = 3;
 export const RESULT_FD = 4;
 
 /** The library's lock-down export, as koffi declares it (rendered into the Node prescript). */
-export const LOCKDOWN_SIGNATURE = "int SandboxSeccomp(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads)";
+export const LOCKDOWN_SIGNATURE =
+  "int SandboxLockdown(const char *jail, int uid, int gid, uint32_t flags, int report_fd, int max_threads, int listener_fd)";
 
 /** The library's warm-up export: returns once its runtime is up, called while a standby waits. */
 export const READY_SIGNATURE = "int SandboxReady(void)";
@@ -45,9 +46,13 @@ export const FRAME_HEADER_CAP = 64 * 1024;
 /** Headers a function's response may have. */
 export const MAX_RESPONSE_HEADERS = 100;
 
-/** The first line of fd 3: the parameters joined by NUL (a jail path cannot hold one). */
-export function encodeLockLine(params: LockParams): Buffer {
-  return Buffer.from(`${[params.jail, params.uid, params.gid, params.flags, params.maxThreads].join("\0")}\n`);
+/**
+ * The first line of fd 3: the parameters joined by NUL (a jail path cannot hold one), then the
+ * descriptor the library sends its seccomp listener on (-1: none, refused calls are answered in
+ * the kernel and trapped ones not named).
+ */
+export function encodeLockLine(params: LockParams, listenerFd = -1): Buffer {
+  return Buffer.from(`${[params.jail, params.uid, params.gid, params.flags, params.maxThreads, listenerFd].join("\0")}\n`);
 }
 
 /** What follows the lock line on fd 3: one JSON line (envelope, env, code in base64), then the raw body. */

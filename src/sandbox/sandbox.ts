@@ -15,7 +15,7 @@ import {
   type SyntaxProblem,
 } from "../core/runner.js";
 import { INTERPRETERS, type Runtime } from "../core/runtimes.js";
-import { type Interpreters, resolveInterpreters } from "./binaries.js";
+import { type Interpreters, NODE_LAUNCHER, resolveInterpreters } from "./binaries.js";
 import { type CgroupMode, type Cgroups, setupCgroups } from "./cgroups/setup.js";
 import { type Firewall, setupFirewall } from "./firewall.js";
 import { ForkServer, PRELOAD_MODULES } from "./forkserver.js";
@@ -25,6 +25,7 @@ import { renderForkServer, renderPrescripts } from "./prescript.js";
 import type { InterpreterSettings } from "./process.js";
 import { LOCKDOWN_SIGNATURE, READY_SIGNATURE } from "./protocol.js";
 import { type RunSettings, runInSlot } from "./run.js";
+import { listenerSupported, REFUSALS_PATH, SeccompListener } from "./seccomp-listener.js";
 import { killStrayProcesses, SlotPool } from "./slots.js";
 import { StandbyPool } from "./standby.js";
 import { checkSyntax } from "./syntax.js";
@@ -42,10 +43,18 @@ export interface SandboxHealth extends RunnerHealth {
   standby: number;
   /** Whether functions with network are kept from the host's own networks (netfilter rules). */
   firewall: boolean;
+  /** The interpreters functions run on (Node: the pinned Node 24 unless NODE_BIN says otherwise). */
   python: string;
   node: string;
+  /** The Node that runs the gateway itself (20, 22 or 24), apart from the functions' Node. */
+  gatewayNode: string;
   /** How Python interpreters start: forked from the fork-server, or spawned (PYTHON_FORKSERVER=off). */
   pythonStart: "forkserver" | "spawn";
+  /**
+   * Whether the system calls the sandbox refuses are named (the kernel hands them to the gateway's
+   * seccomp listener), and why not when they are not.
+   */
+  deniedSyscalls: { named: true } | { named: false; reason: string };
   /** Resident memory (bytes, from /proc) of the processes held ready: each standby, the fork-server's parent. */
   memory: {
     standby: { runtime: string; pid: number; rssBytes: number }[];
@@ -72,6 +81,7 @@ export type SandboxConfig = Pick<
   | "MAX_MEMORY_MB"
   | "STANDBY_INTERPRETERS"
   | "PYTHON_FORKSERVER"
+  | "SANDBOX_SECCOMP_LISTENER"
   | "SANDBOX_BLOCKED_NETWORKS"
   | "WARM_IDLE_MS"
   | "WARM_MAX_INVOCATIONS"
@@ -98,6 +108,7 @@ export class Sandbox implements Runner {
     /** The real interpreter binaries; package installs use the same ones so that wheels match. */
     readonly interpreters: Interpreters,
     private readonly forkServer: ForkServer | null,
+    private readonly listener: { listener: SeccompListener | null; reason: string },
     private readonly stopping: AbortController,
     warm: (stop: AbortSignal) => WarmPool,
   ) {
@@ -108,7 +119,8 @@ export class Sandbox implements Runner {
   /** Requires root. Throws with a clear message when something the sandbox needs is missing. */
   static async start(config: SandboxConfig, warn: (line: string) => void = (line) => log.warn(line)): Promise<Sandbox> {
     if (process.getuid?.() !== 0) throw new Error("the sandbox needs root: it mounts the jail and changes uids");
-    if (!fs.existsSync(LIBRARY_PATH)) throw new Error(`the sandbox library is missing: ${LIBRARY_PATH} (run scripts/build-native.sh)`);
+    for (const built of [LIBRARY_PATH, NODE_LAUNCHER, REFUSALS_PATH])
+      if (!fs.existsSync(built)) throw new Error(`the sandbox library is missing: ${built} (run scripts/build-native.sh)`);
     const interpreters = resolveInterpreters(config.PYTHON_BIN, config.NODE_BIN);
     closeOnExecAll();
     const pool = new SlotPool({
@@ -142,6 +154,7 @@ export class Sandbox implements Runner {
           cgroups.notes.join("\n  "),
       );
     }
+    const listener = startListener(config.SANDBOX_SECCOMP_LISTENER, warn);
     const interpreterSettings: InterpreterSettings = {
       interpreters,
       prescripts: renderPrescripts({
@@ -153,6 +166,7 @@ export class Sandbox implements Runner {
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       maxResponseBytes: config.MAX_RESPONSE_BYTES,
       nodeHeapMb: cgroups.mode === "none" ? config.MAX_MEMORY_MB : null,
+      listener: listener.listener,
     };
     const forkServer =
       config.PYTHON_FORKSERVER === "on"
@@ -187,7 +201,7 @@ export class Sandbox implements Runner {
         queueTimeoutMs: config.QUEUE_TIMEOUT_MS,
         stop,
       });
-    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer, new AbortController(), warm);
+    return new Sandbox(settings, pool, cgroups, firewall, interpreters, forkServer, listener, new AbortController(), warm);
   }
 
   async run(given: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
@@ -230,6 +244,10 @@ export class Sandbox implements Runner {
     }
   }
 
+  retire(functionName: string): void {
+    this.warm.retireFunction(functionName);
+  }
+
   checkSyntax(runtime: Runtime, code: string): Promise<SyntaxProblem | null> {
     if (runtime === "typescript") return this.typescript.check(code);
     return checkSyntax(this.interpreters, runtime, code);
@@ -252,7 +270,9 @@ export class Sandbox implements Runner {
       firewall: this.firewall.active,
       python: this.interpreters.python.version,
       node: this.interpreters.node.version,
+      gatewayNode: process.version,
       pythonStart: this.forkServer ? "forkserver" : "spawn",
+      deniedSyscalls: this.listener.listener ? { named: true } : { named: false, reason: this.listener.reason },
       memory: this.memory(),
       warm: this.warm.health(),
     };
@@ -282,6 +302,7 @@ export class Sandbox implements Runner {
     this.stopping.abort();
     await Promise.allSettled([...this.running, this.settings.standby.close(), this.forkServer?.close()]);
     await this.warm.close();
+    this.listener.listener?.close();
     this.release();
   }
 
@@ -305,6 +326,17 @@ export class Sandbox implements Runner {
   }
 }
 
+/** The gateway's seccomp listener, unless turned off or the kernel cannot hand one over (then the reason). */
+function startListener(setting: "on" | "off", warn: (line: string) => void): { listener: SeccompListener | null; reason: string } {
+  if (setting === "off") return { listener: null, reason: "SANDBOX_SECCOMP_LISTENER is off" };
+  if (!listenerSupported()) {
+    const reason = "the kernel lacks SECCOMP_FILTER_FLAG_TSYNC_ESRCH (Linux 5.7): refused calls are answered in the kernel and not named";
+    warn(`WARNING: ${reason}`);
+    return { listener: null, reason };
+  }
+  return { listener: new SeccompListener(), reason: "" };
+}
+
 /** A TypeScript version that does not compile (it did at registration: the compiler failed, or changed). */
 function notCompiled(error: unknown): InvocationResult {
   const message = error instanceof TypeScriptError ? error.problem.message : String(error);
@@ -317,6 +349,7 @@ function notCompiled(error: unknown): InvocationResult {
     stdout: none,
     stderr: none,
     blockedSyscall: null,
+    deniedSyscalls: [],
     errorMessage: `the TypeScript could not be compiled: ${message}`,
     response: null,
   };

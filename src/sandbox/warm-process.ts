@@ -4,9 +4,17 @@ import fs from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { CapturedOutput, OutputChannel, RunOptions } from "../core/runner.js";
 import type { InterpreterKind } from "../core/runtimes.js";
-import { type InterpreterSettings, interpreterCommand, killProcessGroup, type ProcessExit, SPAWN_ENV } from "./process.js";
+import {
+  type InterpreterSettings,
+  interpreterCommand,
+  interpreterStdio,
+  killProcessGroup,
+  type ProcessExit,
+  SPAWN_ENV,
+} from "./process.js";
 import { encodeLockLine, endFrame, type LockParams, outputMarker, REQUEST_FD, RESULT_FD } from "./protocol.js";
 import { ResultChannel } from "./result-channel.js";
+import { LISTENER_CHANNEL_FD, type ListenerLink } from "./seccomp-listener.js";
 import { RunWatch } from "./watch.js";
 
 // One warm interpreter (isolation "function"): locked down once, then handed invocations one at
@@ -36,6 +44,7 @@ export class WarmProcess {
     readonly runtime: InterpreterKind,
     private readonly child: ChildProcess,
     private readonly settings: InterpreterSettings,
+    private readonly link: ListenerLink | null,
   ) {
     this.stdout = new Segments(settings.outputCapBytes);
     this.stderr = new Segments(settings.outputCapBytes);
@@ -55,6 +64,7 @@ export class WarmProcess {
       this.progress();
     });
     this.resultStream.on("data", (chunk: Buffer) => {
+      link?.onResult(chunk, child.pid);
       if (this.result !== null) this.result.push(chunk);
       else if (this.carry.length < FRAME_CARRY_CAP) this.carry = Buffer.concat([this.carry, chunk]);
       this.progress();
@@ -64,19 +74,22 @@ export class WarmProcess {
   /** Spawns the interpreter with the prescript; `confine` (the cgroup join) runs before the lock line goes out. */
   static start(runtime: InterpreterKind, settings: InterpreterSettings, params: LockParams, confine: (pid: number) => void): WarmProcess {
     const [binary, args] = interpreterCommand(runtime, settings);
+    let warm: WarmProcess | undefined;
+    const link = settings.listener?.link(() => warm?.kill()) ?? null;
     const child = spawn(binary, args, {
-      argv0: runtime === "node" ? "node" : binary,
       cwd: "/",
       env: SPAWN_ENV,
       detached: true,
-      stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
+      stdio: interpreterStdio(link),
     });
-    const warm = new WarmProcess(runtime, child, settings);
+    link?.childEndSent();
+    warm = new WarmProcess(runtime, child, settings, link);
+    void warm.closed.then(() => link?.close());
     (child.stdin as Writable).end(settings.prescripts[runtime]);
     if (child.pid !== undefined) {
       try {
         confine(child.pid);
-        warm.requestStream.write(encodeLockLine(params));
+        warm.requestStream.write(encodeLockLine(params, link ? LISTENER_CHANNEL_FD : -1));
       } catch (error) {
         warm.spawnError = `could not confine the process: ${(error as Error).message}`;
         warm.kill();
@@ -113,6 +126,7 @@ export class WarmProcess {
     this.stdout.begin(marker, options, "stdout");
     this.stderr.begin(marker, options, "stderr");
     const watch = new RunWatch(timeoutMs, stop, () => this.kill(), options.signal);
+    this.link?.begin();
     const result = new ResultChannel(this.resultStream, {
       maxResponseBytes: this.settings.maxResponseBytes,
       endFrame: endFrame(nonce),
@@ -143,10 +157,11 @@ export class WarmProcess {
       exitCode,
       signal,
       ...ends,
-      spawnError: this.spawnError ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
+      spawnError: this.spawnError ?? this.link?.failure ?? (this.child.pid === undefined ? "the interpreter did not start" : null),
       stdout: this.stdout.take(),
       stderr: this.stderr.take(),
       result: result.finish(),
+      denied: this.link?.record() ?? null,
     };
   }
 

@@ -92,6 +92,11 @@ export class WarmPool {
     return result;
   }
 
+  /** The function was deleted: its instances go (idle ones now, busy ones when their invocation ends). */
+  retireFunction(name: string): void {
+    for (const instance of this.instances) if (instance.name === name) this.retire(instance);
+  }
+
   /** Stops one idle instance to free its slot for a waiting invocation; false when none is idle. */
   evictIdle(): boolean {
     for (const instance of this.instances) {

@@ -360,6 +360,8 @@ describe("DELETE /api/functions/:name", () => {
     await expectError(await gw.call("/api/functions/doomed/versions"), 404, "not_found");
     const [{ n } = {}] = await gw.sql("select count(*) as n from function_versions where function_name = 'doomed'");
     expect(Number(n)).toBe(0);
+    // The runner is told, so that the function's warm instances stop now.
+    expect(gw.runner.retired).toContain("doomed");
     expect((await register(gw, { name: "doomed" })).version).toBe(1);
   });
 

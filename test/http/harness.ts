@@ -50,6 +50,8 @@ export const auth = { authorization: `Bearer ${TOKEN}` };
  */
 export class ScriptedRunner implements Runner {
   readonly calls: InvocationSpec[] = [];
+  /** The functions whose warm instances the gateway asked to stop (deletions). */
+  readonly retired: string[] = [];
   /** What the next run does (a script may stream through `options`); by default it echoes the request as JSON. */
   script: (spec: InvocationSpec, options: RunOptions) => InvocationResult | Promise<InvocationResult> = (spec) =>
     okResult({ body: Buffer.from(JSON.stringify({ path: spec.request.path })) });
@@ -57,6 +59,10 @@ export class ScriptedRunner implements Runner {
   async run(spec: InvocationSpec, options: RunOptions = {}): Promise<InvocationResult> {
     this.calls.push(spec);
     return this.script(spec, options);
+  }
+
+  retire(functionName: string): void {
+    this.retired.push(functionName);
   }
 
   /** The real check, with the real interpreters and compiler: registration's syntax errors are not scripted. */
@@ -83,6 +89,7 @@ export function result(overrides: Partial<InvocationResult>): InvocationResult {
     stdout: { data: Buffer.alloc(0), truncated: false },
     stderr: { data: Buffer.alloc(0), truncated: false },
     blockedSyscall: null,
+    deniedSyscalls: [],
     errorMessage: null,
     response: null,
     ...overrides,

@@ -43,7 +43,10 @@ describe("the installers' confinement", () => {
     expect(names).toEqual(expect.arrayContaining(["HOME", "LANG", "PATH", "TMPDIR"]));
     expect(
       names.filter(
-        (name) => !["HOME", "LANG", "PATH", "TMPDIR", "PIP_NO_CACHE_DIR", "npm_config_cache", "PWD", "SHLVL", "_"].includes(name),
+        (name) =>
+          !["HOME", "LANG", "PATH", "TMPDIR", "PIP_NO_CACHE_DIR", "npm_config_cache", "NODE_USE_SYSTEM_CA", "PWD", "SHLVL", "_"].includes(
+            name,
+          ),
       ),
     ).toEqual([]);
   });

@@ -1,6 +1,7 @@
+import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sandbox } from "../../src/sandbox/sandbox.js";
-import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox } from "./harness.js";
+import { bodyJson, bodyText, request, spec, startSandbox, stopSandbox, until } from "./harness.js";
 
 let handle: Awaited<ReturnType<typeof startSandbox>>;
 let sandbox: Sandbox;
@@ -12,6 +13,37 @@ beforeAll(async () => {
 afterAll(() => stopSandbox(handle));
 
 const run = (...args: Parameters<typeof spec>) => sandbox.run(spec(...args));
+
+describe("interpreters", () => {
+  it("runs JavaScript on the pinned Node 24 LTS, whatever Node runs the gateway, and /healthz shows both", async () => {
+    const result = await run(
+      "node",
+      "export default () => ({ version: process.version, argv0: process.argv0, execPath: process.execPath });",
+    );
+    const seen = bodyJson<{ version: string; argv0: string; execPath: string }>(result);
+    expect(seen.version).toMatch(/^v24\./);
+    // The launcher (native/launcher/fngw-exec.c) keeps the host's paths out of what the function sees.
+    expect(seen).toMatchObject({ argv0: "node", execPath: "/usr/bin/node" });
+    expect(sandbox.health()).toMatchObject({ node: seen.version, gatewayNode: process.version });
+  });
+
+  it("after a Node invocation, the slot's next Node standby waits in the slot's cgroup, and serves the next one", async () => {
+    const pidOf = "export default () => process.pid;";
+    await run("node", pidOf);
+    const inSlot = () =>
+      sandbox
+        .health()
+        .memory.standby.filter((s) => s.runtime === "node")
+        .map((s) => s.pid)
+        .filter((pid) => /\/slot-\d+$/m.test(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8")));
+    await until(() => inSlot().length > 0, 10_000);
+    const waiting = inSlot();
+    // Every slot's was last Python's or Node's; the next Node invocation takes the one in its own slot.
+    const pids: number[] = [];
+    for (let i = 0; i < 4; i++) pids.push(Number(bodyText(await run("node", pidOf))));
+    expect(pids.some((pid) => waiting.includes(pid))).toBe(true);
+  });
+});
 
 describe("handler mode", () => {
   it("calls a Python handler with the request and answers JSON", async () => {
@@ -149,6 +181,13 @@ describe("script mode", () => {
     const result = await run("python", code);
     expect(result.status).toBe("ok");
     expect(bodyText(result)).toBe("main done\nfrom the thread\n");
+  });
+
+  it("python: then its atexit functions run, and their output is part of the answer", async () => {
+    const code = `import atexit, threading, time\natexit.register(lambda: print("at exit"))\nthreading.Thread(target=lambda: (time.sleep(0.1), print("thread"))).start()\nprint("main")`;
+    const result = await run("python", code);
+    expect(result).toMatchObject({ status: "ok", exitCode: 0 });
+    expect(bodyText(result)).toBe("main\nthread\nat exit\n");
   });
 
   it.each([

@@ -56,6 +56,24 @@ interface State {
 }
 
 describe.each<InterpreterKind>(["python", "node"])("%s", (runtime) => {
+  it("stops a deleted function's instances at once: the idle one now, the busy one when its invocation ends", async () => {
+    const name = `deleted-${runtime}`;
+    const slow =
+      runtime === "python"
+        ? "import time\ndef handler(r):\n    time.sleep(0.3)\n    return 1\n"
+        : "module.exports = () => new Promise((r) => setTimeout(() => r(1), 300));";
+    const fn = warm(runtime, slow, name);
+    await Promise.all([sandbox.run(fn), sandbox.run(fn)]); // two instances, both idle now
+    const running = sandbox.run(fn);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const mine = () => sandbox.health().warm.instances.filter((i) => i.function === name);
+    expect(mine()).toHaveLength(2);
+    sandbox.retire(name);
+    expect(mine()).toEqual([expect.objectContaining({ busy: true })]);
+    expect((await running).status).toBe("ok"); // the busy one finishes its invocation
+    expect(mine()).toEqual([]);
+  });
+
   it("keeps module state and /tmp between two invocations of the same version", async () => {
     const fn = warm(runtime, STATEFUL[runtime], `keep-${runtime}`);
     const first = bodyJson<State>(await sandbox.run(fn));

@@ -42,6 +42,7 @@ function unconfirmed(result: Buffer, overrides: Partial<ProcessExit> = {}): Proc
     timedOut: false,
     interrupted: false,
     clientClosed: false,
+    denied: null,
     spawnError: null,
     stdout: output(),
     stderr: output(),
@@ -51,9 +52,10 @@ function unconfirmed(result: Buffer, overrides: Partial<ProcessExit> = {}): Proc
 }
 
 describe("fd 3: what the gateway writes", () => {
-  it("sends the lock-down parameters as one NUL-separated line", () => {
-    const line = encodeLockLine({ jail: "/j/slot-0", uid: 300001, gid: 300001, flags: FLAG_NETWORK, maxThreads: 64 });
-    expect(line.toString()).toBe("/j/slot-0\u0000300001\u0000300001\u00001\u000064\n");
+  it("sends the lock-down parameters as one NUL-separated line, the seccomp listener's channel last (-1: none)", () => {
+    const params = { jail: "/j/slot-0", uid: 300001, gid: 300001, flags: FLAG_NETWORK, maxThreads: 64 };
+    expect(encodeLockLine(params, 5).toString()).toBe("/j/slot-0\u0000300001\u0000300001\u00001\u000064\u00005\n");
+    expect(encodeLockLine(params).toString()).toBe("/j/slot-0\u0000300001\u0000300001\u00001\u000064\u0000-1\n");
   });
 
   it("follows with one JSON line (code in base64, the base environment under the function's own) and the raw body", () => {
@@ -134,6 +136,38 @@ describe("fd 4: reading the result frames", () => {
 const NOT_REPORTED = "killed by the seccomp filter (call not reported)";
 
 describe("classifying how a run ended", () => {
+  it("names the refused call the gateway's listener killed the process for, and reports every refused call", () => {
+    const denied = {
+      calls: [
+        { name: "execve", count: 2 },
+        { name: "syslog", count: 1 },
+      ],
+      killedFor: "syslog",
+    };
+    const killed = classify(exited(Buffer.alloc(0), { signal: "SIGKILL", exitCode: null, denied, timedOut: true }), SPEC, false, LIMITS);
+    expect(killed).toMatchObject({
+      status: "forbidden",
+      blockedSyscall: "syslog",
+      deniedSyscalls: denied.calls,
+      errorMessage: "the function called syslog, which the sandbox does not allow (killed)",
+    });
+    const refused = classify(
+      exited(response(200, "fine"), { denied: { calls: [{ name: "execve", count: 1 }], killedFor: null } }),
+      SPEC,
+      false,
+      LIMITS,
+    );
+    expect(refused).toMatchObject({ status: "ok", blockedSyscall: null, deniedSyscalls: [{ name: "execve", count: 1 }] });
+  });
+
+  it("with a listener, a SIGSYS names no call (a foreign ABI's call, or a signal the function sent itself); without one, the call is unknown", () => {
+    const withListener = exited(Buffer.alloc(0), { signal: "SIGSYS", exitCode: null, denied: { calls: [], killedFor: null } });
+    expect(classify(withListener, SPEC, false, LIMITS)).toMatchObject({ status: "forbidden", blockedSyscall: null });
+    expect(classify(withListener, SPEC, false, LIMITS).errorMessage).toMatch(/^killed by SIGSYS: a system call of a foreign architecture/);
+    const trapped = exited(Buffer.alloc(0), { signal: "SIGSYS", exitCode: null });
+    expect(classify(trapped, SPEC, false, LIMITS).errorMessage).toBe("killed by the seccomp filter (call not reported)");
+  });
+
   it("answers what the response frame says, duration rounded to the microsecond", () => {
     const result = classify(exited(response(201, "made", [["x-a", "b"]])), SPEC, false, LIMITS);
     expect(result).toMatchObject({ status: "ok", durationMs: 12.346, response: { status: 201, headers: [["x-a", "b"]] } });

@@ -14,8 +14,20 @@ import "fngw/native/lockdown"
 // It returns 0 only when the lock is in place; on any failure it writes one
 // {"kind":"lockdown_failed",...} line to report_fd and ends the process with status 125.
 //
+// This is SandboxLockdown without a listener: refused calls are answered in the kernel, and
+// trapped ones named by the SIGSYS reporter on report_fd (the developer's runners use it).
+//
 //export SandboxSeccomp
 func SandboxSeccomp(jail *C.char, uid, gid C.int, flags C.uint, reportFD, maxThreads C.int) C.int {
+	return SandboxLockdown(jail, uid, gid, flags, reportFD, maxThreads, -1)
+}
+
+// SandboxLockdown is the whole lock-down; listener_fd, when positive, is a Unix socket the
+// seccomp filter's listener is sent on before the call returns, so that every refused call
+// is handed to the gateway, which names it (native/README.md, "Naming refused calls").
+//
+//export SandboxLockdown
+func SandboxLockdown(jail *C.char, uid, gid C.int, flags C.uint, reportFD, maxThreads, listenerFD C.int) C.int {
 	path := ""
 	if jail != nil {
 		path = C.GoString(jail)
@@ -27,6 +39,7 @@ func SandboxSeccomp(jail *C.char, uid, gid C.int, flags C.uint, reportFD, maxThr
 		Flags:      uint32(flags),
 		ReportFD:   int(reportFD),
 		MaxThreads: int(maxThreads),
+		ListenerFD: int(listenerFD),
 	})
 	return 0
 }

@@ -1,14 +1,14 @@
 import type { InvocationEnd } from "../../core/invocations.js";
 import { log } from "../../core/log.js";
-import { type InvocationResult, SaturatedError } from "../../core/runner.js";
+import { type DeniedSyscall, type InvocationResult, SaturatedError } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
 import { errorBody } from "../errors.js";
 import { type DroppedHeader, describeDropped, toHttpResponse } from "./exchange.js";
 
-/** An HTTP answer and the log row's end that goes with it. */
+/** An HTTP answer and the log row's end that goes with it (`deniedSyscalls`: the calls the sandbox refused, as the kernel named them). */
 export interface Outcome {
   response: Response;
-  end: InvocationEnd;
+  end: InvocationEnd & { deniedSyscalls: DeniedSyscall[] };
   /**
    * Milliseconds from the start of the run to the first byte of the function's own answer handed
    * to the client (a whole answer's head, a streamed one's head, live output's first event); null
@@ -41,10 +41,11 @@ function outputOf(result: InvocationResult) {
     signal: result.signal,
     // Stored as text: invalid UTF-8 becomes U+FFFD.
     stdout: result.stdout.data.toString("utf8"),
-    stderr: result.stderr.data.toString("utf8"),
+    stderr: result.stderr.data.toString("utf8") + describeDenied(result.deniedSyscalls),
     stdoutTruncated: result.stdout.truncated,
     stderrTruncated: result.stderr.truncated,
     blockedSyscall: result.blockedSyscall,
+    deniedSyscalls: result.deniedSyscalls,
   };
 }
 
@@ -81,11 +82,17 @@ export interface SentStream {
  * The log row's end of an answer that was streamed (its head sent as the function gave it, its
  * body as written, or live output's events): the run's status, what was sent.
  */
-export function endOfStream(result: InvocationResult, sent: SentStream): InvocationEnd {
+export function endOfStream(result: InvocationResult, sent: SentStream): Outcome["end"] {
   const output = outputOf(result);
   const stderr = output.stderr + describeDropped(sent.dropped);
   const error = result.status === "ok" ? null : messageOf(result);
   return { ...output, stderr, status: result.status, httpStatus: sent.httpStatus, responseBytes: sent.bytes, error };
+}
+
+/** A line for the stored stderr naming the calls the sandbox refused (the row's denied_syscalls holds them too). */
+function describeDenied(denied: DeniedSyscall[]): string {
+  if (denied.length === 0) return "";
+  return `[fngw] the sandbox refused ${denied.map(({ name, count }) => (count === 1 ? name : `${name} (${count} times)`)).join(", ")}\n`;
 }
 
 /** An invocation the gateway refuses without running it: a `rejected` row with the status it answered (408, 413, 429, 503). */
@@ -100,7 +107,7 @@ export function rejected(
   const { response, bytes } = jsonError(httpStatus, code, message, invocationId, headers);
   return {
     response,
-    end: { ...NO_OUTPUT, durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message },
+    end: { ...NO_OUTPUT, deniedSyscalls: [], durationMs: waitedMs, status: "rejected", httpStatus, responseBytes: bytes, error: message },
     firstByteMs: null,
   };
 }
@@ -120,6 +127,7 @@ export function outcomeOfRunnerError(err: unknown, invocationId: string, waitedM
     response,
     end: {
       ...NO_OUTPUT,
+      deniedSyscalls: [],
       durationMs: waitedMs,
       status: "error",
       httpStatus: 500,

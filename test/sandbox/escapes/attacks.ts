@@ -6,8 +6,9 @@
 // The seccomp policy (native/seccomp/policy.go) decides what the attacker sees: fork,
 // exec, socket without network, set*id, mount, chroot, unshare, ptrace and kill of
 // another pid fail with EPERM; clone3 with ENOSYS; any call the policy does not name
-// kills the process with SIGSYS (status `forbidden`; `blockedSyscall` stays null: the only report
-// of the call is on fd 4, which user code can write too, see forgery.test.ts).
+// kills the process (status `forbidden`). The kernel hands every refused call to the gateway's
+// seccomp listener, which names it: `blockedSyscall` for the killing one, `deniedSyscalls` for
+// all (forgery.test.ts; unnamed.test.ts for a gateway without the listener).
 //
 // Every test file calls useAttackedSandbox() once: it starts a sandbox of its own for that file
 // (vitest gives each file a fresh copy of this module, so the state below is per file).
@@ -54,8 +55,11 @@ export const host = {
 let handle: Awaited<ReturnType<typeof startSandbox>> | undefined;
 let sandbox: Sandbox;
 
-/** Starts this file's sandbox (beforeAll) with the gateway's secrets in the environment, and stops it (afterAll). */
-export function useAttackedSandbox(): void {
+/**
+ * Starts this file's sandbox (beforeAll) with the gateway's secrets in the environment, and stops
+ * it (afterAll); `env` adds settings.
+ */
+export function useAttackedSandbox(env: Record<string, string> = {}): void {
   beforeAll(async () => {
     process.env.GATEWAY_TOKEN = SECRET_TOKEN;
     process.env.FNGW_DB_PASSWORD = SECRET_DB_PASSWORD;
@@ -64,6 +68,7 @@ export function useAttackedSandbox(): void {
       MAX_CONCURRENCY: String(MAX_CONCURRENCY),
       MAX_THREADS: String(MAX_THREADS),
       TMP_SIZE_MB: String(TMP_SIZE_MB),
+      ...env,
     });
     sandbox = handle.sandbox;
     host.dataDir = handle.dataDir;
@@ -193,6 +198,11 @@ export async function observe<T = Json>(runtime: Runtime, code: string, override
   const result = await run(runtime, code, overrides);
   expect(result.status, bodyText(result)).toBe("ok");
   return bodyJson<T>(result);
+}
+
+/** The file's sandbox as /healthz shows it. */
+export function sandboxHealth(): ReturnType<Sandbox["health"]> {
+  return sandbox.health();
 }
 
 /**
