@@ -26,6 +26,7 @@ import { startPostgres } from "../scripts/postgres.js";
 import { loadConfig } from "../src/core/config.js";
 import { INTERPRETERS, type InterpreterKind } from "../src/core/runtimes.js";
 import { resolveInterpreters } from "../src/sandbox/binaries.js";
+import { type AsyncFigures, measureAsync } from "./lib/async.js";
 import { type CpuByProcess, cpuBetween, reapedBetween, sampleCpu } from "./lib/cpu.js";
 import { BENCH_FUNCTIONS, type BenchFunction } from "./lib/functions.js";
 import { Gateway } from "./lib/gateway.js";
@@ -69,6 +70,8 @@ const options = new Command()
   .option("--idle-requests <n>", "requests of the idle case, 400 ms apart (default 40, quick 4)", positiveInt)
   .option("--isolation <modes>", `only these isolation modes, comma-separated (${ISOLATION_MODES.join(", ")})`, oneOf(ISOLATION_MODES))
   .option("--runtime <runtimes>", `only these runtimes, comma-separated (${INTERPRETERS.join(", ")})`, oneOf(INTERPRETERS))
+  .option("--async-jobs <n>", "jobs of the asynchronous case (default 4000, quick 400)", positiveInt)
+  .option("--no-async", "leave the asynchronous case out")
   .option("--cpu-prof <dir>", "start the gateway with --cpu-prof, profiles written to <dir>")
   .option(
     "--store <engine>",
@@ -87,6 +90,8 @@ const options = new Command()
     idleRequests?: number;
     isolation?: IsolationMode[];
     runtime?: InterpreterKind[];
+    asyncJobs?: number;
+    async: boolean;
     cpuProf?: string;
     store: readonly ("sqlite" | "postgres")[];
     streamMb?: number;
@@ -163,6 +168,7 @@ try {
 const logCheck = await checkLog();
 await gateway.stop();
 postgres?.stop();
+const asyncResults: AsyncFigures[] = options.async ? await measureAsync(options.asyncJobs ?? (options.quick ? 400 : 4000), perCase) : [];
 
 printTable();
 printStreams();
@@ -186,7 +192,10 @@ const settings = {
   idleGapMs: IDLE_GAP_MS,
   warmupPerConnection: WARMUP_PER_CONNECTION,
 };
-fs.writeFileSync(file, `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, streams, logCheck }, null, 2)}\n`);
+fs.writeFileSync(
+  file,
+  `${JSON.stringify({ startedAt, settings, environment, skippedModes, results, streams, asyncResults, logCheck }, null, 2)}\n`,
+);
 console.log(`\nfull figures: ${path.relative(process.cwd(), file)}`);
 const lost = logCheck.filter((check) => check.rows !== check.sent || check.fiveXX > 0);
 if (lost.length > 0) {
@@ -393,4 +402,25 @@ function printTable(): void {
     table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio", "cpu gw", "cpu sandbox"], rows),
   );
   for (const { mode, reason } of skippedModes) console.log(`isolation "${mode}" skipped: the gateway answers 400 (${reason})`);
+  if (asyncResults.length === 0) return;
+  console.log(
+    "\nasynchronous (Prefer: respond-async), python hello, one gateway on SQLite; drain against the synchronous calls at ASYNC_MAX_CONCURRENCY\n",
+  );
+  console.log(
+    table(
+      ["isolation", "jobs", "enqueue/s", "enqueue p50", "non-202", "drain/s", "sync/s", "c", "drain ratio", "failed"],
+      asyncResults.map((r) => [
+        r.isolation,
+        String(r.enqueue.sent),
+        fmt(r.enqueue.throughput, 0),
+        fmt(r.enqueue.p50),
+        String(r.enqueue.sent - (r.enqueue.statuses["202"] ?? 0)),
+        fmt(r.drainPerSecond),
+        fmt(r.sync.throughput),
+        String(r.asyncConcurrency),
+        `${fmt(r.ratio, 2)}x`,
+        String(r.failed),
+      ]),
+    ),
+  );
 }

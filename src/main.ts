@@ -6,6 +6,7 @@ import { HostLockBusyError, lockDataDir, lockUids } from "./host-locks.js";
 import { Admission } from "./http/admission.js";
 import { createApp } from "./http/app.js";
 import { provisionToken } from "./http/middleware/auth.js";
+import { createJobs } from "./jobs/index.js";
 import { FunctionEnvironments } from "./packages/function-environments.js";
 import { openPackageStore } from "./packages/index.js";
 import { Sandbox } from "./sandbox/sandbox.js";
@@ -163,6 +164,8 @@ async function main(): Promise<void> {
   const packageSweep = setInterval(sweepPackages, config.PACKAGES_SWEEP_INTERVAL_MS);
   packageSweep.unref();
 
+  // Jobs run in the same admission control and sandbox as calls that wait (src/jobs).
+  const jobs = createJobs({ config, store, cluster, runner: sandbox, slots: admission, box: secrets.box, packages });
   const app = createApp({
     config,
     store,
@@ -171,6 +174,8 @@ async function main(): Promise<void> {
     health: () => sandbox.health(),
     admission,
     packages,
+    jobs: jobs.queue,
+    jobsRunning: () => jobs.worker.active,
   });
   const retention = startRetention(store, {
     retentionDays: config.LOG_RETENTION_DAYS,
@@ -182,12 +187,24 @@ async function main(): Promise<void> {
   // First pass right away, so a lowered limit applies without waiting an interval.
   retention.runOnce().catch((err: unknown) => log.error({ err }, "log retention failed"));
   gateway.serveApp(app.fetch);
+  try {
+    const { createdSecret } = await jobs.start();
+    // Shown with a generated admin token, at the first start, where the operator reads secrets; with GATEWAY_TOKEN
+    // given (a managed deployment), POST /api/jobs/callback-secret shows a new one instead.
+    if (createdSecret && token.generated) {
+      printPlain(`Callback signing secret (printed this once; POST /api/jobs/callback-secret makes a new one): ${createdSecret}`);
+    }
+  } catch (err) {
+    fail(`the job queue could not start: ${err instanceof Error ? err.message : String(err)}`);
+  }
 
   gateway.onShutdown(async (server, signal) => {
     log.info(`${signal}: no new connections; waiting up to ${config.SHUTDOWN_GRACE_MS} ms for ${admission.size} invocation(s)`);
     retention.stop();
     clearInterval(packageSweep);
     packages.close();
+    // No new job is taken; the running ones finish within the grace, or end interrupted (and are retried) when the sandbox closes.
+    const jobsStopped = jobs.stop();
     server.close();
     server.closeIdleConnections();
     if (!(await admission.idle(config.SHUTDOWN_GRACE_MS))) {
@@ -211,6 +228,7 @@ async function main(): Promise<void> {
       console.log("package installs still running are cut; they start again at the next start");
     // Let the last handlers write their rows and answer; whatever is still `running` after that was cut short.
     await admission.idle(1000);
+    await jobsStopped;
     await cluster.log.flush();
     try {
       const cut = await store.invocations.markInterrupted(cluster.node, INTERRUPTED_MESSAGE);

@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiFailure, api, type FunctionDetail, fnPath, installing, type Settings } from "./api";
 import { CodeEditor } from "./editor";
 import { InvokePanel } from "./invoke";
+import { Schedules } from "./jobs";
 import { LiveLog } from "./live-log";
 import { Metrics } from "./metrics";
 import { PackageState } from "./packages";
@@ -10,7 +11,7 @@ import { changedSettings, EnvEditor, envOf, envRowsOf, SettingsFields } from "./
 import { messageOf } from "./util";
 import { Versions } from "./versions";
 
-export const TABS = ["code", "versions", "settings", "invoke", "log", "metrics"] as const;
+export const TABS = ["code", "versions", "settings", "invoke", "log", "metrics", "schedules"] as const;
 export type Tab = (typeof TABS)[number];
 
 /** How often the page looks again while packages install. */
@@ -63,6 +64,7 @@ export function FunctionPage({ name, tab }: { name: string; tab: Tab }) {
       {tab === "invoke" && <InvokePanel name={fn.name} />}
       {tab === "log" && <LiveLog name={fn.name} />}
       {tab === "metrics" && <Metrics name={fn.name} />}
+      {tab === "schedules" && <Schedules name={fn.name} />}
     </section>
   );
 }

@@ -4,15 +4,17 @@ import { api, onSignedOut, signOut } from "./api";
 import { Deploy } from "./deploy";
 import { FunctionPage, TABS, type Tab } from "./function-page";
 import { FunctionsList } from "./functions-list";
+import { JobsPage } from "./jobs";
 import { SignIn } from "./signin";
 import "./style.css";
 
-type Route = { page: "list" } | { page: "new" } | { page: "function"; name: string; tab: Tab };
+type Route = { page: "list" } | { page: "new" } | { page: "jobs"; view: string | undefined; open: string | undefined } | { page: "function"; name: string; tab: Tab };
 
-/** Hash routes: #/, #/new, #/fn/<name>[/<tab>]. */
+/** Hash routes: #/, #/new, #/jobs[/<view>[/<job id>]], #/fn/<name>[/<tab>]. */
 function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "new") return { page: "new" };
+  if (parts[0] === "jobs") return { page: "jobs", view: parts[1], open: parts[2] };
   if (parts[0] === "fn" && parts[1]) {
     const tab = TABS.find((t) => t === parts[2]) ?? "code";
     return { page: "function", name: parts[1], tab };
@@ -68,6 +70,7 @@ function App() {
         <nav>
           <a href="#/">Functions</a>
           <a href="#/new">Deploy</a>
+          <a href="#/jobs">Jobs</a>
           <a href="/docs">API</a>
           <button class="link" onClick={() => void leave()}>
             Sign out
@@ -77,6 +80,7 @@ function App() {
       <main class="content">
         {route.page === "list" && <FunctionsList />}
         {route.page === "new" && <Deploy />}
+        {route.page === "jobs" && <JobsPage view={route.view} open={route.open} />}
         {route.page === "function" && <FunctionPage key={route.name} name={route.name} tab={route.tab} />}
       </main>
     </>

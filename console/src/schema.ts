@@ -13,6 +13,9 @@ export interface PropertySchema {
   description?: string;
   default?: unknown;
   items?: PropertySchema;
+  /** The fields of an object (a schedule's). */
+  properties?: Record<string, PropertySchema>;
+  example?: unknown;
   additionalProperties?: PropertySchema | boolean;
 }
 

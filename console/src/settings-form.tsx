@@ -40,6 +40,15 @@ function valueOf(text: string, schema: PropertySchema): unknown {
   }
 }
 
+/** A list of objects (schedules): edited as JSON. */
+const objectList = (schema: PropertySchema) => typesOf(schema).includes("array") && schema.items !== undefined && typesOf(schema.items).includes("object");
+
+/** A JSON example for a list of objects, from the example values the schema gives its fields. */
+function exampleOf(schema: PropertySchema): string {
+  const fields = Object.entries(schema.items?.properties ?? {}).filter(([, field]) => field.example !== undefined);
+  return fields.length === 0 ? "[]" : JSON.stringify([Object.fromEntries(fields.map(([name, field]) => [name, field.example]))]);
+}
+
 /** The settings whose fields differ from `base` (all of them when there is no base), or the field errors. */
 export function changedSettings(draft: Draft, base: Settings | null): { changed: Settings; errors: Record<string, string> } {
   const changed: Settings = {};
@@ -118,8 +127,8 @@ export function SettingsFields({ schema, initial, draft, onChange, errors }: Fie
             <textarea
               name={name}
               class="mono"
-              rows={3}
-              placeholder={types.includes("array") ? "one a line" : ""}
+              rows={objectList(property) ? 6 : 3}
+              placeholder={objectList(property) ? exampleOf(property) : types.includes("array") ? "one a line" : ""}
               value={value instanceof Error ? undefined : textOf(value, property)}
               aria-invalid={error !== undefined}
               aria-describedby={describedBy}

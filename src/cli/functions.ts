@@ -6,6 +6,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { RUNTIMES, type Runtime, SOURCE_EXTENSIONS } from "../core/runtimes.js";
 import { CliError, checkName, EXIT, type GatewayClient, usageError } from "./client.js";
 import { collect, contextOf, positiveInteger } from "./context.js";
+import { scheduleLines } from "./jobs.js";
 import { keyValues, liveProgress, note, printJson, printLine, table } from "./output.js";
 
 /** The fields of GET /api/functions/:name (and of each version) the tool shows. */
@@ -24,6 +25,9 @@ export interface FunctionJson {
   updated_at?: string;
   packages?: string[];
   isolation?: string;
+  retries?: number;
+  max_event_age_s?: number;
+  schedules?: { cron: string; timezone: string; enabled: boolean; overlap: string }[];
   environment?: EnvironmentJson | null;
   pending_version?: { version: number; packages: string[]; environment: EnvironmentJson | null } | null;
 }
@@ -61,6 +65,15 @@ interface DeployFlags {
   maxConcurrency?: number;
   packages?: string[];
   isolation?: string;
+  schedule?: string[];
+  tz?: string;
+  retries?: number;
+  maxEventAge?: number;
+}
+
+function nonNegativeInteger(value: string): number {
+  if (!/^\d{1,6}$/.test(value)) throw new InvalidArgumentError("must be a whole number");
+  return Number(value);
 }
 
 function collectEnv(pair: string, previous: Record<string, string> | undefined): Record<string, string> {
@@ -80,6 +93,9 @@ function settingsOf(flags: DeployFlags): Record<string, unknown> {
     max_concurrency: flags.maxConcurrency,
     packages: flags.packages,
     isolation: flags.isolation,
+    schedules: flags.schedule?.map((cron) => ({ cron, timezone: flags.tz ?? "UTC" })),
+    retries: flags.retries,
+    max_event_age_s: flags.maxEventAge,
   };
   return Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined));
 }
@@ -96,6 +112,7 @@ async function deploy(file: string, flags: DeployFlags, command: Command): Promi
   } catch (error) {
     throw usageError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  if (flags.tz !== undefined && flags.schedule === undefined) throw usageError("--tz goes with --schedule");
   const fields = { runtime, code, ...settingsOf(flags) };
 
   let answer = await client.send("/api/functions", { method: "POST", json: { name, ...fields }, waitingFor: `deploying ${name}` });
@@ -228,6 +245,9 @@ async function showFunction(name: string, _flags: unknown, command: Command): Pr
             ] as [string, string],
           ]
         : []),
+      ...(fn.retries !== undefined ? [["retries", fn.retries] as [string, number]] : []),
+      ...(fn.max_event_age_s !== undefined ? [["max_event_age_s", fn.max_event_age_s] as [string, number]] : []),
+      ...(fn.schedules && fn.schedules.length > 0 ? await scheduleLines(client, fn.name) : []),
       ["env", env.length > 0 ? env.join(" ") : "-"],
       ["created_at", fn.created_at],
       ["updated_at", fn.updated_at],
@@ -290,6 +310,10 @@ export function registerFunctionCommands(program: Command): void {
     .addOption(
       new Option("--isolation <mode>", "a fresh interpreter per invocation, or one per function").choices(["invocation", "function"]),
     )
+    .option("--schedule <cron>", 'run on a cron schedule, e.g. "*/5 * * * *" (repeatable; replaces the schedules)', collect)
+    .option("--tz <zone>", "the IANA time zone of the --schedule expressions (default UTC)")
+    .option("--retries <n>", "retries of an asynchronous invocation after a retryable failure (0-5)", nonNegativeInteger)
+    .option("--max-event-age <s>", "seconds an asynchronous invocation may wait before it expires (60-21600)", positiveInteger)
     .option("--no-wait", "return once the version is stored, without waiting for its packages to install")
     .action(deploy);
 

@@ -19,6 +19,9 @@ interface InvokeFlags {
   data?: string;
   header?: string[];
   path?: string;
+  async?: boolean;
+  callbackUrl?: string;
+  idempotencyKey?: string;
 }
 
 function method(value: string): string {
@@ -81,6 +84,11 @@ async function invoke(target: string, flags: InvokeFlags, command: Command): Pro
   const subPath = flags.path ?? "";
   if (subPath !== "" && !subPath.startsWith("/")) throw usageError(`--path must start with '/' (got '${subPath}')`);
   const headers = headersOf(flags.header ?? []);
+  if (!flags.async && (flags.callbackUrl || flags.idempotencyKey)) throw usageError("--callback-url and --idempotency-key go with --async");
+  // --async: the gateway stores the request as a job and answers 202 with its id (fngw logs <id> follows it).
+  if (flags.async) headers.set("prefer", "respond-async");
+  if (flags.callbackUrl) headers.set("x-callback-url", flags.callbackUrl);
+  if (flags.idempotencyKey) headers.set("idempotency-key", flags.idempotencyKey);
   const body = flags.data !== undefined ? await bodyOf(flags.data) : undefined;
   const verb = flags.request ?? (body !== undefined ? "POST" : "GET");
   if (body !== undefined && (verb === "GET" || verb === "HEAD")) throw usageError(`a ${verb} request cannot carry --data`);
@@ -132,5 +140,8 @@ export function registerInvokeCommand(program: Command): void {
     .option("-d, --data <body>", "the request body: text, @file, or - for stdin")
     .option("-H, --header <header>", "a request header 'Name: value' (repeatable)", collect)
     .option("--path <path>", "the path below /fn/<name>, query string included (e.g. /items?id=1)")
+    .option("--async", "queue the invocation (Prefer: respond-async): 202 and the job's id; fngw logs <id> shows how it went")
+    .option("--callback-url <url>", "with --async: where the job's answer is POSTed, signed, when it ends")
+    .option("--idempotency-key <key>", "with --async: the same key within 24 h answers the first job again")
     .action(invoke);
 }

@@ -5,6 +5,7 @@ import { EventSourceParserStream } from "eventsource-parser/stream";
 import { INVOCATION_STATUSES } from "../core/statuses.js";
 import { CliError, checkName, EXIT, type GatewayClient, usageError } from "./client.js";
 import { contextOf, positiveInteger } from "./context.js";
+import { type JobJson, printJob } from "./jobs.js";
 import { type Cell, keyValues, note, printJson, printLine, table } from "./output.js";
 
 /** One item of GET /api/invocations. */
@@ -69,9 +70,11 @@ export function printInvocation(row: InvocationDetailJson, write: (text: string)
 async function inspect(id: string, _flags: unknown, command: Command): Promise<void> {
   const { client, json } = contextOf(command);
   if (!/^[\w-]{1,64}$/.test(id)) throw usageError(`'${id}' is not an invocation id`);
-  const row = await client.json<InvocationDetailJson>(`/api/invocations/${id}`);
+  const row = await client.json<InvocationDetailJson | JobJson>(`/api/invocations/${id}`);
   if (json) return printJson(row);
-  printInvocation(row, (text) => process.stdout.write(text));
+  // An asynchronous invocation's id names its job: its state, attempts and answer.
+  if ("kind" in row && row.kind === "job") return printJob(row, (text) => process.stdout.write(text));
+  printInvocation(row as InvocationDetailJson, (text) => process.stdout.write(text));
 }
 
 interface Page {

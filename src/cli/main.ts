@@ -6,6 +6,7 @@ import { registerBackupCommand } from "./backup.js";
 import { CliError, DEFAULT_URL, EXIT } from "./client.js";
 import { registerFunctionCommands } from "./functions.js";
 import { registerInvokeCommand } from "./invoke.js";
+import { registerJobCommands } from "./jobs.js";
 import { registerLogCommands } from "./logs.js";
 
 const EXIT_CODES_HELP = `
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerFunctionCommands(program);
   registerInvokeCommand(program);
   registerLogCommands(program);
+  registerJobCommands(program);
   registerBackupCommand(program);
   return program;
 }

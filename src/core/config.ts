@@ -123,6 +123,30 @@ const EnvSchema = z
      */
     FUNCTIONS_ORIGIN_ISOLATION: z.enum(["on", "off"]).default("on"),
 
+    // Asynchronous invocations, callbacks and schedules (README, Asynchronous invocations).
+    /** Jobs this gateway runs at once, in the same slots as synchronous calls (0: it runs none); default half of MAX_CONCURRENCY, at least 1. */
+    ASYNC_MAX_CONCURRENCY: z.coerce.number().int().min(0).max(256).optional(),
+    /** The largest request body an asynchronous invocation keeps; past it 413. */
+    ASYNC_MAX_BODY_BYTES: int(0, 1 * MiB, 64 * MiB),
+    /** Jobs waiting or running, on every gateway together; past it 429. */
+    ASYNC_QUEUE_MAX_JOBS: int(1, 10_000, 10_000_000),
+    /** Bytes of the requests those jobs hold; past it 429. */
+    ASYNC_QUEUE_MAX_MB: int(1, 256, 1_000_000),
+    /** The share of both bounds one function may hold, in percent. */
+    ASYNC_QUEUE_FUNCTION_SHARE: int(1, 25, 100),
+    /** Bytes of a job's final answer kept (shown by GET /api/invocations/:id and sent to the callback). */
+    ASYNC_RESULT_MAX_BYTES: int(0, 256 * 1024, 6 * MiB),
+    /** How long a gateway holds a job it runs without renewing; a job whose gateway died is taken again after it. */
+    ASYNC_LEASE_MS: int(1000, 30_000, 3_600_000),
+    /** How often an idle gateway looks for due jobs (its own enqueues wake it at once). */
+    ASYNC_POLL_MS: int(10, 500, 60_000),
+    /** 1: callbacks may go to loopback, private and link-local addresses (a test, a private network). */
+    CALLBACK_ALLOW_PRIVATE: z.enum(["0", "1"]).default("0"),
+    /** Deliveries of one callback before it counts as failed. */
+    CALLBACK_MAX_ATTEMPTS: int(1, 5, 20),
+    /** How long one delivery may take. */
+    CALLBACK_TIMEOUT_MS: int(100, 10_000, 120_000),
+
     // Function packages (docs/packages.md).
     /** The uid (and gid) installers run as, and the PACKAGES_PARALLEL - 1 below it; none may be a sandbox's. */
     PACKAGES_UID: int(1000, 199_999, 2 ** 31 - 2),
@@ -142,6 +166,13 @@ const EnvSchema = z
     PACKAGES_STAGING_DIR: z.string().min(1).optional(),
   })
   .superRefine((env, ctx) => {
+    if (env.ASYNC_MAX_CONCURRENCY !== undefined && env.ASYNC_MAX_CONCURRENCY > env.MAX_CONCURRENCY) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ASYNC_MAX_CONCURRENCY"],
+        message: `must be at most MAX_CONCURRENCY (${env.MAX_CONCURRENCY}): jobs run in the same slots`,
+      });
+    }
     // Installers run as PACKAGES_UID - k (k < PACKAGES_PARALLEL); a sandbox with one of those uids
     // could signal or read an install in progress, and the strays' clean-up would kill the sandbox.
     const lowest = env.PACKAGES_UID - env.PACKAGES_PARALLEL + 1;
@@ -179,7 +210,12 @@ function isCidr(text: string): boolean {
 }
 
 export type Config = Readonly<
-  Omit<z.infer<typeof EnvSchema>, "JAIL_DIR" | "SECRETS_KEY_FILE"> & { JAIL_DIR: string; DB_PATH: string; SECRETS_KEY_FILE: string }
+  Omit<z.infer<typeof EnvSchema>, "JAIL_DIR" | "SECRETS_KEY_FILE" | "ASYNC_MAX_CONCURRENCY"> & {
+    JAIL_DIR: string;
+    DB_PATH: string;
+    SECRETS_KEY_FILE: string;
+    ASYNC_MAX_CONCURRENCY: number;
+  }
 >;
 
 export class ConfigError extends Error {
@@ -201,5 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     DB_PATH: path.join(dataDir, "gateway.db"),
     JAIL_DIR: path.resolve(parsed.data.JAIL_DIR ?? path.join(dataDir, "jail")),
     SECRETS_KEY_FILE: path.resolve(parsed.data.SECRETS_KEY_FILE ?? path.join(dataDir, "secrets.key")),
+    // Half the slots by default: a backlog of jobs leaves the other half to callers who wait.
+    ASYNC_MAX_CONCURRENCY: parsed.data.ASYNC_MAX_CONCURRENCY ?? Math.max(1, Math.floor(parsed.data.MAX_CONCURRENCY / 2)),
   });
 }

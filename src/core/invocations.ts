@@ -107,6 +107,8 @@ export interface InvocationFilter {
   until?: number;
   /** Only rows older than this key (the cursor). */
   beforeSeq?: number;
+  /** Only the attempts of this job. */
+  jobId?: string;
   /** Instead: only rows that finished after this finish key, oldest first (`?after=`). */
   afterFinishedSeq?: number;
   limit: number;

@@ -1,6 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { type Config, loadConfig } from "./config.js";
+import { MAX_EVENT_AGE_S, RETRIES } from "./jobs.js";
 import { RUNTIMES } from "./runtimes.js";
+import { type Schedule, SchedulesSchema } from "./schedules.js";
 
 /** How invocations of a function are isolated from each other: a fresh process each, or warm per-version instances. */
 export const ISOLATIONS = ["invocation", "function"] as const;
@@ -86,6 +88,29 @@ export function settingFields(config: Config) {
       }),
       () => "invocation" as const,
     ),
+    retries: field(
+      z
+        .number()
+        .int()
+        .min(RETRIES.min)
+        .max(RETRIES.max)
+        .openapi({
+          description: `Times an asynchronous invocation is tried again after a retryable failure (error, timeout, oom, interrupted, 5xx, 429), waiting 1 s, 2 s, 4 s … (with jitter). Default ${RETRIES.fallback}`,
+        }),
+      () => RETRIES.fallback,
+    ),
+    maxEventAgeS: field(
+      z
+        .number()
+        .int()
+        .min(MAX_EVENT_AGE_S.min)
+        .max(MAX_EVENT_AGE_S.max)
+        .openapi({
+          description: `Seconds an asynchronous invocation may wait (queued or between retries) before it expires unrun. Default ${MAX_EVENT_AGE_S.fallback}`,
+        }),
+      () => MAX_EVENT_AGE_S.fallback,
+    ),
+    schedules: field(SchedulesSchema as z.ZodType<Schedule[]>, () => [] as Schedule[]),
   };
 }
 

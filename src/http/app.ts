@@ -2,6 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Cluster } from "../cluster/index.js";
 import type { Config } from "../core/config.js";
 import type { Runner, RunnerHealth } from "../core/runner.js";
+import type { JobQueue } from "../jobs/index.js";
 import type { FunctionEnvironments } from "../packages/function-environments.js";
 import type { Store } from "../store/contract.js";
 import { Admission, ReadingLimit } from "./admission.js";
@@ -17,8 +18,10 @@ import { functionsApi } from "./routes/functions.js";
 import { type HealthChecks, healthApi } from "./routes/health.js";
 import { invocationsApi } from "./routes/invocations.js";
 import { invokeApi } from "./routes/invoke.js";
+import { jobActionsApi, jobsApi } from "./routes/jobs.js";
 import { metricsApi } from "./routes/metrics.js";
 import { nodesApi } from "./routes/nodes.js";
+import { schedulesApi } from "./routes/schedules.js";
 import { sessionApi } from "./routes/session.js";
 import { statsApi } from "./routes/stats.js";
 import { streamApi } from "./routes/stream.js";
@@ -42,6 +45,10 @@ export interface AppDeps {
   now?: () => number;
   /** Package environments (shown in /healthz as `packages`); without them functions with packages are refused. */
   packages?: FunctionEnvironments;
+  /** The job queue (src/jobs): asynchronous invocations and their routes; without it, Prefer: respond-async is ignored. */
+  jobs?: JobQueue;
+  /** Jobs this gateway runs now (for /metrics). */
+  jobsRunning?: () => number;
 }
 
 /** Slack over the largest function (code + env) for the JSON around it. */
@@ -75,6 +82,8 @@ export function createApp(deps: AppDeps) {
       const sizes = await store.sizes();
       return { file: sizes.file_bytes, used: sizes.used_bytes };
     },
+    jobQueue: () => store.jobs.usage(),
+    jobsRunning: deps.jobsRunning,
   });
   cluster.log.onWriteTimed((kind, seconds) => metrics.observeLogWrite(kind, seconds));
   // A function deleted on any gateway (this one too) stops its warm instances here at once.
@@ -105,6 +114,8 @@ export function createApp(deps: AppDeps) {
     metrics,
     newId: deps.newId,
     packages: deps.packages,
+    jobs: deps.jobs,
+    unavailable: store.unavailable,
   };
   app.route("/", consoleApi());
   app.route("/api/session", sessionApi(tokens, sessions)); // before the guard: signing in needs no session
@@ -129,7 +140,12 @@ export function createApp(deps: AppDeps) {
   );
   app.route("/api/functions", statsApi({ functions, invocations, now: deps.now }));
   app.route("/api/invocations/stream", streamApi(cluster.feed));
-  app.route("/api/invocations", invocationsApi({ invocations }));
+  app.route("/api/functions", schedulesApi({ functions, schedules: store.schedules, now: deps.now }));
+  app.route("/api/invocations", invocationsApi({ invocations, jobs: store.jobs }));
+  if (deps.jobs) {
+    app.route("/api/invocations", jobActionsApi({ jobs: store.jobs, invocations, queue: deps.jobs, now: deps.now, newId: deps.newId }));
+    app.route("/api/jobs", jobsApi({ jobs: store.jobs, queue: deps.jobs }));
+  }
   app.route("/api/tokens", tokensApi({ tokens, now: deps.now }));
   app.route("/api/nodes", nodesApi({ nodes: store.nodes, self: cluster.node }));
   app.route("/api/backup", backupApi({ dataDir: config.DATA_DIR, backup: store.backup, now: deps.now }));

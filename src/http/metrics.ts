@@ -20,6 +20,9 @@ export interface MetricsSources {
   health: () => RunnerHealth;
   /** The database's size on disk and in use. */
   databaseBytes?: () => Promise<{ file: number; used: number }>;
+  /** The job queue's use (every gateway's jobs waiting or running), and the jobs running here. */
+  jobQueue?: () => Promise<{ jobs: number; bytes: number }>;
+  jobsRunning?: () => number;
   /** This gateway's node id: every series carries it as the `node` label, so several gateways' figures can be told apart. */
   node?: string;
 }
@@ -117,6 +120,31 @@ export class GatewayMetrics {
           const { file, used } = await databaseBytes();
           this.set({ kind: "file" }, file);
           this.set({ kind: "used" }, used);
+        },
+      });
+    }
+    const jobQueue = sources.jobQueue;
+    if (jobQueue) {
+      new Gauge({
+        name: "fngw_job_queue",
+        help: "Asynchronous invocations waiting or running on every gateway (`jobs`), and the bytes of their requests (`bytes`): what ASYNC_QUEUE_MAX_JOBS and ASYNC_QUEUE_MAX_MB bound.",
+        labelNames: ["kind"] as const,
+        registers,
+        async collect() {
+          const { jobs, bytes } = await jobQueue();
+          this.set({ kind: "jobs" }, jobs);
+          this.set({ kind: "bytes" }, bytes);
+        },
+      });
+    }
+    const jobsRunning = sources.jobsRunning;
+    if (jobsRunning) {
+      new Gauge({
+        name: "fngw_jobs_running",
+        help: "Asynchronous invocations this gateway runs now (at most ASYNC_MAX_CONCURRENCY).",
+        registers,
+        collect() {
+          this.set(jobsRunning());
         },
       });
     }

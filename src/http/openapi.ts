@@ -19,14 +19,26 @@ export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): 
   });
   const answers = {
     200: { description: "What the function returned: its status, headers and body as they are" },
+    202: {
+      ...json(
+        z.object({ id: z.string(), state: z.string(), location: z.string() }),
+        "With `Prefer: respond-async`: the request is stored as a job (committed before this answer); follow it at Location",
+      ),
+      headers: z.object({
+        Location: z.string().openapi({ example: "/api/invocations/0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f" }),
+        "Preference-Applied": z.literal("respond-async"),
+        "X-Invocation-Id": z.string(),
+      }),
+    },
+    400: json(ErrorSchema, "invalid_callback_url (X-Callback-Url not http(s), or resolving to a private address) or a bad Idempotency-Key"),
     401: json(ErrorSchema, "Missing, wrong or expired token (also for a private or unknown name: names cannot be probed)"),
     403: json(ErrorSchema, "The token's scopes do not cover this function"),
     404: json(ErrorSchema, "No such function or version"),
     408: json(ErrorSchema, "The body did not arrive within BODY_READ_TIMEOUT_MS"),
     413: json(ErrorSchema, "Body over MAX_BODY_BYTES"),
-    429: json(ErrorSchema, "Saturated; see Retry-After"),
+    429: json(ErrorSchema, "Saturated, or (asynchronous) queue_full: the job queue or the function's share of it; see Retry-After"),
     500: json(ErrorSchema, "error, oom or forbidden; the body's error.invocation_id names the log row"),
-    503: json(ErrorSchema, "packages_not_ready (with Retry-After), packages_failed, or interrupted"),
+    503: json(ErrorSchema, "packages_not_ready (with Retry-After), packages_failed, interrupted, or (asynchronous) database_unavailable"),
     504: json(ErrorSchema, "timeout"),
   };
   const target = z.object({ target: z.string().openapi({ param: { name: "target", in: "path" }, example: "hello@2" }) });
@@ -38,7 +50,9 @@ export function mountDocs<E extends Env>(app: OpenAPIHono<E>, version: string): 
       description:
         "`target` is `name` (current version) or `name@N` (version N). Needs a token with `invoke:<name>`, " +
         "`invoke:<prefix>*` or `admin` unless the function is public. The function's status, headers and body come back as " +
-        "they are; an answer that has a row in the log carries `x-invocation-id` (a 401, 403, 404 or 405 has none).",
+        "they are; an answer that has a row in the log carries `x-invocation-id` (a 401, 403, 404 or 405 has none). " +
+        "With `Prefer: respond-async` the request is queued instead and answered 202 (`Idempotency-Key`, `X-Callback-Url`; " +
+        "the README's Asynchronous invocations).",
       security: [{ [BEARER_SCHEME]: [] }, {}],
     },
     {

@@ -38,6 +38,10 @@ export const TAGS = {
   functions: { name: "functions", description: "Register functions, store new versions (settings and code), roll back, remove" },
   invoke: { name: "invoke", description: "Call a function: /fn with a token, or /api/invoke as the console's signed-in user" },
   invocations: { name: "invocations", description: "The invocation log: pages, one invocation with its output, the live stream, stats" },
+  jobs: {
+    name: "jobs",
+    description: "Asynchronous invocations (Prefer: respond-async): jobs, their cancel and redrive, the dead letters, the callback secret",
+  },
   tokens: { name: "tokens", description: "Scoped API tokens (admin)" },
   session: { name: "session", description: "The web console's sign-in: a session cookie in exchange for a token" },
   operations: { name: "operations", description: "Health, Prometheus metrics, the gateways sharing the database, the database backup" },

@@ -1,6 +1,9 @@
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStart, InvocationStats, StoredEnd } from "../core/invocations.js";
+import type { FinalJobState, JobState, JobTrigger } from "../core/jobs.js";
 import type { InterpreterKind, Runtime } from "../core/runtimes.js";
+import type { TickOutcome } from "../core/schedules.js";
 import type { FunctionSettings } from "../core/settings.js";
+import type { InvocationStatus } from "../core/statuses.js";
 
 /**
  * The store contract: what the gateway keeps in its database, as one interface per store. Two
@@ -242,6 +245,204 @@ export interface NodeRecords {
   reapLost(leaseMs: number, message: string): Promise<{ node: string; interrupted: number }[]>;
 }
 
+/** A request as a job keeps it, to run it later: the path is below `/fn/<name>`, the URL what the function is shown. */
+export interface QueuedRequest {
+  method: string;
+  path: string;
+  url: string;
+  /** Lower-case names, credentials left out (`core/jobs.ts`). */
+  headers: [string, string][];
+  body: Buffer;
+}
+
+/** A job as enqueued. Times are epoch ms. */
+export interface NewJob {
+  id: string;
+  functionName: string;
+  /** The version asked for; null: the current one at each attempt. */
+  version: number | null;
+  trigger: JobTrigger;
+  request: QueuedRequest;
+  /** What it counts against the queue's bytes (`core/jobs.ts` requestSize). */
+  requestBytes: number;
+  maxAttempts: number;
+  createdAt: number;
+  expiresAt: number;
+  runAt: number;
+  idempotencyKey: string | null;
+  callbackUrl: string | null;
+  scheduledAt?: number | null;
+  scheduleKey?: string | null;
+  redriveOf?: string | null;
+}
+
+/** A job as stored. */
+export interface JobRecord {
+  id: string;
+  functionName: string;
+  version: number | null;
+  trigger: JobTrigger;
+  state: JobState;
+  /** Attempts started. */
+  attempts: number;
+  maxAttempts: number;
+  createdAt: number;
+  expiresAt: number;
+  /** When the next attempt, or the next callback delivery, is due. */
+  runAt: number;
+  leaseNode: string | null;
+  leaseUntil: number | null;
+  method: string;
+  path: string;
+  url: string;
+  headers: [string, string][];
+  /** The request's body; null once a job succeeded (nothing will run it again). */
+  body: Buffer | null;
+  requestBytes: number;
+  idempotencyKey: string | null;
+  callbackUrl: string | null;
+  scheduledAt: number | null;
+  scheduleKey: string | null;
+  redriveOf: string | null;
+  lastInvocationId: string | null;
+  lastStatus: InvocationStatus | null;
+  lastError: string | null;
+  resultHttpStatus: number | null;
+  resultHeaders: [string, string][] | null;
+  resultBody: Buffer | null;
+  resultTruncated: boolean;
+  durationMs: number | null;
+  finishedAt: number | null;
+  callbackState: "pending" | "delivered" | "failed" | null;
+  callbackAttempts: number;
+}
+
+/** The queue's bounds an enqueue must stay within: in all, and for the job's function. */
+export interface QueueBounds {
+  maxJobs: number;
+  maxBytes: number;
+  functionMaxJobs: number;
+  functionMaxBytes: number;
+}
+
+export type EnqueueResult =
+  | { kind: "enqueued"; job: JobRecord }
+  /** The Idempotency-Key named a job of this function within the window: that job, nothing stored. */
+  | { kind: "existing"; job: JobRecord }
+  /** Past a bound: nothing stored. */
+  | { kind: "full"; scope: "queue" | "function" };
+
+/** How an attempt ended, for the job: another attempt later, or the end. */
+export type Settlement =
+  | { state: "retrying"; runAt: number; lastInvocationId: string | null; lastStatus: InvocationStatus | null; lastError: string | null }
+  | {
+      state: Exclude<FinalJobState, "cancelled">;
+      finishedAt: number;
+      lastInvocationId: string | null;
+      lastStatus: InvocationStatus | null;
+      lastError: string | null;
+      result: { httpStatus: number; headers: [string, string][]; body: Buffer; truncated: boolean } | null;
+      durationMs: number | null;
+    };
+
+/** One delivery attempt of a callback. */
+export interface CallbackDelivery {
+  jobId: string;
+  attempt: number;
+  at: number;
+  durationMs: number;
+  httpStatus: number | null;
+  error: string | null;
+  node: string;
+}
+
+export interface JobFilter {
+  state?: JobState;
+  functionName?: string;
+  /** Only jobs created before this one (the cursor: created_at, then id). */
+  before?: { createdAt: number; id: string };
+  limit: number;
+}
+
+/**
+ * The queue of asynchronous invocations. Jobs are leased: a gateway takes due jobs for a while
+ * (`leaseUntil`), renews the lease while it runs them, and settles each attempt; a job whose lease
+ * ran out (its gateway died) is due again. Two gateways never hold one job at once (PostgreSQL:
+ * `FOR UPDATE SKIP LOCKED`). Settling and leasing check the holder, so a gateway that lost a lease
+ * cannot overwrite what the new holder does.
+ */
+export interface JobRecords {
+  /**
+   * Stores a job within the bounds, all or nothing. With an idempotency key, a job of the same
+   * function with that key created at or after `idempotentSince` is answered instead.
+   */
+  enqueue(job: NewJob, bounds: QueueBounds, idempotentSince: number): Promise<EnqueueResult>;
+  get(id: string): Promise<JobRecord | undefined>;
+  /** Newest first, without request and result bodies. */
+  list(filter: JobFilter): Promise<JobRecord[]>;
+  /**
+   * Leases up to `limit` due jobs to `node` until `leaseUntil` (queued or retrying with `runAt <=
+   * now`, or running with a lease that ran out), oldest due first, skipping `exclude`d functions;
+   * each becomes `running` with one more attempt.
+   */
+  lease(node: string, now: number, leaseUntil: number, limit: number, exclude: string[]): Promise<JobRecord[]>;
+  /** Extends the leases `node` holds on `ids`; returns the ids it still holds. */
+  renew(node: string, ids: string[], leaseUntil: number): Promise<string[]>;
+  /** Hands a leased job back unrun (the attempt is not counted), due at `runAt`. */
+  release(id: string, node: string, runAt: number): Promise<void>;
+  /** Hands back every job `node` holds (a gateway starting again under the same id), due at once. */
+  releaseNode(node: string, now: number): Promise<number>;
+  /** Records how attempt `attempt` ended, if `node` still holds the job at that attempt; returns whether it did. */
+  settle(id: string, node: string, attempt: number, settlement: Settlement): Promise<boolean>;
+  /** Cancels a queued or retrying job; returns the job as it is after and whether this call cancelled it, or undefined. */
+  cancel(id: string, now: number): Promise<{ job: JobRecord; cancelled: boolean } | undefined>;
+  /** Leases up to `limit` ended jobs whose callback is due. */
+  leaseCallbacks(node: string, now: number, leaseUntil: number, limit: number): Promise<JobRecord[]>;
+  /** Records a delivery attempt and what follows: another at `runAt`, or the end. Returns whether `node` still held the job. */
+  recordDelivery(
+    delivery: CallbackDelivery,
+    next: { state: "pending"; runAt: number } | { state: "delivered" | "failed" },
+  ): Promise<boolean>;
+  deliveries(jobId: string): Promise<CallbackDelivery[]>;
+  /** The queue's use now: jobs and bytes, in all and by function. */
+  usage(): Promise<{ jobs: number; bytes: number; byFunction: Map<string, { jobs: number; bytes: number }> }>;
+  /** Deletes up to `batchSize` ended jobs (callbacks done) that finished before `finishedBefore`; returns how many went. */
+  prune(finishedBefore: number, batchSize: number): Promise<number>;
+}
+
+/** A schedule tick as claimed. */
+export interface TickRecord {
+  functionName: string;
+  scheduleKey: string;
+  tickAt: number;
+  outcome: TickOutcome;
+  jobId: string | null;
+  node: string;
+  claimedAt: number;
+  /** The state of the tick's job, when it has one that still exists. */
+  jobState?: JobState | null;
+}
+
+/** Schedule ticks: each claimed by one gateway, once, with what became of it. */
+export interface ScheduleRecords {
+  /** The newest tick claimed for a schedule, or null. */
+  lastTick(functionName: string, scheduleKey: string): Promise<number | null>;
+  /**
+   * Claims a tick and records its outcome, in one transaction: with a job, the job is enqueued
+   * (within `bounds`; past them the tick is recorded `refused`), unless `skipWhileRunning` and a
+   * job of the same schedule is still pending (then `skipped`). Returns the outcome, or null
+   * when another gateway claimed the tick first.
+   */
+  claim(
+    tick: Omit<TickRecord, "outcome" | "jobId" | "jobState">,
+    work: { job: NewJob; bounds: QueueBounds; skipWhileRunning: boolean } | { outcome: "missed" },
+  ): Promise<TickOutcome | null>;
+  /** The newest `limit` ticks of a function, newest first, with their jobs' states. */
+  recent(functionName: string, limit: number): Promise<TickRecord[]>;
+  /** Deletes ticks claimed before `claimedBefore`, keeping each schedule's newest (where its next look starts); returns how many went. */
+  prune(claimedBefore: number): Promise<number>;
+}
+
 /** A change one gateway made that the others' caches must learn of. */
 export type Change =
   | { kind: "function"; name: string }
@@ -277,6 +478,8 @@ export interface Store {
   readonly sessions: SessionRecords;
   readonly settings: SettingRecords;
   readonly nodes: NodeRecords;
+  readonly jobs: JobRecords;
+  readonly schedules: ScheduleRecords;
   readonly environments: EnvironmentRecords;
   readonly changes: ChangeChannel;
   /**

@@ -85,3 +85,14 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
+
+/** Opens the console and signs in with `token`, unless the context's session cookie is still good. */
+export async function signInWith(page: Page, token: string): Promise<void> {
+  await page.goto("/");
+  const functions = page.getByRole("heading", { name: "Functions" });
+  await Promise.race([functions.waitFor(), page.locator("input[name=token]").waitFor()]);
+  if (await functions.isVisible()) return;
+  await page.fill("input[name=token]", token);
+  await page.click("button[type=submit]");
+  await functions.waitFor();
+}

@@ -39,7 +39,7 @@ describe("the API reference at /docs", { timeout: 90_000 }, () => {
     // Grouped by tag, in the document's order.
     await expect
       .poll(() => page.locator(".opblock-tag-section h3 .nostyle span, .opblock-tag-section h3 a span").allTextContents())
-      .toEqual(["functions", "invoke", "invocations", "tokens", "session", "operations"]);
+      .toEqual(["functions", "invoke", "invocations", "jobs", "tokens", "session", "operations"]);
     for (const summary of ["A consistent copy of the database", "The invocation log, newest first"]) {
       await expect.poll(() => page.getByText(summary).first().isVisible(), { message: summary }).toBe(true);
     }

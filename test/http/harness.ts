@@ -22,6 +22,7 @@ import { Admission } from "../../src/http/admission.js";
 import { type App, createApp } from "../../src/http/app.js";
 import { answerClientErrorsAsJson } from "../../src/http/client-error.js";
 import { provisionToken } from "../../src/http/middleware/auth.js";
+import { createJobs, type Jobs } from "../../src/jobs/index.js";
 import type { FunctionEnvironments } from "../../src/packages/function-environments.js";
 import { type Interpreters, resolveInterpreters } from "../../src/sandbox/binaries.js";
 import { checkSyntax } from "../../src/sandbox/syntax.js";
@@ -111,6 +112,8 @@ export interface Gateway {
   cluster: Cluster;
   runner: ScriptedRunner;
   admission: Admission;
+  /** The job runtime (worker, callbacks, scheduler) on the test's clock; jitter fixed at none (random 0.5). */
+  jobs: Jobs;
   dataDir: string;
   /** The clock the log and the stats use; tests move it. */
   clock: { now: number };
@@ -138,7 +141,8 @@ export async function makeGateway(
   const config = loadConfig({ DATA_DIR: dataDir, GATEWAY_TOKEN: TOKEN, ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...env });
   const clock = { now: Date.parse("2030-01-01T00:00:00Z") };
   const observed: { queries: string[] | null } = { queries: null };
-  const store = await openStore(config, loadSecretBox(config).box, { onQuery: (text) => observed.queries?.push(text) });
+  const box = loadSecretBox(config).box;
+  const store = await openStore(config, box, { onQuery: (text) => observed.queries?.push(text) });
   const admission = new Admission(config.MAX_CONCURRENCY + config.QUEUE_LIMIT);
   const cluster = await joinCluster(store, {
     dataDir,
@@ -152,6 +156,19 @@ export async function makeGateway(
   await provisionToken(cluster.tokens, TOKEN);
   const runner = new ScriptedRunner();
   const health = { value: { ready: true, slots: 4 } as SandboxHealth };
+  const packages = await options.packages?.({ store, cluster });
+  const jobs = createJobs({
+    config,
+    store,
+    cluster,
+    runner,
+    slots: admission,
+    box,
+    packages,
+    now: () => clock.now,
+    random: () => 0.5,
+    schedulerTimer: false,
+  });
   const app = createApp({
     config,
     store,
@@ -160,8 +177,11 @@ export async function makeGateway(
     health: () => health.value,
     admission,
     now: () => clock.now,
-    packages: await options.packages?.({ store, cluster }),
+    packages,
+    jobs: jobs.queue,
+    jobsRunning: () => jobs.worker.active,
   });
+  await jobs.start();
   const raw = databaseUrl ? postgresSql(databaseUrl) : null;
   const sql = raw ?? sqliteSql(store as SqliteStore);
   return {
@@ -171,6 +191,7 @@ export async function makeGateway(
     cluster,
     runner,
     admission,
+    jobs,
     dataDir,
     clock,
     health,
@@ -205,6 +226,7 @@ export async function makeGateway(
       }
     },
     async close() {
+      await jobs.stop();
       await cluster.leave();
       await raw?.end();
       await store.close();

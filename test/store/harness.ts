@@ -246,6 +246,9 @@ export function settingsOf(overrides: Partial<FunctionSettings> = {}): FunctionS
     maxConcurrency: null,
     packages: [],
     isolation: "invocation",
+    retries: 2,
+    maxEventAgeS: 21_600,
+    schedules: [],
     ...overrides,
   };
 }

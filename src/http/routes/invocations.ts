@@ -1,9 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { type InvocationSummary, TRIGGERS } from "../../core/invocations.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
-import type { InvocationRecords } from "../../store/contract.js";
+import type { InvocationRecords, JobRecords } from "../../store/contract.js";
 import { ApiError, ErrorSchema, notFoundError, validationHook } from "../errors.js";
-import { FunctionNameSchema, isoTime, json, operation, requires } from "../schemas.js";
+import { FunctionNameSchema, json, operation, requires } from "../schemas.js";
+import { InvocationDetailSchema, InvocationSchema, invocationJson } from "./invocation-schemas.js";
+import { JobSchema, jobJson } from "./jobs.js";
 
 export const MAX_PAGE = 500;
 export const DEFAULT_PAGE = 50;
@@ -74,72 +75,6 @@ const ListQuery = z
     path: ["since"],
   });
 
-const InvocationSchema = z
-  .object({
-    id: z.string().openapi({ example: "0193b6c4-2f1e-7c3a-9d7e-5a1b2c3d4e5f" }),
-    function: FunctionNameSchema,
-    version: z.number().int(),
-    node: z.string().openapi({ description: "The gateway (node id) that ran it" }),
-    trigger: z.enum(TRIGGERS).openapi({ description: "http: a caller waited on it; async: a queued job; schedule: a schedule's tick" }),
-    attempt: z.number().int().openapi({ description: "1 for a first attempt, 2 for its first retry, …" }),
-    status: z.enum(INVOCATION_STATUSES),
-    http_status: z.number().int().nullable(),
-    started_at: z.string(),
-    duration_ms: z.number().nullable(),
-    first_byte_ms: z.number().nullable().openapi({ description: "Milliseconds from the start to the first byte of the answer" }),
-    exit_code: z.number().int().nullable(),
-    signal: z.string().nullable(),
-    request_bytes: z.number().int(),
-    response_bytes: z.number().int().nullable(),
-    stdout_truncated: z.boolean(),
-    stderr_truncated: z.boolean(),
-    stdout_dropped_bytes: z.number().int().openapi({ description: "Bytes of stdout not stored (LOG_OUTPUT_MAX_BYTES)" }),
-    stderr_dropped_bytes: z.number().int(),
-    error: z.string().nullable(),
-    blocked_syscall: z.string().nullable(),
-    denied_syscalls: z
-      .array(z.object({ name: z.string(), count: z.number().int() }))
-      .nullable()
-      .openapi({ description: "System calls the sandbox refused with EPERM during the run, as the kernel named them" }),
-    method: z.string(),
-    path: z.string(),
-  })
-  .openapi("Invocation");
-
-const InvocationDetailSchema = InvocationSchema.extend({
-  stdout: z.string().openapi({ description: "UTF-8 (invalid bytes replaced), capped at OUTPUT_CAP_BYTES" }),
-  stderr: z.string(),
-}).openapi("InvocationDetail");
-
-export function invocationJson(row: InvocationSummary): z.infer<typeof InvocationSchema> {
-  return {
-    id: row.id,
-    function: row.functionName,
-    version: row.version,
-    node: row.node,
-    trigger: row.trigger,
-    attempt: row.attempt,
-    status: row.status,
-    http_status: row.httpStatus,
-    started_at: isoTime(row.startedAt),
-    duration_ms: row.durationMs,
-    first_byte_ms: row.firstByteMs,
-    exit_code: row.exitCode,
-    signal: row.signal,
-    request_bytes: row.requestBytes,
-    response_bytes: row.responseBytes,
-    stdout_truncated: row.stdoutTruncated,
-    stderr_truncated: row.stderrTruncated,
-    stdout_dropped_bytes: row.stdoutDroppedBytes,
-    stderr_dropped_bytes: row.stderrDroppedBytes,
-    error: row.error,
-    blocked_syscall: row.blockedSyscall,
-    denied_syscalls: row.deniedSyscalls,
-    method: row.method,
-    path: row.path,
-  };
-}
-
 /** `?after=<id>`: what finished after invocation `id`, oldest first; 400 for an id the log does not hold. */
 async function pageAfter(invocations: InvocationRecords, after: string, query: z.infer<typeof ListQuery>) {
   const finishedSeq = await invocations.finishedSeqOf(after);
@@ -158,7 +93,7 @@ async function pageAfter(invocations: InvocationRecords, after: string, query: z
 }
 
 /** The log's query API, mounted at /api/invocations: a page of the log, one invocation. */
-export function invocationsApi(deps: { invocations: InvocationRecords }) {
+export function invocationsApi(deps: { invocations: InvocationRecords; jobs?: JobRecords }) {
   const { invocations } = deps;
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
@@ -216,7 +151,7 @@ export function invocationsApi(deps: { invocations: InvocationRecords }) {
       method: "get",
       path: "/{id}",
       ...operation("invocations", "getInvocation"),
-      summary: "One invocation, stdout and stderr included",
+      summary: "One invocation, stdout and stderr included; for an asynchronous invocation's id, the job: its state, attempts and answer",
       ...requires("logs:read"),
       request: {
         params: z.object({
@@ -227,7 +162,7 @@ export function invocationsApi(deps: { invocations: InvocationRecords }) {
         }),
       },
       responses: {
-        200: json(InvocationDetailSchema, "The invocation"),
+        200: json(z.union([InvocationDetailSchema, JobSchema]), "The invocation, or the job (kind: job)"),
         400: json(ErrorSchema, "Not an invocation id"),
         401: json(ErrorSchema, "Missing or wrong token"),
         404: json(ErrorSchema, "No such invocation"),
@@ -235,6 +170,8 @@ export function invocationsApi(deps: { invocations: InvocationRecords }) {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
+      const job = await deps.jobs?.get(id);
+      if (job && deps.jobs) return c.json(await jobJson(job, { jobs: deps.jobs, invocations }), 200);
       const row = await invocations.get(id);
       if (!row) throw notFoundError(`no invocation with id '${id}'`);
       return c.json({ ...invocationJson(row), stdout: row.stdout, stderr: row.stderr }, 200);

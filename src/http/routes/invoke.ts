@@ -4,9 +4,11 @@ import type { InvocationFeed } from "../../cluster/feed.js";
 import type { FunctionCatalog } from "../../cluster/functions.js";
 import type { TokenRegistry } from "../../cluster/tokens.js";
 import type { Config } from "../../core/config.js";
+import { prefersAsync } from "../../core/jobs.js";
 import { log } from "../../core/log.js";
 import type { InvocationSpec, Runner } from "../../core/runner.js";
 import { grantsInvoke } from "../../core/scopes.js";
+import type { JobQueue } from "../../jobs/index.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
 import { missingPackageHint } from "../../packages/hints.js";
 import type { FunctionVersion } from "../../store/contract.js";
@@ -14,6 +16,7 @@ import type { InvocationLogWriter } from "../../store/log-writer.js";
 import type { Admission, ReadingLimit } from "../admission.js";
 import { type CappedBody, declaresBody, incomingOf, outgoingOf, readBodyWithin } from "../body.js";
 import { ApiError, notFoundError } from "../errors.js";
+import { enqueueAsync } from "../invoke/async.js";
 import { toSandboxRequest, wantsLiveOutput } from "../invoke/exchange.js";
 import { liveOutput } from "../invoke/live.js";
 import { endOfStream, type Outcome, outcomeOfResult, outcomeOfRunnerError, rejected, saturated } from "../invoke/outcome.js";
@@ -45,6 +48,10 @@ export interface InvokeDeps {
   prefix?: string;
   /** Who is calling (default: the bearer token of the request); /api/invoke passes the console session's token. */
   caller?: (c: Context<InvocationIdEnv>) => TokenCheck;
+  /** The job queue: `Prefer: respond-async` is answered 202 once the job is stored (without it, the preference is ignored). */
+  jobs?: JobQueue;
+  /** Whether an error means the database cannot be reached now. */
+  unavailable?: (error: unknown) => boolean;
 }
 
 /** Seconds a caller is told to wait for an environment that is still installing. */
@@ -84,6 +91,9 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
       "the database is unreachable and this gateway's log spool is full (SPOOL_MAX_MB); retry later",
       { "Retry-After": "5" },
     );
+  }
+  if (deps.jobs && prefersAsync(c.req.header("prefer"))) {
+    return enqueueAsync({ ...deps, jobs: deps.jobs, unavailable: deps.unavailable ?? (() => false) }, c, fn, target);
   }
   const row = { id, functionName: fn.name, version: fn.version, method: c.req.method, path: target.path };
 

@@ -6,7 +6,7 @@ import { INVOCATION_STATUSES } from "../../core/statuses.js";
 import { ApiError, describeZodError, ErrorSchema } from "../errors.js";
 import { requireScope } from "../middleware/auth.js";
 import { BEARER_SCHEME, FunctionNameSchema, json, operation } from "../schemas.js";
-import { invocationJson } from "./invocations.js";
+import { invocationJson } from "./invocation-schemas.js";
 
 export const KEEP_ALIVE_MS = 15_000;
 /** Rows one stream may have waiting for a slow client; past it the oldest are dropped (and counted in a comment). */

@@ -4,6 +4,7 @@ import { connect, database, migrateLocked, type PostgresOptions } from "./client
 import { PostgresEnvironments } from "./environments.js";
 import { type Notify, PostgresFunctions } from "./functions.js";
 import { PostgresInvocations } from "./invocations.js";
+import { PostgresJobs, PostgresSchedules } from "./jobs.js";
 import { Listener } from "./listener.js";
 import { PostgresNodes } from "./nodes.js";
 import { PostgresSessions } from "./sessions.js";
@@ -28,6 +29,7 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     await tx.execute(q`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(change)})`);
   };
   const invocations = new PostgresInvocations(db);
+  const jobs = new PostgresJobs(db);
   const subscribers = new Set<Subscriber>();
   let listener: Listener | null = null;
   const sizes = async () => {
@@ -43,6 +45,8 @@ export async function openPostgresStore(url: string, sealer: EnvSealer, options:
     sessions: new PostgresSessions(db, notify),
     settings: new PostgresSettings(db),
     nodes: new PostgresNodes(db, invocations),
+    jobs,
+    schedules: new PostgresSchedules(db, jobs),
     environments: new PostgresEnvironments(db, notify),
     changes: {
       subscribe(onChange, onGap) {

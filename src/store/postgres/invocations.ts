@@ -158,6 +158,7 @@ export class PostgresInvocations implements InvocationRecords {
     if (filter.since !== undefined) conditions.push(gte(invocations.startedAt, filter.since));
     if (filter.until !== undefined) conditions.push(lt(invocations.startedAt, filter.until));
     if (filter.beforeSeq !== undefined) conditions.push(lt(invocations.seq, filter.beforeSeq));
+    if (filter.jobId !== undefined) conditions.push(eq(invocations.jobId, filter.jobId));
     const following = filter.afterFinishedSeq !== undefined;
     if (following) conditions.push(gt(invocations.finishedSeq, filter.afterFinishedSeq ?? 0));
     const rows = await this.db

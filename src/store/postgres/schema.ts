@@ -2,6 +2,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  customType,
   doublePrecision,
   index,
   integer,
@@ -15,7 +16,9 @@ import {
   uniqueIndex,
 } from "drizzle-orm/pg-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
+import { JOB_STATES, MAX_EVENT_AGE_S, RETRIES } from "../../core/jobs.js";
 import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
+import { type Schedule, TICK_OUTCOMES } from "../../core/schedules.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 
@@ -49,6 +52,9 @@ const settingColumns = {
   maxConcurrency: integer("max_concurrency"),
   packages: jsonb("packages").$type<FunctionSettings["packages"]>().notNull().default([]),
   isolation: text("isolation", { enum: ISOLATIONS }).notNull().default("invocation"),
+  retries: integer("retries").notNull().default(RETRIES.fallback),
+  maxEventAgeS: integer("max_event_age_s").notNull().default(MAX_EVENT_AGE_S.fallback),
+  schedules: jsonb("schedules").$type<Schedule[]>().notNull().default([]),
 } satisfies Record<SettingKey, PgColumnBuilderBase>;
 
 /** Immutable versions; a PUT adds one. They go with their function on delete. */
@@ -112,6 +118,8 @@ export const invocations = pgTable(
     index("invocations_function_started").on(t.functionName, t.startedAt, t.status, t.durationMs),
     index("invocations_node_status").on(t.node, t.status),
     uniqueIndex("invocations_finished_seq").on(t.finishedSeq),
+    // A job's attempts.
+    index("invocations_job").on(t.jobId),
   ],
 );
 
@@ -159,6 +167,94 @@ export const nodes = pgTable("nodes", {
   stoppedAt: epochMs("stopped_at"),
   lostAt: epochMs("lost_at"),
 });
+
+/** Raw bytes (bytea), as Buffers. */
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
+
+/** Asynchronous invocations (see the SQLite schema for what each column means). */
+export const jobs = pgTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    functionName: text("function_name").notNull(),
+    version: integer("version"),
+    trigger: text("trigger", { enum: ["async", "schedule"] }).notNull(),
+    state: text("state", { enum: JOB_STATES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    createdAt: epochMs("created_at").notNull(),
+    expiresAt: epochMs("expires_at").notNull(),
+    runAt: epochMs("run_at").notNull(),
+    leaseNode: text("lease_node"),
+    leaseUntil: epochMs("lease_until"),
+    method: text("method").notNull(),
+    path: text("path").notNull(),
+    url: text("url").notNull(),
+    headers: jsonb("headers").$type<[string, string][]>().notNull(),
+    body: bytea("body"),
+    requestBytes: integer("request_bytes").notNull(),
+    idempotencyKey: text("idempotency_key"),
+    callbackUrl: text("callback_url"),
+    scheduledAt: epochMs("scheduled_at"),
+    scheduleKey: text("schedule_key"),
+    redriveOf: text("redrive_of"),
+    lastInvocationId: text("last_invocation_id"),
+    lastStatus: text("last_status", { enum: INVOCATION_STATUSES }),
+    lastError: text("last_error"),
+    resultHttpStatus: integer("result_http_status"),
+    resultHeaders: jsonb("result_headers").$type<[string, string][]>(),
+    resultBody: bytea("result_body"),
+    resultTruncated: boolean("result_truncated").notNull().default(false),
+    durationMs: doublePrecision("duration_ms"),
+    finishedAt: epochMs("finished_at"),
+    callbackState: text("callback_state", { enum: ["pending", "delivered", "failed"] }),
+    callbackAttempts: integer("callback_attempts").notNull().default(0),
+  },
+  (t) => [
+    index("jobs_state_run_at").on(t.state, t.runAt),
+    index("jobs_state_created").on(t.state, t.createdAt),
+    index("jobs_function_state").on(t.functionName, t.state),
+    index("jobs_callback_due").on(t.callbackState, t.runAt),
+    uniqueIndex("jobs_idempotency").on(t.functionName, t.idempotencyKey),
+    index("jobs_schedule").on(t.functionName, t.scheduleKey, t.scheduledAt),
+  ],
+);
+
+export const callbackDeliveries = pgTable(
+  "callback_deliveries",
+  {
+    jobId: text("job_id")
+      .notNull()
+      .references(() => jobs.id, { onDelete: "cascade" }),
+    attempt: integer("attempt").notNull(),
+    at: epochMs("at").notNull(),
+    durationMs: doublePrecision("duration_ms").notNull(),
+    httpStatus: integer("http_status"),
+    error: text("error"),
+    node: text("node").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.attempt] })],
+);
+
+export const jobUsage = pgTable("job_usage", {
+  functionName: text("function_name").primaryKey(),
+  jobs: integer("jobs").notNull().default(0),
+  bytes: bigint("bytes", { mode: "number" }).notNull().default(0),
+});
+
+export const scheduleTicks = pgTable(
+  "schedule_ticks",
+  {
+    functionName: text("function_name").notNull(),
+    scheduleKey: text("schedule_key").notNull(),
+    tickAt: epochMs("tick_at").notNull(),
+    outcome: text("outcome", { enum: TICK_OUTCOMES }).notNull(),
+    jobId: text("job_id"),
+    node: text("node").notNull(),
+    claimedAt: epochMs("claimed_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.functionName, t.scheduleKey, t.tickAt] })],
+);
 
 /** Package environments as the gateways share them (see the SQLite schema). */
 export const environments = pgTable("environments", {

@@ -23,8 +23,10 @@ export class PostgresTokens implements TokenRecords {
 
   async replace(record: TokenRecord): Promise<void> {
     await transaction(this.db, async (tx) => {
-      await tx.delete(tokens).where(eq(tokens.id, record.id));
-      await tx.insert(tokens).values(record);
+      // One statement: gateways starting together each replace the root token, and a delete then an
+      // insert let two of them insert at once (a duplicate key, and a gateway that did not start).
+      const { id: _id, ...rest } = record;
+      await tx.insert(tokens).values(record).onConflictDoUpdate({ target: tokens.id, set: rest });
       await this.notify(tx, { kind: "token", id: record.id });
     });
   }

@@ -59,6 +59,20 @@ export function usedBytes(sqlite: Database.Database): number {
   return (pages - free) * pageSize;
 }
 
+/** The queue's tables: their pages are bounded by ASYNC_QUEUE_MAX_MB and retention, not by the log's budget. */
+const QUEUE_TABLES = ["jobs", "callback_deliveries", "job_usage", "schedule_ticks"];
+
+/** Bytes of the pages the queue's tables and their indexes take (SQLite's dbstat). */
+export function queueBytes(sqlite: Database.Database): number {
+  const placeholders = QUEUE_TABLES.map(() => "?").join(", ");
+  const row = sqlite
+    .prepare(
+      `select coalesce(sum(pgsize), 0) as bytes from dbstat where name in (${placeholders}) or name in (select name from sqlite_schema where type = 'index' and tbl_name in (${placeholders}))`,
+    )
+    .get(...QUEUE_TABLES, ...QUEUE_TABLES) as { bytes: number };
+  return row.bytes;
+}
+
 /** The database file and its write-ahead log on disk, in bytes (0 in memory). */
 export function fileBytes(file: string): number {
   if (file === ":memory:") return 0;

@@ -1,9 +1,10 @@
 import { EventEmitter } from "node:events";
 import type { Change, EnvSealer, Store, StoreOptions, StoreStatus } from "../contract.js";
-import { fileBytes, openSqlite, type SqliteConnection, usedBytes } from "./client.js";
+import { fileBytes, openSqlite, queueBytes, type SqliteConnection, usedBytes } from "./client.js";
 import { SqliteEnvironments } from "./environments.js";
 import { SqliteFunctions } from "./functions.js";
 import { SqliteInvocations } from "./invocations.js";
+import { SqliteJobs, SqliteSchedules } from "./jobs.js";
 import { SqliteNodes } from "./nodes.js";
 import { BackgroundReader } from "./reader.js";
 import { SqliteSessions } from "./sessions.js";
@@ -31,13 +32,15 @@ export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreO
           .prepare(sql)
           .raw()
           .all(...params) as unknown[][]),
-    usedBytes: () => usedBytes(sqlite),
+    // What LOG_MAX_MB bounds: the pages in use, less the job queue's (bounded on their own).
+    usedBytes: () => usedBytes(sqlite) - queueBytes(sqlite),
   });
   // /healthz writes for real: a full disk or a read-only file shows up here, not only in a failed invocation.
   const probe = sqlite.prepare(
     "insert into settings (key, value) values ('health_probe', ?) on conflict (key) do update set value = excluded.value",
   );
   const held = new Set<string>();
+  const jobs = new SqliteJobs(db);
   return {
     connection,
     functions: new SqliteFunctions(db, sealer, publish),
@@ -46,6 +49,8 @@ export function openSqliteStore(file: string, sealer: EnvSealer, options: StoreO
     sessions: new SqliteSessions(db, publish),
     settings: new SqliteSettings(db),
     nodes: new SqliteNodes(db, invocations),
+    jobs,
+    schedules: new SqliteSchedules(db, jobs),
     environments: new SqliteEnvironments(db, publish),
     changes: {
       subscribe(listener) {

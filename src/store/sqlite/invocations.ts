@@ -205,6 +205,7 @@ export class SqliteInvocations implements InvocationRecords {
       if (end !== null) conditions.push(lt(invocations.seq, end));
     }
     if (filter.beforeSeq !== undefined) conditions.push(lt(invocations.seq, filter.beforeSeq));
+    if (filter.jobId !== undefined) conditions.push(eq(invocations.jobId, filter.jobId));
     const following = filter.afterFinishedSeq !== undefined;
     if (following) conditions.push(gt(invocations.finishedSeq, filter.afterFinishedSeq ?? 0));
     const rows = this.db

@@ -1,6 +1,18 @@
-import { index, integer, primaryKey, real, type SQLiteColumnBuilderBase, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import {
+  blob,
+  index,
+  integer,
+  primaryKey,
+  real,
+  type SQLiteColumnBuilderBase,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
 import { type DeniedSyscall, TRIGGERS } from "../../core/invocations.js";
+import { JOB_STATES, MAX_EVENT_AGE_S, RETRIES } from "../../core/jobs.js";
 import { INTERPRETERS, RUNTIMES } from "../../core/runtimes.js";
+import { type Schedule, TICK_OUTCOMES } from "../../core/schedules.js";
 import { type FunctionSettings, ISOLATIONS, type SettingKey } from "../../core/settings.js";
 import { INVOCATION_STATUSES } from "../../core/statuses.js";
 
@@ -37,6 +49,10 @@ const settingColumns = {
   packages: text("packages", { mode: "json" }).$type<FunctionSettings["packages"]>().notNull().default([]),
   /** "invocation" (a fresh process each) or "function" (warm instances per version). */
   isolation: text("isolation", { enum: ISOLATIONS }).notNull().default("invocation"),
+  retries: integer("retries").notNull().default(RETRIES.fallback),
+  maxEventAgeS: integer("max_event_age_s").notNull().default(MAX_EVENT_AGE_S.fallback),
+  /** The schedules as given, defaults filled in (a JSON array). */
+  schedules: text("schedules", { mode: "json" }).$type<Schedule[]>().notNull().default([]),
 } satisfies Record<SettingKey, SQLiteColumnBuilderBase>;
 
 /** Immutable versions; a PUT adds one. They go with their function on delete. */
@@ -111,6 +127,8 @@ export const invocations = sqliteTable(
     index("invocations_function_started").on(t.functionName, t.startedAt, t.status, t.durationMs),
     // Pollers: what finished after a given invocation, in the order it finished.
     uniqueIndex("invocations_finished_seq").on(t.finishedSeq),
+    // A job's attempts.
+    index("invocations_job").on(t.jobId),
   ],
 );
 
@@ -155,6 +173,109 @@ export const nodes = sqliteTable("nodes", {
   stoppedAt: integer("stopped_at"),
   lostAt: integer("lost_at"),
 });
+
+/**
+ * Asynchronous invocations (`core/jobs.ts`). A job holds its request until it ends (a dead letter
+ * keeps it, for redrive), the lease of the gateway running it, and its final answer. The id is the
+ * one the caller was given; each attempt is a row of the invocation log with `job_id` set.
+ */
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    functionName: text("function_name").notNull(),
+    /** The version asked for (`/fn/name@N`); null: the current one when each attempt starts. */
+    version: integer("version"),
+    trigger: text("trigger", { enum: ["async", "schedule"] }).notNull(),
+    state: text("state", { enum: JOB_STATES }).notNull(),
+    /** Attempts started. */
+    attempts: integer("attempts").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    /** When the next attempt (or callback delivery) is due. */
+    runAt: integer("run_at").notNull(),
+    /** The gateway holding the job (running it, or delivering its callback), until `lease_until`. */
+    leaseNode: text("lease_node"),
+    leaseUntil: integer("lease_until"),
+    method: text("method").notNull(),
+    path: text("path").notNull(),
+    url: text("url").notNull(),
+    headers: text("headers", { mode: "json" }).$type<[string, string][]>().notNull(),
+    body: blob("body", { mode: "buffer" }),
+    /** What the job counts against the queue's bytes while pending. */
+    requestBytes: integer("request_bytes").notNull(),
+    idempotencyKey: text("idempotency_key"),
+    callbackUrl: text("callback_url"),
+    /** The tick of a schedule's job, and the schedule. */
+    scheduledAt: integer("scheduled_at"),
+    scheduleKey: text("schedule_key"),
+    /** The job this one runs again (POST /api/invocations/:id/retry). */
+    redriveOf: text("redrive_of"),
+    lastInvocationId: text("last_invocation_id"),
+    lastStatus: text("last_status", { enum: INVOCATION_STATUSES }),
+    lastError: text("last_error"),
+    resultHttpStatus: integer("result_http_status"),
+    resultHeaders: text("result_headers", { mode: "json" }).$type<[string, string][]>(),
+    resultBody: blob("result_body", { mode: "buffer" }),
+    resultTruncated: integer("result_truncated", { mode: "boolean" }).notNull().default(false),
+    durationMs: real("duration_ms"),
+    finishedAt: integer("finished_at"),
+    /** pending → delivered | failed; null without a callback URL. */
+    callbackState: text("callback_state", { enum: ["pending", "delivered", "failed"] }),
+    callbackAttempts: integer("callback_attempts").notNull().default(0),
+  },
+  (t) => [
+    // Leasing: due jobs by state and time.
+    index("jobs_state_run_at").on(t.state, t.runAt),
+    // The dead-letter list and the function's jobs, newest first.
+    index("jobs_state_created").on(t.state, t.createdAt),
+    index("jobs_function_state").on(t.functionName, t.state),
+    // Callbacks to deliver.
+    index("jobs_callback_due").on(t.callbackState, t.runAt),
+    uniqueIndex("jobs_idempotency").on(t.functionName, t.idempotencyKey),
+    index("jobs_schedule").on(t.functionName, t.scheduleKey, t.scheduledAt),
+  ],
+);
+
+/** Each delivery attempt of a job's callback. */
+export const callbackDeliveries = sqliteTable(
+  "callback_deliveries",
+  {
+    jobId: text("job_id")
+      .notNull()
+      .references(() => jobs.id, { onDelete: "cascade" }),
+    attempt: integer("attempt").notNull(),
+    at: integer("at").notNull(),
+    durationMs: real("duration_ms").notNull(),
+    httpStatus: integer("http_status"),
+    error: text("error"),
+    node: text("node").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.attempt] })],
+);
+
+/** The jobs and bytes each function holds in the queue ("" for the whole queue): what ASYNC_QUEUE_* bound, kept as jobs come and go. */
+export const jobUsage = sqliteTable("job_usage", {
+  functionName: text("function_name").primaryKey(),
+  jobs: integer("jobs").notNull().default(0),
+  bytes: integer("bytes").notNull().default(0),
+});
+
+/** Schedule ticks, each claimed once across every gateway (the key), with what became of it. */
+export const scheduleTicks = sqliteTable(
+  "schedule_ticks",
+  {
+    functionName: text("function_name").notNull(),
+    scheduleKey: text("schedule_key").notNull(),
+    tickAt: integer("tick_at").notNull(),
+    outcome: text("outcome", { enum: TICK_OUTCOMES }).notNull(),
+    jobId: text("job_id"),
+    node: text("node").notNull(),
+    claimedAt: integer("claimed_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.functionName, t.scheduleKey, t.tickAt] })],
+);
 
 /**
  * Package environments as the gateways share them (`SharedEnvironment` in the contract): the
