@@ -45,6 +45,8 @@ export function sqliteSql(store: SqliteStore): RawSql {
 /** Raw SQL on a connection of its own to the PostgreSQL database at `url`; `end` closes it. */
 export function postgresSql(url: string): RawSql & { end(): Promise<void> } {
   const pool = new pg.Pool({ connectionString: url, max: 1 });
+  // A server stopped or restarted by a test drops the idle connection: the next query connects again.
+  pool.on("error", () => {});
   const run = async (text: string, ...params: unknown[]) => {
     let n = 0;
     // Without parameters the text goes as it is (a `?` there is PostgreSQL's, e.g. jsonb's operator).
