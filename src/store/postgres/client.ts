@@ -94,6 +94,17 @@ export async function transaction<T>(db: Db, work: (tx: Tx) => Promise<T>): Prom
   }
 }
 
+/**
+ * Runs a named statement: prepared once per connection, its plan kept. The hot path's log writes
+ * take their rows as arrays (unnest), so their text is the same whatever a batch's size, and
+ * neither side builds or plans it again per batch.
+ */
+export async function prepared<R extends object>(db: Db, name: string, text: string, values: unknown[]): Promise<R[]> {
+  loggers.get(db)?.logQuery(text);
+  const { rows } = await db.$client.query<R>({ name, text, values });
+  return rows;
+}
+
 /** Applies pending migrations holding the migration lock: N gateways starting together migrate once, the others wait for it. */
 export async function migrateLocked(url: string): Promise<void> {
   const client = new pg.Client(connectionConfig(url));

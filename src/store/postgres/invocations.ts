@@ -5,7 +5,7 @@ import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type S
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStats, StoredEnd } from "../../core/invocations.js";
 import { INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../../core/statuses.js";
 import type { InvocationRecords, StartedRow } from "../contract.js";
-import { type Db, LOCKS, type Tx, transaction } from "./client.js";
+import { type Db, LOCKS, prepared, type Tx, transaction } from "./client.js";
 import { finishOrder, invocations, logUsage } from "./schema.js";
 
 /** Each engine's row is the log's vocabulary, field for field. */
@@ -22,6 +22,54 @@ export const ROW_OVERHEAD_BYTES = 400;
 const nextPlace = sql.raw(`nextval('${finishOrder.seqName}')`);
 
 /** A row's size in the byte count, as SQL over the table's columns. */
+const ROW_BYTES_SQL = `octet_length(invocations.stdout) + octet_length(invocations.stderr) + ${ROW_OVERHEAD_BYTES}`;
+
+/** The `running` rows of a batch, one array per column. */
+const START = `
+  insert into invocations (id, function_name, version, node, trigger, attempt, job_id, started_at, status, request_bytes, method, path)
+  select r.id, r.function_name, r.version, r.node, r.trigger, r.attempt, r.job_id, r.started_at, 'running', r.request_bytes, r.method, r.path
+  from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::bigint[], $9::int[], $10::text[], $11::text[])
+    as r(id, function_name, version, node, trigger, attempt, job_id, started_at, request_bytes, method, path)
+  on conflict (id) do nothing
+  returning id, seq, started_at`;
+
+/**
+ * The ends of a batch, one array per column, in one statement (its own transaction): the
+ * finish-order lock first (the numbered rows join it, and the sort reads every input before the
+ * first place is drawn), places drawn in the order given (a materialized CTE evaluated once, in
+ * its ORDER BY's order), the rows, and the byte count. The lock is held until the statement commits.
+ */
+const FINISH = `
+  with held as (select pg_advisory_xact_lock($1::bigint)),
+  e as materialized (
+    select v.*, nextval('${finishOrder.seqName}') as place from (
+      select v.* from unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::int[], $7::text[], $8::int[], $9::bigint[],
+          $10::text[], $11::text[], $12::boolean[], $13::boolean[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::jsonb[])
+        with ordinality as v(id, status, duration_ms, first_byte_ms, exit_code, signal, http_status, response_bytes, stdout, stderr,
+          stdout_truncated, stderr_truncated, stdout_dropped_bytes, stderr_dropped_bytes, error, blocked_syscall, denied_syscalls, ord)
+      join invocations on invocations.id = v.id and invocations.status = 'running'
+      cross join held
+      order by v.ord
+    ) as v
+  ),
+  ended as (
+    update invocations set
+      status = e.status, duration_ms = e.duration_ms, first_byte_ms = e.first_byte_ms, exit_code = e.exit_code, signal = e.signal,
+      http_status = e.http_status, response_bytes = e.response_bytes, stdout = e.stdout, stderr = e.stderr,
+      stdout_truncated = e.stdout_truncated, stderr_truncated = e.stderr_truncated, stdout_dropped_bytes = e.stdout_dropped_bytes,
+      stderr_dropped_bytes = e.stderr_dropped_bytes, error = e.error, blocked_syscall = e.blocked_syscall,
+      denied_syscalls = e.denied_syscalls, finished_seq = e.place
+    from e
+    where invocations.id = e.id and invocations.status = 'running'
+    returning invocations.id, invocations.finished_seq, ${ROW_BYTES_SQL} as bytes
+  ),
+  counted as (
+    update log_usage set bytes = greatest(0, bytes + (select coalesce(sum(bytes), 0) from ended))
+    where id = 1 and exists (select 1 from ended)
+  )
+  select id, finished_seq from ended`;
+
+/** A row's size in the byte count, as SQL over the table's columns (for drizzle's statements). */
 const rowBytes = sql`(octet_length(${invocations.stdout}) + octet_length(${invocations.stderr}) + ${ROW_OVERHEAD_BYTES})`;
 
 export class PostgresInvocations implements InvocationRecords {
@@ -29,26 +77,21 @@ export class PostgresInvocations implements InvocationRecords {
 
   async start(rows: StartedRow[]): Promise<{ id: string; seq: number; startedAt: number }[]> {
     if (rows.length === 0) return [];
-    return this.db
-      .insert(invocations)
-      .values(
-        rows.map((row) => ({
-          id: row.id,
-          functionName: row.functionName,
-          version: row.version,
-          node: row.node,
-          trigger: row.trigger ?? "http",
-          attempt: row.attempt ?? 1,
-          jobId: row.jobId ?? null,
-          startedAt: row.startedAt,
-          status: "running" as const,
-          requestBytes: row.requestBytes,
-          method: row.method,
-          path: row.path,
-        })),
-      )
-      .onConflictDoNothing({ target: invocations.id })
-      .returning({ id: invocations.id, seq: invocations.seq, startedAt: invocations.startedAt });
+    const column = <T>(pick: (row: StartedRow) => T) => rows.map(pick);
+    const written = await prepared<{ id: string; seq: string; started_at: string }>(this.db, "fngw_log_start", START, [
+      column((r) => r.id),
+      column((r) => r.functionName),
+      column((r) => r.version),
+      column((r) => r.node),
+      column((r) => r.trigger ?? "http"),
+      column((r) => r.attempt ?? 1),
+      column((r) => r.jobId ?? null),
+      column((r) => r.startedAt),
+      column((r) => r.requestBytes),
+      column((r) => r.method),
+      column((r) => r.path),
+    ]);
+    return written.map((row) => ({ id: row.id, seq: Number(row.seq), startedAt: Number(row.started_at) }));
   }
 
   /** Takes the finish-order lock for the rest of the transaction: places are then handed out in commit order. */
@@ -58,49 +101,27 @@ export class PostgresInvocations implements InvocationRecords {
 
   async finish(ends: { id: string; end: StoredEnd }[]): Promise<(number | null)[]> {
     if (ends.length === 0) return [];
-    const values = sql.join(
-      ends.map(
-        ({ id, end }, ord) =>
-          sql`(${ord}::int, ${id}::text, ${end.status}::text, ${end.durationMs}::float8, ${end.firstByteMs ?? null}::float8, ${end.exitCode}::int,
-               ${end.signal}::text, ${end.httpStatus}::int, ${end.responseBytes}::bigint, ${end.stdout}::text, ${end.stderr}::text,
-               ${end.stdoutTruncated}::boolean, ${end.stderrTruncated}::boolean, ${end.stdoutDroppedBytes}::bigint,
-               ${end.stderrDroppedBytes}::bigint, ${end.error}::text, ${end.blockedSyscall}::text,
-               ${end.deniedSyscalls ? JSON.stringify(end.deniedSyscalls) : null}::jsonb)`,
-      ),
-      sql`, `,
-    );
-    // One statement, one round trip, its own transaction: the finish-order lock is taken first (the
-    // numbered rows join it, and the sort reads every input before the first place is drawn), places
-    // are drawn in the order given (a materialized CTE evaluated once, in its ORDER BY's order),
-    // and the byte count moves with the rows. The lock is held until the statement commits.
-    const { rows: written } = await this.db.execute<{ id: string; finished_seq: string }>(sql`
-      with held as (select pg_advisory_xact_lock(${LOCKS.finishOrder}::bigint)),
-      e as materialized (
-        select v.*, ${nextPlace} as place from (
-          select v.* from (values ${values}) as v(ord, id, status, duration_ms, first_byte_ms, exit_code, signal, http_status,
-            response_bytes, stdout, stderr, stdout_truncated, stderr_truncated, stdout_dropped_bytes, stderr_dropped_bytes, error,
-            blocked_syscall, denied_syscalls)
-          join ${invocations} on ${invocations.id} = v.id and ${invocations.status} = 'running'
-          cross join held
-          order by v.ord
-        ) as v
-      ),
-      ended as (
-        update ${invocations} set
-          status = e.status, duration_ms = e.duration_ms, first_byte_ms = e.first_byte_ms, exit_code = e.exit_code,
-          signal = e.signal, http_status = e.http_status, response_bytes = e.response_bytes, stdout = e.stdout,
-          stderr = e.stderr, stdout_truncated = e.stdout_truncated, stderr_truncated = e.stderr_truncated,
-          stdout_dropped_bytes = e.stdout_dropped_bytes, stderr_dropped_bytes = e.stderr_dropped_bytes, error = e.error,
-          blocked_syscall = e.blocked_syscall, denied_syscalls = e.denied_syscalls, finished_seq = e.place
-        from e
-        where ${invocations.id} = e.id and ${invocations.status} = 'running'
-        returning ${invocations.id} as id, ${invocations.finishedSeq} as finished_seq, ${rowBytes} as bytes
-      ),
-      counted as (
-        update ${logUsage} set bytes = greatest(0, ${logUsage.bytes} + (select coalesce(sum(bytes), 0) from ended))
-        where ${logUsage.id} = 1 and exists (select 1 from ended)
-      )
-      select id, finished_seq from ended`);
+    const column = <T>(pick: (end: StoredEnd) => T) => ends.map(({ end }) => pick(end));
+    const written = await prepared<{ id: string; finished_seq: string }>(this.db, "fngw_log_finish", FINISH, [
+      LOCKS.finishOrder,
+      ends.map(({ id }) => id),
+      column((e) => e.status),
+      column((e) => e.durationMs),
+      column((e) => e.firstByteMs ?? null),
+      column((e) => e.exitCode),
+      column((e) => e.signal),
+      column((e) => e.httpStatus),
+      column((e) => e.responseBytes),
+      column((e) => e.stdout),
+      column((e) => e.stderr),
+      column((e) => e.stdoutTruncated),
+      column((e) => e.stderrTruncated),
+      column((e) => e.stdoutDroppedBytes),
+      column((e) => e.stderrDroppedBytes),
+      column((e) => e.error),
+      column((e) => e.blockedSyscall),
+      column((e) => (e.deniedSyscalls ? JSON.stringify(e.deniedSyscalls) : null)),
+    ]);
     const places = new Map(written.map((row) => [row.id, Number(row.finished_seq)]));
     return ends.map(({ id }) => places.get(id) ?? null);
   }
