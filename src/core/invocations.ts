@@ -1,4 +1,5 @@
 import { cutHeadAndTail } from "./output.js";
+import type { DeniedSyscall } from "./runner.js";
 import type { EndStatus, InvocationStatus } from "./statuses.js";
 
 /**
@@ -11,11 +12,7 @@ import type { EndStatus, InvocationStatus } from "./statuses.js";
 export const TRIGGERS = ["http", "async", "schedule"] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
-/** A system call the seccomp filter refused, as the kernel reported it, and how often. */
-export interface DeniedSyscall {
-  name: string;
-  count: number;
-}
+export type { DeniedSyscall } from "./runner.js";
 
 /** A row of the log. Times are epoch ms; `seq` is the row's key in start order, `finishedSeq` its place in finish order. */
 export interface InvocationRow {
@@ -127,6 +124,17 @@ export interface InvocationStats {
   byStatus: Record<InvocationStatus, number>;
   durationMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null; mean: number | null };
 }
+
+/** The end fields of an invocation that never ran: no process, no output, no refused call. */
+export const NO_OUTPUT = {
+  exitCode: null,
+  signal: null,
+  stdout: "",
+  stderr: "",
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  blockedSyscall: null,
+} as const;
 
 /** Message stored on rows that were still running when their gateway stopped. */
 export const INTERRUPTED_MESSAGE = "the gateway stopped while this invocation ran";

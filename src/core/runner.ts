@@ -86,6 +86,26 @@ export interface StreamedResponse {
   body: ReadableStream<Uint8Array>;
 }
 
+/** What runs version `version` of function `name`, with its settings, on `request` (its package environment mounted when given). */
+export function invocationSpec(
+  fn: FunctionSettings & { name: string; version: number },
+  request: SandboxRequest,
+  packagesDir?: string,
+): InvocationSpec {
+  return {
+    runtime: fn.runtime,
+    code: fn.code,
+    env: fn.env,
+    timeoutMs: fn.timeoutMs,
+    memoryMb: fn.memoryMb,
+    network: fn.network,
+    isolation: fn.isolation,
+    version: { name: fn.name, version: fn.version, maxConcurrency: fn.maxConcurrency },
+    request,
+    ...(packagesDir !== undefined ? { packagesDir } : {}),
+  };
+}
+
 /** Runs invocations. */
 export interface Runner {
   /** Rejects with `SaturatedError` when no slot frees up in time or the sandbox is closing. */

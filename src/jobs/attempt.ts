@@ -1,4 +1,4 @@
-import type { InvocationEnd } from "../core/invocations.js";
+import { type InvocationEnd, NO_OUTPUT } from "../core/invocations.js";
 import { log } from "../core/log.js";
 import { type InvocationResult, type SandboxRequest, SaturatedError } from "../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../core/statuses.js";
@@ -55,16 +55,6 @@ function errorAnswer(httpStatus: number, code: string, message: string, invocati
   const body = Buffer.from(JSON.stringify({ error: { code, message, invocation_id: invocationId } }));
   return { httpStatus, headers: [["content-type", "application/json"]], body };
 }
-
-const NO_OUTPUT = {
-  exitCode: null,
-  signal: null,
-  stdout: "",
-  stderr: "",
-  stdoutTruncated: false,
-  stderrTruncated: false,
-  blockedSyscall: null,
-} as const;
 
 /** The runner's result as the attempt's log row end and the job's answer. */
 export function attemptOutcome(result: InvocationResult, invocationId: string): { end: InvocationEnd; answer: JobAnswer } {

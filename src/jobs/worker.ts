@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from "uuid";
 import type { FunctionCatalog } from "../cluster/functions.js";
 import { beforeAttempt, nextStep } from "../core/jobs.js";
 import { log } from "../core/log.js";
-import type { InvocationSpec, Runner } from "../core/runner.js";
+import { invocationSpec, type Runner } from "../core/runner.js";
 import type { FunctionVersion, JobRecord, Settlement, Store } from "../store/contract.js";
 import type { InvocationLogWriter } from "../store/log-writer.js";
 import { attemptOutcome, attemptRefused, attemptRequest, attemptRunnerError, type JobAnswer } from "./attempt.js";
@@ -233,18 +233,7 @@ export class JobWorker {
     if (packagesDir === null) {
       outcome = attemptRefused(503, "packages_not_ready", `the packages of version ${fn.version} of '${fn.name}' are not ready`, id);
     } else {
-      const spec: InvocationSpec = {
-        runtime: fn.runtime,
-        code: fn.code,
-        env: fn.env,
-        timeoutMs: fn.timeoutMs,
-        memoryMb: fn.memoryMb,
-        network: fn.network,
-        isolation: fn.isolation,
-        version: { name: fn.name, version: fn.version, maxConcurrency: fn.maxConcurrency },
-        request,
-        ...(packagesDir !== undefined ? { packagesDir } : {}),
-      };
+      const spec = invocationSpec(fn, request, packagesDir);
       const started = performance.now();
       try {
         outcome = attemptOutcome(await this.deps.runner.run(spec), id);

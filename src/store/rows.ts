@@ -1,8 +1,12 @@
 import type { FunctionSettings } from "../core/settings.js";
-import type { CurrentFunction, EnvSealer, FunctionVersion } from "./contract.js";
+import type { CurrentFunction, EnvSealer, FunctionVersion, NewJob } from "./contract.js";
 
-// A function version's row as both engines store it (their schemas give the same shape), and the
-// mapping between it and the contract's types: env values sealed on the way in, opened on the way out.
+// Rows as both engines store them (their schemas give the same shapes), and the mapping between
+// them and the contract's types: a version's env values sealed on the way in, opened on the way
+// out; a new job's row.
+
+/** Whether two types are the same, both ways: each engine's rows are the contract's, field for field. */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 export interface VersionRow extends FunctionSettings {
   functionName: string;
@@ -60,5 +64,32 @@ export function firstVersion(name: string, settings: FunctionSettings, environme
     updatedAt: now,
     pendingVersion: null,
     revision: 1,
+  };
+}
+
+/** A new job's row: queued, no attempt yet. */
+export function newJobRow(job: NewJob) {
+  return {
+    id: job.id,
+    functionName: job.functionName,
+    version: job.version,
+    trigger: job.trigger,
+    state: "queued" as const,
+    attempts: 0,
+    maxAttempts: job.maxAttempts,
+    createdAt: job.createdAt,
+    expiresAt: job.expiresAt,
+    runAt: job.runAt,
+    method: job.request.method,
+    path: job.request.path,
+    url: job.request.url,
+    headers: job.request.headers,
+    body: job.request.body,
+    requestBytes: job.requestBytes,
+    idempotencyKey: job.idempotencyKey,
+    callbackUrl: job.callbackUrl,
+    scheduledAt: job.scheduledAt ?? null,
+    scheduleKey: job.scheduleKey ?? null,
+    redriveOf: job.redriveOf ?? null,
   };
 }

@@ -2,6 +2,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll } from "vitest";
+import { type Call, client, removeDataDir, type Server, startServer } from "../e2e/harness.js";
 
 /** Debian's Chromium (`apt-get install chromium`); no browser is downloaded. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -95,4 +97,48 @@ export async function signInWith(page: Page, token: string): Promise<void> {
   await page.fill("input[name=token]", token);
   await page.click("button[type=submit]");
   await functions.waitFor();
+}
+
+/**
+ * One real gateway (src/main.ts, real sandboxed interpreters; `env` beside its token) and one
+ * Chromium with a desktop-sized context for a whole test file: started in beforeAll, stopped in
+ * afterAll. Every request of the context to a host other than the gateway is blocked and recorded.
+ */
+export function useConsole(token: string, env: Record<string, string> = {}) {
+  let server: Server | undefined;
+  let browser: Chromium | undefined;
+  let desktop: Watched | undefined;
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the console's gateway has not started (beforeAll failed)");
+    return value;
+  };
+  beforeAll(async () => {
+    buildConsole();
+    server = await startServer({ env: { GATEWAY_TOKEN: token, ...env } });
+    browser = await launchChromium();
+    desktop = await watchedContext(browser.browser, server.url, { viewport: { width: 1280, height: 800 } });
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    if (server) removeDataDir(server.dataDir);
+  });
+  const call: Call = client(
+    () => started(server).url,
+    () => token,
+  );
+  return {
+    get server(): Server {
+      return started(server);
+    },
+    get chromium(): Chromium {
+      return started(browser);
+    },
+    get desktop(): Watched {
+      return started(desktop);
+    },
+    call,
+    /** Opens the console and signs in with the file's token, unless the session cookie is still good. */
+    signIn: (page: Page) => signInWith(page, token),
+  };
 }

@@ -1,7 +1,7 @@
 import type { Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Call, client, type Json, register, removeDataDir, type Server, startServer, uidBase } from "../e2e/harness.js";
-import { buildConsole, type Chromium, launchChromium, screenshot, type Watched, watchedContext } from "./browser.js";
+import { describe, expect, it } from "vitest";
+import { type Json, register } from "../e2e/harness.js";
+import { screenshot, useConsole, watchedContext } from "./browser.js";
 
 /**
  * The console in a real Chromium against a real gateway (src/main.ts, real sandboxed
@@ -9,48 +9,15 @@ import { buildConsole, type Chromium, launchChromium, screenshot, type Watched, 
  */
 
 const TOKEN = "browser-test-token-0123456789";
-let server: Server;
-let chromium: Chromium;
-let desktop: Watched;
-let call: Call;
-
-beforeAll(async () => {
-  buildConsole();
-  // The installers' uid sits in this server's uid block, above the sandbox slots.
-  server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, PACKAGES_UID: String(uidBase(0) + 99) } });
-  call = client(
-    () => server.url,
-    () => TOKEN,
-  );
-  chromium = await launchChromium();
-  desktop = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
-}, 180_000);
-
-afterAll(async () => {
-  await chromium?.close();
-  await server?.stop();
-  if (server) removeDataDir(server.dataDir);
-});
-
-/** Opens the console; signs in unless the context's session cookie is still good. */
-async function signIn(page: Page): Promise<void> {
-  await page.goto("/");
-  expect(new URL(page.url()).pathname).toBe("/console/");
-  const functions = page.getByRole("heading", { name: "Functions" });
-  await Promise.race([functions.waitFor(), page.locator("input[name=token]").waitFor()]);
-  if (await functions.isVisible()) return;
-  await page.fill("input[name=token]", TOKEN);
-  await page.click("button[type=submit]");
-  await functions.waitFor();
-}
+const ui = useConsole(TOKEN);
 
 const heading = (page: Page) => page.locator("h2").first();
 
 describe("the web console", { timeout: 90_000 }, () => {
   it("signs in: the session lives in an HttpOnly SameSite=Strict cookie that script cannot read, and nothing is stored", async () => {
-    const page = await desktop.context.newPage();
-    await signIn(page);
-    const cookies = await desktop.context.cookies();
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
+    const cookies = await ui.desktop.context.cookies();
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ name: "fngw_session", httpOnly: true, sameSite: "Strict", path: "/" });
     expect(cookies[0]!.value).not.toContain(TOKEN);
@@ -64,9 +31,9 @@ describe("the web console", { timeout: 90_000 }, () => {
   });
 
   it("deploys a function, invokes it, shows its row live with its stdout, diffs two versions and rolls back", async () => {
-    const page = await desktop.context.newPage();
+    const page = await ui.desktop.context.newPage();
     page.on("dialog", (dialog) => void dialog.accept());
-    await signIn(page);
+    await ui.signIn(page);
     await page.click("text=New function");
     // Both runtimes' templates are highlighted as their language.
     await page.selectOption("select[name=runtime]", "node");
@@ -80,11 +47,11 @@ describe("the web console", { timeout: 90_000 }, () => {
     await expect.poll(() => heading(page).textContent()).toBe("greet v1");
     // Highlighted Python in the editor.
     await expect.poll(() => page.locator("[data-testid=code-editor] .token.keyword").count()).toBeGreaterThan(0);
-    const v1 = (await (await call("/api/functions/greet")).json()) as Json;
+    const v1 = (await (await ui.call("/api/functions/greet")).json()) as Json;
     expect(v1).toMatchObject({ runtime: "python", version: 1, public: true });
 
     // A second tab follows the log while the first one invokes.
-    const log = await desktop.context.newPage();
+    const log = await ui.desktop.context.newPage();
     await log.goto("/console/#/fn/greet/log");
     await log.getByText("No invocations yet").waitFor();
     await page.click("a[role=tab]:has-text('invoke')");
@@ -108,7 +75,7 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.keyboard.type("# second version", { delay: 40 }); // about a fast typist's pace
     await page.click("button:has-text('Save as v2')");
     await expect.poll(() => heading(page).textContent()).toBe("greet v2");
-    const v2 = (await (await call("/api/functions/greet")).json()) as Json;
+    const v2 = (await (await ui.call("/api/functions/greet")).json()) as Json;
     expect(v2.code).toBe(`${v1.code}# second version`);
 
     await page.click("a[role=tab]:has-text('versions')");
@@ -116,7 +83,7 @@ describe("the web console", { timeout: 90_000 }, () => {
     await screenshot(page, "desktop-versions");
     await page.click("button[data-version='1']");
     await expect.poll(() => heading(page).textContent()).toBe("greet v3");
-    const v3 = (await (await call("/api/functions/greet")).json()) as Json;
+    const v3 = (await (await ui.call("/api/functions/greet")).json()) as Json;
     expect(v3.code).toBe(v1.code);
 
     await page.click("a[role=tab]:has-text('metrics')");
@@ -126,7 +93,7 @@ describe("the web console", { timeout: 90_000 }, () => {
     expect(await page.locator("[data-testid=chart] .u-legend").textContent()).toMatch(/p50.*p95.*ok.*failed/);
     await screenshot(page, "desktop-metrics");
     // A window with nothing in it says so instead of drawing flat lines.
-    await register(call, { name: "idle", runtime: "python", code: "def handler(request):\n    return 1\n" });
+    await register(ui.call, { name: "idle", runtime: "python", code: "def handler(request):\n    return 1\n" });
     await page.goto("/console/#/fn/idle/metrics");
     await expect.poll(() => page.locator("[data-testid=chart-empty]").textContent()).toBe("No invocations in the last 1h.");
     expect(await page.locator("[data-testid=chart] canvas").count()).toBe(0);
@@ -140,10 +107,10 @@ describe("the web console", { timeout: 90_000 }, () => {
   });
 
   it("a hostile function's page runs in an opaque origin: no cookie, no storage, and the API refuses it", async () => {
-    await register(call, { name: "hostile", runtime: "python", public: true, code: HOSTILE });
-    await register(call, { name: "echo-cookie", runtime: "python", public: true, code: ECHO_COOKIE });
-    const page = await desktop.context.newPage();
-    await signIn(page);
+    await register(ui.call, { name: "hostile", runtime: "python", public: true, code: HOSTILE });
+    await register(ui.call, { name: "echo-cookie", runtime: "python", public: true, code: ECHO_COOKIE });
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
     const apiAnswers: { status: number; consoleHeader: boolean }[] = [];
     page.on("response", (res) => {
       // Only what the function's page asked for, not the console's own calls.
@@ -175,9 +142,9 @@ describe("the web console", { timeout: 90_000 }, () => {
   });
 
   it("deploys a private function with packages and env, follows the install, invokes it without a token, edits, explains a failed install, deletes", async () => {
-    const page = await desktop.context.newPage();
+    const page = await ui.desktop.context.newPage();
     page.on("dialog", (dialog) => void dialog.accept());
-    await signIn(page);
+    await ui.signIn(page);
     await page.click("text=New function");
     // The name rule stands under the name; a name that breaks it is refused beside the field, before anything is sent.
     await expect.poll(() => page.locator("[data-testid=name-rule]").textContent()).toContain("^[a-z0-9][a-z0-9_-]{0,62}$");
@@ -197,7 +164,7 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.fill("input[name=timeout_ms]", "4000");
     await page.click("button:has-text('Deploy')");
     await page.waitForURL(/#\/fn\/packaged\/settings$/);
-    const created = (await (await call("/api/functions/packaged")).json()) as Json;
+    const created = (await (await ui.call("/api/functions/packaged")).json()) as Json;
     expect(created).toMatchObject({ version: 1, public: false, timeout_ms: 4000, packages: ["six==1.16.0"], env: { GREETING: "***" } });
 
     // The packages install while the page watches.
@@ -222,7 +189,7 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.check("input[name=network]");
     await page.click("button:has-text('Save as v2')");
     await expect.poll(() => heading(page).textContent()).toBe("packaged v2");
-    const v2 = (await (await call("/api/functions/packaged")).json()) as Json;
+    const v2 = (await (await ui.call("/api/functions/packaged")).json()) as Json;
     expect(v2).toMatchObject({ version: 2, timeout_ms: 6000, network: true, env: { GREETING: "***" } });
     await page.click("a[role=tab]:has-text('invoke')");
     await page.click("button:has-text('Send')");
@@ -247,14 +214,16 @@ describe("the web console", { timeout: 90_000 }, () => {
     await page.goto("/console/#/fn/packaged/settings");
     await page.click("button:has-text('Delete packaged')");
     await page.waitForURL(/#\/$/);
-    expect((await call("/api/functions/packaged")).status).toBe(404);
+    expect((await ui.call("/api/functions/packaged")).status).toBe(404);
     await page.close();
   });
 
   it("says what a 403 lacks: a session whose token cannot invoke the function", async () => {
-    await register(call, { name: "locked", runtime: "python", code: "def handler(request):\n    return 'in'\n" });
-    const created = (await (await call("/api/tokens", { method: "POST", json: { name: "deployer", scopes: ["deploy"] } })).json()) as Json;
-    const other = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
+    await register(ui.call, { name: "locked", runtime: "python", code: "def handler(request):\n    return 'in'\n" });
+    const created = (await (
+      await ui.call("/api/tokens", { method: "POST", json: { name: "deployer", scopes: ["deploy"] } })
+    ).json()) as Json;
+    const other = await watchedContext(ui.chromium.browser, ui.server.url, { viewport: { width: 1280, height: 800 } });
     const page = await other.context.newPage();
     await page.goto("/console/#/fn/locked/invoke");
     await page.fill("input[name=token]", created.token);
@@ -266,11 +235,11 @@ describe("the web console", { timeout: 90_000 }, () => {
   });
 
   it("shows a large output in a box of bounded height that scrolls", async () => {
-    await register(call, { name: "chatty", runtime: "python", public: true, code: CHATTY });
-    const invoked = await call("/fn/chatty", { token: null });
+    await register(ui.call, { name: "chatty", runtime: "python", public: true, code: CHATTY });
+    const invoked = await ui.call("/fn/chatty", { token: null });
     expect(invoked.status).toBe(500);
-    const page = await desktop.context.newPage();
-    await signIn(page);
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
     await page.goto("/console/#/fn/chatty/log");
     await page.locator("[data-testid=invocations] tr[data-id]").first().click();
     const box = page.locator("[data-testid=stdout]");
@@ -284,14 +253,14 @@ describe("the web console", { timeout: 90_000 }, () => {
   });
 
   it("works on a phone", async () => {
-    const phone = await watchedContext(chromium.browser, server.url, {
+    const phone = await watchedContext(ui.chromium.browser, ui.server.url, {
       viewport: { width: 390, height: 844 },
       deviceScaleFactor: 2,
       isMobile: true,
       hasTouch: true,
     });
     const page = await phone.context.newPage();
-    await signIn(page);
+    await ui.signIn(page);
     await expect.poll(() => page.locator("table.functions").textContent()).toMatch(/^(?!.*…).*greet/); // details loaded
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(overflow).toBe(0);
@@ -324,10 +293,10 @@ describe("the web console", { timeout: 90_000 }, () => {
   });
 
   it("asked for nothing but the gateway, and no console page logged an error (CSP violations included)", () => {
-    expect(desktop.foreign).toEqual([]);
+    expect(ui.desktop.foreign).toEqual([]);
     // Chromium logs every 4xx a page's fetch gets; the refusals these tests provoke on purpose are asserted where they happen.
     const provoked = /Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/;
-    expect(desktop.errors.filter((error) => error.includes("/console/") && !provoked.test(error))).toEqual([]);
+    expect(ui.desktop.errors.filter((error) => error.includes("/console/") && !provoked.test(error))).toEqual([]);
   });
 });
 

@@ -1,44 +1,24 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Call, client, type Json, register, removeDataDir, type Server, startServer, uidBase, waitFor } from "../e2e/harness.js";
-import { buildConsole, type Chromium, launchChromium, screenshot, signInWith, type Watched, watchedContext } from "./browser.js";
+import { describe, expect, it } from "vitest";
+import { type Json, register, waitFor } from "../e2e/harness.js";
+import { screenshot, useConsole } from "./browser.js";
 
 // The console's jobs and schedules in a real Chromium against a real gateway.
 
 const TOKEN = "browser-jobs-token-0123456789";
-let server: Server;
-let chromium: Chromium;
-let desktop: Watched;
-let call: Call;
-
-beforeAll(async () => {
-  buildConsole();
-  server = await startServer({ env: { GATEWAY_TOKEN: TOKEN, PACKAGES_UID: String(uidBase(0) + 99), ASYNC_POLL_MS: "50" } });
-  call = client(
-    () => server.url,
-    () => TOKEN,
-  );
-  chromium = await launchChromium();
-  desktop = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
-}, 180_000);
-
-afterAll(async () => {
-  await chromium?.close();
-  await server?.stop();
-  if (server) removeDataDir(server.dataDir);
-});
+const ui = useConsole(TOKEN, { ASYNC_POLL_MS: "50" });
 
 describe("jobs and schedules in the console", { timeout: 90_000 }, () => {
   it("edits a function's schedules as JSON in the settings form and shows its next five runs", async () => {
-    await register(call, { name: "nightly", runtime: "python", code: "def handler(request):\n    return 'ok'\n" });
-    const page = await desktop.context.newPage();
-    await signInWith(page, TOKEN);
+    await register(ui.call, { name: "nightly", runtime: "python", code: "def handler(request):\n    return 'ok'\n" });
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
     await page.goto("/console/#/fn/nightly/settings");
     const field = page.locator("textarea[name=schedules]");
     await expect.poll(() => field.inputValue()).toBe("[]");
     expect(await field.getAttribute("placeholder")).toContain('"cron"');
     await field.fill('[{"cron": "0 3 * * *", "timezone": "Europe/Berlin"}]');
     await page.click("button:has-text('Save')");
-    await expect.poll(async () => ((await (await call("/api/functions/nightly")).json()) as Json).version).toBe(2);
+    await expect.poll(async () => ((await (await ui.call("/api/functions/nightly")).json()) as Json).version).toBe(2);
     await page.goto("/console/#/fn/nightly/schedules");
     const runs = page.locator("[data-testid=schedules] .next-runs li");
     await expect.poll(() => runs.count()).toBe(5);
@@ -54,12 +34,12 @@ describe("jobs and schedules in the console", { timeout: 90_000 }, () => {
   });
 
   it("lists a failed job with the dead letters, shows its attempts, and retries it", async () => {
-    await register(call, { name: "refuses", runtime: "python", retries: 0, code: "def handler(request):\n    return ('no', 400)\n" });
-    const res = await call("/fn/refuses", { method: "POST", headers: { prefer: "respond-async" } });
+    await register(ui.call, { name: "refuses", runtime: "python", retries: 0, code: "def handler(request):\n    return ('no', 400)\n" });
+    const res = await ui.call("/fn/refuses", { method: "POST", headers: { prefer: "respond-async" } });
     const id = res.headers.get("x-invocation-id")!;
-    await waitFor(async () => ((await (await call(`/api/invocations/${id}`)).json()) as Json).state === "failed", "the job to fail");
-    const page = await desktop.context.newPage();
-    await signInWith(page, TOKEN);
+    await waitFor(async () => ((await (await ui.call(`/api/invocations/${id}`)).json()) as Json).state === "failed", "the job to fail");
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
     await page.goto("/console/#/jobs");
     await page.click("[role=tab]:has-text('Failed')");
     const row = page.locator("[data-testid=jobs] tbody tr", { hasText: "refuses" });
@@ -68,7 +48,7 @@ describe("jobs and schedules in the console", { timeout: 90_000 }, () => {
     await expect.poll(() => page.locator("[data-testid=job]").textContent()).toContain("Answer 400");
     await row.locator("button:has-text('Retry')").click();
     await waitFor(
-      async () => ((await (await call("/api/jobs?function=refuses")).json()) as Json).items.length === 2,
+      async () => ((await (await ui.call("/api/jobs?function=refuses")).json()) as Json).items.length === 2,
       "the retry to be queued",
     );
     await screenshot(page, "jobs");
@@ -76,9 +56,9 @@ describe("jobs and schedules in the console", { timeout: 90_000 }, () => {
   });
 
   it("asked for nothing but the gateway, and no console page logged an error (CSP violations included)", () => {
-    expect(desktop.foreign).toEqual([]);
+    expect(ui.desktop.foreign).toEqual([]);
     // Chromium logs every 4xx a page's fetch gets; the bad expression refused above is asserted where it happens.
     const provoked = /Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/;
-    expect(desktop.errors.filter((error) => !provoked.test(error))).toEqual([]);
+    expect(ui.desktop.errors.filter((error) => !provoked.test(error))).toEqual([]);
   });
 });

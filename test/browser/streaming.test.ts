@@ -1,7 +1,6 @@
-import type { Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Call, client, type Json, register, removeDataDir, type Server, startServer } from "../e2e/harness.js";
-import { buildConsole, type Chromium, launchChromium, type Watched, watchedContext } from "./browser.js";
+import { describe, expect, it } from "vitest";
+import { type Json, register } from "../e2e/harness.js";
+import { useConsole } from "./browser.js";
 
 /**
  * The console's Invoke tab with a streamed answer, and TypeScript in the editor, in a real
@@ -9,41 +8,11 @@ import { buildConsole, type Chromium, launchChromium, type Watched, watchedConte
  */
 
 const TOKEN = "browser-stream-token-4e81c0b9d2";
-let server: Server;
-let chromium: Chromium;
-let desktop: Watched;
-let call: Call;
-
-beforeAll(async () => {
-  buildConsole();
-  server = await startServer({ env: { GATEWAY_TOKEN: TOKEN } });
-  call = client(
-    () => server.url,
-    () => TOKEN,
-  );
-  chromium = await launchChromium();
-  desktop = await watchedContext(chromium.browser, server.url, { viewport: { width: 1280, height: 800 } });
-}, 180_000);
-
-afterAll(async () => {
-  await chromium?.close();
-  await server?.stop();
-  if (server) removeDataDir(server.dataDir);
-});
-
-async function signIn(page: Page): Promise<void> {
-  await page.goto("/");
-  const functions = page.getByRole("heading", { name: "Functions" });
-  await Promise.race([functions.waitFor(), page.locator("input[name=token]").waitFor()]);
-  if (await functions.isVisible()) return;
-  await page.fill("input[name=token]", TOKEN);
-  await page.click("button[type=submit]");
-  await functions.waitFor();
-}
+const ui = useConsole(TOKEN);
 
 describe("streaming in the console", { timeout: 90_000 }, () => {
   it("shows a streamed answer in the Invoke tab as it arrives, before the function has ended", async () => {
-    await register(call, {
+    await register(ui.call, {
       name: "ticks",
       runtime: "python",
       public: true,
@@ -54,8 +23,8 @@ def handler(request):
         time.sleep(0.5)
 `,
     });
-    const page = await desktop.context.newPage();
-    await signIn(page);
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
     await page.goto("/console/#/fn/ticks/invoke");
     await page.click("button:has-text('Send')");
     const body = page.locator("[data-testid=invoke-body]");
@@ -65,23 +34,23 @@ def handler(request):
     expect(await body.textContent()).not.toContain("tick 3");
     await expect.poll(() => body.textContent(), { timeout: 20_000 }).toBe("tick 0\ntick 1\ntick 2\ntick 3\n");
     await expect.poll(() => page.locator("[data-testid=invoke-receiving]").count()).toBe(0);
-    expect(desktop.errors).toEqual([]);
+    expect(ui.desktop.errors).toEqual([]);
     await page.close();
   });
 
   it("deploys a TypeScript function from the New function form, highlighted as TypeScript", async () => {
-    const page = await desktop.context.newPage();
-    await signIn(page);
+    const page = await ui.desktop.context.newPage();
+    await ui.signIn(page);
     await page.click("text=New function");
     await page.selectOption("select[name=runtime]", "typescript");
     await expect.poll(() => page.locator("[data-testid=code-editor] .language-typescript .token.keyword").count()).toBeGreaterThan(0);
     await page.fill("input[name=name]", "typed");
     await page.click("button:has-text('Deploy')");
     await page.waitForURL(/#\/fn\/typed$/);
-    expect((await (await call("/api/functions/typed")).json()) as Json).toMatchObject({ runtime: "typescript", version: 1 });
-    const res = await call("/fn/typed?name=ts");
+    expect((await (await ui.call("/api/functions/typed")).json()) as Json).toMatchObject({ runtime: "typescript", version: 1 });
+    const res = await ui.call("/fn/typed?name=ts");
     expect(await res.json()).toEqual({ hello: "ts" });
-    expect(desktop.errors).toEqual([]);
+    expect(ui.desktop.errors).toEqual([]);
     await page.close();
   });
 });

@@ -62,6 +62,23 @@ describe.each(["invocation", "function"] as const)("isolation %s", (isolation) =
   });
 });
 
+describe("an asynchronous invocation of a streaming function", () => {
+  it.each(["node", "python"] as const)("stores %s's whole body as the job's answer", async (runtime) => {
+    const name = `ten-${runtime}-async`;
+    await gateway[runtime](name, TEN_CHUNKS[runtime]);
+    const accepted = await call(`/fn/${name}`, { method: "POST", headers: { prefer: "respond-async" } });
+    expect(accepted.status).toBe(202);
+    const id = invocationId(accepted);
+    let job: Json = {};
+    await waitFor(async () => {
+      job = (await (await call(`/api/invocations/${id}`)).json()) as Json;
+      return job.state === "succeeded";
+    }, `job ${id} to succeed`);
+    expect(job.result).toMatchObject({ status: 200, body: ALL_CHUNKS, body_encoding: "utf8", truncated: false });
+    expect(job.attempts).toEqual([expect.objectContaining({ status: "ok", trigger: "async", response_bytes: ALL_CHUNKS.length })]);
+  });
+});
+
 describe("Server-Sent Events", () => {
   it("passes a Python generator of dicts through as events, unbuffered and uncached", async () => {
     await gateway.python(

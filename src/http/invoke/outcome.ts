@@ -1,4 +1,4 @@
-import type { InvocationEnd } from "../../core/invocations.js";
+import { type InvocationEnd, NO_OUTPUT } from "../../core/invocations.js";
 import { log } from "../../core/log.js";
 import { type DeniedSyscall, type InvocationResult, SaturatedError } from "../../core/runner.js";
 import { FAILURE_HTTP_STATUS } from "../../core/statuses.js";
@@ -22,16 +22,6 @@ function jsonError(status: number, code: string, message: string, invocationId: 
   const response = new Response(text, { status, headers: { ...headers, "content-type": "application/json" } });
   return { response, bytes: Buffer.byteLength(text) };
 }
-
-const NO_OUTPUT = {
-  exitCode: null,
-  signal: null,
-  stdout: "",
-  stderr: "",
-  stdoutTruncated: false,
-  stderrTruncated: false,
-  blockedSyscall: null,
-} as const;
 
 /** The run's own part of a log row: how the process ended and what it wrote. */
 function outputOf(result: InvocationResult) {

@@ -6,7 +6,7 @@ import type { TokenRegistry } from "../../cluster/tokens.js";
 import type { Config } from "../../core/config.js";
 import { prefersAsync } from "../../core/jobs.js";
 import { log } from "../../core/log.js";
-import type { InvocationSpec, Runner } from "../../core/runner.js";
+import { invocationSpec, type Runner } from "../../core/runner.js";
 import { grantsInvoke } from "../../core/scopes.js";
 import type { JobQueue } from "../../jobs/index.js";
 import type { FunctionEnvironments } from "../../packages/function-environments.js";
@@ -189,18 +189,7 @@ async function invoke(deps: InvokeDeps, c: Context<InvocationIdEnv>): Promise<Re
   let handedOver = false;
   try {
     const { body } = read;
-    const spec: InvocationSpec = {
-      runtime: fn.runtime,
-      code: fn.code,
-      env: fn.env,
-      timeoutMs: fn.timeoutMs,
-      memoryMb: fn.memoryMb,
-      network: fn.network,
-      isolation: fn.isolation,
-      version: { name: fn.name, version: fn.version, maxConcurrency: fn.maxConcurrency },
-      request: toSandboxRequest(c.req.raw, target.path, body, id, functionUrl(c.req.url, deps.prefix)),
-      ...(packagesDir !== undefined ? { packagesDir } : {}),
-    };
+    const spec = invocationSpec(fn, toSandboxRequest(c.req.raw, target.path, body, id, functionUrl(c.req.url, deps.prefix)), packagesDir);
     // Written before the run, so a crash leaves a `running` row that the next start marks `interrupted`.
     const started = await logStart(body.byteLength);
     const runStarted = performance.now();

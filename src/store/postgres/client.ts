@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
@@ -59,6 +60,24 @@ export function database(pool: pg.Pool, onQuery?: (sql: string) => void): Db {
   const db = drizzle(pool, { schema, ...(logger ? { logger } : {}) });
   if (logger) loggers.set(db, logger);
   return db;
+}
+
+/** Thrown inside `transaction` or `savepoint` to undo what it did; the caller catches it back. */
+export class Rollback extends Error {
+  override name = "Rollback";
+}
+
+/** Runs `work` inside `tx` under a savepoint: an error (a Rollback) undoes only what `work` did. */
+export async function savepoint<T>(tx: Tx, work: (tx: Tx) => Promise<T>): Promise<T> {
+  await tx.execute(sql`savepoint fngw_inner`);
+  try {
+    const result = await work(tx);
+    await tx.execute(sql`release savepoint fngw_inner`);
+    return result;
+  } catch (error) {
+    await tx.execute(sql`rollback to savepoint fngw_inner`);
+    throw error;
+  }
 }
 
 /**

@@ -1,21 +1,4 @@
-import {
-  and,
-  asc,
-  desc,
-  eq,
-  getTableColumns,
-  inArray,
-  isNull,
-  lt,
-  lte,
-  max,
-  notExists,
-  notInArray,
-  or,
-  type SQL,
-  sql,
-  TransactionRollbackError,
-} from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, inArray, isNull, lt, lte, max, notExists, notInArray, or, type SQL, sql } from "drizzle-orm";
 import { FINAL_JOB_STATES, PENDING_JOB_STATES } from "../../core/jobs.js";
 import type { TickOutcome } from "../../core/schedules.js";
 import type {
@@ -30,7 +13,8 @@ import type {
   Settlement,
   TickRecord,
 } from "../contract.js";
-import type { Db } from "./client.js";
+import { newJobRow, type Same } from "../rows.js";
+import { type Db, Rollback, savepoint, type Tx, transaction } from "./client.js";
 import { callbackDeliveries, jobs, jobUsage, scheduleTicks } from "./schema.js";
 
 // The job queue and schedule ticks in PostgreSQL, shared by every gateway on the database: leases
@@ -38,47 +22,18 @@ import { callbackDeliveries, jobs, jobUsage, scheduleTicks } from "./schema.js";
 // row per function updated in the enqueue's transaction (a bound holds across gateways), and a
 // tick's key is its claim.
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const rowsMatch: Same<typeof jobs.$inferSelect, JobRecord> = true;
 void rowsMatch;
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
-
 const { body: _body, resultBody: _resultBody, ...listColumns } = getTableColumns(jobs);
 const ALL = "";
-
-function newJobRow(job: NewJob) {
-  return {
-    id: job.id,
-    functionName: job.functionName,
-    version: job.version,
-    trigger: job.trigger,
-    state: "queued" as const,
-    attempts: 0,
-    maxAttempts: job.maxAttempts,
-    createdAt: job.createdAt,
-    expiresAt: job.expiresAt,
-    runAt: job.runAt,
-    method: job.request.method,
-    path: job.request.path,
-    url: job.request.url,
-    headers: job.request.headers,
-    body: job.request.body,
-    requestBytes: job.requestBytes,
-    idempotencyKey: job.idempotencyKey,
-    callbackUrl: job.callbackUrl,
-    scheduledAt: job.scheduledAt ?? null,
-    scheduleKey: job.scheduleKey ?? null,
-    redriveOf: job.redriveOf ?? null,
-  };
-}
 
 export class PostgresJobs implements JobRecords {
   constructor(private readonly db: Db) {}
 
   async enqueue(job: NewJob, bounds: QueueBounds, idempotentSince: number): Promise<EnqueueResult> {
     const attempt = () =>
-      this.db.transaction(async (tx): Promise<EnqueueResult> => {
+      transaction(this.db, async (tx): Promise<EnqueueResult> => {
         if (job.idempotencyKey !== null) {
           const key = and(eq(jobs.functionName, job.functionName), eq(jobs.idempotencyKey, job.idempotencyKey));
           const [existing] = await tx.select().from(jobs).where(key);
@@ -88,7 +43,7 @@ export class PostgresJobs implements JobRecords {
         const full = await this.take(tx, job.functionName, job.requestBytes, bounds);
         if (full) {
           // Nothing of the job may stay: the counts taken so far go with the rollback.
-          tx.rollback();
+          throw new Rollback();
         }
         const [stored] = await tx.insert(jobs).values(newJobRow(job)).returning();
         return { kind: "enqueued", job: stored! };
@@ -166,7 +121,7 @@ export class PostgresJobs implements JobRecords {
 
   async lease(node: string, now: number, leaseUntil: number, limit: number, exclude: string[]): Promise<JobRecord[]> {
     if (limit <= 0) return [];
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const others = exclude.length > 0 ? notInArray(jobs.functionName, exclude) : undefined;
       // One range of the (state, run_at) index each; rows another gateway is taking are passed by.
       const pick = (where: SQL | undefined) =>
@@ -233,7 +188,7 @@ export class PostgresJobs implements JobRecords {
   }
 
   async settle(id: string, node: string, attempt: number, settlement: Settlement): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const held = and(eq(jobs.id, id), eq(jobs.leaseNode, node), eq(jobs.state, "running"), eq(jobs.attempts, attempt));
       if (settlement.state === "retrying") {
         const { state, runAt, lastInvocationId, lastStatus, lastError } = settlement;
@@ -272,7 +227,7 @@ export class PostgresJobs implements JobRecords {
   }
 
   async cancel(id: string, now: number): Promise<{ job: JobRecord; cancelled: boolean } | undefined> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const [cancelled] = await tx
         .update(jobs)
         .set({ state: "cancelled", finishedAt: now, runAt: now, leaseNode: null, leaseUntil: null })
@@ -289,7 +244,7 @@ export class PostgresJobs implements JobRecords {
 
   async leaseCallbacks(node: string, now: number, leaseUntil: number, limit: number): Promise<JobRecord[]> {
     if (limit <= 0) return [];
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const picked = await tx
         .select({ id: jobs.id })
         .from(jobs)
@@ -322,7 +277,7 @@ export class PostgresJobs implements JobRecords {
     delivery: CallbackDelivery,
     next: { state: "pending"; runAt: number } | { state: "delivered" | "failed" },
   ): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const changed = await tx
         .update(jobs)
         .set({
@@ -385,7 +340,7 @@ export class PostgresSchedules implements ScheduleRecords {
     tick: Omit<TickRecord, "outcome" | "jobId" | "jobState">,
     work: { job: NewJob; bounds: QueueBounds; skipWhileRunning: boolean } | { outcome: "missed" },
   ): Promise<TickOutcome | null> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       // The tick's key is the claim: a second gateway's insert finds the row and does nothing.
       const claimed = await tx
         .insert(scheduleTicks)
@@ -408,16 +363,14 @@ export class PostgresSchedules implements ScheduleRecords {
       }
       if (outcome === "enqueued") {
         // The counts are taken under a savepoint: a full queue undoes them and keeps the claim.
-        const full = await tx
-          .transaction(async (inner) => {
-            const bound = await this.jobRecords.take(inner, job.functionName, job.requestBytes, work.bounds);
-            if (bound) inner.rollback();
-            return bound;
-          })
-          .catch((err: unknown) => {
-            if (isRollback(err)) return "queue" as const;
-            throw err;
-          });
+        const full = await savepoint(tx, async (inner) => {
+          const bound = await this.jobRecords.take(inner, job.functionName, job.requestBytes, work.bounds);
+          if (bound) throw new Rollback();
+          return bound;
+        }).catch((err: unknown) => {
+          if (isRollback(err)) return "queue" as const;
+          throw err;
+        });
         if (full) outcome = "refused";
       }
       if (outcome === "enqueued") await tx.insert(jobs).values(newJobRow(job));
@@ -480,9 +433,8 @@ export class PostgresSchedules implements ScheduleRecords {
   }
 }
 
-/** drizzle's `tx.rollback()` throws this to unwind the transaction. */
 function isRollback(err: unknown): boolean {
-  return err instanceof TransactionRollbackError;
+  return err instanceof Rollback;
 }
 
 function isUniqueViolation(err: unknown): boolean {

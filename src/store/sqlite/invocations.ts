@@ -5,12 +5,12 @@ import { and, desc, eq, getTableColumns, gt, gte, inArray, isNotNull, lt, type S
 import type { InvocationFilter, InvocationPage, InvocationRow, InvocationStats, StoredEnd } from "../../core/invocations.js";
 import { INVOCATION_STATUSES, type InvocationStatus, TIMED_STATUSES } from "../../core/statuses.js";
 import type { InvocationRecords, StartedRow } from "../contract.js";
+import type { Same } from "../rows.js";
 import type { Db } from "./client.js";
 import type { ReadInBackground } from "./reader.js";
 import { invocations } from "./schema.js";
 
 /** Each engine's row is the log's vocabulary, field for field. */
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const rowsMatch: Same<typeof invocations.$inferSelect, InvocationRow> = true;
 void rowsMatch;
 

@@ -13,13 +13,13 @@ import type {
   Settlement,
   TickRecord,
 } from "../contract.js";
+import { newJobRow, type Same } from "../rows.js";
 import type { Db } from "./client.js";
 import { callbackDeliveries, jobs, jobUsage, scheduleTicks } from "./schema.js";
 
 // The job queue and schedule ticks in SQLite: one gateway writes the file, so every method is one
 // synchronous transaction (no two can interleave).
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const rowsMatch: Same<typeof jobs.$inferSelect, JobRecord> = true;
 void rowsMatch;
 
@@ -45,32 +45,6 @@ const emptyJob = {
   callbackState: null,
   callbackAttempts: 0,
 } as const;
-
-export function newJobRow(job: NewJob) {
-  return {
-    id: job.id,
-    functionName: job.functionName,
-    version: job.version,
-    trigger: job.trigger,
-    state: "queued" as const,
-    attempts: 0,
-    maxAttempts: job.maxAttempts,
-    createdAt: job.createdAt,
-    expiresAt: job.expiresAt,
-    runAt: job.runAt,
-    method: job.request.method,
-    path: job.request.path,
-    url: job.request.url,
-    headers: job.request.headers,
-    body: job.request.body,
-    requestBytes: job.requestBytes,
-    idempotencyKey: job.idempotencyKey,
-    callbackUrl: job.callbackUrl,
-    scheduledAt: job.scheduledAt ?? null,
-    scheduleKey: job.scheduleKey ?? null,
-    redriveOf: job.redriveOf ?? null,
-  };
-}
 
 interface PendingEnqueue {
   job: NewJob;
