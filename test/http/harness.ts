@@ -351,6 +351,16 @@ export async function envSeenBy(gw: Gateway, name: string): Promise<Record<strin
   return gw.runner.last.env;
 }
 
+/** A file's bytes, or undefined when the server removed it after it was listed (its caches, stats, recycled WAL). */
+function readIfPresent(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
 /** Every file below `dir`. */
 function filesUnder(dir: string): string[] {
   return fs
@@ -363,7 +373,7 @@ function filesUnder(dir: string): string[] {
 export async function databaseFilesContain(gw: Gateway, needle: string): Promise<boolean> {
   if (ENGINE === "postgres") {
     await gw.sql("checkpoint"); // every page written out to the cluster's files
-    return filesUnder(inject("postgresDataDir")).some((f) => fs.readFileSync(f).includes(Buffer.from(needle)));
+    return filesUnder(inject("postgresDataDir")).some((f) => readIfPresent(f)?.includes(Buffer.from(needle)));
   }
   (gw.store as SqliteStore).connection.sqlite.pragma("wal_checkpoint(PASSIVE)");
   const file = gw.config.DB_PATH;
