@@ -281,13 +281,18 @@ async function withCpu(drive: () => Promise<Figures>): Promise<Measured> {
   };
   const before = sampleCpu();
   const figures = await drive();
-  const used = cpuBetween(before, sampleCpu(), gateway.pid!, health.sandbox?.memory?.forkServer?.pid ?? null);
+  const used = cpuBetween(before, sampleCpu(), {
+    gateway: gateway.pid!,
+    forkServer: health.sandbox?.memory?.forkServer?.pid ?? null,
+    database: postgres?.pid() ?? null,
+  });
   const per = (ms: number) => ms / Math.max(1, figures.count);
   const cpu = {
     gateway: per(used.gateway),
     interpreters: per(used.interpreters),
     forkServer: per(used.forkServer),
     forkedChildren: per(used.forkedChildren),
+    database: per(used.database),
   };
   return { figures, cpu };
 }
@@ -303,7 +308,7 @@ async function bareAt(
   const [binary, args] = bareCommand(runtime, binaries);
   const figures = await spawnLoad(binary, kind === "spawn" ? args : ["-e", 'new Response("")'], concurrency, perCase);
   const interpreters = reapedBetween(before, sampleCpu()) / Math.max(1, figures.count);
-  const cpu = { gateway: 0, interpreters, forkServer: 0, forkedChildren: 0 };
+  const cpu = { gateway: 0, interpreters, forkServer: 0, forkedChildren: 0, database: 0 };
   results.push({ mode, runtime, kind, concurrency, figures, cpu, p50Ratio: 1, throughputRatio: 1 });
   process.stderr.write(`bare ${runtime} c=${concurrency}: p50 ${figures.p50.toFixed(1)} ms\n`);
   return figures;
@@ -392,14 +397,33 @@ function printTable(): void {
     r.throughputRatio === null ? "-" : `${fmt(r.throughputRatio, 2)}x`,
     r.kind.startsWith("spawn") ? "-" : fmt(r.cpu.gateway),
     fmt(r.cpu.interpreters + r.cpu.forkServer + r.cpu.forkedChildren),
+    ...(postgres ? [r.kind.startsWith("spawn") ? "-" : fmt(r.cpu.database, 2)] : []),
   ]);
   console.log(
     `\n${store}; ${os.availableParallelism()} cores, load average ${loadBefore[0]!.toFixed(1)} before, ${os.loadavg()[0]!.toFixed(1)} after; ${perCase} requests per case, idle = ${idleRequests} one at a time ${IDLE_GAP_MS} ms apart; ` +
       "latency in ms; ratios against the bare spawn of the same runtime at the same concurrency, measured just before (idle: against c=1); " +
-      "CPU ms per invocation from /proc: the gateway's own, and the sandbox's (interpreters, the fork-server's parent and its children; a bare spawn's interpreter)\n",
+      "CPU ms per invocation from /proc: the gateway's own, and the sandbox's (interpreters, the fork-server's parent and its children; a bare spawn's interpreter)" +
+      (postgres ? "; cpu db: the PostgreSQL server's, on the same cores\n" : "\n"),
   );
   console.log(
-    table(["case", "isolation", "c", "p50", "p95", "p99", "req/s", "non-2xx", "p50 ratio", "tput ratio", "cpu gw", "cpu sandbox"], rows),
+    table(
+      [
+        "case",
+        "isolation",
+        "c",
+        "p50",
+        "p95",
+        "p99",
+        "req/s",
+        "non-2xx",
+        "p50 ratio",
+        "tput ratio",
+        "cpu gw",
+        "cpu sandbox",
+        ...(postgres ? ["cpu db"] : []),
+      ],
+      rows,
+    ),
   );
   for (const { mode, reason } of skippedModes) console.log(`isolation "${mode}" skipped: the gateway answers 400 (${reason})`);
   if (asyncResults.length === 0) return;

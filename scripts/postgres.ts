@@ -21,6 +21,8 @@ export interface PostgresServer {
   dataDir: string;
   /** pg_ctl, run as the postgres user, on this cluster. */
   ctl(...args: string[]): void;
+  /** The postmaster's pid (its backends are its children). */
+  pid(): number;
   stop(): void;
 }
 
@@ -89,6 +91,7 @@ export async function startPostgres(options: { dir?: string; port?: number } = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     dataDir,
     ctl,
+    pid: () => Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]),
     stop() {
       try {
         ctl("stop", "-m", options.dir ? "fast" : "immediate");

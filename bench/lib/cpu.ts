@@ -1,8 +1,8 @@
 import fs from "node:fs";
 
 // CPU time by process over a bench case, from /proc: the gateway itself, the fork-server's parent,
-// the children it forked, and the interpreters the gateway spawned (Node standbys, warm
-// instances, Python ones without the fork-server). A process still running is counted by the
+// the children it forked, the interpreters the gateway spawned (Node standbys, warm
+// instances, Python ones without the fork-server), and a PostgreSQL server on this host. A process still running is counted by the
 // difference between two samples; one that ended is counted in its parent's cutime/cstime once
 // reaped.
 
@@ -41,9 +41,15 @@ export interface CpuByProcess {
   interpreters: number;
   forkServer: number;
   forkedChildren: number;
+  /** The database server and its backends (PostgreSQL on this host; 0 on SQLite, whose work is the gateway's). */
+  database: number;
 }
 
-export function cpuBetween(before: CpuSample, after: CpuSample, gatewayPid: number, forkServerPid: number | null): CpuByProcess {
+export function cpuBetween(
+  before: CpuSample,
+  after: CpuSample,
+  pids: { gateway: number; forkServer: number | null; database: number | null },
+): CpuByProcess {
   const delta = (pid: number, key: "own" | "reaped") => (after.get(pid)?.[key] ?? 0) - (before.get(pid)?.[key] ?? 0);
   /** The CPU of `pid`'s live descendants over the case (each alive at the end). */
   const descendants = (pid: number, skip: number | null): number => {
@@ -54,12 +60,14 @@ export function cpuBetween(before: CpuSample, after: CpuSample, gatewayPid: numb
     }
     return sum;
   };
-  const forkServer = forkServerPid !== null && after.has(forkServerPid) ? forkServerPid : null;
+  const forkServer = pids.forkServer !== null && after.has(pids.forkServer) ? pids.forkServer : null;
+  const database = pids.database;
   return {
-    gateway: delta(gatewayPid, "own"),
-    interpreters: delta(gatewayPid, "reaped") + descendants(gatewayPid, forkServer),
+    gateway: delta(pids.gateway, "own"),
+    interpreters: delta(pids.gateway, "reaped") + descendants(pids.gateway, forkServer),
     forkServer: forkServer === null ? 0 : delta(forkServer, "own"),
     forkedChildren: forkServer === null ? 0 : delta(forkServer, "reaped") + descendants(forkServer, null),
+    database: database === null ? 0 : delta(database, "own") + delta(database, "reaped") + descendants(database, null),
   };
 }
 
