@@ -9,6 +9,7 @@ import { backoffMs } from "../core/jobs.js";
 import { log } from "../core/log.js";
 import type { JobRecord, Store } from "../store/contract.js";
 import type { SecretBox } from "../store/secrets.js";
+import { Pause } from "./pause.js";
 
 /**
  * Callback delivery: when a job with `X-Callback-Url` ends, its answer is POSTed there, signed,
@@ -118,7 +119,7 @@ export class CallbackSender {
   private readonly random: () => number;
   private stopped = false;
   private loop: Promise<void> | null = null;
-  private wakeUp: (() => void) | null = null;
+  private readonly pause = new Pause();
 
   constructor(
     private readonly store: Store,
@@ -134,7 +135,7 @@ export class CallbackSender {
   }
 
   wake(): void {
-    this.wakeUp?.();
+    this.pause.wake();
   }
 
   async stop(): Promise<void> {
@@ -153,22 +154,8 @@ export class CallbackSender {
         log.warn({ err }, `could not take callbacks to deliver: ${(err as Error).message}`);
       }
       await Promise.all(due.map((job) => this.deliver(job)));
-      if (due.length < PARALLEL_DELIVERIES) await this.sleep(this.options.pollMs);
+      if (due.length < PARALLEL_DELIVERIES) await this.pause.sleep(this.options.pollMs);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = () => {
-        this.wakeUp = null;
-        done();
-      };
-    });
   }
 
   private async deliver(job: JobRecord): Promise<void> {

@@ -7,6 +7,7 @@ import { invocationSpec, type Runner } from "../core/runner.js";
 import type { FunctionVersion, JobRecord, Settlement, Store } from "../store/contract.js";
 import type { InvocationLogWriter } from "../store/log-writer.js";
 import { attemptOutcome, attemptRefused, attemptRequest, attemptRunnerError, type JobAnswer } from "./attempt.js";
+import { Pause } from "./pause.js";
 
 /** The gateway's admission control, as jobs use it (src/http/admission.ts): jobs take the same places as calls that wait. */
 export interface Slots {
@@ -61,7 +62,7 @@ export class JobWorker {
   private readonly random: () => number;
   private readonly newId: () => string;
   private stopped = false;
-  private wakeUp: (() => void) | null = null;
+  private readonly pause = new Pause();
   private loop: Promise<void> | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
 
@@ -86,7 +87,7 @@ export class JobWorker {
 
   /** A job was enqueued here: look now rather than at the next poll. */
   wake(): void {
-    this.wakeUp?.();
+    this.pause.wake();
   }
 
   get active(): number {
@@ -123,22 +124,8 @@ export class JobWorker {
         this.running.set(job.id, run);
       }
       // A full batch may have more behind it; otherwise wait for a wake-up (an enqueue, a job done) or the poll.
-      if (leased.length === 0 || leased.length < room) await this.sleep(this.options.pollMs);
+      if (leased.length === 0 || leased.length < room) await this.pause.sleep(this.options.pollMs);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = () => {
-        this.wakeUp = null;
-        done();
-      };
-    });
   }
 
   /** Functions this gateway cannot start another invocation of now (their max_concurrency), left in the queue for others. */

@@ -68,6 +68,19 @@ export function closeFd(fd: number): void {
   closeFn(fd);
 }
 
+/** A msghdr of one buffer and a control buffer, no address. */
+function messageHeader(data: Buffer, control: Buffer) {
+  return {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: { iov_base: data, iov_len: data.length },
+    msg_iovlen: 1,
+    msg_control: control,
+    msg_controllen: control.length,
+    msg_flags: 0,
+  };
+}
+
 /**
  * Sends `message` with `fds` attached on a Unix socket, without blocking: a peer that has
  * stopped reading makes this throw (EAGAIN) instead of stalling the event loop.
@@ -79,15 +92,7 @@ export function sendFds(socket: number, message: Buffer, fds: readonly number[])
   control.writeInt32LE(SOL_SOCKET, 8);
   control.writeInt32LE(SCM_RIGHTS, 12);
   for (const [i, fd] of fds.entries()) control.writeInt32LE(fd, CMSG_HEADER + 4 * i);
-  const header = {
-    msg_name: null,
-    msg_namelen: 0,
-    msg_iov: { iov_base: message, iov_len: message.length },
-    msg_iovlen: 1,
-    msg_control: control,
-    msg_controllen: control.length,
-    msg_flags: 0,
-  };
+  const header = messageHeader(message, control);
   const sent = Number(sendmsgFn(socket, header, MSG_DONTWAIT | MSG_NOSIGNAL));
   if (sent !== message.length) throw new SyscallError("sendmsg", sent < 0 ? koffi.errno() : 0, `fd ${socket}`);
 }
@@ -100,15 +105,7 @@ export function sendFds(socket: number, message: Buffer, fds: readonly number[])
 export function receiveFd(socket: number): number | null {
   const data = Buffer.alloc(16);
   const control = Buffer.alloc(CMSG_HEADER + 8 * 4);
-  const header = {
-    msg_name: null,
-    msg_namelen: 0,
-    msg_iov: { iov_base: data, iov_len: data.length },
-    msg_iovlen: 1,
-    msg_control: control,
-    msg_controllen: control.length,
-    msg_flags: 0,
-  };
+  const header = messageHeader(data, control);
   const received = Number(recvmsgFn(socket, header, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
   if (received < 0 || header.msg_controllen < CMSG_HEADER) return null;
   const length = Number(control.readBigUInt64LE(0));
